@@ -1,0 +1,84 @@
+// Command knode is a lean, kubelet-compatible Kubernetes node agent.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"knode.io/knode/internal/agent"
+	"knode.io/knode/internal/config"
+	"knode.io/knode/internal/logging"
+	"knode.io/knode/internal/version"
+)
+
+func main() {
+	if err := newRootCommand().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "knode:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "knode",
+		Short:         "knode is a lean, kubelet-compatible Kubernetes node agent",
+		Long:          "knode runs static pods on a CRI runtime, serves the kubelet's HTTPS API (with the checkpoint endpoint)\nand hosts device plugins, without the kubelet's weight.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRunCommand(), newVersionCommand())
+	return root
+}
+
+func newVersionCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print knode's version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), version.String())
+		},
+	}
+}
+
+func newRunCommand() *cobra.Command {
+	flags := &config.Flags{}
+	var logLevel, logFormat string
+	var verbosity int
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the node agent",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			level, err := logging.ParseLevel(logLevel, verbosity)
+			if err != nil {
+				return err
+			}
+			log, err := logging.Setup(os.Stderr, level, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg, warnings, err := config.Load(cmd.Flags(), flags)
+			if err != nil {
+				return err
+			}
+			for _, w := range warnings {
+				log.Warn(w)
+			}
+			log.Info("starting knode", "version", version.Version, "featureGates", cfg.FeatureGates.Map())
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return agent.Run(ctx, cfg, log)
+		},
+	}
+	flags.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&logLevel, "log-level", "", "debug, info, warn or error (default info)")
+	cmd.Flags().IntVarP(&verbosity, "v", "v", 0, "log verbosity, as the kubelet's -v (0 = info, higher = more detail)")
+	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
+	return cmd
+}

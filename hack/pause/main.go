@@ -1,0 +1,28 @@
+// Command pause is the sandbox (infra) container's process: it holds the
+// pod's namespaces, reaps orphaned children, and exits on SIGINT/SIGTERM.
+// knode's setup builds it statically into the local pause image, since
+// these machines reach no container registry.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for sig := range sigs {
+		if sig != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var ws syscall.WaitStatus
+			pid, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}

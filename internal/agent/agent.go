@@ -1,0 +1,121 @@
+// Package agent wires knode together in the order data flows:
+// config → runtime connection → pod sources → pod workers → runtime.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"knode.io/knode/internal/config"
+	"knode.io/knode/internal/containerd"
+	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/nodeinfo"
+	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/staticpod"
+)
+
+// Run starts the agent and blocks until ctx ends. Pods keep running after
+// it returns; a restarted knode adopts them.
+func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
+		return fmt.Errorf("create root dir: %w", err)
+	}
+	endpoint := cfg.ContainerRuntimeEndpoint
+	if endpoint == "" {
+		sup, err := startEmbedded(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer sup.Stop(30 * time.Second)
+		endpoint = sup.Endpoint()
+	}
+	rt, err := cri.Connect(ctx, log, endpoint, cfg.RuntimeRequestTimeout)
+	if err != nil {
+		return err
+	}
+	defer rt.Close(context.Background())
+	log.Info("container runtime", "runtime", rt.Description(), "endpoint", endpoint)
+	go rt.Health().Watch(ctx, log, 5*time.Second)
+
+	hostIP, err := nodeinfo.HostIP()
+	if err != nil {
+		return err
+	}
+	memory, err := nodeinfo.MemoryBytes()
+	if err != nil {
+		return err
+	}
+	var sources []string
+	if cfg.PodManifestPath != "" {
+		sources = append(sources, staticpod.SourceFile)
+	}
+	mgr := pods.NewManager(pods.Options{
+		Runtime:         rt,
+		Images:          rt,
+		RuntimeName:     rt.Name(),
+		RootDir:         cfg.RootDir,
+		PodLogsDir:      cfg.PodLogsDir,
+		CgroupRoot:      cfg.CgroupRoot,
+		ResolvConf:      cfg.ResolvConf,
+		HostIP:          hostIP,
+		NodeCPUs:        nodeinfo.CPUs(),
+		NodeMemoryBytes: memory,
+		ResyncPeriod:    cfg.SyncFrequency,
+		RequestTimeout:  cfg.RuntimeRequestTimeout,
+		Log:             log.With("component", "pods"),
+	}, sources...)
+
+	if cfg.PodManifestPath != "" {
+		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))
+		snapshots := make(chan staticpod.Snapshot)
+		go func() {
+			if err := src.Run(ctx, snapshots); err != nil {
+				log.Error("static pod source stopped", "err", err)
+			}
+		}()
+		go func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case snap := <-snapshots:
+					mgr.SetPods(staticpod.SourceFile, snap.Pods)
+				}
+			}
+		}()
+	}
+	log.Info("knode is running", "node", cfg.NodeName, "rootDir", cfg.RootDir, "manifests", cfg.PodManifestPath)
+	mgr.Run(ctx)
+	log.Info("knode stopped; pods keep running in the runtime")
+	return nil
+}
+
+func startEmbedded(ctx context.Context, cfg *config.Config, log *slog.Logger) (*containerd.Supervisor, error) {
+	layout := containerd.Layout{Dir: filepath.Join(cfg.RootDir, "containerd")}
+	sup, err := containerd.Start(ctx, containerd.Options{
+		Layout: layout,
+		Settings: containerd.Settings{
+			SandboxImage: cfg.PodInfraContainerImage,
+			PodCIDR:      cfg.PodCIDR,
+			CNIBinDirs:   []string{"/usr/lib/cni", "/opt/cni/bin"},
+			CDISpecDirs:  []string{"/etc/cdi", "/var/run/cdi"},
+		},
+		Log: log.With("component", "containerd"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.PreloadImagesDir != "" {
+		imported, err := containerd.ImportArchives(ctx, sup.Binary(), layout.Socket(), cfg.PreloadImagesDir)
+		if err != nil {
+			sup.Stop(10 * time.Second)
+			return nil, err
+		}
+		log.Info("imported image archives", "archives", imported)
+	}
+	return sup, nil
+}

@@ -1,0 +1,98 @@
+// Package config turns knode's command line and an optional KubeletConfiguration
+// file into the one Config the rest of the agent reads.
+//
+// As in the kubelet, the file is read first and every flag the operator set
+// explicitly overrides the file. Fields of KubeletConfiguration that knode does
+// not implement are returned as warnings, never silently dropped.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Defaults shared with the kubelet where the concept is the same.
+const (
+	DefaultRootDir                = "/var/lib/kubelet"
+	DefaultPort                   = 10250
+	DefaultRuntimeRequestTimeout  = 2 * time.Minute
+	DefaultPodLogsDir             = "/var/log/pods"
+	DefaultFileCheckFrequency     = 20 * time.Second
+	DefaultSyncFrequency          = time.Minute
+	DefaultCgroupRoot             = "/kubepods"
+	DefaultPodInfraContainerImage = "registry.k8s.io/pause:3.10"
+	DefaultPodCIDR                = "10.88.0.0/16"
+	DefaultAuthorizationMode      = "AlwaysAllow"
+)
+
+// Config is knode's effective configuration after the file and flags are merged.
+type Config struct {
+	RootDir                  string
+	PodManifestPath          string
+	ContainerRuntimeEndpoint string
+	NodeName                 string
+	Address                  string
+	Port                     int32
+	ReadOnlyPort             int32
+	TLSCertFile              string
+	TLSPrivateKeyFile        string
+	ClientCAFile             string
+	AnonymousAuth            bool
+	AuthorizationMode        string
+	FeatureGates             *FeatureGates
+	RuntimeRequestTimeout    time.Duration
+	PodLogsDir               string
+	FileCheckFrequency       time.Duration
+	SyncFrequency            time.Duration
+	CgroupRoot               string
+	CgroupDriver             string
+	PodCIDR                  string
+	ResolvConf               string
+	PodInfraContainerImage   string
+	// PreloadImagesDir holds OCI/Docker image archives that knode imports into
+	// its embedded containerd at start, for nodes without a registry.
+	PreloadImagesDir string
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if c.RootDir == "" {
+		return fmt.Errorf("--root-dir must not be empty")
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("--port %d is out of range 0-65535", c.Port)
+	}
+	if c.ReadOnlyPort < 0 || c.ReadOnlyPort > 65535 {
+		return fmt.Errorf("--read-only-port %d is out of range 0-65535", c.ReadOnlyPort)
+	}
+	if c.RuntimeRequestTimeout <= 0 {
+		return fmt.Errorf("--runtime-request-timeout must be positive, got %s", c.RuntimeRequestTimeout)
+	}
+	switch c.AuthorizationMode {
+	case "AlwaysAllow", "Webhook":
+	default:
+		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
+	}
+	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
+		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)
+	}
+	if c.NodeName == "" {
+		return fmt.Errorf("node name is empty: set --hostname-override")
+	}
+	return nil
+}
+
+// nodeName applies the kubelet's rule: the override or the host name, lower-cased.
+func nodeName(override string) (string, error) {
+	name := strings.TrimSpace(override)
+	if name == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return "", fmt.Errorf("read host name: %w", err)
+		}
+		name = h
+	}
+	return strings.ToLower(name), nil
+}

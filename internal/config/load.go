@@ -1,0 +1,256 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+	cliflag "k8s.io/component-base/cli/flag"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"sigs.k8s.io/yaml"
+)
+
+// Flags holds the command-line values before they are merged with the file.
+type Flags struct {
+	ConfigFile               string
+	RootDir                  string
+	PodManifestPath          string
+	ContainerRuntimeEndpoint string
+	HostnameOverride         string
+	Address                  string
+	Port                     int32
+	ReadOnlyPort             int32
+	TLSCertFile              string
+	TLSPrivateKeyFile        string
+	ClientCAFile             string
+	AnonymousAuth            bool
+	AuthorizationMode        string
+	FeatureGates             map[string]bool
+	RuntimeRequestTimeout    time.Duration
+	PodLogsDir               string
+	CgroupRoot               string
+	PodCIDR                  string
+	PodInfraContainerImage   string
+	PreloadImagesDir         string
+}
+
+// AddFlags registers the kubelet's flag names (where knode has the concept)
+// and knode's own on fs.
+func (f *Flags) AddFlags(fs *pflag.FlagSet) {
+	fs.StringVar(&f.ConfigFile, "config", "", "KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags override it")
+	fs.StringVar(&f.RootDir, "root-dir", DefaultRootDir, "Directory for knode's files (checkpoints, device plugins, pod volumes, embedded runtime)")
+	fs.StringVar(&f.PodManifestPath, "pod-manifest-path", "", "Directory of static pod manifests (YAML or JSON), watched for changes")
+	fs.StringVar(&f.ContainerRuntimeEndpoint, "container-runtime-endpoint", "", "CRI endpoint, e.g. unix:///run/containerd/containerd.sock; empty starts an embedded containerd")
+	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "Node name to use instead of the host name")
+	fs.StringVar(&f.Address, "address", "0.0.0.0", "IP address to serve the HTTPS API on")
+	fs.Int32Var(&f.Port, "port", DefaultPort, "Port of the HTTPS API")
+	fs.Int32Var(&f.ReadOnlyPort, "read-only-port", 0, "Port of the plain-HTTP read-only API (0 = off)")
+	fs.StringVar(&f.TLSCertFile, "tls-cert-file", "", "Serving certificate; without it one is generated under <root-dir>/pki")
+	fs.StringVar(&f.TLSPrivateKeyFile, "tls-private-key-file", "", "Private key of --tls-cert-file")
+	fs.StringVar(&f.ClientCAFile, "client-ca-file", "", "CA bundle that signs accepted client certificates")
+	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", false, "Serve unauthenticated requests as system:anonymous")
+	fs.StringVar(&f.AuthorizationMode, "authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook")
+	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
+	fs.DurationVar(&f.RuntimeRequestTimeout, "runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)")
+	fs.StringVar(&f.PodLogsDir, "pod-logs-dir", DefaultPodLogsDir, "Root of the pods' log directories")
+	fs.StringVar(&f.CgroupRoot, "cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes")
+	fs.StringVar(&f.PodCIDR, "pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge")
+	fs.StringVar(&f.PodInfraContainerImage, "pod-infra-container-image", DefaultPodInfraContainerImage, "Sandbox (pause) image pinned in the embedded runtime")
+	fs.StringVar(&f.PreloadImagesDir, "preload-images-dir", "", "Image archives (*.tar) imported into the embedded runtime at start")
+}
+
+// supportedFileFields are the KubeletConfiguration fields knode implements,
+// as dotted JSON paths; a set field outside this list gets a warning.
+var supportedFileFields = map[string]bool{
+	"apiVersion": true, "kind": true,
+	"staticPodPath": true, "podLogsDir": true, "syncFrequency": true, "fileCheckFrequency": true,
+	"address": true, "port": true, "readOnlyPort": true,
+	"tlsCertFile": true, "tlsPrivateKeyFile": true,
+	"authentication.x509.clientCAFile": true, "authentication.anonymous.enabled": true,
+	"authorization.mode": true,
+	"cgroupRoot":         true, "cgroupDriver": true, "runtimeRequestTimeout": true,
+	"podCIDR": true, "resolvConf": true, "featureGates": true, "containerRuntimeEndpoint": true,
+}
+
+// Load merges defaults, the --config file and the flags the operator set.
+// It returns the configuration and one warning per unsupported file field.
+func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
+	cfg := &Config{
+		RootDir:                f.RootDir,
+		Address:                f.Address,
+		Port:                   f.Port,
+		ReadOnlyPort:           f.ReadOnlyPort,
+		AuthorizationMode:      f.AuthorizationMode,
+		RuntimeRequestTimeout:  f.RuntimeRequestTimeout,
+		PodLogsDir:             f.PodLogsDir,
+		FileCheckFrequency:     DefaultFileCheckFrequency,
+		SyncFrequency:          DefaultSyncFrequency,
+		CgroupRoot:             f.CgroupRoot,
+		PodCIDR:                f.PodCIDR,
+		ResolvConf:             "/etc/resolv.conf",
+		PodInfraContainerImage: f.PodInfraContainerImage,
+		PreloadImagesDir:       f.PreloadImagesDir,
+		AnonymousAuth:          f.AnonymousAuth,
+	}
+	gates := map[string]bool{}
+	var warnings []string
+	if f.ConfigFile != "" {
+		kc, unsupported, err := ReadFile(f.ConfigFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		applyFile(cfg, kc, gates)
+		for _, field := range unsupported {
+			warnings = append(warnings, fmt.Sprintf("%s: field %q is not implemented by knode and is ignored", f.ConfigFile, field))
+		}
+	}
+	applyFlags(fs, f, cfg, gates)
+
+	fg, err := NewFeatureGates(gates)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.FeatureGates = fg
+	name, err := nodeName(cfg.NodeName)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.NodeName = name
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return cfg, warnings, nil
+}
+
+func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[string]bool) {
+	setString := func(dst *string, v string) {
+		if v != "" {
+			*dst = v
+		}
+	}
+	setDuration := func(dst *time.Duration, v time.Duration) {
+		if v != 0 {
+			*dst = v
+		}
+	}
+	setString(&cfg.PodManifestPath, kc.StaticPodPath)
+	setString(&cfg.PodLogsDir, kc.PodLogsDir)
+	setString(&cfg.Address, kc.Address)
+	setString(&cfg.TLSCertFile, kc.TLSCertFile)
+	setString(&cfg.TLSPrivateKeyFile, kc.TLSPrivateKeyFile)
+	setString(&cfg.ClientCAFile, kc.Authentication.X509.ClientCAFile)
+	setString(&cfg.AuthorizationMode, string(kc.Authorization.Mode))
+	setString(&cfg.CgroupRoot, kc.CgroupRoot)
+	setString(&cfg.CgroupDriver, kc.CgroupDriver)
+	setString(&cfg.PodCIDR, kc.PodCIDR)
+	setString(&cfg.ContainerRuntimeEndpoint, kc.ContainerRuntimeEndpoint)
+	if kc.ResolverConfig != nil {
+		cfg.ResolvConf = *kc.ResolverConfig
+	}
+	setDuration(&cfg.SyncFrequency, kc.SyncFrequency.Duration)
+	setDuration(&cfg.FileCheckFrequency, kc.FileCheckFrequency.Duration)
+	setDuration(&cfg.RuntimeRequestTimeout, kc.RuntimeRequestTimeout.Duration)
+	if kc.Port != 0 {
+		cfg.Port = kc.Port
+	}
+	if kc.ReadOnlyPort != 0 {
+		cfg.ReadOnlyPort = kc.ReadOnlyPort
+	}
+	if kc.Authentication.Anonymous.Enabled != nil {
+		cfg.AnonymousAuth = *kc.Authentication.Anonymous.Enabled
+	}
+	for k, v := range kc.FeatureGates {
+		gates[k] = v
+	}
+}
+
+// applyFlags lets every explicitly set flag win over the file, as the kubelet does.
+func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool) {
+	set := func(name string, apply func()) {
+		if fs.Changed(name) {
+			apply()
+		}
+	}
+	set("root-dir", func() { cfg.RootDir = f.RootDir })
+	set("pod-manifest-path", func() { cfg.PodManifestPath = f.PodManifestPath })
+	set("container-runtime-endpoint", func() { cfg.ContainerRuntimeEndpoint = f.ContainerRuntimeEndpoint })
+	set("address", func() { cfg.Address = f.Address })
+	set("port", func() { cfg.Port = f.Port })
+	set("read-only-port", func() { cfg.ReadOnlyPort = f.ReadOnlyPort })
+	set("tls-cert-file", func() { cfg.TLSCertFile = f.TLSCertFile })
+	set("tls-private-key-file", func() { cfg.TLSPrivateKeyFile = f.TLSPrivateKeyFile })
+	set("client-ca-file", func() { cfg.ClientCAFile = f.ClientCAFile })
+	set("anonymous-auth", func() { cfg.AnonymousAuth = f.AnonymousAuth })
+	set("authorization-mode", func() { cfg.AuthorizationMode = f.AuthorizationMode })
+	set("runtime-request-timeout", func() { cfg.RuntimeRequestTimeout = f.RuntimeRequestTimeout })
+	set("pod-logs-dir", func() { cfg.PodLogsDir = f.PodLogsDir })
+	set("cgroup-root", func() { cfg.CgroupRoot = f.CgroupRoot })
+	set("pod-cidr", func() { cfg.PodCIDR = f.PodCIDR })
+	cfg.NodeName = f.HostnameOverride
+	// Flag gates are merged key by key over the file's, as in the kubelet.
+	for k, v := range f.FeatureGates {
+		gates[k] = v
+	}
+}
+
+// ReadFile decodes a KubeletConfiguration strictly and lists the set fields
+// knode does not implement, sorted.
+func ReadFile(path string) (*kubeletv1beta1.KubeletConfiguration, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read config file: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse is ReadFile on bytes already read; name is used in messages.
+func Parse(name string, data []byte) (*kubeletv1beta1.KubeletConfiguration, []string, error) {
+	var kc kubeletv1beta1.KubeletConfiguration
+	if err := yaml.UnmarshalStrict(data, &kc); err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", name, err)
+	}
+	wantVersion := kubeletv1beta1.SchemeGroupVersion.String()
+	if kc.APIVersion != wantVersion || kc.Kind != "KubeletConfiguration" {
+		return nil, nil, fmt.Errorf("config file %s: want apiVersion %s and kind KubeletConfiguration, got apiVersion %q kind %q",
+			name, wantVersion, kc.APIVersion, kc.Kind)
+	}
+	var raw map[string]any
+	if err := yaml.Unmarshal(data, &raw); err != nil {
+		return nil, nil, fmt.Errorf("config file %s: %w", name, err)
+	}
+	var unsupported []string
+	collectUnsupported("", raw, &unsupported)
+	sort.Strings(unsupported)
+	return &kc, unsupported, nil
+}
+
+// collectUnsupported walks the decoded document and records each set leaf
+// whose path (or a parent path) is not in supportedFileFields.
+func collectUnsupported(prefix string, node map[string]any, out *[]string) {
+	for key, value := range node {
+		path := key
+		if prefix != "" {
+			path = prefix + "." + key
+		}
+		if supportedFileFields[path] {
+			continue
+		}
+		if child, ok := value.(map[string]any); ok && hasSupportedChild(path) {
+			collectUnsupported(path, child, out)
+			continue
+		}
+		*out = append(*out, path)
+	}
+}
+
+func hasSupportedChild(path string) bool {
+	for field := range supportedFileFields {
+		if strings.HasPrefix(field, path+".") {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,173 @@
+// Package containerd runs and supervises the embedded containerd that knode
+// starts when no --container-runtime-endpoint is given, in the way k3s does:
+// one config, socket, root and state under knode's own root directory.
+package containerd
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/template"
+)
+
+// Layout names the files of one embedded instance, all under Dir.
+type Layout struct {
+	Dir string
+}
+
+func (l Layout) Config() string     { return filepath.Join(l.Dir, "config.toml") }
+func (l Layout) Socket() string     { return filepath.Join(l.Dir, "containerd.sock") }
+func (l Layout) Root() string       { return filepath.Join(l.Dir, "root") }
+func (l Layout) State() string      { return filepath.Join(l.Dir, "state") }
+func (l Layout) CNIConfDir() string { return filepath.Join(l.Dir, "cni", "net.d") }
+func (l Layout) CNIDataDir() string { return filepath.Join(l.Dir, "cni", "ipam") }
+func (l Layout) LogFile() string    { return filepath.Join(l.Dir, "containerd.log") }
+func (l Layout) PIDFile() string    { return filepath.Join(l.Dir, "containerd.pid") }
+func (l Layout) CDIDir() string     { return filepath.Join(l.Dir, "cdi") }
+
+// Endpoint is the CRI endpoint of the instance.
+func (l Layout) Endpoint() string { return "unix://" + l.Socket() }
+
+// Settings are the knobs of the generated configuration.
+type Settings struct {
+	SandboxImage string
+	RuncBinary   string
+	PodCIDR      string
+	CNIBinDirs   []string
+	// CDISpecDirs are searched for CDI specs, for device plugins that answer with CDI devices.
+	CDISpecDirs []string
+	// EnableRestore turns on containerd 2.1–2.3's restore of checkpoint
+	// archives given as a container's image.
+	EnableRestore bool
+}
+
+// configTemplate is containerd 2.x config version 3 with the settings these
+// machines need (see docs): no oom_score_adj lowering, cgroupfs, a private
+// runc root, NRI off, netns under the state dir, a free streaming port.
+var configTemplate = template.Must(template.New("config").Parse(`version = 3
+root = {{ printf "%q" .Layout.Root }}
+state = {{ printf "%q" .Layout.State }}
+
+[grpc]
+  address = {{ printf "%q" .Layout.Socket }}
+
+[plugins.'io.containerd.grpc.v1.cri']
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins.'io.containerd.cri.v1.runtime']
+  restrict_oom_score_adj = true
+  netns_mounts_under_state_dir = true
+  enable_experimental_restore_via_create = {{ .Settings.EnableRestore }}
+  cdi_spec_dirs = {{ .CDISpecDirs }}
+  [plugins.'io.containerd.cri.v1.runtime'.containerd]
+    default_runtime_name = "runc"
+    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+        BinaryName = {{ printf "%q" .Settings.RuncBinary }}
+        SystemdCgroup = false
+        Root = {{ printf "%q" .RuncRoot }}
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+    bin_dirs = {{ .CNIBinDirs }}
+    conf_dir = {{ printf "%q" .Layout.CNIConfDir }}
+
+[plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.pinned_images]
+    sandbox = {{ printf "%q" .Settings.SandboxImage }}
+
+[plugins.'io.containerd.nri.v1.nri']
+  disable = true
+`))
+
+// RenderConfig returns the containerd configuration for l and s.
+func RenderConfig(l Layout, s Settings) ([]byte, error) {
+	var buf bytes.Buffer
+	err := configTemplate.Execute(&buf, map[string]any{
+		"Layout":      l,
+		"Settings":    s,
+		"RuncRoot":    filepath.Join(l.State(), "runc"),
+		"CNIBinDirs":  tomlStrings(s.CNIBinDirs),
+		"CDISpecDirs": tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("render containerd config: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// tomlStrings renders a TOML array of strings; JSON string escaping is valid TOML.
+func tomlStrings(ss []string) string {
+	if ss == nil {
+		ss = []string{}
+	}
+	b, _ := json.Marshal(ss)
+	return string(b)
+}
+
+// BridgeName is a per-instance Linux bridge name (at most 15 bytes), so
+// several embedded instances on one machine never share a bridge.
+func BridgeName(l Layout) string {
+	sum := sha256.Sum256([]byte(l.Dir))
+	return "knode" + hex.EncodeToString(sum[:])[:8]
+}
+
+// RenderCNI returns a bridge + host-local conflist for the pod network.
+// No masquerading and no gateway: knode adds no rules to the host's firewall.
+func RenderCNI(l Layout, podCIDR string) ([]byte, error) {
+	conf := map[string]any{
+		"cniVersion": "1.0.0",
+		"name":       "knode",
+		"plugins": []any{
+			map[string]any{
+				"type":      "bridge",
+				"bridge":    BridgeName(l),
+				"isGateway": false,
+				"ipMasq":    false,
+				"ipam": map[string]any{
+					"type":    "host-local",
+					"ranges":  [][]map[string]string{{{"subnet": podCIDR}}},
+					"dataDir": l.CNIDataDir(),
+				},
+			},
+		},
+	}
+	out, err := json.MarshalIndent(conf, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("render CNI config: %w", err)
+	}
+	return out, nil
+}
+
+// writeFiles writes the containerd config and, unless the operator placed
+// their own, the CNI conflist.
+func writeFiles(l Layout, s Settings) error {
+	for _, dir := range []string{l.Dir, l.CNIConfDir(), l.CDIDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	cfg, err := RenderConfig(l, s)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(l.Config(), cfg, 0o600); err != nil {
+		return fmt.Errorf("write containerd config: %w", err)
+	}
+	existing, _ := filepath.Glob(filepath.Join(l.CNIConfDir(), "*.conf*"))
+	if len(existing) > 0 {
+		return nil
+	}
+	cni, err := RenderCNI(l, s.PodCIDR)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(l.CNIConfDir(), "10-knode.conflist"), cni, 0o600); err != nil {
+		return fmt.Errorf("write CNI config: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,72 @@
+// Package nodeinfo reads facts about this machine that pods and the node
+// status report: its IP address, CPU count and memory.
+package nodeinfo
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+)
+
+// HostIP picks the node's address as the kubelet does without --node-ip:
+// the first global unicast IPv4 address of an interface that is up, else IPv6.
+func HostIP() (string, error) {
+	ifaces, err := net.Interfaces()
+	if err != nil {
+		return "", fmt.Errorf("list interfaces: %w", err)
+	}
+	var v6 string
+	for _, iface := range ifaces {
+		if iface.Flags&net.FlagUp == 0 || iface.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		addrs, err := iface.Addrs()
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			ipnet, ok := a.(*net.IPNet)
+			if !ok || !ipnet.IP.IsGlobalUnicast() {
+				continue
+			}
+			if ipnet.IP.To4() != nil {
+				return ipnet.IP.String(), nil
+			}
+			if v6 == "" {
+				v6 = ipnet.IP.String()
+			}
+		}
+	}
+	if v6 != "" {
+		return v6, nil
+	}
+	return "127.0.0.1", nil
+}
+
+// CPUs is the number of CPUs this process may use.
+func CPUs() int { return runtime.NumCPU() }
+
+// MemoryBytes reads MemTotal from /proc/meminfo.
+func MemoryBytes() (int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("read meminfo: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("parse MemTotal: %w", err)
+			}
+			return kb * 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("MemTotal not found in /proc/meminfo")
+}

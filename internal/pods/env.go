@@ -1,0 +1,203 @@
+package pods
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// containerEnv resolves a container's env list: literal values with $(VAR)
+// expansion against earlier entries, and the downward API fields that make
+// sense without an API server.
+func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
+	values := map[string]string{}
+	var out []*runtimeapi.KeyValue
+	for _, e := range c.Env {
+		var val string
+		switch {
+		case e.ValueFrom == nil:
+			val = expand(e.Value, func(name string) (string, bool) {
+				v, ok := values[name]
+				return v, ok
+			})
+		case e.ValueFrom.FieldRef != nil:
+			v, err := m.podField(pod, e.ValueFrom.FieldRef.FieldPath, podIP)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			val = v
+		case e.ValueFrom.ResourceFieldRef != nil:
+			v, err := m.resourceField(pod, c, e.ValueFrom.ResourceFieldRef)
+			if err != nil {
+				return nil, fmt.Errorf("env %s: %w", e.Name, err)
+			}
+			val = v
+		default:
+			return nil, fmt.Errorf("env %s: only value, fieldRef and resourceFieldRef are supported without an API server", e.Name)
+		}
+		if _, dup := values[e.Name]; dup {
+			// A later entry wins, as in the kubelet.
+			for i := range out {
+				if out[i].Key == e.Name {
+					out[i].Value = []byte(val)
+				}
+			}
+		} else {
+			out = append(out, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(val)})
+		}
+		values[e.Name] = val
+	}
+	return out, nil
+}
+
+func (m *Manager) podField(pod *v1.Pod, path, podIP string) (string, error) {
+	if key, ok := subscript(path, "metadata.labels"); ok {
+		return pod.Labels[key], nil
+	}
+	if key, ok := subscript(path, "metadata.annotations"); ok {
+		return pod.Annotations[key], nil
+	}
+	switch path {
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.hostIP", "status.hostIPs":
+		return m.opts.HostIP, nil
+	case "status.podIP", "status.podIPs":
+		if pod.Spec.HostNetwork {
+			return m.opts.HostIP, nil
+		}
+		return podIP, nil
+	}
+	return "", fmt.Errorf("unsupported fieldRef %q", path)
+}
+
+// subscript parses `prefix['key']`.
+func subscript(path, prefix string) (string, bool) {
+	rest, ok := strings.CutPrefix(path, prefix+"['")
+	if !ok {
+		return "", false
+	}
+	key, ok := strings.CutSuffix(rest, "']")
+	return key, ok
+}
+
+func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) (string, error) {
+	if ref.ContainerName != "" && ref.ContainerName != c.Name {
+		found := false
+		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+			for i := range list {
+				if list[i].Name == ref.ContainerName {
+					c, found = &list[i], true
+				}
+			}
+		}
+		if !found {
+			return "", fmt.Errorf("resourceFieldRef: container %q not found", ref.ContainerName)
+		}
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	var q resource.Quantity
+	var ok bool
+	switch ref.Resource {
+	case "limits.cpu":
+		q, ok = c.Resources.Limits[v1.ResourceCPU]
+		if !ok {
+			q = *resource.NewQuantity(int64(m.opts.NodeCPUs), resource.DecimalSI)
+		}
+		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	case "requests.cpu":
+		q, ok = c.Resources.Requests[v1.ResourceCPU]
+		if !ok {
+			q = resource.MustParse("0")
+		}
+		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
+	case "limits.memory":
+		q, ok = c.Resources.Limits[v1.ResourceMemory]
+		if !ok {
+			q = *resource.NewQuantity(m.opts.NodeMemoryBytes, resource.BinarySI)
+		}
+	case "requests.memory":
+		q = c.Resources.Requests[v1.ResourceMemory]
+	case "limits.ephemeral-storage":
+		q = c.Resources.Limits[v1.ResourceEphemeralStorage]
+	case "requests.ephemeral-storage":
+		q = c.Resources.Requests[v1.ResourceEphemeralStorage]
+	default:
+		return "", fmt.Errorf("unsupported resourceFieldRef %q", ref.Resource)
+	}
+	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
+}
+
+func envLookup(envs []*runtimeapi.KeyValue) func(string) (string, bool) {
+	m := make(map[string]string, len(envs))
+	for _, kv := range envs {
+		m[kv.Key] = string(kv.Value)
+	}
+	return func(name string) (string, bool) {
+		v, ok := m[name]
+		return v, ok
+	}
+}
+
+func expandAll(in []string, lookup func(string) (string, bool)) []string {
+	if in == nil {
+		return nil
+	}
+	out := make([]string, len(in))
+	for i, s := range in {
+		out[i] = expand(s, lookup)
+	}
+	return out
+}
+
+// expand applies Kubernetes' $(VAR) rules: a defined variable is replaced,
+// $$ escapes a dollar, and anything else is left exactly as written.
+func expand(s string, lookup func(string) (string, bool)) string {
+	if !strings.Contains(s, "$") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '$' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		switch s[i+1] {
+		case '$':
+			b.WriteByte('$')
+			i++
+		case '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			name := s[i+2 : i+2+end]
+			if v, ok := lookup(name); ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,27 @@
+package pods
+
+// Labels and annotations the kubelet puts on sandboxes and containers; knode
+// writes the same ones so tools written for the kubelet (crictl, log agents)
+// understand knode's pods.
+const (
+	labelPodName       = "io.kubernetes.pod.name"
+	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelPodUID        = "io.kubernetes.pod.uid"
+	labelContainerName = "io.kubernetes.container.name"
+	// labelManagedBy marks what knode created, so it never removes sandboxes
+	// another agent owns on a shared runtime.
+	labelManagedBy = "knode.io/managed-by"
+	managedByValue = "knode"
+
+	annotationContainerHash          = "io.kubernetes.container.hash"
+	annotationRestartCount           = "io.kubernetes.container.restartCount"
+	annotationTerminationMessagePath = "io.kubernetes.container.terminationMessagePath"
+	annotationTerminationMsgPolicy   = "io.kubernetes.container.terminationMessagePolicy"
+	annotationPodTerminationGrace    = "io.kubernetes.pod.terminationGracePeriod"
+	annotationContainerPorts         = "io.kubernetes.container.ports"
+	// annotationConfigHash on a sandbox records which pod spec created it;
+	// a different hash means the pod was replaced.
+	annotationConfigHash = "kubernetes.io/config.hash"
+	// annotationInit marks init containers (the kubelet keeps this in its own state).
+	annotationInit = "knode.io/init-container"
+)

@@ -1,0 +1,381 @@
+package pods
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/flowcontrol"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Runtime Runtime
+	Images  Images
+	// RuntimeName prefixes container IDs in status ("containerd://<id>").
+	RuntimeName string
+	RootDir     string
+	PodLogsDir  string
+	CgroupRoot  string
+	ResolvConf  string
+	HostIP      string
+	// NodeCPUs and NodeMemoryBytes stand in for a missing limit in the downward API.
+	NodeCPUs        int
+	NodeMemoryBytes int64
+	// RelistPeriod is how often the runtime is listed to notice changes (the kubelet's PLEG: 1 s).
+	RelistPeriod time.Duration
+	// ResyncPeriod is how often every pod is synced even without changes.
+	ResyncPeriod time.Duration
+	// RequestTimeout bounds each CRI call (long-running stops excepted).
+	RequestTimeout time.Duration
+	Log            *slog.Logger
+	// BackoffInitial and BackoffMax are the crash-loop back-off (10 s doubling to 5 min).
+	BackoffInitial, BackoffMax time.Duration
+	Now                        func() time.Time
+}
+
+// Manager owns the desired pods, one worker per pod, and their status.
+type Manager struct {
+	opts    Options
+	log     *slog.Logger
+	backoff *flowcontrol.Backoff
+
+	mu           sync.RWMutex
+	sources      map[string]map[types.UID]*v1.Pod // source -> uid -> pod
+	sourcesReady map[string]bool
+	expected     []string // sources that must report before orphans are removed
+	workers      map[types.UID]*worker
+	statuses     map[types.UID]*v1.PodStatus
+	// finished are pods that have terminated but whose source still lists them.
+	lastRelist time.Time
+	relistErr  error
+
+	relistNow chan struct{}
+	wg        sync.WaitGroup
+	ctx       context.Context
+	cache     *statusCache
+}
+
+// NewManager returns a manager that waits for each of sources to report once
+// before it removes runtime pods no source declares.
+func NewManager(opts Options, sources ...string) *Manager {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.RelistPeriod == 0 {
+		opts.RelistPeriod = time.Second
+	}
+	if opts.ResyncPeriod == 0 {
+		opts.ResyncPeriod = time.Minute
+	}
+	if opts.RequestTimeout == 0 {
+		opts.RequestTimeout = 2 * time.Minute
+	}
+	if opts.BackoffInitial == 0 {
+		opts.BackoffInitial = 10 * time.Second
+	}
+	if opts.BackoffMax == 0 {
+		opts.BackoffMax = 5 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.RuntimeName == "" {
+		opts.RuntimeName = "cri"
+	}
+	return &Manager{
+		opts:         opts,
+		log:          opts.Log,
+		backoff:      flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
+		sources:      map[string]map[types.UID]*v1.Pod{},
+		sourcesReady: map[string]bool{},
+		expected:     sources,
+		workers:      map[types.UID]*worker{},
+		statuses:     map[types.UID]*v1.PodStatus{},
+		relistNow:    make(chan struct{}, 1),
+		cache:        newStatusCache(),
+	}
+}
+
+// Run relists the runtime and drives workers until ctx ends, then waits for
+// the workers to return. Pods keep running when knode stops, as with the kubelet.
+func (m *Manager) Run(ctx context.Context) {
+	m.mu.Lock()
+	m.ctx = ctx
+	for uid := range m.allDesiredLocked() {
+		m.ensureWorkerLocked(uid)
+	}
+	m.mu.Unlock()
+	if es, ok := m.opts.Runtime.(EventSource); ok {
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			m.watchEvents(ctx, es)
+		}()
+	}
+	m.relistLoop(ctx)
+	m.wg.Wait()
+}
+
+// SetPods replaces everything one source declares. Pods that disappear are
+// terminated; new ones start; the first call marks the source ready.
+func (m *Manager) SetPods(source string, pods []*v1.Pod) {
+	next := make(map[types.UID]*v1.Pod, len(pods))
+	for _, p := range pods {
+		next[p.UID] = p
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prev := m.sources[source]
+	m.sources[source] = next
+	m.sourcesReady[source] = true
+	for uid := range next {
+		m.ensureWorkerLocked(uid)
+	}
+	for uid := range prev {
+		if _, still := next[uid]; !still {
+			if w := m.workers[uid]; w != nil {
+				w.wake()
+			}
+		}
+	}
+	m.wakeRelist()
+}
+
+// Pod is a desired pod with its latest status.
+type Pod struct {
+	Pod    *v1.Pod
+	Status v1.PodStatus
+}
+
+// Pods returns the pods knode manages, with their status, sorted by namespace and name.
+func (m *Manager) Pods() []Pod {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []Pod
+	for uid, pod := range m.allDesiredLocked() {
+		p := Pod{Pod: pod}
+		if st := m.statuses[uid]; st != nil {
+			p.Status = *st.DeepCopy()
+		} else {
+			p.Status = v1.PodStatus{Phase: v1.PodPending}
+		}
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Pod.Namespace != out[j].Pod.Namespace {
+			return out[i].Pod.Namespace < out[j].Pod.Namespace
+		}
+		return out[i].Pod.Name < out[j].Pod.Name
+	})
+	return out
+}
+
+// GetPod finds a managed pod by namespace and name.
+func (m *Manager) GetPod(namespace, name string) (Pod, bool) {
+	for _, p := range m.Pods() {
+		if p.Pod.Namespace == namespace && p.Pod.Name == name {
+			return p, true
+		}
+	}
+	return Pod{}, false
+}
+
+// SyncLoopHealth reports when the runtime was last listed successfully; a
+// stale relist means the sync loop is stuck or the runtime is unreachable.
+func (m *Manager) SyncLoopHealth() (last time.Time, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.lastRelist, m.relistErr
+}
+
+func (m *Manager) allDesiredLocked() map[types.UID]*v1.Pod {
+	all := map[types.UID]*v1.Pod{}
+	for _, pods := range m.sources {
+		for uid, p := range pods {
+			if _, dup := all[uid]; !dup {
+				all[uid] = p
+			}
+		}
+	}
+	return all
+}
+
+func (m *Manager) desired(uid types.UID) *v1.Pod {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, pods := range m.sources {
+		if p, ok := pods[uid]; ok {
+			return p
+		}
+	}
+	return nil
+}
+
+func (m *Manager) allSourcesReadyLocked() bool {
+	for _, s := range m.expected {
+		if !m.sourcesReady[s] {
+			return false
+		}
+	}
+	return true
+}
+
+// ensureWorkerLocked starts a worker for uid unless one runs.
+func (m *Manager) ensureWorkerLocked(uid types.UID) {
+	if m.ctx == nil {
+		return // Run starts them
+	}
+	if w := m.workers[uid]; w != nil {
+		w.wake()
+		return
+	}
+	w := newWorker(m, uid)
+	m.workers[uid] = w
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		w.run(m.ctx)
+	}()
+}
+
+// workerDone is called by a worker whose pod is gone from source and runtime.
+// It returns false (and the worker goes on) if the pod came back meanwhile.
+func (m *Manager) workerDone(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, back := m.allDesiredLocked()[uid]; back {
+		return false
+	}
+	delete(m.workers, uid)
+	delete(m.statuses, uid)
+	return true
+}
+
+func (m *Manager) setStatus(uid types.UID, st *v1.PodStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.statuses[uid] = st
+}
+
+func (m *Manager) wakeRelist() {
+	select {
+	case m.relistNow <- struct{}{}:
+	default:
+	}
+}
+
+// relistLoop is knode's PLEG: it lists sandboxes and containers, wakes the
+// worker of every pod whose runtime state changed, and starts workers that
+// remove runtime pods no source declares.
+func (m *Manager) relistLoop(ctx context.Context) {
+	ticker := time.NewTicker(m.opts.RelistPeriod)
+	defer ticker.Stop()
+	gc := time.NewTicker(time.Minute)
+	defer gc.Stop()
+	prev := map[types.UID]string{}
+	for {
+		prev = m.relist(ctx, prev)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		case <-m.relistNow:
+		case <-gc.C:
+			m.backoff.GC()
+		}
+	}
+}
+
+func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[types.UID]string {
+	ctx, cancel := context.WithTimeout(ctx, m.opts.RequestTimeout)
+	defer cancel()
+	snap, err := listRuntime(ctx, m.opts.Runtime, nil)
+	m.mu.Lock()
+	m.relistErr = err
+	if err == nil {
+		m.lastRelist = m.opts.Now()
+	}
+	m.mu.Unlock()
+	if err != nil {
+		return prev
+	}
+	m.cache.retain(snap)
+	next := make(map[types.UID]string, len(snap))
+	for uid, rp := range snap {
+		next[uid] = rp.fingerprint()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sourcesReady := m.allSourcesReadyLocked()
+	desired := m.allDesiredLocked()
+	for uid, fp := range next {
+		if prev[uid] == fp {
+			continue
+		}
+		if _, ok := desired[uid]; ok || sourcesReady {
+			m.ensureWorkerLocked(uid)
+		}
+	}
+	for uid := range prev {
+		if _, ok := next[uid]; !ok {
+			if w := m.workers[uid]; w != nil {
+				w.wake()
+			}
+		}
+	}
+	// Orphans seen before all sources reported are handled once they have.
+	if sourcesReady {
+		for uid := range next {
+			if _, ok := m.workers[uid]; !ok {
+				m.ensureWorkerLocked(uid)
+			}
+		}
+	}
+	return next
+}
+
+// watchEvents wakes a pod's worker as soon as the runtime reports a change.
+func (m *Manager) watchEvents(ctx context.Context, es EventSource) {
+	for ctx.Err() == nil {
+		ch := make(chan *runtimeapi.ContainerEventResponse, 64)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ev := range ch {
+				uid := types.UID(ev.GetPodSandboxStatus().GetMetadata().GetUid())
+				m.mu.RLock()
+				w := m.workers[uid]
+				m.mu.RUnlock()
+				if w != nil {
+					w.wake()
+				} else {
+					m.wakeRelist()
+				}
+			}
+		}()
+		err := es.GetContainerEvents(ctx, ch, nil)
+		close(ch)
+		<-done
+		if ctx.Err() != nil {
+			return
+		}
+		m.log.Debug("container event stream ended; relisting covers the gap", "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+}
+
+func (m *Manager) statusOf(uid types.UID) *v1.PodStatus {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.statuses[uid]
+}

@@ -1,0 +1,260 @@
+package pods
+
+import (
+	"context"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// buildStatus derives the pod's v1.PodStatus from the runtime's state and
+// the worker's recorded waiting reasons, as the kubelet's status manager does.
+func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *v1.PodStatus {
+	st := &v1.PodStatus{
+		HostIP:   w.m.opts.HostIP,
+		QOSClass: qosClass(pod),
+	}
+	if w.m.opts.HostIP != "" {
+		st.HostIPs = []v1.HostIP{{IP: w.m.opts.HostIP}}
+	}
+	if w.startTime != nil {
+		t := metav1.NewTime(*w.startTime)
+		st.StartTime = &t
+	}
+	sb := rp.newestSandbox()
+	sandboxReady := sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY
+	if sandboxReady {
+		if pod.Spec.HostNetwork {
+			st.PodIP = w.m.opts.HostIP
+		} else if ips, err := w.m.cache.sandboxIPsFor(ctx, w.m.opts.Runtime, sb); err == nil && len(ips) > 0 {
+			st.PodIP = ips[0]
+		}
+		if st.PodIP != "" {
+			for _, ip := range []string{st.PodIP} {
+				st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
+			}
+		}
+	}
+	initialized := true
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		cs := w.containerStatus(ctx, pod, rp, c, "PodInitializing")
+		if !initDone(c, cs) {
+			initialized = false
+		}
+		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
+	}
+	allReady := true
+	for i := range pod.Spec.Containers {
+		reason := "ContainerCreating"
+		if !initialized {
+			reason = "PodInitializing"
+		}
+		cs := w.containerStatus(ctx, pod, rp, &pod.Spec.Containers[i], reason)
+		allReady = allReady && cs.Ready
+		st.ContainerStatuses = append(st.ContainerStatuses, cs)
+	}
+	var phaseSandbox *runtimeapi.PodSandbox
+	if sb != nil {
+		phaseSandbox = sb
+	}
+	st.Phase = podPhase(pod, st, initialized)
+	if p := w.terminalPhase(ctx, pod, rp, phaseSandbox); p != "" {
+		st.Phase = p
+	}
+	if (st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed) && w.waits[""].reason == "" {
+		allReady = false
+	}
+	if wt := w.waits[""]; wt.reason != "" {
+		st.Reason, st.Message = wt.reason, wt.message
+	}
+	prev := w.m.statusOf(w.uid)
+	st.Conditions = []v1.PodCondition{
+		condition(prev, v1.PodReadyToStartContainers, sandboxReady, ""),
+		condition(prev, v1.PodInitialized, initialized, "ContainersNotInitialized"),
+		condition(prev, v1.ContainersReady, allReady && initialized, "ContainersNotReady"),
+		condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"),
+		condition(prev, v1.PodScheduled, true, ""),
+	}
+	if st.Phase == v1.PodSucceeded {
+		// A completed pod's containers are not "not ready": the kubelet says PodCompleted.
+		for i := range st.Conditions {
+			if st.Conditions[i].Type != v1.PodScheduled && st.Conditions[i].Type != v1.PodReadyToStartContainers && st.Conditions[i].Status == v1.ConditionFalse {
+				st.Conditions[i].Reason = "PodCompleted"
+			}
+		}
+	}
+	return st
+}
+
+func initDone(c *v1.Container, cs v1.ContainerStatus) bool {
+	if isSidecar(c) {
+		return cs.State.Running != nil
+	}
+	return cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+}
+
+func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod, c *v1.Container, defaultReason string) v1.ContainerStatus {
+	cs := v1.ContainerStatus{Name: c.Name, Image: c.Image}
+	instances := rp.instances(c.Name, "")
+	wt, hasWait := w.waits[c.Name]
+	if len(instances) == 0 {
+		if !hasWait {
+			wt = waiting{reason: defaultReason}
+		}
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
+		return cs
+	}
+	latest := instances[0]
+	cs.RestartCount = int32(restartCount(latest))
+	cs.ContainerID = w.m.opts.RuntimeName + "://" + latest.Id
+	cs.ImageID = latest.ImageRef
+	rst, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, latest)
+	if err != nil {
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerStatusUnknown", Message: err.Error()}
+		return cs
+	}
+	if rst.ImageRef != "" {
+		cs.ImageID = rst.ImageRef
+	}
+	switch latest.State {
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		started := true
+		cs.Started = &started
+		cs.Ready = true
+		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, rst.StartedAt))}
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		started := false
+		cs.Started = &started
+		term := terminated(cs.ContainerID, rst)
+		if hasWait {
+			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
+			cs.LastTerminationState.Terminated = term
+		} else {
+			cs.State.Terminated = term
+		}
+	default:
+		reason := "ContainerCreating"
+		if hasWait {
+			reason = wt.reason
+		}
+		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: reason, Message: wt.message}
+	}
+	if cs.LastTerminationState.Terminated == nil && len(instances) > 1 && instances[1].State == runtimeapi.ContainerState_CONTAINER_EXITED {
+		if prev, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, instances[1]); err == nil {
+			cs.LastTerminationState.Terminated = terminated(w.m.opts.RuntimeName+"://"+instances[1].Id, prev)
+		}
+	}
+	return cs
+}
+
+func terminated(containerID string, rst *runtimeapi.ContainerStatus) *v1.ContainerStateTerminated {
+	reason := rst.Reason
+	if reason == "" {
+		reason = "Completed"
+		if rst.ExitCode != 0 {
+			reason = "Error"
+		}
+	}
+	return &v1.ContainerStateTerminated{
+		ExitCode:    rst.ExitCode,
+		Reason:      reason,
+		Message:     rst.Message,
+		StartedAt:   metav1.NewTime(time.Unix(0, rst.StartedAt)),
+		FinishedAt:  metav1.NewTime(time.Unix(0, rst.FinishedAt)),
+		ContainerID: containerID,
+	}
+}
+
+// podPhase is the kubelet's getPhase for a pod whose sandbox may be running.
+func podPhase(pod *v1.Pod, st *v1.PodStatus, initialized bool) v1.PodPhase {
+	if !initialized {
+		return v1.PodPending
+	}
+	var running, waiting, stopped, succeeded int
+	for _, cs := range st.ContainerStatuses {
+		switch {
+		case cs.State.Running != nil:
+			running++
+		case cs.State.Terminated != nil:
+			stopped++
+			if cs.State.Terminated.ExitCode == 0 {
+				succeeded++
+			}
+		case cs.State.Waiting != nil:
+			if cs.LastTerminationState.Terminated != nil {
+				stopped++
+			} else {
+				waiting++
+			}
+		}
+	}
+	switch {
+	case waiting > 0:
+		return v1.PodPending
+	case running > 0:
+		return v1.PodRunning
+	case stopped > 0:
+		switch pod.Spec.RestartPolicy {
+		case v1.RestartPolicyAlways, v1.RestartPolicyOnFailure:
+			if pod.Spec.RestartPolicy == v1.RestartPolicyOnFailure && stopped == succeeded {
+				return v1.PodSucceeded
+			}
+			return v1.PodRunning
+		default:
+			if stopped == succeeded {
+				return v1.PodSucceeded
+			}
+			return v1.PodFailed
+		}
+	}
+	return v1.PodPending
+}
+
+func condition(prev *v1.PodStatus, t v1.PodConditionType, ok bool, falseReason string) v1.PodCondition {
+	c := v1.PodCondition{Type: t, Status: v1.ConditionFalse}
+	if ok {
+		c.Status = v1.ConditionTrue
+	} else {
+		c.Reason = falseReason
+	}
+	c.LastTransitionTime = metav1.Now()
+	if prev != nil {
+		for _, p := range prev.Conditions {
+			if p.Type == t && p.Status == c.Status {
+				c.LastTransitionTime = p.LastTransitionTime
+			}
+		}
+	}
+	return c
+}
+
+// qosClass follows the API's rule: Guaranteed when every container's requests
+// equal its limits for cpu and memory, BestEffort when none are set.
+func qosClass(pod *v1.Pod) v1.PodQOSClass {
+	any, guaranteed := false, true
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+				lim, hasLim := c.Resources.Limits[r]
+				req, hasReq := c.Resources.Requests[r]
+				if hasLim || hasReq {
+					any = true
+				}
+				if !hasLim || (hasReq && req.Cmp(lim) != 0) {
+					guaranteed = false
+				}
+			}
+		}
+	}
+	switch {
+	case !any:
+		return v1.PodQOSBestEffort
+	case guaranteed:
+		return v1.PodQOSGuaranteed
+	default:
+		return v1.PodQOSBurstable
+	}
+}

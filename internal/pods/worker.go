@@ -1,0 +1,572 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// waiting is why a container is not running, in the kubelet's words
+// (CrashLoopBackOff, ErrImagePull, CreateContainerError, ...).
+type waiting struct {
+	reason, message string
+}
+
+// worker drives one pod. Its loop is the only writer of the pod's runtime
+// state, so two syncs of one pod never race.
+type worker struct {
+	m      *Manager
+	uid    types.UID
+	wakeCh chan struct{}
+
+	// lastPod is the last spec the sources gave, kept to terminate the pod
+	// with its own grace period after it is removed.
+	lastPod   *v1.Pod
+	startTime *time.Time
+	waits     map[string]waiting
+	errDelay  time.Duration
+}
+
+func newWorker(m *Manager, uid types.UID) *worker {
+	return &worker{m: m, uid: uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{}}
+}
+
+func (w *worker) wake() {
+	select {
+	case w.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) run(ctx context.Context) {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wakeCh:
+		case <-timer.C:
+		}
+		next, gone := w.sync(ctx)
+		if gone && w.m.workerDone(w.uid) {
+			return
+		}
+		timer.Reset(next)
+	}
+}
+
+// sync moves the pod one step toward its spec and returns when to sync
+// again; gone is true once the pod is neither desired nor in the runtime.
+func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
+	pod := w.m.desired(w.uid)
+	if pod != nil {
+		w.lastPod = pod
+	}
+	rp, err := w.list(ctx)
+	if err != nil {
+		return w.failed(pod, fmt.Errorf("list runtime state: %w", err)), false
+	}
+	if pod == nil {
+		if rp == nil {
+			w.cleanupFiles()
+			return 0, true
+		}
+		w.m.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
+		w.killPod(ctx, rp, w.terminationGrace(rp))
+		w.removePod(ctx, rp)
+		return 200 * time.Millisecond, false
+	}
+	if w.startTime == nil {
+		now := w.m.opts.Now()
+		w.startTime = &now
+	}
+	next, err = w.syncPod(ctx, pod, rp)
+	if err != nil {
+		return w.failed(pod, err), false
+	}
+	w.errDelay = 0
+	// Status from the runtime as it is after this sync's actions.
+	if rp, err = w.list(ctx); err != nil {
+		return w.failed(pod, err), false
+	}
+	w.m.setStatus(w.uid, w.buildStatus(ctx, pod, rp))
+	return next, false
+}
+
+// failed records a sync error and backs off from 1 s to 10 s; the runtime
+// may be restarting.
+func (w *worker) failed(pod *v1.Pod, err error) time.Duration {
+	w.errDelay = min(max(w.errDelay*2, time.Second), 10*time.Second)
+	w.m.log.Warn("pod sync failed", "pod", podRef(pod, nil), "uid", w.uid, "retryIn", w.errDelay, "err", err)
+	return w.errDelay
+}
+
+func (w *worker) list(ctx context.Context) (*runtimePod, error) {
+	ctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+	defer cancel()
+	snap, err := listRuntime(ctx, w.m.opts.Runtime, &w.uid)
+	if err != nil {
+		return nil, err
+	}
+	rp := snap[w.uid]
+	if rp != nil && len(rp.sandboxes) == 0 && len(rp.containers) == 0 {
+		rp = nil
+	}
+	return rp, nil
+}
+
+func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time.Duration, error) {
+	rt := w.m.opts.Runtime
+	resync := w.m.opts.ResyncPeriod
+	sb := rp.newestSandbox()
+	if sb != nil && sb.Annotations[annotationConfigHash] != pod.Annotations[annotationConfigHash] {
+		w.m.log.Info("pod spec changed, replacing pod", "pod", podRef(pod, nil))
+		w.killPod(ctx, rp, w.terminationGrace(rp))
+		w.removePod(ctx, rp)
+		return 0, nil
+	}
+	if sb != nil && sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		if phase := w.terminalPhase(ctx, pod, rp, sb); phase != "" {
+			return resync, nil
+		}
+	}
+	if sb == nil || sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		attempt := uint32(0)
+		if sb != nil {
+			attempt = sb.GetMetadata().GetAttempt() + 1
+			w.m.log.Info("pod sandbox is not ready, creating a new one", "pod", podRef(pod, nil), "oldSandbox", sb.Id)
+			w.killPod(ctx, rp, w.terminationGrace(rp))
+		}
+		id, err := w.createSandbox(ctx, pod, attempt)
+		if err != nil {
+			return 0, err
+		}
+		w.m.wakeRelist()
+		// Continue with the new sandbox: it has no containers yet.
+		sb = &runtimeapi.PodSandbox{Id: id, State: runtimeapi.PodSandboxState_SANDBOX_READY,
+			Metadata: &runtimeapi.PodSandboxMetadata{Attempt: attempt}}
+		rp = &runtimePod{sandboxes: []*runtimeapi.PodSandbox{sb}, containers: rp.allContainers()}
+	}
+	sbConfig, err := w.m.sandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	if err != nil {
+		return 0, err
+	}
+	ips, err := w.m.cache.sandboxIPsFor(ctx, rt, sb)
+	if err != nil {
+		return 0, err
+	}
+	podIP := ""
+	if len(ips) > 0 {
+		podIP = ips[0]
+	}
+	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
+	initDone, initFailed := s.syncInit(ctx)
+	switch {
+	case initFailed:
+		w.m.log.Info("init container failed and restartPolicy is Never: pod failed", "pod", podRef(pod, nil))
+		w.killPod(ctx, rp, w.terminationGrace(rp))
+	case initDone:
+		s.syncApps(ctx)
+		if s.terminal {
+			// The kubelet stops a finished pod's sandbox (and its sidecars).
+			w.killPod(ctx, rp, w.terminationGrace(rp))
+		}
+	}
+	return s.next, nil
+}
+
+func (rp *runtimePod) allContainers() []*runtimeapi.Container {
+	if rp == nil {
+		return nil
+	}
+	return rp.containers
+}
+
+func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
+	cfg, err := w.m.sandboxConfig(pod, attempt)
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return "", fmt.Errorf("create pod log directory: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+	defer cancel()
+	id, err := w.m.opts.Runtime.RunPodSandbox(ctx, cfg, "")
+	if err != nil {
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
+		return "", fmt.Errorf("run pod sandbox: %w", err)
+	}
+	delete(w.waits, "")
+	w.m.log.Info("pod sandbox started", "pod", podRef(pod, nil), "sandbox", id, "attempt", attempt)
+	return id, nil
+}
+
+// podSync is one pass over a pod whose sandbox is ready.
+type podSync struct {
+	w        *worker
+	pod      *v1.Pod
+	rp       *runtimePod
+	sb       *runtimeapi.PodSandbox
+	sbConfig *runtimeapi.PodSandboxConfig
+	podIP    string
+	next     time.Duration
+	terminal bool
+}
+
+func (s *podSync) requeue(d time.Duration) {
+	s.next = min(s.next, max(d, 10*time.Millisecond))
+}
+
+// syncInit runs init containers one at a time, in order. Restartable
+// (sidecar) init containers count as done once running and keep running.
+func (s *podSync) syncInit(ctx context.Context) (done, failed bool) {
+	for i := range s.pod.Spec.InitContainers {
+		c := &s.pod.Spec.InitContainers[i]
+		sidecar := isSidecar(c)
+		latest := first(s.rp.instances(c.Name, s.sb.Id))
+		if latest == nil {
+			s.start(ctx, c, true)
+			return false, false
+		}
+		switch latest.State {
+		case runtimeapi.ContainerState_CONTAINER_RUNNING:
+			if sidecar {
+				continue
+			}
+			return false, false
+		case runtimeapi.ContainerState_CONTAINER_EXITED:
+			st, err := s.w.m.cache.containerStatus(ctx, s.w.m.opts.Runtime, latest)
+			if err != nil {
+				s.requeue(time.Second)
+				return false, false
+			}
+			if !sidecar && st.ExitCode == 0 {
+				continue
+			}
+			if !sidecar && s.pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+				return false, true
+			}
+			s.restartWithBackoff(ctx, c, true, st)
+			return false, false
+		default:
+			s.requeue(time.Second)
+			return false, false
+		}
+	}
+	return true, false
+}
+
+// syncApps starts app containers that have not run and restarts exited ones
+// as the restart policy says, with crash-loop back-off.
+func (s *podSync) syncApps(ctx context.Context) {
+	settled := 0
+	for i := range s.pod.Spec.Containers {
+		c := &s.pod.Spec.Containers[i]
+		instances := s.rp.instances(c.Name, s.sb.Id)
+		s.removeOld(ctx, instances)
+		latest := first(instances)
+		if latest == nil {
+			s.start(ctx, c, false)
+			continue
+		}
+		switch latest.State {
+		case runtimeapi.ContainerState_CONTAINER_RUNNING:
+			delete(s.w.waits, c.Name)
+		case runtimeapi.ContainerState_CONTAINER_EXITED:
+			st, err := s.w.m.cache.containerStatus(ctx, s.w.m.opts.Runtime, latest)
+			if err != nil {
+				s.requeue(time.Second)
+				continue
+			}
+			if !shouldRestart(s.pod.Spec.RestartPolicy, st.ExitCode) {
+				delete(s.w.waits, c.Name)
+				settled++
+				continue
+			}
+			s.restartWithBackoff(ctx, c, false, st)
+		default:
+			s.requeue(time.Second)
+		}
+	}
+	s.terminal = settled == len(s.pod.Spec.Containers)
+}
+
+// removeOld keeps the newest two instances of a container (the running one
+// and the last that exited, for `logs --previous`), as the kubelet's GC does.
+func (s *podSync) removeOld(ctx context.Context, instances []*runtimeapi.Container) {
+	for _, old := range instances[min(2, len(instances)):] {
+		if old.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, s.w.m.opts.RequestTimeout)
+		if err := s.w.m.opts.Runtime.RemoveContainer(cctx, old.Id); err != nil {
+			s.w.m.log.Debug("remove old container instance", "container", old.Id, "err", err)
+		}
+		cancel()
+	}
+}
+
+func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
+	switch policy {
+	case v1.RestartPolicyAlways:
+		return true
+	case v1.RestartPolicyOnFailure:
+		return exitCode != 0
+	default:
+		return false
+	}
+}
+
+func isSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+func first(cs []*runtimeapi.Container) *runtimeapi.Container {
+	if len(cs) == 0 {
+		return nil
+	}
+	return cs[0]
+}
+
+func (s *podSync) backoffKey(c *v1.Container) string {
+	return string(s.pod.UID) + "_" + c.Name
+}
+
+// restartWithBackoff is the kubelet's crash-loop rule: the first restart is
+// immediate, then each waits 10 s, 20 s, ... up to 5 min after the exit.
+func (s *podSync) restartWithBackoff(ctx context.Context, c *v1.Container, isInit bool, st *runtimeapi.ContainerStatus) {
+	bo := s.w.m.backoff
+	key := s.backoffKey(c)
+	finished := time.Unix(0, st.FinishedAt)
+	if bo.IsInBackOffSince(key, finished) {
+		delay := bo.Get(key)
+		s.w.waits[c.Name] = waiting{
+			reason:  "CrashLoopBackOff",
+			message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, s.pod.Name, s.pod.Namespace, s.pod.UID),
+		}
+		s.requeue(delay - s.w.m.opts.Now().Sub(finished))
+		return
+	}
+	bo.Next(key, finished)
+	s.start(ctx, c, isInit)
+}
+
+// start pulls the image as the pull policy says, then creates and starts
+// one new instance of c. Failures become the container's waiting reason.
+func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
+	w := s.w
+	if err := s.ensureImage(ctx, c); err != nil {
+		return
+	}
+	restarts := 0
+	if prev := first(s.rp.instances(c.Name, "")); prev != nil {
+		restarts = restartCount(prev) + 1
+	}
+	cfg, err := w.m.containerConfig(s.pod, c, restarts, isInit, s.podIP)
+	if err != nil {
+		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
+		s.requeue(10 * time.Second)
+		return
+	}
+	rt := w.m.opts.Runtime
+	cctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+	defer cancel()
+	id, err := rt.CreateContainer(cctx, s.sb.Id, cfg, s.sbConfig)
+	if err != nil {
+		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
+		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+		s.requeue(10 * time.Second)
+		return
+	}
+	if err := rt.StartContainer(cctx, id); err != nil {
+		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
+		w.m.log.Warn("start container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+		// A container that never started is removed so the next try is clean.
+		_ = rt.RemoveContainer(cctx, id)
+		s.requeue(10 * time.Second)
+		return
+	}
+	delete(w.waits, c.Name)
+	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
+	w.m.wakeRelist()
+	s.requeue(time.Second)
+}
+
+func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
+	w := s.w
+	images := w.m.opts.Images
+	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
+	ictx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+	defer cancel()
+	resp, err := images.ImageStatus(ictx, spec, false)
+	if err != nil {
+		w.waits[c.Name] = waiting{reason: "ErrImageInspect", message: fmt.Sprintf("failed to inspect image %q: %v", c.Image, err)}
+		s.requeue(10 * time.Second)
+		return err
+	}
+	present := resp.GetImage() != nil
+	switch {
+	case present && c.ImagePullPolicy != v1.PullAlways:
+		return nil
+	case !present && c.ImagePullPolicy == v1.PullNever:
+		w.waits[c.Name] = waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
+		s.requeue(10 * time.Second)
+		return errors.New("image not present")
+	}
+	key := "pull_" + string(s.pod.UID) + "_" + c.Image
+	bo := w.m.backoff
+	if bo.IsInBackOffSinceUpdate(key, w.m.opts.Now()) {
+		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		s.requeue(bo.Get(key))
+		return errors.New("image pull back-off")
+	}
+	pctx, pcancel := context.WithTimeout(ctx, max(w.m.opts.RequestTimeout, 5*time.Minute))
+	defer pcancel()
+	if _, err := images.PullImage(pctx, spec, nil, s.sbConfig); err != nil {
+		bo.Next(key, w.m.opts.Now())
+		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: fmt.Sprintf("failed to pull image %q: %v", c.Image, err)}
+		w.m.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "err", err)
+		s.requeue(bo.Get(key))
+		return err
+	}
+	bo.Reset(key)
+	return nil
+}
+
+// terminalPhase reports Succeeded or Failed once no container of the pod
+// will run again under its restart policy, or "" while it may.
+func (w *worker) terminalPhase(ctx context.Context, pod *v1.Pod, rp *runtimePod, sb *runtimeapi.PodSandbox) v1.PodPhase {
+	if pod.Spec.RestartPolicy == v1.RestartPolicyAlways || sb == nil {
+		return ""
+	}
+	failed := false
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		latest := first(rp.instances(c.Name, sb.Id))
+		if latest == nil || latest.State != runtimeapi.ContainerState_CONTAINER_EXITED || isSidecar(c) {
+			continue
+		}
+		st, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, latest)
+		if err == nil && st.ExitCode != 0 && pod.Spec.RestartPolicy == v1.RestartPolicyNever {
+			return v1.PodFailed
+		}
+	}
+	for i := range pod.Spec.Containers {
+		latest := first(rp.instances(pod.Spec.Containers[i].Name, sb.Id))
+		if latest == nil || latest.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+			return ""
+		}
+		st, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, latest)
+		if err != nil || shouldRestart(pod.Spec.RestartPolicy, st.ExitCode) {
+			return ""
+		}
+		if st.ExitCode != 0 {
+			failed = true
+		}
+	}
+	if failed {
+		return v1.PodFailed
+	}
+	return v1.PodSucceeded
+}
+
+// terminationGrace is the pod's grace period, or for a pod no source knows
+// any more, the one recorded on its containers.
+func (w *worker) terminationGrace(rp *runtimePod) int64 {
+	if w.lastPod != nil {
+		return gracePeriod(w.lastPod)
+	}
+	for _, c := range rp.allContainers() {
+		if g, err := strconv.ParseInt(c.Annotations[annotationPodTerminationGrace], 10, 64); err == nil {
+			return g
+		}
+	}
+	return v1.DefaultTerminationGracePeriodSeconds
+}
+
+// killPod stops every running container at once with the grace period
+// (SIGTERM, then SIGKILL when it ends), then stops the sandboxes.
+func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
+	rt := w.m.opts.Runtime
+	var wg sync.WaitGroup
+	for _, c := range rp.allContainers() {
+		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+			continue
+		}
+		wg.Add(1)
+		go func(c *runtimeapi.Container) {
+			defer wg.Done()
+			cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+w.m.opts.RequestTimeout)
+			defer cancel()
+			if err := rt.StopContainer(cctx, c.Id, grace); err != nil {
+				w.m.log.Warn("stop container failed", "container", c.Id, "err", err)
+			}
+		}(c)
+	}
+	wg.Wait()
+	for _, sb := range rp.sandboxes {
+		if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+		if err := rt.StopPodSandbox(sctx, sb.Id); err != nil {
+			w.m.log.Warn("stop pod sandbox failed", "sandbox", sb.Id, "err", err)
+		}
+		cancel()
+	}
+	w.m.wakeRelist()
+}
+
+// removePod removes the (stopped) containers and sandboxes.
+func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
+	rt := w.m.opts.Runtime
+	for _, c := range rp.allContainers() {
+		cctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+		if err := rt.RemoveContainer(cctx, c.Id); err != nil {
+			w.m.log.Warn("remove container failed", "container", c.Id, "err", err)
+		}
+		cancel()
+	}
+	for _, sb := range rp.sandboxes {
+		sctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
+		if err := rt.RemovePodSandbox(sctx, sb.Id); err != nil {
+			w.m.log.Warn("remove pod sandbox failed", "sandbox", sb.Id, "err", err)
+		} else {
+			w.m.log.Info("pod sandbox removed", "sandbox", sb.Id)
+		}
+		cancel()
+	}
+	w.m.wakeRelist()
+}
+
+// cleanupFiles removes the pod's volume and log directories once it is gone.
+func (w *worker) cleanupFiles() {
+	if w.lastPod == nil {
+		return
+	}
+	for _, dir := range []string{PodDir(w.m.opts.RootDir, w.lastPod), LogDir(w.m.opts.PodLogsDir, w.lastPod)} {
+		if err := os.RemoveAll(dir); err != nil {
+			w.m.log.Warn("remove pod directory", "dir", dir, "err", err)
+		}
+	}
+}
+
+func podRef(pod *v1.Pod, rp *runtimePod) string {
+	if pod != nil {
+		return pod.Namespace + "/" + pod.Name
+	}
+	if sb := rp.newestSandbox(); sb != nil {
+		return sb.GetMetadata().GetNamespace() + "/" + sb.GetMetadata().GetName()
+	}
+	return "<unknown>"
+}

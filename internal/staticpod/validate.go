@@ -1,0 +1,131 @@
+package staticpod
+
+import (
+	"fmt"
+	"path"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+)
+
+// Validate checks the parts of a pod that knode acts on. It is a subset of
+// the API server's validation: enough that nothing invalid reaches the
+// runtime, with the API server's field paths in each message.
+func Validate(pod *v1.Pod) field.ErrorList {
+	var errs field.ErrorList
+	meta := field.NewPath("metadata")
+	for _, msg := range validation.IsDNS1123Subdomain(pod.Name) {
+		errs = append(errs, field.Invalid(meta.Child("name"), pod.Name, msg))
+	}
+	for _, msg := range validation.IsDNS1123Label(pod.Namespace) {
+		errs = append(errs, field.Invalid(meta.Child("namespace"), pod.Namespace, msg))
+	}
+	spec := field.NewPath("spec")
+	switch pod.Spec.RestartPolicy {
+	case v1.RestartPolicyAlways, v1.RestartPolicyOnFailure, v1.RestartPolicyNever:
+	default:
+		errs = append(errs, field.NotSupported(spec.Child("restartPolicy"), pod.Spec.RestartPolicy,
+			[]string{string(v1.RestartPolicyAlways), string(v1.RestartPolicyOnFailure), string(v1.RestartPolicyNever)}))
+	}
+	if g := pod.Spec.TerminationGracePeriodSeconds; g != nil && *g < 0 {
+		errs = append(errs, field.Invalid(spec.Child("terminationGracePeriodSeconds"), *g, "must be >= 0"))
+	}
+	volumes := map[string]bool{}
+	for i, vol := range pod.Spec.Volumes {
+		p := spec.Child("volumes").Index(i)
+		for _, msg := range validation.IsDNS1123Label(vol.Name) {
+			errs = append(errs, field.Invalid(p.Child("name"), vol.Name, msg))
+		}
+		if volumes[vol.Name] {
+			errs = append(errs, field.Duplicate(p.Child("name"), vol.Name))
+		}
+		volumes[vol.Name] = true
+		switch {
+		case vol.HostPath != nil:
+			if !path.IsAbs(vol.HostPath.Path) {
+				errs = append(errs, field.Invalid(p.Child("hostPath", "path"), vol.HostPath.Path, "must be an absolute path"))
+			}
+		case vol.EmptyDir != nil:
+		default:
+			errs = append(errs, field.Forbidden(p, "only hostPath and emptyDir volumes are supported for static pods"))
+		}
+	}
+	if len(pod.Spec.Containers) == 0 {
+		errs = append(errs, field.Required(spec.Child("containers"), "a pod needs at least one container"))
+	}
+	names := map[string]bool{}
+	validateContainers := func(list []v1.Container, p *field.Path) {
+		for i := range list {
+			errs = append(errs, validateContainer(&list[i], p.Index(i), names, volumes)...)
+		}
+	}
+	validateContainers(pod.Spec.InitContainers, spec.Child("initContainers"))
+	validateContainers(pod.Spec.Containers, spec.Child("containers"))
+	if len(pod.Spec.EphemeralContainers) > 0 {
+		errs = append(errs, field.Forbidden(spec.Child("ephemeralContainers"), "ephemeral containers cannot be declared in a static pod"))
+	}
+	return errs
+}
+
+func validateContainer(c *v1.Container, p *field.Path, names, volumes map[string]bool) field.ErrorList {
+	var errs field.ErrorList
+	for _, msg := range validation.IsDNS1123Label(c.Name) {
+		errs = append(errs, field.Invalid(p.Child("name"), c.Name, msg))
+	}
+	if names[c.Name] {
+		errs = append(errs, field.Duplicate(p.Child("name"), c.Name))
+	}
+	names[c.Name] = true
+	if c.Image == "" {
+		errs = append(errs, field.Required(p.Child("image"), ""))
+	}
+	switch c.ImagePullPolicy {
+	case v1.PullAlways, v1.PullIfNotPresent, v1.PullNever:
+	default:
+		errs = append(errs, field.NotSupported(p.Child("imagePullPolicy"), c.ImagePullPolicy,
+			[]string{string(v1.PullAlways), string(v1.PullIfNotPresent), string(v1.PullNever)}))
+	}
+	for i, port := range c.Ports {
+		pp := p.Child("ports").Index(i)
+		for _, msg := range validation.IsValidPortNum(int(port.ContainerPort)) {
+			errs = append(errs, field.Invalid(pp.Child("containerPort"), port.ContainerPort, msg))
+		}
+		if port.HostPort != 0 {
+			for _, msg := range validation.IsValidPortNum(int(port.HostPort)) {
+				errs = append(errs, field.Invalid(pp.Child("hostPort"), port.HostPort, msg))
+			}
+		}
+	}
+	for i, env := range c.Env {
+		ep := p.Child("env").Index(i)
+		if env.Name == "" {
+			errs = append(errs, field.Required(ep.Child("name"), ""))
+		}
+		if env.ValueFrom != nil && (env.ValueFrom.ConfigMapKeyRef != nil || env.ValueFrom.SecretKeyRef != nil) {
+			errs = append(errs, field.Forbidden(ep.Child("valueFrom"), "static pods cannot reference ConfigMaps or Secrets"))
+		}
+	}
+	if len(c.EnvFrom) > 0 {
+		errs = append(errs, field.Forbidden(p.Child("envFrom"), "static pods cannot reference ConfigMaps or Secrets"))
+	}
+	for i, m := range c.VolumeMounts {
+		mp := p.Child("volumeMounts").Index(i)
+		if !volumes[m.Name] {
+			errs = append(errs, field.NotFound(mp.Child("name"), m.Name))
+		}
+		if !path.IsAbs(m.MountPath) {
+			errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be an absolute path"))
+		}
+	}
+	if c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyAlways {
+		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []string{string(v1.ContainerRestartPolicyAlways)}))
+	}
+	for _, probe := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		if probe != nil {
+			errs = append(errs, field.Forbidden(p, fmt.Sprintf("probes are not implemented by knode yet (container %q)", c.Name)))
+			break
+		}
+	}
+	return errs
+}

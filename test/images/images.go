@@ -1,0 +1,132 @@
+// Package images builds the small container images knode's tests and
+// examples run, as image archives that `ctr images import` accepts, from
+// binaries on this machine: no registry is reachable here.
+package images
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// Names of the images the tests and examples use.
+const (
+	Pause   = "registry.k8s.io/pause:3.10"
+	Busybox = "knode.local/busybox:1.36"
+)
+
+// busyboxApplets get a symlink each in /bin.
+var busyboxApplets = []string{"sh", "ash", "cat", "echo", "sleep", "ls", "date", "env", "head", "tail",
+	"true", "false", "touch", "mkdir", "rm", "wc", "grep", "sed", "dd", "sha256sum", "md5sum", "kill", "ps", "hostname", "id", "test", "printf", "seq", "stat", "uptime", "tee", "yes", "watch", "nc", "wget", "ip"}
+
+type file struct {
+	name string
+	mode int64
+	data []byte
+	link string
+	dir  bool
+}
+
+// WritePause writes the pause image built from a static pause binary.
+func WritePause(out, pauseBinary string) error {
+	bin, err := os.ReadFile(pauseBinary)
+	if err != nil {
+		return fmt.Errorf("read pause binary: %w", err)
+	}
+	return write(out, Pause, []file{{name: "pause", mode: 0o755, data: bin}}, v1.Config{Entrypoint: []string{"/pause"}})
+}
+
+// WriteBusybox writes a busybox image from a static busybox binary.
+func WriteBusybox(out, busyboxBinary string) error {
+	bin, err := os.ReadFile(busyboxBinary)
+	if err != nil {
+		return fmt.Errorf("read busybox binary: %w", err)
+	}
+	files := []file{
+		{name: "bin", dir: true}, {name: "tmp", dir: true, mode: 0o1777}, {name: "etc", dir: true},
+		{name: "bin/busybox", mode: 0o755, data: bin},
+		{name: "etc/passwd", mode: 0o644, data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n")},
+		{name: "etc/group", mode: 0o644, data: []byte("root:x:0:\nnogroup:x:65534:\n")},
+	}
+	for _, applet := range busyboxApplets {
+		files = append(files, file{name: "bin/" + applet, link: "busybox"})
+	}
+	return write(out, Busybox, files, v1.Config{
+		Cmd: []string{"sh"},
+		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+	})
+}
+
+func write(out, ref string, files []file, cfg v1.Config) error {
+	layerTar, err := tarFiles(files)
+	if err != nil {
+		return err
+	}
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(layerTar)), nil
+	})
+	if err != nil {
+		return fmt.Errorf("layer: %w", err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return fmt.Errorf("append layer: %w", err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	cf = cf.DeepCopy()
+	cf.Architecture, cf.OS, cf.Config = "amd64", "linux", cfg
+	img, err = mutate.ConfigFile(img, cf)
+	if err != nil {
+		return fmt.Errorf("set config: %w", err)
+	}
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return fmt.Errorf("image name: %w", err)
+	}
+	if err := tarball.WriteToFile(out, tag, img); err != nil {
+		return fmt.Errorf("write %s: %w", out, err)
+	}
+	return nil
+}
+
+func tarFiles(files []file) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	epoch := time.Unix(0, 0)
+	for _, f := range files {
+		hdr := &tar.Header{Name: f.name, Mode: f.mode, ModTime: epoch, Format: tar.FormatPAX}
+		switch {
+		case f.dir:
+			hdr.Typeflag, hdr.Name = tar.TypeDir, f.name+"/"
+			if hdr.Mode == 0 {
+				hdr.Mode = 0o755
+			}
+		case f.link != "":
+			hdr.Typeflag, hdr.Linkname, hdr.Mode = tar.TypeSymlink, f.link, 0o777
+		default:
+			hdr.Typeflag, hdr.Size = tar.TypeReg, int64(len(f.data))
+		}
+		if err := tw.WriteHeader(hdr); err != nil {
+			return nil, fmt.Errorf("tar header %s: %w", f.name, err)
+		}
+		if _, err := tw.Write(f.data); err != nil {
+			return nil, fmt.Errorf("tar %s: %w", f.name, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("close tar: %w", err)
+	}
+	return buf.Bytes(), nil
+}
