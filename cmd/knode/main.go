@@ -59,7 +59,7 @@ func newRunCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := logging.Setup(os.Stderr, level, logFormat)
+			log, err := logging.Setup(os.Stderr, level, logFormat, verbosity)
 			if err != nil {
 				return err
 			}

@@ -3,6 +3,7 @@
 package logging
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,8 +30,9 @@ func ParseLevel(s string, verbosity int) (slog.Level, error) {
 }
 
 // Setup makes the process-wide slog default and klog's sink the same handler.
-// format is "text" or "json".
-func Setup(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
+// format is "text" or "json". The libraries' klog detail (V(n) levels) shows
+// only at verbosity n or more (-v), so --log-level=debug stays readable.
+func Setup(w io.Writer, level slog.Level, format string, verbosity int) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
 	switch format {
@@ -43,6 +45,25 @@ func Setup(w io.Writer, level slog.Level, format string) (*slog.Logger, error) {
 	}
 	logger := slog.New(h)
 	slog.SetDefault(logger)
-	klog.SetSlogLogger(logger.With("source", "klog"))
+	klogMin := max(level, slog.LevelInfo-slog.Level(verbosity))
+	klog.SetSlogLogger(slog.New(minLevel{Handler: h, min: klogMin}).With("source", "klog"))
 	return logger, nil
+}
+
+// minLevel drops records below min before they reach the wrapped handler.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.min && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return minLevel{Handler: m.Handler.WithAttrs(attrs), min: m.min}
+}
+
+func (m minLevel) WithGroup(name string) slog.Handler {
+	return minLevel{Handler: m.Handler.WithGroup(name), min: m.min}
 }

@@ -1,0 +1,35 @@
+# knode's entry points. `make run` and `make test` work on a fresh Debian 12
+# machine as root: both set the node up first (hack/setup-node.sh).
+SHELL := /bin/bash
+CONTAINERD_VERSION ?= v2.4.2
+TOOLS_DIR ?= /usr/local/lib/knode-ci
+export PATH := $(TOOLS_DIR)/containerd-$(CONTAINERD_VERSION)/bin:$(PATH)
+GO_TEST_FLAGS ?=
+
+.PHONY: all build setup run stop test unit integration fmt vet
+
+all: build
+
+build:
+	go build -o _output/bin/knode ./cmd/knode
+
+setup:
+	bash hack/setup-node.sh
+
+# Sets up the node, starts knode with the example static pods and shows them running.
+run: setup build
+	bash hack/run-examples.sh
+
+stop:
+	bash hack/run-examples.sh stop
+
+# Unit tests, then the integration suite against real containerd.
+test: setup build
+	go vet ./...
+	KNODE_INTEGRATION=1 go test -count=1 -timeout 25m $(GO_TEST_FLAGS) ./...
+
+unit:
+	go test -count=1 ./internal/... ./cmd/...
+
+fmt:
+	gofmt -w cmd internal hack test bench

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what knode's examples and tests need on a fresh Debian 12 machine
+# (as root): runc, CNI plugins and busybox from Debian, containerd built with
+# the Go command, and the local test images. Safe to run again: each step is
+# skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
+TOOLS_DIR="${KNODE_TOOLS_DIR:-/usr/local/lib/knode-ci}"
+CONTAINERD_DIR="$TOOLS_DIR/containerd-$CONTAINERD_VERSION/bin"
+
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+need_pkgs=()
+for pair in runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip; do
+  pkg=${pair%%:*}; file=${pair#*:}
+  [ -e "$file" ] || need_pkgs+=("$pkg")
+done
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+fi
+
+if [ ! -x "$CONTAINERD_DIR/containerd" ] || [ ! -x "$CONTAINERD_DIR/containerd-shim-runc-v2" ] || [ ! -x "$CONTAINERD_DIR/ctr" ]; then
+  log "building containerd $CONTAINERD_VERSION with the Go command (a few minutes when the Go cache is cold)"
+  mkdir -p "$CONTAINERD_DIR"
+  GOBIN="$CONTAINERD_DIR" CGO_ENABLED=1 GOFLAGS=-buildvcs=false go install -tags no_btrfs \
+    "github.com/containerd/containerd/v2/cmd/containerd@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CONTAINERD_VERSION" \
+    "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
+fi
+log "containerd: $("$CONTAINERD_DIR/containerd" --version)"
+
+mkdir -p _output/bin _output/images
+log "building the pause binary and the test images"
+CGO_ENABLED=0 go build -o _output/bin/pause ./hack/pause
+go run ./hack/mkimages -out _output/images -pause-binary _output/bin/pause -busybox-binary /bin/busybox
+echo "$CONTAINERD_DIR"

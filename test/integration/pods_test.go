@@ -1,0 +1,344 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+const busybox = "knode.local/busybox:1.36"
+
+func podManifest(name, namespace, restartPolicy, command string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata:
+  name: %s
+  namespace: %s
+spec:
+  restartPolicy: %s
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: main
+    image: %s
+    command: ["sh", "-c", %q]
+`, name, namespace, restartPolicy, busybox, command)
+}
+
+func TestStaticPodRunsAndLogs(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("hello.yaml", podManifest("hello", "default", "Always",
+		`echo "hello from $(hostname)"; exec sleep 3600`))
+	n.startKnode()
+	c := n.waitRunning("default", "hello", "main")
+	n.eventually(20*time.Second, "log line in the CRI log file", func() bool {
+		return strings.Contains(n.logFile("default", "hello", "main"), "stdout F hello from "+n.podName("hello"))
+	})
+	sb := n.sandboxes("default", "hello")
+	if len(sb) != 1 || sb[0].State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		t.Fatalf("want one ready sandbox, got %v", sb)
+	}
+	if got := sb[0].Labels["io.kubernetes.pod.uid"]; got == "" || got != c.Labels["io.kubernetes.pod.uid"] {
+		t.Fatalf("sandbox and container disagree on pod uid: %q vs %q", got, c.Labels["io.kubernetes.pod.uid"])
+	}
+	if c.Annotations["io.kubernetes.container.restartCount"] != "0" {
+		t.Fatalf("restartCount annotation = %q, want 0", c.Annotations["io.kubernetes.container.restartCount"])
+	}
+}
+
+func TestRestartPolicies(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("always.yaml", podManifest("always", "default", "Always", `echo run; exit 3`))
+	n.writeManifest("onfailure-ok.yaml", podManifest("onfailure-ok", "default", "OnFailure", `echo done; exit 0`))
+	n.writeManifest("never.yaml", podManifest("never", "default", "Never", `echo once; exit 1`))
+	n.startKnode()
+
+	// Always: restarted, with back-off growing between restarts.
+	var instances []*runtimeapi.Container
+	n.eventually(90*time.Second, "three instances of a crashing container", func() bool {
+		instances = n.containers("default", "always", "main")
+		for _, c := range instances {
+			if c.Annotations["io.kubernetes.container.restartCount"] == "2" && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
+				return n.containerStatus(c.Id).StartedAt > 0
+			}
+		}
+		return false
+	})
+	// Gaps between an exit and the next start: the first restart is
+	// immediate, the next waits for the back-off. Compare them as a ratio.
+	byCount := map[string]*runtimeapi.ContainerStatus{}
+	for _, c := range instances {
+		byCount[c.Annotations["io.kubernetes.container.restartCount"]] = n.containerStatus(c.Id)
+	}
+	s1, s2 := byCount["1"], byCount["2"]
+	if s1 == nil || s2 == nil {
+		t.Fatalf("want instances 1 and 2 kept, got %v", keys(byCount))
+	}
+	gap2 := time.Duration(s2.StartedAt - s1.FinishedAt)
+	if s0 := byCount["0"]; s0 != nil {
+		gap1 := time.Duration(s1.StartedAt - s0.FinishedAt)
+		if gap2 < 3*gap1 {
+			t.Fatalf("back-off did not grow: first restart after %s, second after %s", gap1, gap2)
+		}
+	}
+	if gap2 < 5*time.Second {
+		t.Fatalf("second restart came %s after the exit; the crash-loop back-off is 10 s", gap2)
+	}
+
+	// OnFailure with exit 0 and Never: run once, never restarted.
+	for _, pod := range []string{"onfailure-ok", "never"} {
+		n.eventually(30*time.Second, pod+" exited", func() bool {
+			cs := n.containers("default", pod, "main")
+			return len(cs) == 1 && cs[0].State == runtimeapi.ContainerState_CONTAINER_EXITED
+		})
+	}
+	time.Sleep(3 * time.Second)
+	for _, pod := range []string{"onfailure-ok", "never"} {
+		if cs := n.containers("default", pod, "main"); len(cs) != 1 {
+			t.Fatalf("%s: want exactly one instance, got %d", pod, len(cs))
+		}
+		// A finished pod's sandbox is stopped, as the kubelet does.
+		n.eventually(20*time.Second, pod+" sandbox stopped", func() bool {
+			sb := n.sandboxes("default", pod)
+			return len(sb) == 1 && sb[0].State == runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+		})
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func TestInitContainersRunFirst(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("web.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: demo}
+spec:
+  terminationGracePeriodSeconds: 1
+  initContainers:
+  - name: first
+    image: `+busybox+`
+    command: ["sh", "-c", "echo one > /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  - name: second
+    image: `+busybox+`
+    command: ["sh", "-c", "sleep 1; echo two >> /work/order"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  containers:
+  - name: app
+    image: `+busybox+`
+    command: ["sh", "-c", "echo order: $(cat /work/order | tr '\\n' ' '); exec sleep 3600"]
+    volumeMounts: [{name: work, mountPath: /work}]
+  volumes:
+  - {name: work, emptyDir: {}}
+`)
+	n.startKnode()
+	app := n.waitRunning("demo", "web", "app")
+	n.eventually(20*time.Second, "app log", func() bool {
+		return strings.Contains(n.logFile("demo", "web", "app"), "order: one two")
+	})
+	appStarted := n.containerStatus(app.Id).StartedAt
+	var prevFinished int64
+	for _, name := range []string{"first", "second"} {
+		cs := n.containers("demo", "web", name)
+		if len(cs) != 1 {
+			t.Fatalf("init container %s: want 1 instance, got %d", name, len(cs))
+		}
+		st := n.containerStatus(cs[0].Id)
+		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 0 {
+			t.Fatalf("init container %s: state %v exit %d", name, st.State, st.ExitCode)
+		}
+		if st.StartedAt < prevFinished {
+			t.Fatalf("init container %s started before the previous one finished", name)
+		}
+		prevFinished = st.FinishedAt
+	}
+	if appStarted < prevFinished {
+		t.Fatalf("app started before the init containers finished")
+	}
+}
+
+func TestManifestEditReplacesAndDeleteRemoves(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("svc.yaml", podManifest("svc", "default", "Always", `echo v1; exec sleep 3600`))
+	n.startKnode()
+	first := n.waitRunning("default", "svc", "main")
+	oldSandbox := first.PodSandboxId
+
+	n.writeManifest("svc.yaml", podManifest("svc", "default", "Always", `echo v2; exec sleep 3600`))
+	n.eventually(60*time.Second, "the edited pod running in a new sandbox, the old one removed", func() bool {
+		c := n.running("default", "svc", "main")
+		if c == nil || c.PodSandboxId == oldSandbox {
+			return false
+		}
+		for _, sb := range n.sandboxes("default", "svc") {
+			if sb.Id == oldSandbox {
+				return false
+			}
+		}
+		return true
+	})
+	n.eventually(20*time.Second, "v2 output", func() bool {
+		return strings.Contains(n.logFile("default", "svc", "main"), "stdout F v2")
+	})
+
+	n.removeManifest("svc.yaml")
+	n.eventually(60*time.Second, "sandbox and containers removed", func() bool {
+		return len(n.sandboxes("default", "svc")) == 0 && len(n.containers("default", "svc", "")) == 0
+	})
+	n.eventually(10*time.Second, "pod log directory removed", func() bool {
+		matches, _ := filepath.Glob(filepath.Join(n.logs, "default_"+n.podName("svc")+"_*"))
+		return len(matches) == 0
+	})
+}
+
+func TestGracefulTermination(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	// The shell traps TERM and records it on the host; knode must send TERM
+	// first and wait for the container within the grace period.
+	out := filepath.Join(n.dir, "graceful-out")
+	n.writeManifest("graceful.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: graceful}
+spec:
+  terminationGracePeriodSeconds: 20
+  volumes:
+  - {name: out, hostPath: {path: `+out+`, type: DirectoryOrCreate}}
+  containers:
+  - name: main
+    image: `+busybox+`
+    volumeMounts: [{name: out, mountPath: /out}]
+    command: ["sh", "-c", "trap 'echo got TERM > /out/term; sleep 2; echo bye >> /out/term; exit 0' TERM; echo ready; while true; do sleep 0.2; done"]
+`)
+	n.startKnode()
+	c := n.waitRunning("default", "graceful", "main")
+	n.eventually(10*time.Second, "ready", func() bool {
+		return strings.Contains(n.logFile("default", "graceful", "main"), "ready")
+	})
+	n.removeManifest("graceful.yaml")
+	n.eventually(60*time.Second, "sandbox removed", func() bool { return len(n.sandboxes("default", "graceful")) == 0 })
+	data, err := os.ReadFile(filepath.Join(out, "term"))
+	if err != nil || string(data) != "got TERM\nbye\n" {
+		t.Fatalf("container %s was not given its grace period: %q (%v)", c.Id, data, err)
+	}
+}
+
+func TestAdoptsPodsAfterSIGKILL(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("keep.yaml", podManifest("keep", "default", "Always", `exec sleep 3600`))
+	n.startKnode()
+	before := n.waitRunning("default", "keep", "main")
+	n.knode.kill()
+
+	n.startKnode()
+	// Give the new knode time to list and sync; nothing may change.
+	n.eventually(30*time.Second, "knode synced", func() bool {
+		return strings.Count(n.knodeLog(), "knode is running") == 2
+	})
+	time.Sleep(4 * time.Second)
+	cs := n.containers("default", "keep", "main")
+	if len(cs) != 1 || cs[0].Id != before.Id || cs[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("want the same running container %s after restart, got %v", before.Id, cs)
+	}
+	if rc := cs[0].Annotations["io.kubernetes.container.restartCount"]; rc != "0" {
+		t.Fatalf("restartCount = %s, want 0", rc)
+	}
+	if sb := n.sandboxes("default", "keep"); len(sb) != 1 {
+		t.Fatalf("want one sandbox, got %d", len(sb))
+	}
+}
+
+func TestMalformedManifestIsSkipped(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: bad}\nspec:\n  containers:\n  - name: x\n    imagee: typo\n")
+	n.writeManifest("good.yaml", podManifest("good", "default", "Always", `exec sleep 3600`))
+	n.startKnode()
+	n.waitRunning("default", "good", "main")
+	n.eventually(10*time.Second, "the bad file named in the log", func() bool {
+		log := n.knodeLog()
+		return strings.Contains(log, filepath.Join(n.manifests, "bad.yaml")) && strings.Contains(log, "imagee")
+	})
+	if len(n.sandboxes("default", "bad")) != 0 {
+		t.Fatal("a sandbox was created for the malformed manifest")
+	}
+}
+
+func TestRuntimeRestartIsPickedUp(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("before.yaml", podManifest("before", "default", "Always", `exec sleep 3600`))
+	n.startKnode()
+	before := n.waitRunning("default", "before", "main")
+
+	n.runtime.Stop(20 * time.Second)
+	n.eventually(30*time.Second, "knode to notice the runtime is down", func() bool {
+		return strings.Contains(n.knodeLog(), "container runtime became unhealthy")
+	})
+	// A manifest added while the runtime is down runs once it is back.
+	n.writeManifest("after.yaml", podManifest("after", "default", "Always", `exec sleep 3600`))
+	time.Sleep(2 * time.Second)
+	if n.knode.exited() {
+		t.Fatal("knode exited when the runtime went away")
+	}
+	n.startRuntime()
+	n.waitRunning("default", "after", "main")
+	n.eventually(30*time.Second, "runtime healthy again in the log", func() bool {
+		return strings.Contains(n.knodeLog(), "container runtime is healthy again")
+	})
+	cs := n.containers("default", "before", "main")
+	if len(cs) != 1 || cs[0].Id != before.Id || cs[0].State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		t.Fatalf("the pod that ran before the runtime restart was disturbed: %v", cs)
+	}
+}
+
+func TestEmbeddedRuntime(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	// This node's own containerd is not used: knode starts one under its root dir.
+	n.writeManifest("emb.yaml", podManifest("emb", "default", "Always", `echo embedded; exec sleep 3600`))
+	root := filepath.Join(n.dir, "eroot")
+	n.startKnodeArgs("run",
+		"--root-dir", root,
+		"--pod-manifest-path", n.manifests,
+		"--pod-logs-dir", n.logs,
+		"--hostname-override", n.name,
+		"--preload-images-dir", imageDir,
+		"--pod-infra-container-image", "registry.k8s.io/pause:3.10",
+		"--pod-cidr", podCIDR(root),
+	)
+	n.eventually(60*time.Second, "pod running in the embedded containerd", func() bool {
+		return strings.Contains(n.logFile("default", "emb", "main"), "stdout F embedded")
+	})
+	if _, err := os.Stat(filepath.Join(root, "containerd", "containerd.sock")); err != nil {
+		t.Fatalf("embedded containerd socket: %v", err)
+	}
+	n.removeManifest("emb.yaml")
+	n.eventually(60*time.Second, "pod removed from the embedded containerd", func() bool {
+		return strings.Contains(n.knodeLog(), "pod sandbox removed")
+	})
+	if err := n.knode.terminate(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(n.knodeLog(), "started embedded containerd") {
+		t.Fatal("knode did not report starting its containerd")
+	}
+	if _, err := os.Stat(filepath.Join(root, "containerd", "containerd.pid")); !os.IsNotExist(err) {
+		t.Fatalf("embedded containerd still recorded as running after knode stopped: %v", err)
+	}
+}
