@@ -13,6 +13,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -31,10 +32,23 @@ func Decode(path string, data []byte, nodeName string) (*v1.Pod, error) {
 		return nil, fmt.Errorf("manifest is empty")
 	}
 	var pod v1.Pod
-	// YAML is converted to JSON first; strict decoding rejects unknown and
-	// duplicate fields, as the API server would for a typo.
-	if err := yaml.UnmarshalStrict(data, &pod); err != nil {
+	// YAML is converted to JSON first (rejecting duplicate keys); strict
+	// decoding then names every unknown field by its path, as the API server
+	// does for a typo.
+	js, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
 		return nil, fmt.Errorf("decode: %w", err)
+	}
+	strictErrs, err := kjson.UnmarshalStrict(js, &pod)
+	if err != nil {
+		return nil, fmt.Errorf("decode: %w", err)
+	}
+	if len(strictErrs) > 0 {
+		msgs := make([]string, len(strictErrs))
+		for i, e := range strictErrs {
+			msgs[i] = e.Error()
+		}
+		return nil, fmt.Errorf("decode: %s", strings.Join(msgs, "; "))
 	}
 	if pod.APIVersion != "v1" || pod.Kind != "Pod" {
 		return nil, fmt.Errorf("want apiVersion v1 and kind Pod, got apiVersion %q kind %q", pod.APIVersion, pod.Kind)

@@ -1,0 +1,120 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+func load(t *testing.T, file string, args ...string) (*Config, []string, error) {
+	t.Helper()
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	f := &Flags{}
+	f.AddFlags(fs)
+	if file != "" {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", path)
+	}
+	if err := fs.Parse(append(args, "--hostname-override", "Node-A")); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs, f)
+}
+
+const header = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
+
+func TestLoad(t *testing.T) {
+	tests := []struct {
+		name     string
+		file     string
+		args     []string
+		check    func(t *testing.T, c *Config)
+		warnings []string
+		err      string
+	}{
+		{
+			name: "defaults",
+			check: func(t *testing.T, c *Config) {
+				if c.RootDir != "/var/lib/kubelet" || c.Port != 10250 || c.RuntimeRequestTimeout != 2*time.Minute ||
+					c.AuthorizationMode != "AlwaysAllow" || c.AnonymousAuth || !c.FeatureGates.Enabled(ContainerCheckpoint) {
+					t.Fatalf("unexpected defaults: %+v", c)
+				}
+				if c.NodeName != "node-a" {
+					t.Fatalf("node name %q, want the override lower-cased", c.NodeName)
+				}
+			},
+		},
+		{
+			name: "file values apply",
+			file: header + "staticPodPath: /etc/manifests\nport: 11250\nruntimeRequestTimeout: 30s\nauthentication:\n  anonymous:\n    enabled: true\n  x509:\n    clientCAFile: /ca.crt\nfeatureGates:\n  ContainerCheckpoint: false\n",
+			check: func(t *testing.T, c *Config) {
+				if c.PodManifestPath != "/etc/manifests" || c.Port != 11250 || c.RuntimeRequestTimeout != 30*time.Second ||
+					!c.AnonymousAuth || c.ClientCAFile != "/ca.crt" || c.FeatureGates.Enabled(ContainerCheckpoint) {
+					t.Fatalf("file not applied: %+v", c)
+				}
+			},
+		},
+		{
+			name: "flags override the file",
+			file: header + "staticPodPath: /etc/manifests\nport: 11250\nfeatureGates:\n  ContainerCheckpoint: false\n",
+			args: []string{"--pod-manifest-path", "/other", "--port", "12000", "--feature-gates", "ContainerCheckpoint=true"},
+			check: func(t *testing.T, c *Config) {
+				if c.PodManifestPath != "/other" || c.Port != 12000 || !c.FeatureGates.Enabled(ContainerCheckpoint) {
+					t.Fatalf("flags did not win: %+v", c)
+				}
+			},
+		},
+		{
+			name: "a flag left at its default does not override the file",
+			file: header + "port: 11250\n",
+			args: []string{"--root-dir", "/tmp/x"},
+			check: func(t *testing.T, c *Config) {
+				if c.Port != 11250 {
+					t.Fatalf("port = %d, want the file's 11250", c.Port)
+				}
+			},
+		},
+		{
+			name:     "unsupported fields are named",
+			file:     header + "maxPods: 50\nauthentication:\n  webhook:\n    enabled: true\n  anonymous:\n    enabled: false\nevictionHard:\n  memory.available: 100Mi\n",
+			warnings: []string{`"authentication.webhook"`, `"evictionHard"`, `"maxPods"`},
+		},
+		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
+		{name: "wrong kind", file: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", err: "want apiVersion"},
+		{name: "unknown field is an error", file: header + "staticPodPth: /x\n", err: "unknown field"},
+		{name: "bad authorization mode", args: []string{"--authorization-mode", "RBAC"}, err: "not supported"},
+		{name: "non-positive runtime timeout", args: []string{"--runtime-request-timeout", "0s"}, err: "must be positive"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, warnings, err := load(t, tt.file, tt.args...)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want one containing %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(warnings) != len(tt.warnings) {
+				t.Fatalf("warnings = %q, want %d naming %q", warnings, len(tt.warnings), tt.warnings)
+			}
+			for i, w := range tt.warnings {
+				if !strings.Contains(warnings[i], w) {
+					t.Fatalf("warning %d = %q, want it to name %s", i, warnings[i], w)
+				}
+			}
+			if tt.check != nil {
+				tt.check(t, c)
+			}
+		})
+	}
+}
