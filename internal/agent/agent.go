@@ -13,6 +13,7 @@ import (
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/staticpod"
@@ -37,6 +38,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	m := metrics.New()
+	rt.Instrument(m.ObserveRuntimeOperation)
 	defer rt.Close(context.Background())
 	log.Info("container runtime", "runtime", rt.Description(), "endpoint", endpoint)
 	go rt.Health().Watch(ctx, log, 5*time.Second)
@@ -67,7 +70,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		ResyncPeriod:    cfg.SyncFrequency,
 		RequestTimeout:  cfg.RuntimeRequestTimeout,
 		Log:             log.With("component", "pods"),
+		Recorder:        m,
 	}, sources...)
+	m.AddRunning(mgr)
+
+	srv, err := newServer(cfg, rt, mgr, m)
+	if err != nil {
+		return err
+	}
 
 	if cfg.PodManifestPath != "" {
 		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))
@@ -89,7 +99,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}()
 	}
 	log.Info("knode is running", "node", cfg.NodeName, "rootDir", cfg.RootDir, "manifests", cfg.PodManifestPath)
-	mgr.Run(ctx)
+	// The API and the pod workers run until ctx ends or the API cannot serve.
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(runCtx) }()
+	mgrDone := make(chan struct{})
+	go func() {
+		mgr.Run(runCtx)
+		close(mgrDone)
+	}()
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+	}
+	cancel()
+	<-mgrDone
+	if err != nil {
+		return err
+	}
 	log.Info("knode stopped; pods keep running in the runtime")
 	return nil
 }

@@ -37,7 +37,23 @@ type Options struct {
 	// BackoffInitial and BackoffMax are the crash-loop back-off (10 s doubling to 5 min).
 	BackoffInitial, BackoffMax time.Duration
 	Now                        func() time.Time
+	// Recorder receives pod and container start events for metrics; may be nil.
+	Recorder Recorder
 }
+
+// Recorder is told about starts, for the kubelet's started_* and
+// pod_start_duration metrics.
+type Recorder interface {
+	SandboxStarted(err error)
+	ContainerStarted(containerType string, err error)
+	PodRunning(sinceFirstSeen time.Duration)
+}
+
+type nopRecorder struct{}
+
+func (nopRecorder) SandboxStarted(error)           {}
+func (nopRecorder) ContainerStarted(string, error) {}
+func (nopRecorder) PodRunning(time.Duration)       {}
 
 // Manager owns the desired pods, one worker per pod, and their status.
 type Manager struct {
@@ -52,8 +68,11 @@ type Manager struct {
 	workers      map[types.UID]*worker
 	statuses     map[types.UID]*v1.PodStatus
 	// finished are pods that have terminated but whose source still lists them.
-	lastRelist time.Time
-	relistErr  error
+	lastRelist        time.Time
+	lastRelistAttempt time.Time
+	relistErr         error
+	// runtimePods is the last relist's view, for /runningpods and metrics.
+	runtimePods map[types.UID]*runtimePod
 
 	relistNow chan struct{}
 	wg        sync.WaitGroup
@@ -84,6 +103,9 @@ func NewManager(opts Options, sources ...string) *Manager {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.Recorder == nil {
+		opts.Recorder = nopRecorder{}
 	}
 	if opts.RuntimeName == "" {
 		opts.RuntimeName = "cri"
@@ -147,51 +169,109 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	m.wakeRelist()
 }
 
-// Pod is a desired pod with its latest status.
-type Pod struct {
-	Pod    *v1.Pod
-	Status v1.PodStatus
-}
-
-// Pods returns the pods knode manages, with their status, sorted by namespace and name.
-func (m *Manager) Pods() []Pod {
+// Pods returns copies of the pods knode manages with their live status,
+// sorted by namespace and name.
+func (m *Manager) Pods() []*v1.Pod {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	var out []Pod
+	out := make([]*v1.Pod, 0, len(m.workers))
 	for uid, pod := range m.allDesiredLocked() {
-		p := Pod{Pod: pod}
-		if st := m.statuses[uid]; st != nil {
-			p.Status = *st.DeepCopy()
-		} else {
-			p.Status = v1.PodStatus{Phase: v1.PodPending}
-		}
-		out = append(out, p)
+		out = append(out, m.withStatusLocked(uid, pod))
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if out[i].Pod.Namespace != out[j].Pod.Namespace {
-			return out[i].Pod.Namespace < out[j].Pod.Namespace
+		if out[i].Namespace != out[j].Namespace {
+			return out[i].Namespace < out[j].Namespace
 		}
-		return out[i].Pod.Name < out[j].Pod.Name
+		return out[i].Name < out[j].Name
 	})
 	return out
 }
 
 // GetPod finds a managed pod by namespace and name.
-func (m *Manager) GetPod(namespace, name string) (Pod, bool) {
-	for _, p := range m.Pods() {
-		if p.Pod.Namespace == namespace && p.Pod.Name == name {
-			return p, true
-		}
-	}
-	return Pod{}, false
-}
-
-// SyncLoopHealth reports when the runtime was last listed successfully; a
-// stale relist means the sync loop is stuck or the runtime is unreachable.
-func (m *Manager) SyncLoopHealth() (last time.Time, err error) {
+func (m *Manager) GetPod(namespace, name string) (*v1.Pod, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return m.lastRelist, m.relistErr
+	for uid, pod := range m.allDesiredLocked() {
+		if pod.Namespace == namespace && pod.Name == name {
+			return m.withStatusLocked(uid, pod), true
+		}
+	}
+	return nil, false
+}
+
+func (m *Manager) withStatusLocked(uid types.UID, pod *v1.Pod) *v1.Pod {
+	p := pod.DeepCopy()
+	if st := m.statuses[uid]; st != nil {
+		p.Status = *st.DeepCopy()
+	} else {
+		p.Status = v1.PodStatus{Phase: v1.PodPending}
+	}
+	return p
+}
+
+// SyncLoopHealth reports when the relist loop last ran and last succeeded,
+// and its last error: a stale attempt means the loop is stuck, an error that
+// the runtime is unreachable.
+func (m *Manager) SyncLoopHealth() (lastAttempt, lastSuccess time.Time, err error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.lastRelistAttempt, m.lastRelist, m.relistErr
+}
+
+// RunningCounts is the number of pods with a ready sandbox and of knode's
+// containers per state, as of the last relist.
+func (m *Manager) RunningCounts() (int, map[string]int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	pods := 0
+	containers := map[string]int{}
+	for _, rp := range m.runtimePods {
+		if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			pods++
+		}
+		for _, c := range rp.containers {
+			containers[containerStateName(c.State)]++
+		}
+	}
+	return pods, containers
+}
+
+func containerStateName(s runtimeapi.ContainerState) string {
+	switch s {
+	case runtimeapi.ContainerState_CONTAINER_CREATED:
+		return "created"
+	case runtimeapi.ContainerState_CONTAINER_RUNNING:
+		return "running"
+	case runtimeapi.ContainerState_CONTAINER_EXITED:
+		return "exited"
+	default:
+		return "unknown"
+	}
+}
+
+// RunningPods is the runtime's view as of the last relist: one pod per
+// ready sandbox with its running containers, as the kubelet's /runningpods/.
+func (m *Manager) RunningPods() []*v1.Pod {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	var out []*v1.Pod
+	for uid, rp := range m.runtimePods {
+		sb := rp.newestSandbox()
+		if sb == nil || sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+			continue
+		}
+		pod := &v1.Pod{}
+		pod.Name, pod.Namespace, pod.UID = sb.GetMetadata().GetName(), sb.GetMetadata().GetNamespace(), uid
+		for _, c := range rp.containers {
+			if c.PodSandboxId != sb.Id || c.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				continue
+			}
+			pod.Spec.Containers = append(pod.Spec.Containers, v1.Container{Name: c.GetMetadata().GetName(), Image: c.GetImage().GetImage()})
+		}
+		out = append(out, pod)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name })
+	return out
 }
 
 func (m *Manager) allDesiredLocked() map[types.UID]*v1.Pod {
@@ -295,11 +375,14 @@ func (m *Manager) relistLoop(ctx context.Context) {
 func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[types.UID]string {
 	ctx, cancel := context.WithTimeout(ctx, m.opts.RequestTimeout)
 	defer cancel()
+	started := m.opts.Now()
 	snap, err := listRuntime(ctx, m.opts.Runtime, nil)
 	m.mu.Lock()
 	m.relistErr = err
+	m.lastRelistAttempt = started
 	if err == nil {
-		m.lastRelist = m.opts.Now()
+		m.lastRelist = started
+		m.runtimePods = snap
 	}
 	m.mu.Unlock()
 	if err != nil {

@@ -33,6 +33,17 @@ type worker struct {
 	startTime *time.Time
 	waits     map[string]waiting
 	errDelay  time.Duration
+	// reportedRunning is set once the pod first had all containers running.
+	reportedRunning bool
+}
+
+func allRunning(st *v1.PodStatus) bool {
+	for _, cs := range st.ContainerStatuses {
+		if cs.State.Running == nil {
+			return false
+		}
+	}
+	return true
 }
 
 func newWorker(m *Manager, uid types.UID) *worker {
@@ -98,7 +109,12 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if rp, err = w.list(ctx); err != nil {
 		return w.failed(pod, err), false
 	}
-	w.m.setStatus(w.uid, w.buildStatus(ctx, pod, rp))
+	st := w.buildStatus(ctx, pod, rp)
+	if !w.reportedRunning && st.Phase == v1.PodRunning && allRunning(st) {
+		w.reportedRunning = true
+		w.m.opts.Recorder.PodRunning(w.m.opts.Now().Sub(*w.startTime))
+	}
+	w.m.setStatus(w.uid, st)
 	return next, false
 }
 
@@ -202,6 +218,7 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 	ctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 	defer cancel()
 	id, err := w.m.opts.Runtime.RunPodSandbox(ctx, cfg, "")
+	w.m.opts.Recorder.SandboxStarted(err)
 	if err != nil {
 		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
 		return "", fmt.Errorf("run pod sandbox: %w", err)
@@ -316,6 +333,14 @@ func (s *podSync) removeOld(ctx context.Context, instances []*runtimeapi.Contain
 	}
 }
 
+// containerType is the kubelet's label value for started_containers_total.
+func containerType(c *v1.Container, isInit bool) string {
+	if isInit {
+		return "init_container"
+	}
+	return "container"
+}
+
 func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
 	switch policy {
 	case v1.RestartPolicyAlways:
@@ -383,12 +408,15 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	defer cancel()
 	id, err := rt.CreateContainer(cctx, s.sb.Id, cfg, s.sbConfig)
 	if err != nil {
+		w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
 		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		s.requeue(10 * time.Second)
 		return
 	}
-	if err := rt.StartContainer(cctx, id); err != nil {
+	err = rt.StartContainer(cctx, id)
+	w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
+	if err != nil {
 		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
 		w.m.log.Warn("start container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		// A container that never started is removed so the next try is clean.

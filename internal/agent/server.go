@@ -1,0 +1,95 @@
+package agent
+
+import (
+	"fmt"
+	"path/filepath"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+
+	"knode.io/knode/internal/config"
+	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/metrics"
+	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/server"
+)
+
+// syncLoopStuckAfter is how long the relist loop may go without running
+// before /healthz/syncloop fails (the kubelet's PLEG threshold).
+const syncLoopStuckAfter = 3 * time.Minute
+
+func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics) (*server.Server, error) {
+	pki := filepath.Join(cfg.RootDir, "pki")
+	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
+	if err != nil {
+		return nil, err
+	}
+	caFile := cfg.ClientCAFile
+	if caFile == "" {
+		// No CA configured: trust a node-local one whose admin certificate
+		// stays root-only under <root-dir>/pki, instead of opening anonymous access.
+		if caFile, err = server.EnsureLocalClientCA(pki); err != nil {
+			return nil, err
+		}
+	}
+	cas, err := server.LoadClientCAs(caFile)
+	if err != nil {
+		return nil, err
+	}
+	authz, err := server.NewAuthorizer(cfg.AuthorizationMode, nil)
+	if err != nil {
+		return nil, err
+	}
+	return server.New(server.Config{
+		NodeName:      cfg.NodeName,
+		Address:       cfg.Address,
+		Port:          cfg.Port,
+		ReadOnlyPort:  cfg.ReadOnlyPort,
+		TLS:           cert,
+		Authenticator: server.NewAuthenticator(server.AuthConfig{ClientCAs: cas, Anonymous: cfg.AnonymousAuth}),
+		Authorizer:    authz,
+		Pods:          mgr,
+		Logs:          rt,
+		Metrics:       m,
+		Health: []server.HealthCheck{
+			{Name: "runtime", Check: rt.Health().Err},
+			{Name: "syncloop", Check: func() error {
+				attempt, _, _ := mgr.SyncLoopHealth()
+				if since := time.Since(attempt); since > syncLoopStuckAfter {
+					return fmt.Errorf("the sync loop has not run for %s", since.Round(time.Second))
+				}
+				return nil
+			}},
+		},
+		Configz: func() any { return kubeletConfiguration(cfg, caFile) },
+	}), nil
+}
+
+// kubeletConfiguration presents the effective configuration in the
+// kubelet's own type for /configz. It holds paths, never key material.
+func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.KubeletConfiguration {
+	kc := &kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:                 metav1.TypeMeta{Kind: "KubeletConfiguration", APIVersion: kubeletv1beta1.SchemeGroupVersion.String()},
+		StaticPodPath:            cfg.PodManifestPath,
+		PodLogsDir:               cfg.PodLogsDir,
+		SyncFrequency:            metav1.Duration{Duration: cfg.SyncFrequency},
+		FileCheckFrequency:       metav1.Duration{Duration: cfg.FileCheckFrequency},
+		Address:                  cfg.Address,
+		Port:                     cfg.Port,
+		ReadOnlyPort:             cfg.ReadOnlyPort,
+		TLSCertFile:              cfg.TLSCertFile,
+		TLSPrivateKeyFile:        cfg.TLSPrivateKeyFile,
+		CgroupRoot:               cfg.CgroupRoot,
+		CgroupDriver:             "cgroupfs",
+		RuntimeRequestTimeout:    metav1.Duration{Duration: cfg.RuntimeRequestTimeout},
+		PodCIDR:                  cfg.PodCIDR,
+		ResolverConfig:           &cfg.ResolvConf,
+		FeatureGates:             cfg.FeatureGates.Map(),
+		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
+	}
+	kc.Authentication.X509.ClientCAFile = caFile
+	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
+	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
+	return kc
+}

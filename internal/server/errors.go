@@ -1,0 +1,54 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+)
+
+// Errors that handlers return; writeError maps them to HTTP codes in one place.
+var (
+	ErrNotFound   = errors.New("not found")
+	ErrBadRequest = errors.New("bad request")
+	ErrConflict   = errors.New("conflict")
+)
+
+// httpError carries the exact body a kubelet client expects.
+type httpError struct {
+	code int
+	body string
+	// retryAfter is sent as Retry-After seconds when > 0.
+	retryAfter int
+}
+
+func (e *httpError) Error() string { return e.body }
+
+func notFound(body string) error   { return &httpError{code: http.StatusNotFound, body: body} }
+func badRequest(body string) error { return &httpError{code: http.StatusBadRequest, body: body} }
+func internal(body string) error   { return &httpError{code: http.StatusInternalServerError, body: body} }
+
+// writeError writes err as the kubelet would: plain text, the status code
+// derived from the error.
+func writeError(w http.ResponseWriter, err error) {
+	var he *httpError
+	if !errors.As(err, &he) {
+		switch {
+		case errors.Is(err, ErrNotFound):
+			he = &httpError{code: http.StatusNotFound, body: err.Error()}
+		case errors.Is(err, ErrBadRequest):
+			he = &httpError{code: http.StatusBadRequest, body: err.Error()}
+		case errors.Is(err, ErrConflict):
+			he = &httpError{code: http.StatusConflict, body: err.Error()}
+		default:
+			he = &httpError{code: http.StatusInternalServerError, body: err.Error()}
+		}
+	}
+	if he.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(he.code)
+	_, _ = w.Write([]byte(he.body))
+}
+

@@ -1,0 +1,227 @@
+// Package server is knode's kubelet-compatible HTTPS API: TLS, the
+// kubelet's authentication and authorization, and one file per endpoint.
+// Handlers only ask services (interfaces defined here) for answers.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+	"k8s.io/apiserver/pkg/authorization/authorizer"
+
+	"knode.io/knode/internal/metrics"
+)
+
+// Pods is what the API reads about pods.
+type Pods interface {
+	// Pods returns the managed pods with live status.
+	Pods() []*v1.Pod
+	// GetPod finds one managed pod.
+	GetPod(namespace, name string) (*v1.Pod, bool)
+	// RunningPods is the runtime's view of pods.
+	RunningPods() []*v1.Pod
+}
+
+// Logs streams a container's CRI log file.
+type Logs interface {
+	ReadLogs(ctx context.Context, containerID string, opts *v1.PodLogOptions, stdout, stderr io.Writer) error
+}
+
+// HealthCheck is one named /healthz check.
+type HealthCheck struct {
+	Name  string
+	Check func() error
+}
+
+// Config is everything the server needs.
+type Config struct {
+	NodeName     string
+	Address      string
+	Port         int32
+	ReadOnlyPort int32
+	TLS          tls.Certificate
+	// ClientCAs are offered as hints in the TLS handshake; verification is
+	// the authenticator's job, so other clients still reach 401.
+	Authenticator authenticator.Request
+	Authorizer    authorizer.Authorizer
+	Pods          Pods
+	Logs          Logs
+	Health        []HealthCheck
+	Metrics       *metrics.Metrics
+	// Configz returns the effective configuration, secrets redacted.
+	Configz func() any
+	Log     *slog.Logger
+}
+
+// Server serves the secure API and, when configured, the read-only port.
+type Server struct {
+	cfg      Config
+	secure   *http.ServeMux
+	readOnly *http.ServeMux
+}
+
+// New builds the routes.
+func New(cfg Config) *Server {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, secure: http.NewServeMux(), readOnly: http.NewServeMux()}
+	s.Handle("/healthz", s.healthz(), true)
+	s.Handle("/healthz/{check}", s.healthz(), true)
+	s.Handle("GET /pods", http.HandlerFunc(s.pods), true)
+	s.Handle("GET /runningpods/", http.HandlerFunc(s.runningPods), false)
+	s.Handle("GET /containerLogs/{namespace}/{pod}/{container}", http.HandlerFunc(s.containerLogs), false)
+	s.Handle("GET /metrics", s.metricsHandler(), true)
+	s.Handle("GET /configz", http.HandlerFunc(s.configz), false)
+	return s
+}
+
+// Handle adds a route; readOnly also serves it on the read-only port.
+// Patterns are net/http's, with wildcards.
+func (s *Server) Handle(pattern string, h http.Handler, readOnly bool) {
+	s.secure.Handle(pattern, h)
+	if readOnly {
+		s.readOnly.Handle(pattern, h)
+	}
+}
+
+// Handler is the secure API's full chain, for tests and for Serve.
+func (s *Server) Handler() http.Handler {
+	return s.instrument("readwrite", withAuth(s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, limitBody(s.secure)))
+}
+
+// ReadOnlyHandler is the read-only port's chain: no authentication, as in the kubelet.
+func (s *Server) ReadOnlyHandler() http.Handler {
+	return s.instrument("readonly", limitBody(s.readOnly))
+}
+
+// Serve listens until ctx ends. Listening errors are returned at once.
+func (s *Server) Serve(ctx context.Context) error {
+	secureLn, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Address, strconv.Itoa(int(s.cfg.Port))))
+	if err != nil {
+		return fmt.Errorf("listen on the HTTPS port: %w", err)
+	}
+	servers := []*http.Server{s.httpServer(s.Handler())}
+	servers[0].TLSConfig = &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{s.cfg.TLS},
+		// Verification is the authenticator's: a certificate from another CA
+		// gets 401 like the kubelet's, not a failed handshake.
+		ClientAuth: tls.RequestClientCert,
+	}
+	listeners := []net.Listener{tls.NewListener(secureLn, servers[0].TLSConfig)}
+	if s.cfg.ReadOnlyPort > 0 {
+		roLn, err := net.Listen("tcp", net.JoinHostPort(s.cfg.Address, strconv.Itoa(int(s.cfg.ReadOnlyPort))))
+		if err != nil {
+			secureLn.Close()
+			return fmt.Errorf("listen on the read-only port: %w", err)
+		}
+		servers = append(servers, s.httpServer(s.ReadOnlyHandler()))
+		listeners = append(listeners, roLn)
+	}
+	errs := make(chan error, len(servers))
+	for i := range servers {
+		go func(srv *http.Server, ln net.Listener) {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}(servers[i], listeners[i])
+	}
+	s.cfg.Log.Info("serving the kubelet API", "address", secureLn.Addr().String(), "readOnlyPort", s.cfg.ReadOnlyPort)
+	select {
+	case <-ctx.Done():
+	case err := <-errs:
+		return err
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		_ = srv.Shutdown(shutdownCtx)
+	}
+	return nil
+}
+
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler: h,
+		// Slow clients cannot hold the server: headers must arrive quickly
+		// and are bounded; streaming responses have no write timeout.
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.cfg.Log.Handler(), slog.LevelDebug),
+	}
+}
+
+// maxBodyBytes bounds request bodies; no endpoint takes more.
+const maxBodyBytes = 1 << 20
+
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength > maxBodyBytes {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		if len(r.URL.RawQuery) > 4096 {
+			http.Error(w, "query too long", http.StatusRequestURITooLong)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// instrument records the kubelet's http_* metrics; path is the first
+// segment only, so cardinality stays bounded whatever clients send.
+func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
+	m := s.cfg.Metrics
+	if m == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		path := firstSegment(r.URL.Path)
+		longRunning := strconv.FormatBool(r.URL.Query().Get("follow") == "true")
+		method := strings.ToLower(r.Method)
+		if len(method) > 10 {
+			method = "other"
+		}
+		start := time.Now()
+		inflight := m.HTTPInflight.WithLabelValues(method, path, serverType, longRunning)
+		inflight.Inc()
+		defer func() {
+			inflight.Dec()
+			m.HTTPRequests.WithLabelValues(method, path, serverType, longRunning).Inc()
+			m.HTTPRequestDuration.WithLabelValues(method, path, serverType, longRunning).Observe(time.Since(start).Seconds())
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// knownSegments keeps the metrics' path label to a fixed set.
+var knownSegments = map[string]bool{
+	"healthz": true, "pods": true, "runningpods": true, "containerLogs": true, "metrics": true,
+	"configz": true, "checkpoint": true, "checkpoints": true, "stats": true, "logs": true, "devices": true,
+}
+
+func firstSegment(path string) string {
+	seg, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if knownSegments[seg] {
+		return seg
+	}
+	if seg == "" {
+		return "/"
+	}
+	return "other"
+}
