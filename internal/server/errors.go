@@ -51,4 +51,3 @@ func writeError(w http.ResponseWriter, err error) {
 	w.WriteHeader(he.code)
 	_, _ = w.Write([]byte(he.body))
 }
-

@@ -367,4 +367,3 @@ func (n *node) logFile(namespace, pod, container string) string {
 	}
 	return buf.String()
 }
-
