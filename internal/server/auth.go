@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"net/http"
@@ -70,9 +71,15 @@ func (denyAll) AuthenticateRequest(*http.Request) (*authenticator.Response, bool
 	return nil, false, nil
 }
 
+// Authorizer decides one request; k8s.io/apiserver's authorizers (and the
+// cluster mode's webhook) satisfy it.
+type Authorizer interface {
+	Authorize(ctx context.Context, a authorizer.Attributes) (authorizer.Decision, string, error)
+}
+
 // NewAuthorizer returns the authorizer for --authorization-mode. Webhook
 // needs cluster mode, which passes its SubjectAccessReview authorizer in.
-func NewAuthorizer(mode string, webhook authorizer.Authorizer) (authorizer.Authorizer, error) {
+func NewAuthorizer(mode string, webhook Authorizer) (Authorizer, error) {
 	switch mode {
 	case "", "AlwaysAllow":
 		return authorizerfactory.NewAlwaysAllowAuthorizer(), nil
@@ -146,7 +153,7 @@ func forbiddenMessage(a authorizer.Attributes) string {
 }
 
 // withAuth authenticates, then authorizes, every request before h sees it.
-func withAuth(authn authenticator.Request, authz authorizer.Authorizer, nodeName string, h http.Handler) http.Handler {
+func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, ok, err := authn.AuthenticateRequest(r)
 		if err != nil || !ok {

@@ -18,7 +18,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
-	"k8s.io/apiserver/pkg/authorization/authorizer"
 
 	"knode.io/knode/internal/metrics"
 )
@@ -54,7 +53,7 @@ type Config struct {
 	// ClientCAs are offered as hints in the TLS handshake; verification is
 	// the authenticator's job, so other clients still reach 401.
 	Authenticator authenticator.Request
-	Authorizer    authorizer.Authorizer
+	Authorizer    Authorizer
 	Pods          Pods
 	Logs          Logs
 	Health        []HealthCheck

@@ -9,9 +9,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +21,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/test/images"
@@ -81,6 +84,18 @@ type node struct {
 	runtime   *containerd.Supervisor
 	cri       *cri.Runtime
 	knode     *knodeProcess
+	port      int
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // newNode starts a private containerd with the test images imported.
@@ -100,6 +115,7 @@ func newNode(t *testing.T) *node {
 		logs:      filepath.Join(dir, "logs"),
 	}
 	n.name = strings.ToLower(n.name)
+	n.port = freePort(t)
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +217,8 @@ func (n *node) startKnode(extra ...string) {
 		"--pod-logs-dir", n.logs,
 		"--hostname-override", n.name,
 		"--container-runtime-endpoint", n.runtime.Endpoint(),
+		"--address", "127.0.0.1",
+		"--port", strconv.Itoa(n.port),
 		"--log-level", "debug",
 	}
 	args = append(args, extra...)
@@ -367,3 +385,20 @@ func (n *node) logFile(namespace, pod, container string) string {
 	}
 	return buf.String()
 }
+
+// rootDir is knode's --root-dir in this node.
+func (n *node) rootDir() string { return filepath.Join(n.dir, "root") }
+
+// api returns a client with knode's node-local admin credentials.
+func (n *node) api() *client.Client {
+	n.t.Helper()
+	var c *client.Client
+	n.eventually(30*time.Second, "knode's local credentials", func() bool {
+		var err error
+		c, err = client.New(client.Options{Server: n.url(), RootDir: n.rootDir()})
+		return err == nil
+	})
+	return c
+}
+
+func (n *node) url() string { return "https://127.0.0.1:" + strconv.Itoa(n.port) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -319,6 +320,7 @@ func TestEmbeddedRuntime(t *testing.T) {
 		"--pod-logs-dir", n.logs,
 		"--hostname-override", n.name,
 		"--preload-images-dir", imageDir,
+		"--address", "127.0.0.1", "--port", strconv.Itoa(n.port),
 		"--pod-infra-container-image", "registry.k8s.io/pause:3.10",
 		"--pod-cidr", podCIDR(root),
 	)
