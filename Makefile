@@ -3,7 +3,10 @@
 SHELL := /bin/bash
 CONTAINERD_VERSION ?= v2.4.2
 TOOLS_DIR ?= /usr/local/lib/knode-ci
-export PATH := $(TOOLS_DIR)/containerd-$(CONTAINERD_VERSION)/bin:$(PATH)
+# CRIU 4.1 first, then the containerd build: the runtime (and runc under
+# it) finds both on PATH.
+export PATH := $(TOOLS_DIR)/criu-trixie/wrapper:$(TOOLS_DIR)/containerd-$(CONTAINERD_VERSION)/bin:$(PATH)
+export KNODE_TOOLS_DIR := $(TOOLS_DIR)
 GO_TEST_FLAGS ?=
 
 .PHONY: all build setup run stop test unit integration fmt vet

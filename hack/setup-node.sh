@@ -13,7 +13,9 @@ CONTAINERD_DIR="$TOOLS_DIR/containerd-$CONTAINERD_VERSION/bin"
 log() { printf '[setup] %s\n' "$*" >&2; }
 
 need_pkgs=()
-for pair in runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip; do
+# criu is Debian 12's own 3.17: the tests show what it says on this kernel;
+# checkpoints use CRIU 4.1 from hack/setup-criu.sh.
+for pair in runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip criu:/usr/sbin/criu; do
   pkg=${pair%%:*}; file=${pair#*:}
   [ -e "$file" ] || need_pkgs+=("$pkg")
 done
@@ -32,6 +34,8 @@ if [ ! -x "$CONTAINERD_DIR/containerd" ] || [ ! -x "$CONTAINERD_DIR/containerd-s
     "github.com/containerd/containerd/v2/cmd/ctr@$CONTAINERD_VERSION"
 fi
 log "containerd: $("$CONTAINERD_DIR/containerd" --version)"
+
+bash hack/setup-criu.sh >/dev/null
 
 mkdir -p _output/bin _output/images
 log "building the pause binary and the test images"

@@ -2,12 +2,14 @@ package agent
 
 import (
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
+	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/metrics"
@@ -19,7 +21,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics) (*server.Server, error) {
+func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -40,6 +42,28 @@ func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metric
 	authz, err := server.NewAuthorizer(cfg.AuthorizationMode, nil)
 	if err != nil {
 		return nil, err
+	}
+	var checkpoints server.Checkpoints
+	if cfg.FeatureGates.Enabled(config.ContainerCheckpoint) {
+		svc, err := checkpoint.New(checkpoint.Options{
+			Dir:            filepath.Join(cfg.RootDir, "checkpoints"),
+			Runtime:        rt,
+			Pods:           mgr,
+			DefaultTimeout: cfg.RuntimeRequestTimeout,
+			MaxParallel:    cfg.MaxParallelCheckpoints,
+			Retention: checkpoint.Retention{
+				MaxPerContainer: cfg.CheckpointMaxPerContainer,
+				MaxAge:          cfg.CheckpointMaxAge,
+				MaxTotalBytes:   cfg.CheckpointMaxTotalBytes,
+			},
+			Diagnose: func(err error) string { return checkpoint.Diagnosis(err, rt.Description()) },
+			Deleted:  func(reason string) { m.CheckpointsDeleted.WithLabelValues(reason).Inc() },
+			Log:      log.With("component", "checkpoint"),
+		})
+		if err != nil {
+			return nil, err
+		}
+		checkpoints = svc
 	}
 	return server.New(server.Config{
 		NodeName:      cfg.NodeName,
@@ -62,7 +86,9 @@ func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metric
 				return nil
 			}},
 		},
-		Configz: func() any { return kubeletConfiguration(cfg, caFile) },
+		Checkpoints: checkpoints,
+		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
+		Log:         log.With("component", "server"),
 	}), nil
 }
 

@@ -51,6 +51,11 @@ type Config struct {
 	PodCIDR                  string
 	ResolvConf               string
 	PodInfraContainerImage   string
+	// Checkpoint API limits (knode's own; the kubelet has none).
+	MaxParallelCheckpoints    int
+	CheckpointMaxPerContainer int
+	CheckpointMaxAge          time.Duration
+	CheckpointMaxTotalBytes   int64
 	// PreloadImagesDir holds OCI/Docker image archives that knode imports into
 	// its embedded containerd at start, for nodes without a registry.
 	PreloadImagesDir string
@@ -77,6 +82,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)
+	}
+	if c.MaxParallelCheckpoints < 1 {
+		return fmt.Errorf("--max-parallel-checkpoints must be at least 1")
+	}
+	if c.CheckpointMaxPerContainer < 0 || c.CheckpointMaxAge < 0 || c.CheckpointMaxTotalBytes < 0 {
+		return fmt.Errorf("checkpoint retention limits must not be negative (0 turns a limit off)")
 	}
 	if c.NodeName == "" {
 		return fmt.Errorf("node name is empty: set --hostname-override")

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	cliflag "k8s.io/component-base/cli/flag"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
@@ -15,26 +16,30 @@ import (
 
 // Flags holds the command-line values before they are merged with the file.
 type Flags struct {
-	ConfigFile               string
-	RootDir                  string
-	PodManifestPath          string
-	ContainerRuntimeEndpoint string
-	HostnameOverride         string
-	Address                  string
-	Port                     int32
-	ReadOnlyPort             int32
-	TLSCertFile              string
-	TLSPrivateKeyFile        string
-	ClientCAFile             string
-	AnonymousAuth            bool
-	AuthorizationMode        string
-	FeatureGates             map[string]bool
-	RuntimeRequestTimeout    time.Duration
-	PodLogsDir               string
-	CgroupRoot               string
-	PodCIDR                  string
-	PodInfraContainerImage   string
-	PreloadImagesDir         string
+	ConfigFile                string
+	RootDir                   string
+	PodManifestPath           string
+	ContainerRuntimeEndpoint  string
+	HostnameOverride          string
+	Address                   string
+	Port                      int32
+	ReadOnlyPort              int32
+	TLSCertFile               string
+	TLSPrivateKeyFile         string
+	ClientCAFile              string
+	AnonymousAuth             bool
+	AuthorizationMode         string
+	FeatureGates              map[string]bool
+	RuntimeRequestTimeout     time.Duration
+	PodLogsDir                string
+	CgroupRoot                string
+	PodCIDR                   string
+	PodInfraContainerImage    string
+	PreloadImagesDir          string
+	MaxParallelCheckpoints    int
+	CheckpointMaxPerContainer int
+	CheckpointMaxAge          time.Duration
+	CheckpointMaxTotalBytes   string
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -60,6 +65,10 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.PodCIDR, "pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge")
 	fs.StringVar(&f.PodInfraContainerImage, "pod-infra-container-image", DefaultPodInfraContainerImage, "Sandbox (pause) image pinned in the embedded runtime")
 	fs.StringVar(&f.PreloadImagesDir, "preload-images-dir", "", "Image archives (*.tar) imported into the embedded runtime at start")
+	fs.IntVar(&f.MaxParallelCheckpoints, "max-parallel-checkpoints", 2, "Checkpoints of different containers taken at once; more wait in order")
+	fs.IntVar(&f.CheckpointMaxPerContainer, "checkpoint-max-per-container", 5, "Archives kept per container, oldest deleted first (0 = no limit)")
+	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
+	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 }
 
 // supportedFileFields are the KubeletConfiguration fields knode implements,
@@ -79,22 +88,30 @@ var supportedFileFields = map[string]bool{
 // It returns the configuration and one warning per unsupported file field.
 func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 	cfg := &Config{
-		RootDir:                f.RootDir,
-		Address:                f.Address,
-		Port:                   f.Port,
-		ReadOnlyPort:           f.ReadOnlyPort,
-		AuthorizationMode:      f.AuthorizationMode,
-		RuntimeRequestTimeout:  f.RuntimeRequestTimeout,
-		PodLogsDir:             f.PodLogsDir,
-		FileCheckFrequency:     DefaultFileCheckFrequency,
-		SyncFrequency:          DefaultSyncFrequency,
-		CgroupRoot:             f.CgroupRoot,
-		PodCIDR:                f.PodCIDR,
-		ResolvConf:             "/etc/resolv.conf",
-		PodInfraContainerImage: f.PodInfraContainerImage,
-		PreloadImagesDir:       f.PreloadImagesDir,
-		AnonymousAuth:          f.AnonymousAuth,
+		RootDir:                   f.RootDir,
+		Address:                   f.Address,
+		Port:                      f.Port,
+		ReadOnlyPort:              f.ReadOnlyPort,
+		AuthorizationMode:         f.AuthorizationMode,
+		RuntimeRequestTimeout:     f.RuntimeRequestTimeout,
+		PodLogsDir:                f.PodLogsDir,
+		FileCheckFrequency:        DefaultFileCheckFrequency,
+		SyncFrequency:             DefaultSyncFrequency,
+		CgroupRoot:                f.CgroupRoot,
+		PodCIDR:                   f.PodCIDR,
+		ResolvConf:                "/etc/resolv.conf",
+		PodInfraContainerImage:    f.PodInfraContainerImage,
+		PreloadImagesDir:          f.PreloadImagesDir,
+		AnonymousAuth:             f.AnonymousAuth,
+		MaxParallelCheckpoints:    f.MaxParallelCheckpoints,
+		CheckpointMaxPerContainer: f.CheckpointMaxPerContainer,
+		CheckpointMaxAge:          f.CheckpointMaxAge,
 	}
+	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--checkpoint-max-total-bytes %q: %w", f.CheckpointMaxTotalBytes, err)
+	}
+	cfg.CheckpointMaxTotalBytes = budget.Value()
 	gates := map[string]bool{}
 	var warnings []string
 	if f.ConfigFile != "" {

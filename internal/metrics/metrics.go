@@ -28,6 +28,9 @@ type Metrics struct {
 	StartedContainersErrs *prometheus.CounterVec
 	PodStartDuration      prometheus.Histogram
 
+	// CheckpointsDeleted counts archives removed by retention, by reason (count, age, bytes).
+	CheckpointsDeleted *prometheus.CounterVec
+
 	HTTPRequests        *prometheus.CounterVec
 	HTTPRequestDuration *prometheus.HistogramVec
 	HTTPInflight        *prometheus.GaugeVec
@@ -71,6 +74,10 @@ func New() *Metrics {
 			Help:    "Duration in seconds from knode seeing a pod for the first time to the pod starting to run",
 			Buckets: []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600},
 		}),
+		CheckpointsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "knode_checkpoint_archives_deleted_total",
+			Help: "Checkpoint archives deleted by the retention policy, by reason (count, age, bytes)",
+		}, []string{"reason"}),
 		HTTPRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: namespace, Name: "http_requests_total",
 			Help: "Number of the http requests received since the server started",
@@ -88,7 +95,7 @@ func New() *Metrics {
 	m.Registry.MustRegister(
 		m.RuntimeOperations, m.RuntimeOperationsErrors, m.RuntimeOperationDuration,
 		m.StartedPods, m.StartedPodsErrors, m.StartedContainers, m.StartedContainersErrs, m.PodStartDuration,
-		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight,
+		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight, m.CheckpointsDeleted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m

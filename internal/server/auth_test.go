@@ -117,7 +117,7 @@ func testServer(t *testing.T, ca *testCA, authz Authorizer, anonymous bool) (*ht
 	t.Helper()
 	logs := &fakeLogs{}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
-		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app"}}},
+		Spec:   v1.PodSpec{Containers: []v1.Container{{Name: "app"}}},
 		Status: v1.PodStatus{Phase: v1.PodRunning, ContainerStatuses: []v1.ContainerStatus{{Name: "app", ContainerID: "containerd://abc"}}}}
 	s := New(Config{
 		NodeName:      "node1",
@@ -224,7 +224,9 @@ func contains(list []string, s string) bool {
 func TestBadInput(t *testing.T) {
 	ca := newTestCA(t, "ca")
 	good := ca.client(t, "alice")
-	allow := authzFunc(func(authorizer.Attributes) (authorizer.Decision, string, error) { return authorizer.DecisionAllow, "", nil })
+	allow := authzFunc(func(authorizer.Attributes) (authorizer.Decision, string, error) {
+		return authorizer.DecisionAllow, "", nil
+	})
 	ts, logs := testServer(t, ca, allow, false)
 	tests := []struct {
 		path string

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+
+	"knode.io/knode/internal/checkpoint"
 )
 
 // Errors that handlers return; writeError maps them to HTTP codes in one place.
@@ -31,7 +33,16 @@ func internal(body string) error   { return &httpError{code: http.StatusInternal
 // derived from the error.
 func writeError(w http.ResponseWriter, err error) {
 	var he *httpError
-	if !errors.As(err, &he) {
+	var ce *checkpoint.Error
+	switch {
+	case errors.As(err, &ce):
+		he = &httpError{code: ce.Code, body: ce.Body, retryAfter: ce.RetryAfter}
+	case errors.Is(err, checkpoint.ErrArchiveNotFound):
+		he = &httpError{code: http.StatusNotFound, body: err.Error()}
+	case errors.Is(err, checkpoint.ErrNotArchive):
+		he = &httpError{code: http.StatusUnprocessableEntity, body: err.Error()}
+	}
+	if he == nil && !errors.As(err, &he) {
 		switch {
 		case errors.Is(err, ErrNotFound):
 			he = &httpError{code: http.StatusNotFound, body: err.Error()}

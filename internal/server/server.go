@@ -58,6 +58,8 @@ type Config struct {
 	Logs          Logs
 	Health        []HealthCheck
 	Metrics       *metrics.Metrics
+	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
+	Checkpoints Checkpoints
 	// Configz returns the effective configuration, secrets redacted.
 	Configz func() any
 	Log     *slog.Logger
@@ -83,6 +85,9 @@ func New(cfg Config) *Server {
 	s.Handle("GET /containerLogs/{namespace}/{pod}/{container}", http.HandlerFunc(s.containerLogs), false)
 	s.Handle("GET /metrics", s.metricsHandler(), true)
 	s.Handle("GET /configz", http.HandlerFunc(s.configz), false)
+	if cfg.Checkpoints != nil {
+		s.installCheckpoints(cfg.Checkpoints)
+	}
 	return s
 }
 

@@ -1,0 +1,132 @@
+package checkpoint
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// Member is one file in an archive.
+type Member struct {
+	Name string `json:"name"`
+	Size int64  `json:"size"`
+}
+
+// Details is what `checkpointctl show` tells about an archive, read from
+// the archive itself (config.dump and spec.dump, as CRI-O and containerd write them).
+type Details struct {
+	Archive
+	// Runtime is "containerd", "cri-o" or "unknown", from the spec's annotations.
+	Runtime          string    `json:"runtime"`
+	ContainerID      string    `json:"containerID,omitempty"`
+	ContainerName    string    `json:"containerName,omitempty"`
+	PodName          string    `json:"podName,omitempty"`
+	PodNamespace     string    `json:"podNamespace,omitempty"`
+	Image            string    `json:"image,omitempty"`
+	ImageRef         string    `json:"imageRef,omitempty"`
+	RuntimeHandler   string    `json:"runtimeHandler,omitempty"`
+	ContainerCreated time.Time `json:"containerCreated,omitzero"`
+	CheckpointedAt   time.Time `json:"checkpointedAt,omitzero"`
+	Command          []string  `json:"command,omitempty"`
+	Members          []Member  `json:"members"`
+}
+
+// configDump is the part of config.dump both runtimes write.
+type configDump struct {
+	ID               string    `json:"id"`
+	Name             string    `json:"name"`
+	RootfsImage      string    `json:"rootfsImage"`
+	RootfsImageRef   string    `json:"rootfsImageRef"`
+	RootfsImageName  string    `json:"rootfsImageName"`
+	Runtime          string    `json:"runtime"`
+	CreatedTime      time.Time `json:"createdTime"`
+	CheckpointedTime time.Time `json:"checkpointedTime"`
+}
+
+// specDump is the part of the OCI runtime spec (spec.dump) that names the container.
+type specDump struct {
+	Annotations map[string]string `json:"annotations"`
+	Process     *struct {
+		Args []string `json:"args"`
+	} `json:"process"`
+}
+
+// ErrNotArchive means the file is not a checkpoint archive.
+var ErrNotArchive = errors.New("not a checkpoint archive: it has no spec.dump and config.dump")
+
+// maxDumpSize bounds how much of spec.dump/config.dump is read.
+const maxDumpSize = 4 << 20
+
+// ReadDetails reads an archive's members and metadata. It never extracts
+// anything to disk.
+func ReadDetails(path string) (*Details, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open archive: %w", err)
+	}
+	defer f.Close()
+	d := &Details{Runtime: "unknown", Members: []Member{}}
+	var cfg configDump
+	var spec specDump
+	var haveCfg, haveSpec bool
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read archive: %w", err)
+		}
+		d.Members = append(d.Members, Member{Name: hdr.Name, Size: hdr.Size})
+		switch hdr.Name {
+		case "config.dump":
+			haveCfg = decodeJSON(tr, &cfg) == nil
+		case "spec.dump":
+			haveSpec = decodeJSON(tr, &spec) == nil
+		}
+	}
+	if !haveCfg || !haveSpec {
+		return nil, ErrNotArchive
+	}
+	d.ContainerID = cfg.ID
+	d.Image = firstNonEmpty(cfg.RootfsImageName, cfg.RootfsImage)
+	d.ImageRef = cfg.RootfsImageRef
+	d.RuntimeHandler = cfg.Runtime
+	d.ContainerCreated = cfg.CreatedTime
+	d.CheckpointedAt = cfg.CheckpointedTime
+	if spec.Process != nil {
+		d.Command = spec.Process.Args
+	}
+	a := spec.Annotations
+	switch {
+	case a["io.kubernetes.cri.container-name"] != "":
+		d.Runtime = "containerd"
+		d.ContainerName = a["io.kubernetes.cri.container-name"]
+		d.PodName = a["io.kubernetes.cri.sandbox-name"]
+		d.PodNamespace = a["io.kubernetes.cri.sandbox-namespace"]
+	case a["io.kubernetes.cri-o.ContainerID"] != "" || a["io.kubernetes.cri-o.Name"] != "":
+		d.Runtime = "cri-o"
+		d.ContainerName = a["io.kubernetes.container.name"]
+		d.PodName = a["io.kubernetes.pod.name"]
+		d.PodNamespace = a["io.kubernetes.pod.namespace"]
+	}
+	return d, nil
+}
+
+func decodeJSON(r io.Reader, v any) error {
+	return json.NewDecoder(io.LimitReader(r, maxDumpSize)).Decode(v)
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

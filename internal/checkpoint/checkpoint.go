@@ -1,0 +1,277 @@
+// Package checkpoint implements the kubelet checkpoint API's node side,
+// safer than the kubelet's: the runtime writes to a hidden temporary file
+// that becomes the archive only on success (never overwriting one),
+// archives are root-only, one checkpoint per container runs at a time,
+// parallelism is bounded, and a retention policy keeps the directory from
+// growing without end.
+package checkpoint
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Runtime is the CRI call the service needs. cri-client's implementation
+// turns the request's timeout into the call's deadline as the kubelet does.
+type Runtime interface {
+	CheckpointContainer(ctx context.Context, req *runtimeapi.CheckpointContainerRequest) error
+}
+
+// Pods finds pods by namespace and name, with live container status.
+type Pods interface {
+	GetPod(namespace, name string) (*v1.Pod, bool)
+}
+
+// Retention bounds the checkpoints directory; zero values turn a limit off.
+type Retention struct {
+	MaxPerContainer int
+	MaxAge          time.Duration
+	MaxTotalBytes   int64
+}
+
+// DefaultRetention keeps the last 5 archives of each container, none older
+// than 7 days, and at most 20 GiB in all: enough for forensics and moves,
+// bounded for a node's disk.
+var DefaultRetention = Retention{MaxPerContainer: 5, MaxAge: 7 * 24 * time.Hour, MaxTotalBytes: 20 << 30}
+
+// Options configure a Service.
+type Options struct {
+	Dir     string
+	Runtime Runtime
+	Pods    Pods
+	// DefaultTimeout is the runtime request timeout: the deadline for a
+	// request without (or with a smaller) timeout.
+	DefaultTimeout time.Duration
+	MaxParallel    int
+	Retention      Retention
+	// Diagnose explains a runtime error for an operator; may be nil.
+	Diagnose func(error) string
+	// Deleted is called for every archive retention removes, with the reason
+	// (count, age, bytes).
+	Deleted func(reason string)
+	Log     *slog.Logger
+	Now     func() time.Time
+}
+
+// Service takes, lists, inspects and deletes checkpoint archives.
+type Service struct {
+	opts  Options
+	slots chan struct{}
+
+	mu       sync.Mutex
+	inflight map[string]bool // container IDs being checkpointed
+	// dirMu serializes renames and retention so names and budgets are exact.
+	dirMu sync.Mutex
+}
+
+// New prepares the directory (0700), removes temporaries a crash left, and
+// applies retention once.
+func New(opts Options) (*Service, error) {
+	if opts.MaxParallel < 1 {
+		opts.MaxParallel = 1
+	}
+	if opts.DefaultTimeout <= 0 {
+		opts.DefaultTimeout = 2 * time.Minute
+	}
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Deleted == nil {
+		opts.Deleted = func(string) {}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create checkpoints directory: %w", err)
+	}
+	if err := os.Chmod(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict checkpoints directory: %w", err)
+	}
+	s := &Service{opts: opts, slots: make(chan struct{}, opts.MaxParallel), inflight: map[string]bool{}}
+	temps, _ := filepath.Glob(filepath.Join(opts.Dir, tempPrefix+"*"))
+	for _, t := range temps {
+		if err := os.RemoveAll(t); err == nil {
+			opts.Log.Warn("removed an unfinished checkpoint left by an earlier run", "file", t)
+		}
+	}
+	s.enforceRetention("")
+	return s, nil
+}
+
+// Dir is the checkpoints directory.
+func (s *Service) Dir() string { return s.opts.Dir }
+
+// Target is a container resolved for checkpointing.
+type Target struct {
+	Namespace, Pod, Container string
+	// ContainerID is empty when the container is declared but not running.
+	ContainerID string
+}
+
+// Error is a failure with the kubelet's HTTP status and exact body.
+type Error struct {
+	Code int
+	Body string
+	// RetryAfter, when > 0, is a hint in seconds (for 409 and 503).
+	RetryAfter int
+	Err        error
+}
+
+func (e *Error) Error() string { return e.Body }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Resolve finds the pod and container as the kubelet does: app, init and
+// ephemeral containers are all valid names.
+func (s *Service) Resolve(namespace, pod, container string) (Target, error) {
+	p, ok := s.opts.Pods.GetPod(namespace, pod)
+	if !ok {
+		return Target{}, &Error{Code: 404, Body: "pod does not exist"}
+	}
+	declared := false
+	for _, c := range p.Spec.Containers {
+		declared = declared || c.Name == container
+	}
+	for _, c := range p.Spec.InitContainers {
+		declared = declared || c.Name == container
+	}
+	for _, c := range p.Spec.EphemeralContainers {
+		declared = declared || c.Name == container
+	}
+	if !declared {
+		return Target{}, &Error{Code: 404, Body: fmt.Sprintf("container %s does not exist", container)}
+	}
+	t := Target{Namespace: namespace, Pod: pod, Container: container}
+	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses, p.Status.EphemeralContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name == container && cs.State.Running != nil {
+				_, id, _ := strings.Cut(cs.ContainerID, "://")
+				t.ContainerID = id
+			}
+		}
+	}
+	return t, nil
+}
+
+func (t Target) ref() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }
+
+func (t Target) failed(err error) *Error {
+	return &Error{Code: 500, Body: fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), Err: err}
+}
+
+// Checkpoint asks the runtime for an archive of t and returns its path.
+func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (string, error) {
+	if t.ContainerID == "" {
+		return "", t.failed(fmt.Errorf("container %s not found running", t.Container))
+	}
+	if !s.begin(t.ContainerID) {
+		return "", &Error{Code: 409, RetryAfter: 5,
+			Body: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
+	}
+	defer s.end(t.ContainerID)
+
+	// Wait for a slot in order, within the same deadline the CRI call gets.
+	wait := s.opts.DefaultTimeout
+	if d := time.Duration(timeout) * time.Second; d > wait {
+		wait = d
+	}
+	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	select {
+	case s.slots <- struct{}{}:
+		cancel()
+	case <-waitCtx.Done():
+		cancel()
+		return "", &Error{Code: 503, RetryAfter: 10,
+			Body: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
+	}
+	defer func() { <-s.slots }()
+
+	now := s.opts.Now()
+	name := ArchiveName(t.Pod, t.Namespace, t.Container, now)
+	tmp := filepath.Join(s.opts.Dir, tempPrefix+randomHex()+"-"+name)
+	req := &runtimeapi.CheckpointContainerRequest{ContainerId: t.ContainerID, Location: tmp, Timeout: timeout}
+	if err := s.opts.Runtime.CheckpointContainer(ctx, req); err != nil {
+		_ = os.RemoveAll(tmp)
+		e := t.failed(err)
+		if s.opts.Diagnose != nil {
+			if hint := s.opts.Diagnose(err); hint != "" {
+				e.Body += "\n" + hint
+			}
+		}
+		s.opts.Log.Warn("checkpoint failed", "container", t.ref(), "err", err)
+		return "", e
+	}
+	path, err := s.publish(tmp, name, t)
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return "", t.failed(err)
+	}
+	s.opts.Log.Info("checkpoint written", "container", t.ref(), "archive", path)
+	s.enforceRetention(path)
+	return path, nil
+}
+
+func (s *Service) begin(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[id] {
+		return false
+	}
+	s.inflight[id] = true
+	return true
+}
+
+func (s *Service) end(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, id)
+}
+
+// publish makes the finished temporary file the archive: root-only, labelled
+// with its container, under the first free name. os.Link fails rather than
+// replace an existing file, so no archive is ever clobbered.
+func (s *Service) publish(tmp, name string, t Target) (string, error) {
+	fi, err := os.Stat(tmp)
+	if err != nil {
+		return "", fmt.Errorf("the runtime reported success but wrote no archive: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("the runtime wrote %s, which is not a regular file", tmp)
+	}
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		return "", fmt.Errorf("restrict archive: %w", err)
+	}
+	setLabels(tmp, t)
+	s.dirMu.Lock()
+	defer s.dirMu.Unlock()
+	for n := 0; n < 1000; n++ {
+		final := filepath.Join(s.opts.Dir, withSuffix(name, n))
+		err := os.Link(tmp, final)
+		if err == nil {
+			_ = os.Remove(tmp)
+			return final, nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return "", fmt.Errorf("publish archive: %w", err)
+		}
+	}
+	return "", fmt.Errorf("publish archive: no free name for %s", name)
+}
+
+func randomHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

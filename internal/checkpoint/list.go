@@ -1,0 +1,144 @@
+package checkpoint
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Archive is one finished checkpoint in the directory.
+type Archive struct {
+	Name      string    `json:"name"`
+	Path      string    `json:"path"`
+	Namespace string    `json:"namespace"`
+	Pod       string    `json:"pod"`
+	Container string    `json:"container"`
+	Time      time.Time `json:"time"`
+	Size      int64     `json:"size"`
+	// key groups archives of one container for retention.
+	key string
+}
+
+// Filter selects archives; empty fields match everything.
+type Filter struct {
+	Namespace, Pod, Container string
+}
+
+func (f Filter) match(a Archive) bool {
+	return (f.Namespace == "" || f.Namespace == a.Namespace) &&
+		(f.Pod == "" || f.Pod == a.Pod) &&
+		(f.Container == "" || f.Container == a.Container)
+}
+
+// ErrArchiveNotFound is returned for names that are not an archive here.
+var ErrArchiveNotFound = errors.New("checkpoint archive not found")
+
+// List returns the finished archives, oldest first.
+func (s *Service) List(f Filter) ([]Archive, error) {
+	all, err := s.scan()
+	if err != nil {
+		return nil, err
+	}
+	out := []Archive{}
+	for _, a := range all {
+		if f.match(a) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) scan() ([]Archive, error) {
+	entries, err := os.ReadDir(s.opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints directory: %w", err)
+	}
+	var out []Archive
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !ValidArchiveName(e.Name()) {
+			continue
+		}
+		a, ok := s.describe(e.Name())
+		if ok {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].Time.Equal(out[j].Time) {
+			return out[i].Time.Before(out[j].Time)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// describe reads one archive's facts from its name, xattrs and stat.
+func (s *Service) describe(name string) (Archive, bool) {
+	parsed, ok := parseName(name)
+	if !ok {
+		return Archive{}, false
+	}
+	path := filepath.Join(s.opts.Dir, name)
+	fi, err := os.Lstat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return Archive{}, false
+	}
+	a := Archive{Name: name, Path: path, Pod: parsed.pod, Time: parsed.time, Size: fi.Size(),
+		key: parsed.pod + "_" + parsed.nsContainer}
+	a.Namespace, a.Container = getLabel(path, xattrNamespace), getLabel(path, xattrContainer)
+	if a.Namespace == "" || !strings.HasPrefix(parsed.nsContainer, a.Namespace+"-") {
+		// Not written by knode (or no xattrs): the first "-" is the best split
+		// the name allows.
+		a.Namespace, a.Container, _ = strings.Cut(parsed.nsContainer, "-")
+	}
+	return a, true
+}
+
+// Get resolves an archive name safely: only plain names of archives in the
+// directory, never a path.
+func (s *Service) Get(name string) (Archive, error) {
+	if !ValidArchiveName(name) {
+		return Archive{}, ErrArchiveNotFound
+	}
+	a, ok := s.describe(name)
+	if !ok {
+		return Archive{}, ErrArchiveNotFound
+	}
+	return a, nil
+}
+
+// Inspect reads an archive's metadata from its content.
+func (s *Service) Inspect(name string) (*Details, error) {
+	a, err := s.Get(name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := ReadDetails(a.Path)
+	if err != nil {
+		return nil, err
+	}
+	d.Archive = a
+	return d, nil
+}
+
+// Delete removes one archive.
+func (s *Service) Delete(name string) error {
+	a, err := s.Get(name)
+	if err != nil {
+		return err
+	}
+	s.dirMu.Lock()
+	defer s.dirMu.Unlock()
+	if err := os.Remove(a.Path); err != nil {
+		if os.IsNotExist(err) {
+			return ErrArchiveNotFound
+		}
+		return fmt.Errorf("delete archive: %w", err)
+	}
+	s.opts.Log.Info("checkpoint archive deleted on request", "archive", a.Path)
+	return nil
+}

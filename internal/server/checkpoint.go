@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"knode.io/knode/internal/checkpoint"
+)
+
+// Checkpoints is the checkpoint service the API asks.
+type Checkpoints interface {
+	Resolve(namespace, pod, container string) (checkpoint.Target, error)
+	Checkpoint(ctx context.Context, t checkpoint.Target, timeout int64) (string, error)
+	List(f checkpoint.Filter) ([]checkpoint.Archive, error)
+	Inspect(name string) (*checkpoint.Details, error)
+	Delete(name string) error
+}
+
+// installCheckpoints adds the checkpoint routes; they exist only while the
+// ContainerCheckpoint gate is on (else every path here is 404).
+func (s *Server) installCheckpoints(c Checkpoints) {
+	s.Handle("POST /checkpoint/{namespace}/{pod}/{container}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.checkpoint(c, w, r)
+	}), false)
+	// Any other method on the path: the kubelet's 405.
+	s.Handle("/checkpoint/{namespace}/{pod}/{container}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, "405: Method Not Allowed", http.StatusMethodNotAllowed)
+	}), false)
+	s.Handle("GET /checkpoints", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q := r.URL.Query()
+		list, err := c.List(checkpoint.Filter{Namespace: q.Get("namespace"), Pod: q.Get("pod"), Container: q.Get("container")})
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"items": list})
+	}), false)
+	s.Handle("GET /checkpoints/{archive}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := c.Inspect(r.PathValue("archive"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, d)
+	}), false)
+	s.Handle("DELETE /checkpoints/{archive}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := c.Delete(r.PathValue("archive")); err != nil {
+			writeError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}), false)
+}
+
+// checkpoint serves POST /checkpoint/{namespace}/{pod}/{container} with the
+// kubelet's answers, in the kubelet's order: pod, container, timeout.
+func (s *Server) checkpoint(c Checkpoints, w http.ResponseWriter, r *http.Request) {
+	ns, pod, container := r.PathValue("namespace"), r.PathValue("pod"), r.PathValue("container")
+	// A name no pod can have is a pod that does not exist; it never reaches a lookup.
+	if len(validation.IsDNS1123Label(ns)) > 0 || len(validation.IsDNS1123Subdomain(pod)) > 0 {
+		writeError(w, notFound("pod does not exist"))
+		return
+	}
+	target, err := c.Resolve(ns, pod, container)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	var timeout int64
+	if vals, ok := r.URL.Query()["timeout"]; ok {
+		// The last value wins, as in the kubelet.
+		t, err := strconv.ParseInt(vals[len(vals)-1], 10, 64)
+		if err != nil {
+			writeError(w, notFound("cannot parse value of timeout parameter"))
+			return
+		}
+		timeout = t
+	}
+	path, err := c.Checkpoint(r.Context(), target, timeout)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		Items []string `json:"items"`
+	}{Items: []string{path}})
+}
