@@ -21,6 +21,7 @@ type Archive struct {
 	Size      int64     `json:"size"`
 	// key groups archives of one container for retention.
 	key string
+	seq int
 }
 
 // Filter selects archives; empty fields match everything.
@@ -68,10 +69,7 @@ func (s *Service) scan() ([]Archive, error) {
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {
-		if !out[i].Time.Equal(out[j].Time) {
-			return out[i].Time.Before(out[j].Time)
-		}
-		return out[i].Name < out[j].Name
+		return older(out[i], out[j])
 	})
 	return out, nil
 }
@@ -88,7 +86,7 @@ func (s *Service) describe(name string) (Archive, bool) {
 		return Archive{}, false
 	}
 	a := Archive{Name: name, Path: path, Pod: parsed.pod, Time: parsed.time, Size: fi.Size(),
-		key: parsed.pod + "_" + parsed.nsContainer}
+		key: parsed.pod + "_" + parsed.nsContainer, seq: parsed.seq}
 	a.Namespace, a.Container = getLabel(path, xattrNamespace), getLabel(path, xattrContainer)
 	if a.Namespace == "" || !strings.HasPrefix(parsed.nsContainer, a.Namespace+"-") {
 		// Not written by knode (or no xattrs): the first "-" is the best split
@@ -141,4 +139,15 @@ func (s *Service) Delete(name string) error {
 	}
 	s.opts.Log.Info("checkpoint archive deleted on request", "archive", a.Path)
 	return nil
+}
+
+// older orders archives by the time in their names, then by collision counter.
+func older(a, b Archive) bool {
+	if !a.Time.Equal(b.Time) {
+		return a.Time.Before(b.Time)
+	}
+	if a.seq != b.seq {
+		return a.seq < b.seq
+	}
+	return a.Name < b.Name
 }

@@ -48,6 +48,8 @@ type parsedName struct {
 	// split needs the namespace from elsewhere (xattrs, or known pods).
 	nsContainer string
 	time        time.Time
+	// seq is the collision counter: later archives of the same second are higher.
+	seq int
 }
 
 func parseName(name string) (parsedName, bool) {
@@ -59,7 +61,13 @@ func parseName(name string) (parsedName, bool) {
 	if err != nil {
 		return parsedName{}, false
 	}
-	return parsedName{pod: m[1], nsContainer: m[2], time: t}, true
+	seq := 0
+	if m[4] != "" {
+		if seq, err = strconv.Atoi(m[4]); err != nil {
+			return parsedName{}, false
+		}
+	}
+	return parsedName{pod: m[1], nsContainer: m[2], time: t, seq: seq}, true
 }
 
 // ValidArchiveName reports whether name is a plain archive file name: no

@@ -62,7 +62,7 @@ func (s *Service) enforceRetention(keep string) {
 				left = append(left, a)
 			}
 		}
-		sort.SliceStable(left, func(i, j int) bool { return left[i].Time.Before(left[j].Time) })
+		sort.SliceStable(left, func(i, j int) bool { return older(left[i], left[j]) })
 		for _, a := range left {
 			if total <= r.MaxTotalBytes {
 				break

@@ -111,7 +111,7 @@ func dial(ctx context.Context, endpoint string, requestTimeout time.Duration) (*
 		WithTracerProvider(nil).
 		Build(ctx)
 	if err != nil {
-		if status.Code(errors.Unwrap(err)) == codes.Unimplemented || strings.Contains(err.Error(), "code = Unimplemented") {
+		if unimplemented(err) {
 			return nil, fmt.Errorf("endpoint %s: %w", endpoint, ErrNotCRIv1)
 		}
 		return nil, fmt.Errorf("runtime service: %w", err)
@@ -122,6 +122,9 @@ func dial(ctx context.Context, endpoint string, requestTimeout time.Duration) (*
 		WithTracerProvider(nil).
 		Build(ctx)
 	if err != nil {
+		if unimplemented(err) {
+			return nil, fmt.Errorf("endpoint %s: image service: %w", endpoint, ErrNotCRIv1)
+		}
 		return nil, fmt.Errorf("image service: %w", err)
 	}
 	vctx, cancel := context.WithTimeout(ctx, connTimeout)
@@ -139,6 +142,10 @@ func dial(ctx context.Context, endpoint string, requestTimeout time.Duration) (*
 	}
 	rt.health = newHealth(rs)
 	return rt, nil
+}
+
+func unimplemented(err error) bool {
+	return status.Code(errors.Unwrap(err)) == codes.Unimplemented || strings.Contains(err.Error(), "code = Unimplemented")
 }
 
 // Health tracks whether the runtime answers and is ready. It is updated by

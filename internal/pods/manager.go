@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/flowcontrol"
@@ -446,6 +448,10 @@ func (m *Manager) watchEvents(ctx context.Context, es EventSource) {
 		close(ch)
 		<-done
 		if ctx.Err() != nil {
+			return
+		}
+		if status.Code(err) == codes.Unimplemented {
+			m.log.Info("the runtime does not stream container events; relisting alone notices changes", "relistPeriod", m.opts.RelistPeriod)
 			return
 		}
 		m.log.Debug("container event stream ended; relisting covers the gap", "err", err)

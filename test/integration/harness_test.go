@@ -24,6 +24,7 @@ import (
 	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/test/fakecri"
 	"knode.io/knode/test/images"
 )
 
@@ -85,6 +86,8 @@ type node struct {
 	cri       *cri.Runtime
 	knode     *knodeProcess
 	port      int
+	// fake is set for nodes whose runtime is the fake CRI server.
+	fake *fakecri.Server
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -100,6 +103,39 @@ func freePort(t *testing.T) int {
 
 // newNode starts a private containerd with the test images imported.
 func newNode(t *testing.T) *node {
+	t.Helper()
+	n := newBareNode(t)
+	n.startRuntime()
+	return n
+}
+
+// newFakeNode runs the fake CRI server instead of containerd.
+func newFakeNode(t *testing.T) *node {
+	t.Helper()
+	n := newBareNode(t)
+	fake, err := fakecri.Start(filepath.Join(n.dir, "fake.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.fake = fake
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rt, err := cri.Connect(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)), "unix://"+fake.Socket, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.cri = rt
+	return n
+}
+
+func (n *node) endpoint() string {
+	if n.fake != nil {
+		return "unix://" + n.fake.Socket
+	}
+	return n.runtime.Endpoint()
+}
+
+func newBareNode(t *testing.T) *node {
 	t.Helper()
 	// Short paths: containerd's shim sockets live under the state dir and unix
 	// socket paths are limited to 108 bytes.
@@ -119,7 +155,6 @@ func newNode(t *testing.T) *node {
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	n.startRuntime()
 	t.Cleanup(n.cleanup)
 	return n
 }
@@ -183,6 +218,9 @@ func (n *node) cleanup() {
 	if n.runtime != nil {
 		n.runtime.Stop(20 * time.Second)
 	}
+	if n.fake != nil {
+		n.fake.Stop()
+	}
 	if n.t.Failed() {
 		if data, err := os.ReadFile(filepath.Join(n.dir, "knode.log")); err == nil {
 			n.t.Logf("knode log:\n%s", tail(string(data), 60))
@@ -216,7 +254,7 @@ func (n *node) startKnode(extra ...string) {
 		"--pod-manifest-path", n.manifests,
 		"--pod-logs-dir", n.logs,
 		"--hostname-override", n.name,
-		"--container-runtime-endpoint", n.runtime.Endpoint(),
+		"--container-runtime-endpoint", n.endpoint(),
 		"--address", "127.0.0.1",
 		"--port", strconv.Itoa(n.port),
 		"--log-level", "debug",
