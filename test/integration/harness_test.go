@@ -88,6 +88,8 @@ type node struct {
 	port      int
 	// fake is set for nodes whose runtime is the fake CRI server.
 	fake *fakecri.Server
+	// criuDir goes first on containerd's PATH, selecting the CRIU runc uses.
+	criuDir string
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -105,6 +107,21 @@ func freePort(t *testing.T) int {
 func newNode(t *testing.T) *node {
 	t.Helper()
 	n := newBareNode(t)
+	n.startRuntime()
+	return n
+}
+
+// newNodeWithCRIU is newNode whose containerd finds criuBinary as `criu`.
+func newNodeWithCRIU(t *testing.T, criuBinary string) *node {
+	t.Helper()
+	n := newBareNode(t)
+	n.criuDir = filepath.Join(n.dir, "criu-bin")
+	if err := os.MkdirAll(n.criuDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(criuBinary, filepath.Join(n.criuDir, "criu")); err != nil {
+		t.Fatal(err)
+	}
 	n.startRuntime()
 	return n
 }
@@ -174,7 +191,8 @@ func (n *node) startRuntime() {
 			PodCIDR:      podCIDR(n.dir),
 			CNIBinDirs:   []string{"/usr/lib/cni"},
 		},
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ExtraPath: nonEmpty(n.criuDir),
 	})
 	if err != nil {
 		n.t.Fatalf("start containerd: %v", err)
@@ -440,3 +458,10 @@ func (n *node) api() *client.Client {
 }
 
 func (n *node) url() string { return "https://127.0.0.1:" + strconv.Itoa(n.port) }
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
+}
