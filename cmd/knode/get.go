@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"os"
@@ -36,9 +35,7 @@ func newGetCommand() *cobra.Command {
 			}
 			switch output {
 			case "json":
-				enc := json.NewEncoder(cmd.OutOrStdout())
-				enc.SetIndent("", "  ")
-				return enc.Encode(list)
+				return printJSON(cmd.OutOrStdout(), list)
 			case "", "wide":
 				return client.PrintPods(cmd.OutOrStdout(), list.Items, time.Now())
 			default:
