@@ -40,5 +40,6 @@ bash hack/setup-criu.sh >/dev/null
 mkdir -p _output/bin _output/images
 log "building the pause binary and the test images"
 CGO_ENABLED=0 go build -o _output/bin/pause ./hack/pause
-go run ./hack/mkimages -out _output/images -pause-binary _output/bin/pause -busybox-binary /bin/busybox
+CGO_ENABLED=0 go build -o _output/bin/memhog ./hack/memhog
+go run ./hack/mkimages -out _output/images -pause-binary _output/bin/pause -busybox-binary /bin/busybox -memhog-binary _output/bin/memhog
 echo "$CONTAINERD_DIR"

@@ -5,11 +5,13 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -75,6 +77,10 @@ type Manager struct {
 	relistErr         error
 	// runtimePods is the last relist's view, for /runningpods and metrics.
 	runtimePods map[types.UID]*runtimePod
+
+	// version changes whenever Pods() would answer differently, so readers
+	// can cache what they derive from it.
+	version atomic.Uint64
 
 	relistNow chan struct{}
 	wg        sync.WaitGroup
@@ -158,6 +164,7 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	prev := m.sources[source]
 	m.sources[source] = next
 	m.sourcesReady[source] = true
+	m.version.Add(1)
 	for uid := range next {
 		m.ensureWorkerLocked(uid)
 	}
@@ -336,14 +343,21 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	}
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
+	m.version.Add(1)
 	return true
 }
 
 func (m *Manager) setStatus(uid types.UID, st *v1.PodStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if old := m.statuses[uid]; old == nil || !equality.Semantic.DeepEqual(old, st) {
+		m.version.Add(1)
+	}
 	m.statuses[uid] = st
 }
+
+// PodsVersion changes whenever the answer of Pods changes.
+func (m *Manager) PodsVersion() uint64 { return m.version.Load() }
 
 func (m *Manager) wakeRelist() {
 	select {

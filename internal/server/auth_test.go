@@ -89,6 +89,7 @@ type fakePods struct{ pods []*v1.Pod }
 
 func (f *fakePods) Pods() []*v1.Pod        { return f.pods }
 func (f *fakePods) RunningPods() []*v1.Pod { return f.pods }
+func (f *fakePods) PodsVersion() uint64    { return 1 }
 func (f *fakePods) GetPod(ns, name string) (*v1.Pod, bool) {
 	for _, p := range f.pods {
 		if p.Namespace == ns && p.Name == name {

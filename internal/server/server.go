@@ -30,6 +30,8 @@ type Pods interface {
 	GetPod(namespace, name string) (*v1.Pod, bool)
 	// RunningPods is the runtime's view of pods.
 	RunningPods() []*v1.Pod
+	// PodsVersion changes whenever Pods would answer differently.
+	PodsVersion() uint64
 }
 
 // Logs streams a container's CRI log file.
@@ -70,6 +72,7 @@ type Server struct {
 	cfg      Config
 	secure   *http.ServeMux
 	readOnly *http.ServeMux
+	podsJSON podsCache
 }
 
 // New builds the routes.

@@ -63,7 +63,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Snapshot) error {
 	ticker := time.NewTicker(s.resync)
 	defer ticker.Stop()
 	// Editors write in bursts (create, write, rename); wait for quiet.
-	const settle = 50 * time.Millisecond
+	const settle = 5 * time.Millisecond
 	debounce := time.NewTimer(0)
 	var lastKey string
 	for {

@@ -45,8 +45,9 @@ func WritePause(out, pauseBinary string) error {
 	return write(out, Pause, []file{{name: "pause", mode: 0o755, data: bin}}, v1.Config{Entrypoint: []string{"/pause"}})
 }
 
-// WriteBusybox writes a busybox image from a static busybox binary.
-func WriteBusybox(out, busyboxBinary string) error {
+// WriteBusybox writes a busybox image from a static busybox binary; extra
+// static binaries (name → host path) are added to /bin.
+func WriteBusybox(out, busyboxBinary string, extra map[string]string) error {
 	bin, err := os.ReadFile(busyboxBinary)
 	if err != nil {
 		return fmt.Errorf("read busybox binary: %w", err)
@@ -59,6 +60,13 @@ func WriteBusybox(out, busyboxBinary string) error {
 	}
 	for _, applet := range busyboxApplets {
 		files = append(files, file{name: "bin/" + applet, link: "busybox"})
+	}
+	for name, path := range extra {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", name, err)
+		}
+		files = append(files, file{name: "bin/" + name, mode: 0o755, data: data})
 	}
 	return write(out, Busybox, files, v1.Config{
 		Cmd: []string{"sh"},

@@ -72,7 +72,13 @@ func prepare(dir string) error {
 	if err := images.WritePause(filepath.Join(imageDir, "pause.tar"), pause); err != nil {
 		return err
 	}
-	return images.WriteBusybox(filepath.Join(imageDir, "busybox.tar"), "/bin/busybox")
+	memhog := filepath.Join(dir, "memhog")
+	cmd = exec.Command("go", "build", "-o", memhog, "knode.io/knode/hack/memhog")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build memhog: %v: %s", err, out)
+	}
+	return images.WriteBusybox(filepath.Join(imageDir, "busybox.tar"), "/bin/busybox", map[string]string{"memhog": memhog})
 }
 
 // node is one test's world: a containerd, a manifest dir, and knode.

@@ -1,0 +1,241 @@
+// Command bench measures knode on this machine: pod start latency against
+// the bare CRI calls, knode's memory, the HTTPS API's throughput, and the
+// checkpoint API's own overhead. Run it by hand as root after `make setup
+// build`; results go to docs/benchmarks.md. It asserts nothing.
+//
+//	go run ./bench podstart|memory|api|checkpoint
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/containerd"
+	"knode.io/knode/internal/cri"
+	"knode.io/knode/test/fakecri"
+	"knode.io/knode/test/images"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// env is one benchmark node: a runtime (real or fake) and a knode.
+type env struct {
+	dir, manifests, root string
+	port                 int
+	sup                  *containerd.Supervisor
+	fake                 *fakecri.Server
+	rt                   *cri.Runtime
+	knode                *exec.Cmd
+}
+
+func newEnv(fake bool, criuDir string) (*env, error) {
+	dir, err := os.MkdirTemp("/tmp", "knb")
+	if err != nil {
+		return nil, err
+	}
+	e := &env{dir: dir, manifests: filepath.Join(dir, "m"), root: filepath.Join(dir, "root")}
+	if err := os.MkdirAll(e.manifests, 0o755); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	endpoint := ""
+	if fake {
+		if e.fake, err = fakecri.Start(filepath.Join(dir, "fake.sock")); err != nil {
+			return nil, err
+		}
+		endpoint = "unix://" + e.fake.Socket
+	} else {
+		var extra []string
+		if criuDir != "" {
+			extra = []string{criuDir}
+		}
+		e.sup, err = containerd.Start(ctx, containerd.Options{
+			Layout:    containerd.Layout{Dir: filepath.Join(dir, "c")},
+			Settings:  containerd.Settings{SandboxImage: images.Pause, PodCIDR: "10.99.0.0/16", CNIBinDirs: []string{"/usr/lib/cni"}},
+			ExtraPath: extra,
+			Log:       quiet,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := containerd.ImportArchives(ctx, e.sup.Binary(), filepath.Join(dir, "c", "containerd.sock"), "_output/images"); err != nil {
+			return nil, err
+		}
+		endpoint = e.sup.Endpoint()
+	}
+	if e.rt, err = cri.Connect(ctx, quiet, endpoint, 2*time.Minute); err != nil {
+		return nil, err
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	e.port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return e, nil
+}
+
+func (e *env) startKnode(extra ...string) error {
+	endpoint := "unix://" + filepath.Join(e.dir, "c", "containerd.sock")
+	if e.fake != nil {
+		endpoint = "unix://" + e.fake.Socket
+	}
+	args := append([]string{"run", "--root-dir", e.root, "--pod-manifest-path", e.manifests,
+		"--pod-logs-dir", filepath.Join(e.dir, "logs"), "--hostname-override", "bench",
+		"--container-runtime-endpoint", endpoint, "--address", "127.0.0.1", "--port", strconv.Itoa(e.port)}, extra...)
+	log, err := os.Create(filepath.Join(e.dir, "knode.log"))
+	if err != nil {
+		return err
+	}
+	e.knode = exec.Command("_output/bin/knode", args...)
+	e.knode.Stdout, e.knode.Stderr = log, log
+	e.knode.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := e.knode.Start(); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(filepath.Join(e.root, "pki", "admin.crt")); err == nil {
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(e.port)); err == nil {
+				c.Close()
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("knode did not start; see %s", filepath.Join(e.dir, "knode.log"))
+}
+
+// close removes every pod and stops everything.
+func (e *env) close() {
+	if e.knode != nil && e.knode.Process != nil {
+		_ = e.knode.Process.Kill()
+		_ = e.knode.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if e.rt != nil {
+		sbs, _ := e.rt.ListPodSandbox(ctx, nil)
+		for _, sb := range sbs {
+			_ = e.rt.StopPodSandbox(ctx, sb.Id)
+			_ = e.rt.RemovePodSandbox(ctx, sb.Id)
+		}
+	}
+	if e.sup != nil {
+		e.sup.Stop(20 * time.Second)
+	}
+	if e.fake != nil {
+		e.fake.Stop()
+	}
+	_ = exec.Command("sh", "-c", "grep -o ' "+e.dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").Run()
+	_ = os.RemoveAll(e.dir)
+}
+
+// httpClient presents knode's admin certificate; keep-alive, many connections.
+func (e *env) httpClient(conns int) (*http.Client, error) {
+	pki := filepath.Join(e.root, "pki")
+	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key"))
+	if err != nil {
+		return nil, err
+	}
+	ca, err := os.ReadFile(filepath.Join(pki, "kubelet.crt"))
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca)
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig:     &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}},
+		MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns,
+	}}, nil
+}
+
+func (e *env) url(path string) string { return "https://127.0.0.1:" + strconv.Itoa(e.port) + path }
+
+func (e *env) writeManifest(name, content string) error {
+	tmp := filepath.Join(e.manifests, "."+name)
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(e.manifests, name))
+}
+
+// runningPods is the set of pod names with a running container.
+func (e *env) runningPods(ctx context.Context) (map[string]bool, error) {
+	cs, err := e.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]bool{}
+	for _, c := range cs {
+		out[c.Labels["io.kubernetes.pod.name"]] = true
+	}
+	return out, nil
+}
+
+// rssKiB is a process's resident set size.
+func rssKiB(pid int) int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			n, _ := strconv.Atoi(f[1])
+			return n
+		}
+	}
+	return -1
+}
+
+type durations []time.Duration
+
+func (d durations) pct(p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append(durations(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	idx := int(float64(len(s)-1) * p)
+	return s[idx]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench podstart|memory|api|checkpoint")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "podstart":
+		err = benchPodStart()
+	case "memory":
+		err = benchMemory()
+	case "api":
+		err = benchAPI()
+	case "checkpoint":
+		err = benchCheckpoint()
+	default:
+		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}

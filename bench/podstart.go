@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func podManifest(name string) string {
+	return fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s}
+spec:
+  terminationGracePeriodSeconds: 0
+  containers:
+  - name: main
+    image: knode.local/busybox:1.36
+    command: ["sleep", "3600"]
+`, name)
+}
+
+// waitRunning polls the runtime every 2 ms until every name runs.
+func (e *env) waitRunning(ctx context.Context, names ...string) error {
+	for {
+		running, err := e.runningPods(ctx)
+		if err != nil {
+			return err
+		}
+		all := true
+		for _, n := range names {
+			all = all && running[n+"-bench"]
+		}
+		if all {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("pods %v did not start: %w", names, ctx.Err())
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+}
+
+func (e *env) removeAll(ctx context.Context) error {
+	files, _ := filepath.Glob(filepath.Join(e.manifests, "*.yaml"))
+	for _, f := range files {
+		_ = os.Remove(f)
+	}
+	for {
+		sbs, err := e.rt.ListPodSandbox(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if len(sbs) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// bareCRI times RunPodSandbox + CreateContainer + StartContainer for the
+// same pod shape, as the floor knode's latency is compared with.
+func (e *env) bareCRI(ctx context.Context, i int) (time.Duration, error) {
+	uid := fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i)
+	sbCfg := &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "bare-" + uid, Namespace: "default", Uid: uid},
+		Hostname:     "bare",
+		LogDirectory: filepath.Join(e.dir, "barelogs", uid),
+		Labels:       map[string]string{"bench": "bare"},
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/pod" + uid},
+	}
+	_ = os.MkdirAll(sbCfg.LogDirectory, 0o755)
+	start := time.Now()
+	sb, err := e.rt.RunPodSandbox(ctx, sbCfg, "")
+	if err != nil {
+		return 0, err
+	}
+	id, err := e.rt.CreateContainer(ctx, sb, &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "main"},
+		Image:    &runtimeapi.ImageSpec{Image: "knode.local/busybox:1.36"},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  "main/0.log",
+		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}}},
+	}, sbCfg)
+	if err != nil {
+		return 0, err
+	}
+	if err := e.rt.StartContainer(ctx, id); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	_ = e.rt.StopPodSandbox(ctx, sb)
+	_ = e.rt.RemovePodSandbox(ctx, sb)
+	return took, nil
+}
+
+func benchPodStart() error {
+	e, err := newEnv(false, "")
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.startKnode(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	const n = 20
+	var bare, seq durations
+	for i := 0; i < n; i++ {
+		d, err := e.bareCRI(ctx, i)
+		if err != nil {
+			return err
+		}
+		bare = append(bare, d)
+		name := fmt.Sprintf("seq%d", i)
+		start := time.Now()
+		if err := e.writeManifest(name+".yaml", podManifest(name)); err != nil {
+			return err
+		}
+		if err := e.waitRunning(ctx, name); err != nil {
+			return err
+		}
+		seq = append(seq, time.Since(start))
+	}
+	if err := e.removeAll(ctx); err != nil {
+		return err
+	}
+	fmt.Printf("bare CRI (RunPodSandbox+CreateContainer+StartContainer), %d pods one at a time: p50 %s  p95 %s\n", n, ms(bare.pct(.5)), ms(bare.pct(.95)))
+	fmt.Printf("knode manifest written -> Running, %d pods one at a time:       p50 %s  p95 %s\n", n, ms(seq.pct(.5)), ms(seq.pct(.95)))
+	fmt.Printf("knode overhead at p50: %s\n", ms(seq.pct(.5)-bare.pct(.5)))
+
+	for _, batch := range []int{9, 20} {
+		var names []string
+		start := time.Now()
+		for i := 0; i < batch; i++ {
+			name := fmt.Sprintf("b%d-%d", batch, i)
+			names = append(names, name)
+			if err := e.writeManifest(name+".yaml", podManifest(name)); err != nil {
+				return err
+			}
+		}
+		if err := e.waitRunning(ctx, names...); err != nil {
+			return err
+		}
+		fmt.Printf("knode %d pods written at once -> all Running: %s\n", batch, ms(time.Since(start)))
+		if err := e.removeAll(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchMemory() error {
+	e, err := newEnv(false, "")
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	if err := e.startKnode(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	settle := func() { time.Sleep(10 * time.Second) }
+	settle()
+	fmt.Printf("knode RSS idle: %d KiB\n", rssKiB(e.knode.Process.Pid))
+	total := 0
+	for _, want := range []int{1, 10, 50} {
+		var names []string
+		for ; total < want; total++ {
+			name := fmt.Sprintf("m%d", total)
+			names = append(names, name)
+			if err := e.writeManifest(name+".yaml", podManifest(name)); err != nil {
+				return err
+			}
+		}
+		if err := e.waitRunning(ctx, names...); err != nil {
+			return err
+		}
+		settle()
+		fmt.Printf("knode RSS with %d pods: %d KiB\n", want, rssKiB(e.knode.Process.Pid))
+	}
+	return e.removeAll(ctx)
+}
