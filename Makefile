@@ -14,7 +14,7 @@ GO_TEST_FLAGS ?=
 all: build
 
 build:
-	go build -o _output/bin/knode ./cmd/knode
+	go build -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
 
 setup:
 	bash hack/setup-node.sh

@@ -74,7 +74,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}, sources...)
 	m.AddRunning(mgr)
 
-	srv, err := newServer(cfg, rt, mgr, m, log)
+	srv, err := newServer(ctx, cfg, rt, mgr, m, log)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -21,7 +22,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -63,6 +64,7 @@ func newServer(cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metric
 		if err != nil {
 			return nil, err
 		}
+		go svc.Run(ctx)
 		checkpoints = svc
 	}
 	return server.New(server.Config{

@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -74,6 +75,11 @@ type Service struct {
 	inflight map[string]bool // container IDs being checkpointed
 	// dirMu serializes renames and retention so names and budgets are exact.
 	dirMu sync.Mutex
+	// retain wakes the retention worker; deleting a large archive takes
+	// long enough on some filesystems that no request should wait for it.
+	retain chan string
+	// pending counts scheduled retention passes not yet finished.
+	pending atomic.Int64
 }
 
 // New prepares the directory (0700), removes temporaries a crash left, and
@@ -100,7 +106,7 @@ func New(opts Options) (*Service, error) {
 	if err := os.Chmod(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("restrict checkpoints directory: %w", err)
 	}
-	s := &Service{opts: opts, slots: make(chan struct{}, opts.MaxParallel), inflight: map[string]bool{}}
+	s := &Service{opts: opts, slots: make(chan struct{}, opts.MaxParallel), inflight: map[string]bool{}, retain: make(chan string, 1)}
 	temps, _ := filepath.Glob(filepath.Join(opts.Dir, tempPrefix+"*"))
 	for _, t := range temps {
 		if err := os.RemoveAll(t); err == nil {
@@ -109,6 +115,30 @@ func New(opts Options) (*Service, error) {
 	}
 	s.enforceRetention("")
 	return s, nil
+}
+
+// Run applies retention after each checkpoint until ctx ends.
+func (s *Service) Run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case keep := <-s.retain:
+			s.enforceRetention(keep)
+			s.pending.Add(-1)
+		}
+	}
+}
+
+// requestRetention schedules a retention pass that spares keep. Requests
+// arriving while one is pending coalesce; every archive is still checked.
+func (s *Service) requestRetention(keep string) {
+	s.pending.Add(1)
+	select {
+	case s.retain <- keep:
+	default:
+		s.pending.Add(-1)
+	}
 }
 
 // Dir is the checkpoints directory.
@@ -219,7 +249,7 @@ func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		return "", t.failed(err)
 	}
 	s.opts.Log.Info("checkpoint written", "container", t.ref(), "archive", path)
-	s.enforceRetention(path)
+	s.requestRetention(path)
 	return path, nil
 }
 

@@ -77,7 +77,17 @@ func newService(t *testing.T, r Retention, now func() time.Time, rt Runtime) (*S
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	go s.Run(ctx)
 	return s, &deleted
+}
+
+// settle waits until the retention worker has handled every request.
+func settle(s *Service) {
+	for s.pending.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func TestResolve(t *testing.T) {
@@ -125,6 +135,7 @@ func TestRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 		paths = append(paths, p)
+		settle(s)
 	}
 	// Same second: the -1, -2 names, the oldest (no suffix) removed by count.
 	if !strings.HasSuffix(paths[1], "Z-1.tar") || !strings.HasSuffix(paths[2], "Z-2.tar") {
@@ -145,6 +156,7 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	settle(s)
 	list, _ := s.List(Filter{})
 	if len(list) != 1 || list[0].Path != newest {
 		t.Fatalf("after age retention: %+v", list)

@@ -63,8 +63,10 @@ func (s *Service) enforceRetention(keep string) {
 			}
 		}
 		sort.SliceStable(left, func(i, j int) bool { return older(left[i], left[j]) })
-		for _, a := range left {
-			if total <= r.MaxTotalBytes {
+		for i, a := range left {
+			// The newest archive always stays: a budget smaller than one
+			// archive must not delete what a request just produced.
+			if total <= r.MaxTotalBytes || i == len(left)-1 {
 				break
 			}
 			if a.Path == keep {

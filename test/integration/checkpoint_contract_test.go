@@ -358,21 +358,23 @@ func TestCheckpointRetentionAndListing(t *testing.T) {
 		json.Unmarshal([]byte(body), &answer)
 		paths = append(paths, answer.Items[0])
 	}
-	if _, err := os.Stat(paths[0]); !os.IsNotExist(err) {
-		t.Fatalf("the oldest archive survived the per-container limit of 2")
-	}
+	n.eventually(10*time.Second, "the oldest archive deleted by the per-container limit of 2", func() bool {
+		_, err := os.Stat(paths[0])
+		return os.IsNotExist(err)
+	})
 	if got := metricValue(t, c, "knode_checkpoint_archives_deleted_total", map[string]string{"reason": "count"}); got != 1 {
 		t.Fatalf("count deletions = %v, want 1", got)
 	}
-	// The byte budget (300 KiB) holds two of app's plus one of side's? No: a
-	// third archive exceeds it, so the oldest goes.
+	// The byte budget (300 KiB) holds two 100 KiB archives and their tar
+	// headers, not three: a third archive makes the oldest go.
 	code, _, _ := n.raw("POST", n.checkpointPath("default", "web", "side", ""))
 	if code != 200 {
 		t.Fatalf("side checkpoint: %d", code)
 	}
-	if _, err := os.Stat(paths[1]); !os.IsNotExist(err) {
-		t.Fatalf("the byte budget did not remove the oldest archive")
-	}
+	n.eventually(10*time.Second, "the byte budget to remove the oldest archive", func() bool {
+		_, err := os.Stat(paths[1])
+		return os.IsNotExist(err)
+	})
 	if got := metricValue(t, c, "knode_checkpoint_archives_deleted_total", map[string]string{"reason": "bytes"}); got != 1 {
 		t.Fatalf("bytes deletions = %v, want 1", got)
 	}
