@@ -13,8 +13,10 @@ import (
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/nodeinfo"
+	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/staticpod"
 )
@@ -52,6 +54,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	dm, err := devicemanager.New(devicemanager.Options{
+		Dir:         filepath.Join(cfg.RootDir, "device-plugins"),
+		GracePeriod: cfg.DevicePluginGracePeriod,
+		CallTimeout: cfg.DevicePluginCallTimeout,
+		Observer:    m,
+		Log:         log.With("component", "devices"),
+	})
+	if err != nil {
+		return err
+	}
+	if err := dm.Start(ctx); err != nil {
+		return err
+	}
 	var sources []string
 	if cfg.PodManifestPath != "" {
 		sources = append(sources, staticpod.SourceFile)
@@ -71,13 +86,20 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		RequestTimeout:  cfg.RuntimeRequestTimeout,
 		Log:             log.With("component", "pods"),
 		Recorder:        m,
+		Devices:         dm,
 	}, sources...)
 	m.AddRunning(mgr)
 
-	srv, err := newServer(ctx, cfg, rt, mgr, m, log)
+	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, log)
 	if err != nil {
 		return err
 	}
+	go func() {
+		socket := filepath.Join(cfg.RootDir, "pod-resources", "kubelet.sock")
+		if err := podresources.Serve(ctx, socket, mgr, dm, log.With("component", "podresources")); err != nil {
+			log.Error("pod resources API stopped", "err", err)
+		}
+	}()
 
 	if cfg.PodManifestPath != "" {
 		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))

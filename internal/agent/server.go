@@ -13,6 +13,7 @@ import (
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/server"
@@ -22,7 +23,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -89,6 +90,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 			}},
 		},
 		Checkpoints: checkpoints,
+		Devices:     dm,
 		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
 		Log:         log.With("component", "server"),
 	}), nil

@@ -56,6 +56,9 @@ type Config struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// Device plugins (knode's own knobs; the kubelet's values are the defaults).
+	DevicePluginGracePeriod time.Duration
+	DevicePluginCallTimeout time.Duration
 	// PreloadImagesDir holds OCI/Docker image archives that knode imports into
 	// its embedded containerd at start, for nodes without a registry.
 	PreloadImagesDir string

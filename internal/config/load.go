@@ -40,6 +40,8 @@ type Flags struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   string
+	DevicePluginGracePeriod   time.Duration
+	DevicePluginCallTimeout   time.Duration
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -69,6 +71,8 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.CheckpointMaxPerContainer, "checkpoint-max-per-container", 5, "Archives kept per container, oldest deleted first (0 = no limit)")
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
+	fs.DurationVar(&f.DevicePluginGracePeriod, "device-plugin-grace-period", 5*time.Minute, "How long a disconnected device plugin's devices keep their capacity")
+	fs.DurationVar(&f.DevicePluginCallTimeout, "device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin")
 }
 
 // supportedFileFields are the KubeletConfiguration fields knode implements,
@@ -106,6 +110,8 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		MaxParallelCheckpoints:    f.MaxParallelCheckpoints,
 		CheckpointMaxPerContainer: f.CheckpointMaxPerContainer,
 		CheckpointMaxAge:          f.CheckpointMaxAge,
+		DevicePluginGracePeriod:   f.DevicePluginGracePeriod,
+		DevicePluginCallTimeout:   f.DevicePluginCallTimeout,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {

@@ -28,6 +28,9 @@ type Metrics struct {
 	StartedContainersErrs *prometheus.CounterVec
 	PodStartDuration      prometheus.Histogram
 
+	DevicePluginRegistrations *prometheus.CounterVec
+	DevicePluginAllocDuration *prometheus.HistogramVec
+
 	// CheckpointsDeleted counts archives removed by retention, by reason (count, age, bytes).
 	CheckpointsDeleted *prometheus.CounterVec
 
@@ -74,6 +77,15 @@ func New() *Metrics {
 			Help:    "Duration in seconds from knode seeing a pod for the first time to the pod starting to run",
 			Buckets: []float64{0.5, 1, 2, 3, 4, 5, 6, 8, 10, 20, 30, 45, 60, 120, 180, 240, 300, 360, 480, 600, 900, 1200, 1800, 2700, 3600},
 		}),
+		DevicePluginRegistrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: namespace, Name: "device_plugin_registration_total",
+			Help: "Cumulative number of device plugin registrations. Broken down by resource name.",
+		}, []string{"resource_name"}),
+		DevicePluginAllocDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: namespace, Name: "device_plugin_alloc_duration_seconds",
+			Help:    "Duration in seconds to serve a device plugin Allocation request. Broken down by resource name.",
+			Buckets: prometheus.DefBuckets,
+		}, []string{"resource_name"}),
 		CheckpointsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "knode_checkpoint_archives_deleted_total",
 			Help: "Checkpoint archives deleted by the retention policy, by reason (count, age, bytes)",
@@ -96,6 +108,7 @@ func New() *Metrics {
 		m.RuntimeOperations, m.RuntimeOperationsErrors, m.RuntimeOperationDuration,
 		m.StartedPods, m.StartedPodsErrors, m.StartedContainers, m.StartedContainersErrs, m.PodStartDuration,
 		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight, m.CheckpointsDeleted,
+		m.DevicePluginRegistrations, m.DevicePluginAllocDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
@@ -164,4 +177,14 @@ func (c *runningCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, state := range []string{"created", "running", "exited", "unknown"} {
 		ch <- prometheus.MustNewConstMetric(runningContainersDesc, prometheus.GaugeValue, float64(containers[state]), state)
 	}
+}
+
+// PluginRegistered counts a device plugin registration.
+func (m *Metrics) PluginRegistered(resource string) {
+	m.DevicePluginRegistrations.WithLabelValues(resource).Inc()
+}
+
+// AllocationDone observes one Allocate call to a device plugin.
+func (m *Metrics) AllocationDone(resource string, d time.Duration) {
+	m.DevicePluginAllocDuration.WithLabelValues(resource).Observe(d.Seconds())
 }

@@ -66,6 +66,7 @@ func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int
 			SecurityContext: containerSecurityContext(pod, c),
 		},
 	}
+	m.opts.Devices.Apply(pod, c, cfg)
 	return cfg, nil
 }
 

@@ -43,7 +43,33 @@ type Options struct {
 	Now                        func() time.Time
 	// Recorder receives pod and container start events for metrics; may be nil.
 	Recorder Recorder
+	// Devices allocates device-plugin resources; may be nil.
+	Devices Devices
 }
+
+// Devices is the device manager as the pod workers use it.
+type Devices interface {
+	// Allocate admits the pod's device requests. An error with a Reason()
+	// method fails the pod's admission for good (UnexpectedAdmissionError);
+	// any other error is retried.
+	Allocate(ctx context.Context, pod *v1.Pod) error
+	// Apply merges the plugins' answers into a container's CRI config.
+	Apply(pod *v1.Pod, c *v1.Container, cfg *runtimeapi.ContainerConfig)
+	// PreStart runs the plugins' PreStartContainer before each start.
+	PreStart(ctx context.Context, pod *v1.Pod, c *v1.Container) error
+	// Release frees a removed pod's devices.
+	Release(uid types.UID)
+	// Retain frees the devices of pods not in keep.
+	Retain(keep map[types.UID]bool)
+}
+
+type noDevices struct{}
+
+func (noDevices) Allocate(context.Context, *v1.Pod) error                   { return nil }
+func (noDevices) Apply(*v1.Pod, *v1.Container, *runtimeapi.ContainerConfig) {}
+func (noDevices) PreStart(context.Context, *v1.Pod, *v1.Container) error    { return nil }
+func (noDevices) Release(types.UID)                                         {}
+func (noDevices) Retain(map[types.UID]bool)                                 {}
 
 // Recorder is told about starts, for the kubelet's started_* and
 // pod_start_duration metrics.
@@ -82,10 +108,11 @@ type Manager struct {
 	// can cache what they derive from it.
 	version atomic.Uint64
 
-	relistNow chan struct{}
-	wg        sync.WaitGroup
-	ctx       context.Context
-	cache     *statusCache
+	relistNow       chan struct{}
+	devicesRetained bool
+	wg              sync.WaitGroup
+	ctx             context.Context
+	cache           *statusCache
 }
 
 // NewManager returns a manager that waits for each of sources to report once
@@ -114,6 +141,9 @@ func NewManager(opts Options, sources ...string) *Manager {
 	}
 	if opts.Recorder == nil {
 		opts.Recorder = nopRecorder{}
+	}
+	if opts.Devices == nil {
+		opts.Devices = noDevices{}
 	}
 	if opts.RuntimeName == "" {
 		opts.RuntimeName = "cri"
@@ -344,6 +374,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
 	m.version.Add(1)
+	m.opts.Devices.Release(uid)
 	return true
 }
 
@@ -413,6 +444,19 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 	defer m.mu.Unlock()
 	sourcesReady := m.allSourcesReadyLocked()
 	desired := m.allDesiredLocked()
+	if sourcesReady && !m.devicesRetained {
+		// Once every source has spoken, allocations of pods that are neither
+		// declared nor running (deleted while knode was down) are freed.
+		keep := map[types.UID]bool{}
+		for uid := range desired {
+			keep[uid] = true
+		}
+		for uid := range snap {
+			keep[uid] = true
+		}
+		m.devicesRetained = true
+		go m.opts.Devices.Retain(keep)
+	}
 	for uid, fp := range next {
 		if prev[uid] == fp {
 			continue

@@ -70,6 +70,11 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	if wt := w.waits[""]; wt.reason != "" {
 		st.Reason, st.Message = wt.reason, wt.message
 	}
+	if w.rejected != nil {
+		// As the kubelet reports a pod it rejected at admission.
+		st.Phase, st.Reason, st.Message = v1.PodFailed, w.rejected.reason, w.rejected.message
+		allReady = false
+	}
 	prev := w.m.statusOf(w.uid)
 	st.Conditions = []v1.PodCondition{
 		condition(prev, v1.PodReadyToStartContainers, sandboxReady, ""),

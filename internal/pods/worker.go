@@ -35,6 +35,8 @@ type worker struct {
 	errDelay  time.Duration
 	// reportedRunning is set once the pod first had all containers running.
 	reportedRunning bool
+	// rejected is set when admission failed; the pod stays Failed.
+	rejected *waiting
 }
 
 func allRunning(st *v1.PodStatus) bool {
@@ -143,6 +145,25 @@ func (w *worker) list(ctx context.Context) (*runtimePod, error) {
 func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time.Duration, error) {
 	rt := w.m.opts.Runtime
 	resync := w.m.opts.ResyncPeriod
+	if w.rejected != nil {
+		return resync, nil
+	}
+	if err := w.m.opts.Devices.Allocate(ctx, pod); err != nil {
+		var rejection interface{ Reason() string }
+		if errors.As(err, &rejection) {
+			w.rejected = &waiting{reason: rejection.Reason(), message: err.Error()}
+			w.m.log.Error("pod admission failed", "pod", podRef(pod, nil), "reason", rejection.Reason(), "err", err)
+			if rp != nil {
+				w.killPod(ctx, rp, w.terminationGrace(rp))
+			}
+			return resync, nil
+		}
+		w.waits[""] = waiting{reason: "WaitingForDevices", message: err.Error()}
+		return 2 * time.Second, nil
+	}
+	if w.waits[""].reason == "WaitingForDevices" {
+		delete(w.waits, "")
+	}
 	sb := rp.newestSandbox()
 	if sb != nil && sb.Annotations[annotationConfigHash] != pod.Annotations[annotationConfigHash] {
 		w.m.log.Info("pod spec changed, replacing pod", "pod", podRef(pod, nil))
@@ -411,6 +432,12 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
 		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+		s.requeue(10 * time.Second)
+		return
+	}
+	if err := w.m.opts.Devices.PreStart(ctx, s.pod, c); err != nil {
+		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
+		_ = rt.RemoveContainer(cctx, id)
 		s.requeue(10 * time.Second)
 		return
 	}

@@ -60,6 +60,8 @@ type Config struct {
 	Logs          Logs
 	Health        []HealthCheck
 	Metrics       *metrics.Metrics
+	// Devices reports device-plugin resources for GET /devices.
+	Devices Devices
 	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
 	Checkpoints Checkpoints
 	// Configz returns the effective configuration, secrets redacted.
@@ -90,6 +92,9 @@ func New(cfg Config) *Server {
 	s.Handle("GET /configz", http.HandlerFunc(s.configz), false)
 	if cfg.Checkpoints != nil {
 		s.installCheckpoints(cfg.Checkpoints)
+	}
+	if cfg.Devices != nil {
+		s.Handle("GET /devices", http.HandlerFunc(s.devices), false)
 	}
 	return s
 }

@@ -45,7 +45,7 @@ func TestReadsKubeletCheckpoint(t *testing.T) {
 	}
 	if resp.Envs["WIDGETS"] != "widget-3,widget-0" || len(resp.Devices) != 1 ||
 		resp.Devices[0].HostPath != "/dev/null" || resp.Devices[0].ContainerPath != "/dev/widget0" || resp.Devices[0].Permissions != "rw" {
-		t.Fatalf("allocation: %+v", resp)
+		t.Fatalf("allocation: %v", resp.String())
 	}
 	if strings.Join(registered["example.com/widget"], ",") != "widget-0,widget-1,widget-2,widget-3" {
 		t.Fatalf("registered: %v", registered)
