@@ -521,6 +521,20 @@ func (m *Manager) watchEvents(ctx context.Context, es EventSource) {
 	}
 }
 
+// terminating reports whether any pod is being stopped: it has a worker
+// but no source declares it any more.
+func (m *Manager) terminating() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	desired := m.allDesiredLocked()
+	for uid := range m.workers {
+		if _, ok := desired[uid]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
 func (m *Manager) statusOf(uid types.UID) *v1.PodStatus {
 	m.mu.RLock()
 	defer m.mu.RUnlock()

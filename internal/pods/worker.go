@@ -150,7 +150,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	}
 	if err := w.m.opts.Devices.Allocate(ctx, pod); err != nil {
 		var rejection interface{ Reason() string }
-		if errors.As(err, &rejection) {
+		// A pod being terminated may be about to free what this one needs:
+		// wait for it rather than reject (the kubelet rejects at once).
+		if errors.As(err, &rejection) && !w.m.terminating() {
 			w.rejected = &waiting{reason: rejection.Reason(), message: err.Error()}
 			w.m.log.Error("pod admission failed", "pod", podRef(pod, nil), "reason", rejection.Reason(), "err", err)
 			if rp != nil {
