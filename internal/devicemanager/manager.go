@@ -126,8 +126,10 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read device plugins directory: %w", err)
 	}
+	// As the kubelet: every socket goes (the checkpoint stays), so plugins
+	// see kubelet.sock recreated and register again on fresh sockets.
 	for _, e := range entries {
-		if e.Type()&os.ModeSocket != 0 && e.Name() == "kubelet.sock" {
+		if e.Type()&os.ModeSocket != 0 {
 			_ = os.Remove(filepath.Join(m.opts.Dir, e.Name()))
 		}
 	}

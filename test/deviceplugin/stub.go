@@ -174,6 +174,11 @@ func (s *Stub) ReRegisterOnRestart() error {
 				return
 			case ev := <-w.Events:
 				if filepath.Base(ev.Name) == "kubelet.sock" && ev.Op&fsnotify.Create != 0 {
+					// The agent removed every socket at its start: serve anew, then register.
+					s.server.Stop()
+					if err := s.Start(); err != nil {
+						continue
+					}
 					rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
 					_ = s.Register(rctx)
 					rcancel()

@@ -165,13 +165,46 @@ func TestDevicesIntoRealContainers(t *testing.T) {
 		t.Fatal("a sandbox was created for a pod that failed admission")
 	}
 
+	// Its device turning unhealthy, and the plugin restarting, leave the
+	// running container alone.
+	var held string
+	for _, p := range n.podResources().PodResources {
+		if p.Name == n.podName("w") {
+			held = p.Containers[0].Devices[0].DeviceIds[0]
+		}
+	}
+	plugin.SetHealth(held, pluginapi.Unhealthy)
+	plugin.Stop()
+	if err := plugin.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := plugin.ReRegisterOnRestart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := plugin.Register(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	time.Sleep(2 * time.Second)
+	if cs := n.containers("default", "w", "app"); len(cs) != 1 || cs[0].Id != c.Id {
+		t.Fatalf("an unhealthy device or a plugin restart disturbed the running container: %v", cs)
+	}
+	for _, p := range n.podResources().PodResources {
+		if p.Name == n.podName("w") && p.Containers[0].Devices[0].DeviceIds[0] != held {
+			t.Fatalf("the pod's device changed across a plugin restart")
+		}
+	}
+	plugin.SetHealth(held, pluginapi.Healthy)
+
 	// knode SIGKILL + restart: same allocation from the checkpoint, no
 	// container restart, the plugin re-registers.
 	allocsBefore := len(plugin.Allocations())
+	registrations := strings.Count(n.knodeLog(), "device plugin registered")
 	n.knode.kill()
 	n.startKnode()
 	n.eventually(30*time.Second, "the plugin to re-register", func() bool {
-		return strings.Count(n.knodeLog(), "device plugin registered") >= 2
+		return strings.Count(n.knodeLog(), "device plugin registered") > registrations
 	})
 	time.Sleep(3 * time.Second)
 	cs := n.containers("default", "w", "app")
