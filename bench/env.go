@@ -3,7 +3,7 @@
 // checkpoint API's own overhead. Run it by hand as root after `make setup
 // build`; results go to docs/benchmarks.md. It asserts nothing.
 //
-//	go run ./bench podstart|memory|api|checkpoint
+//	go run ./bench podstart|memory|api|checkpoint|devices
 package main
 
 import (
@@ -231,6 +231,8 @@ func main() {
 		err = benchAPI()
 	case "checkpoint":
 		err = benchCheckpoint()
+	case "devices":
+		err = benchDevices()
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -140,33 +140,45 @@ func (m *Manager) allocateResource(ctx context.Context, uid, container, name str
 		}
 		return admissionError("the device plugin for %s is not connected", name)
 	}
-	inUse := m.allocs.inUse(name)
+	inUse := m.used[name]
+	preferred := ep.options.GetGetPreferredAllocationAvailable()
 	var available, mustInclude []string
 	healthy := 0
-	for id, d := range r.devices {
-		if d.Health != pluginapi.Healthy {
+	// Without a plugin preference, scanning stops as soon as one NUMA node
+	// (or, failing that, all nodes) can give what is needed.
+	perNode := map[int64][]string{}
+	var fromNode []string
+	for _, d := range r.order {
+		if !d.healthy {
 			continue
 		}
 		healthy++
 		switch {
-		case reusable[id]:
-			mustInclude = append(mustInclude, id)
-			available = append(available, id)
-		case !inUse[id]:
-			available = append(available, id)
+		case len(reusable) > 0 && reusable[d.id]:
+			mustInclude = append(mustInclude, d.id)
+			available = append(available, d.id)
+		case !inUse[d.id]:
+			available = append(available, d.id)
+			if !preferred && len(reusable) == 0 && fromNode == nil {
+				perNode[d.numa] = append(perNode[d.numa], d.id)
+				if len(perNode[d.numa]) == needed {
+					fromNode = perNode[d.numa]
+				}
+			}
 		}
 	}
-	sort.Strings(available)
-	sort.Strings(mustInclude)
 	devices := r.devices
 	m.mu.Unlock()
 
 	if len(available) < needed {
 		return admissionError("requested %d of %s, but only %d are available (%d healthy, %d in use)", needed, name, len(available), healthy, healthy-len(available))
 	}
-	chosen, err := m.choose(ctx, ep, devices, available, mustInclude, needed)
-	if err != nil {
-		return err
+	chosen := fromNode
+	if chosen == nil {
+		var err error
+		if chosen, err = m.choose(ctx, ep, devices, available, mustInclude, needed); err != nil {
+			return err
+		}
 	}
 	callCtx, cancel := context.WithTimeout(ctx, m.opts.CallTimeout)
 	defer cancel()
@@ -192,10 +204,13 @@ func (m *Manager) allocateResource(ctx context.Context, uid, container, name str
 		perNUMA[node] = append(perNUMA[node], id)
 	}
 	m.mu.Lock()
+	if old := m.allocs.get(uid, container, name); old != nil {
+		m.markUsedLocked(name, old.ids(), false)
+	}
 	m.allocs.set(uid, container, name, &allocation{devices: perNUMA, resp: cr, raw: raw})
-	snapshot := m.checkpointLocked()
+	m.markUsedLocked(name, chosen, true)
+	m.dirtyLocked()
 	m.mu.Unlock()
-	m.writeCheckpoint(snapshot)
 	m.log.Info("devices allocated", "pod", uid, "container", container, "resource", name, "devices", chosen)
 	return nil
 }
@@ -360,9 +375,14 @@ func (m *Manager) Apply(pod *v1.Pod, c *v1.Container, cfg *runtimeapi.ContainerC
 	cfg.Envs = append(pluginEnvs, cfg.Envs...)
 }
 
-// PreStart calls PreStartContainer for plugins that asked for it, with a
-// 30 s deadline; an error fails this start of the container.
+// PreStart makes sure the container's allocation is on disk (so a crash
+// never leaves a running container whose devices are not recorded), then
+// calls PreStartContainer for plugins that asked for it, with a 30 s
+// deadline; an error fails this start of the container.
 func (m *Manager) PreStart(ctx context.Context, pod *v1.Pod, c *v1.Container) error {
+	if err := m.flush(ctx); err != nil {
+		return err
+	}
 	type call struct {
 		ep  *endpoint
 		ids []string
@@ -395,10 +415,14 @@ func (m *Manager) Release(uid types.UID) {
 		m.mu.Unlock()
 		return
 	}
+	for _, resources := range m.allocs[string(uid)] {
+		for name, al := range resources {
+			m.markUsedLocked(name, al.ids(), false)
+		}
+	}
 	delete(m.allocs, string(uid))
-	snapshot := m.checkpointLocked()
+	m.dirtyLocked()
 	m.mu.Unlock()
-	m.writeCheckpoint(snapshot)
 	m.log.Info("devices released", "pod", uid)
 }
 

@@ -42,21 +42,6 @@ func (a allocations) set(uid, container, resource string, al *allocation) {
 	a[uid][container][resource] = al
 }
 
-// inUse is every device of resource held by any container.
-func (a allocations) inUse(resource string) map[string]bool {
-	used := map[string]bool{}
-	for _, containers := range a {
-		for _, resources := range containers {
-			if al := resources[resource]; al != nil {
-				for _, id := range al.ids() {
-					used[id] = true
-				}
-			}
-		}
-	}
-	return used
-}
-
 func (a allocations) load(entries []checkpoint.PodDevicesEntry) {
 	for _, e := range entries {
 		resp := &pluginapi.ContainerAllocateResponse{}

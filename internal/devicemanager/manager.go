@@ -53,25 +53,41 @@ type Manager struct {
 	mu        sync.Mutex
 	resources map[string]*resource
 	allocs    allocations
+	// used[resource][device] is kept with allocs, so allocation never rescans every pod.
+	used map[string]map[string]bool
 	// changed is closed and replaced whenever capacity or health changes.
 	changed chan struct{}
 	// failed keeps registrations that never succeeded, for diagnosis.
 	failed map[string]*resource
-	// seq orders checkpoint snapshots; ckptMu serializes writes and
-	// written drops a snapshot older than the one on disk.
-	seq     uint64
-	ckptMu  sync.Mutex
-	written uint64
+	// seq counts changes to what the checkpoint holds; written is the last
+	// seq on disk. The writer goroutine coalesces changes into one write;
+	// flushed is closed and replaced after each write.
+	seq       uint64
+	written   uint64
+	writeKick chan struct{}
+	flushed   chan struct{}
 
 	grpc *grpc.Server
 	ln   net.Listener
 }
 
 // resource is one extended resource and what its plugin reports.
+// devEntry is a device as allocation sees it.
+type devEntry struct {
+	id      string
+	numa    int64
+	healthy bool
+}
+
 type resource struct {
 	name     string
 	endpoint *endpoint
 	devices  map[string]*pluginapi.Device
+	// ids are the devices' IDs and order the same devices with what
+	// allocation needs, both sorted once per update: allocation and the
+	// checkpoint read them on every call.
+	ids   []string
+	order []devEntry
 	// disconnectedAt is set while no plugin serves the resource.
 	disconnectedAt time.Time
 	lastError      string
@@ -95,11 +111,17 @@ func New(opts Options) (*Manager, error) {
 	if err := os.MkdirAll(opts.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create device plugins directory: %w", err)
 	}
-	m := &Manager{opts: opts, log: opts.Log, resources: map[string]*resource{}, allocs: allocations{}, changed: make(chan struct{}), failed: map[string]*resource{}}
+	m := &Manager{opts: opts, log: opts.Log, resources: map[string]*resource{}, allocs: allocations{}, changed: make(chan struct{}),
+		failed: map[string]*resource{}, used: map[string]map[string]bool{}, writeKick: make(chan struct{}, 1), flushed: make(chan struct{})}
 	entries, registered, err := checkpoint.Read(m.checkpointPath())
 	switch {
 	case err == nil:
 		m.allocs.load(entries)
+		for _, e := range entries {
+			for _, ids := range e.DeviceIDs {
+				m.markUsedLocked(e.ResourceName, ids, true)
+			}
+		}
 		now := time.Now()
 		for name := range registered {
 			// Known from before, with no devices until its plugin registers again.
@@ -146,6 +168,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 	}()
 	go m.expireLoop(ctx)
+	go m.checkpointWriter(ctx)
 	go func() {
 		<-ctx.Done()
 		m.stop()
@@ -182,7 +205,7 @@ func (m *Manager) register(ep *endpoint) {
 	r.lastError = ""
 	delete(m.failed, ep.resource)
 	// A new registration replaces the device list: it arrives with ListAndWatch.
-	r.devices = map[string]*pluginapi.Device{}
+	r.devices, r.ids, r.order = map[string]*pluginapi.Device{}, nil, nil
 	m.notifyLocked()
 	m.mu.Unlock()
 	if old != nil {
@@ -258,15 +281,23 @@ func (m *Manager) updateDevices(ep *endpoint, devices []*pluginapi.Device) {
 		return
 	}
 	next := make(map[string]*pluginapi.Device, len(devices))
+	ids := make([]string, 0, len(devices))
 	for _, d := range devices {
+		if _, dup := next[d.ID]; !dup {
+			ids = append(ids, d.ID)
+		}
 		next[d.ID] = d
 	}
-	r.devices = next
+	sort.Strings(ids)
+	order := make([]devEntry, len(ids))
+	for i, id := range ids {
+		order[i] = devEntry{id: id, numa: numaNode(next[id]), healthy: next[id].Health == pluginapi.Healthy}
+	}
+	r.devices, r.ids, r.order = next, ids, order
 	r.disconnectedAt = time.Time{}
 	m.notifyLocked()
-	snapshot := m.checkpointLocked()
+	m.dirtyLocked()
 	m.mu.Unlock()
-	m.writeCheckpoint(snapshot)
 }
 
 // disconnected marks a resource's devices unhealthy; capacity stays until the grace period ends.
@@ -296,7 +327,7 @@ func (m *Manager) expireLoop(ctx context.Context) {
 		for _, r := range m.resources {
 			if !r.disconnectedAt.IsZero() && len(r.devices) > 0 && time.Since(r.disconnectedAt) > m.opts.GracePeriod {
 				m.log.Warn("device plugin did not come back within the grace period; capacity is now 0", "resource", r.name)
-				r.devices = map[string]*pluginapi.Device{}
+				r.devices, r.ids, r.order = map[string]*pluginapi.Device{}, nil, nil
 				m.notifyLocked()
 			}
 		}
@@ -316,36 +347,85 @@ func (m *Manager) Changed() <-chan struct{} {
 	return m.changed
 }
 
-type checkpointSnapshot struct {
-	seq        uint64
-	entries    []checkpoint.PodDevicesEntry
-	registered map[string][]string
-}
-
-func (m *Manager) checkpointLocked() checkpointSnapshot {
-	registered := map[string][]string{}
-	for name, r := range m.resources {
-		ids := make([]string, 0, len(r.devices))
-		for id := range r.devices {
-			ids = append(ids, id)
+func (m *Manager) markUsedLocked(resource string, ids []string, used bool) {
+	if m.used[resource] == nil {
+		m.used[resource] = map[string]bool{}
+	}
+	for _, id := range ids {
+		if used {
+			m.used[resource][id] = true
+		} else {
+			delete(m.used[resource], id)
 		}
-		sort.Strings(ids)
-		registered[name] = ids
 	}
-	m.seq++
-	return checkpointSnapshot{seq: m.seq, entries: m.allocs.entries(), registered: registered}
 }
 
-// writeCheckpoint is outside the lock: a large device list must not hold
-// up allocation for other resources while it is written.
-func (m *Manager) writeCheckpoint(s checkpointSnapshot) {
-	m.ckptMu.Lock()
-	defer m.ckptMu.Unlock()
-	if s.seq <= m.written {
-		return
+// dirtyLocked records a change the checkpoint must hold and wakes the writer.
+func (m *Manager) dirtyLocked() uint64 {
+	m.seq++
+	select {
+	case m.writeKick <- struct{}{}:
+	default:
 	}
-	m.written = s.seq
-	if err := checkpoint.Write(m.checkpointPath(), s.entries, s.registered); err != nil {
-		m.log.Error("cannot write the device manager checkpoint", "err", err)
+	return m.seq
+}
+
+// checkpointWriter writes the checkpoint after changes, one write for any
+// number of changes that arrived meanwhile, outside the lock: a large
+// device list must not hold up allocations while it is encoded.
+func (m *Manager) checkpointWriter(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			// A last write on the way out, so a clean stop loses nothing.
+			m.mu.Lock()
+			pending := m.seq > m.written
+			m.mu.Unlock()
+			if !pending {
+				return
+			}
+		case <-m.writeKick:
+		}
+		m.mu.Lock()
+		seq := m.seq
+		entries := m.allocs.entries()
+		registered := map[string][]string{}
+		for name, r := range m.resources {
+			// r.ids is replaced, never changed in place: safe to share.
+			registered[name] = r.ids
+			if registered[name] == nil {
+				registered[name] = []string{}
+			}
+		}
+		m.mu.Unlock()
+		if err := checkpoint.Write(m.checkpointPath(), entries, registered); err != nil {
+			m.log.Error("cannot write the device manager checkpoint", "err", err)
+		}
+		m.mu.Lock()
+		m.written = seq
+		close(m.flushed)
+		m.flushed = make(chan struct{})
+		m.mu.Unlock()
+		if ctx.Err() != nil {
+			return
+		}
 	}
+}
+
+// flush waits until every change made so far is on disk.
+func (m *Manager) flush(ctx context.Context) error {
+	m.mu.Lock()
+	target := m.seq
+	for m.written < target {
+		ch := m.flushed
+		m.mu.Unlock()
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the device checkpoint to be written: %w", ctx.Err())
+		case <-ch:
+		}
+		m.mu.Lock()
+	}
+	m.mu.Unlock()
+	return nil
 }

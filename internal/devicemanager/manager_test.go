@@ -378,7 +378,11 @@ func TestCheckpointRestoreAndRetain(t *testing.T) {
 		}
 	}
 	before := f.m.PodDevices("keep")
+	// The containers started (PreStart makes the allocation durable), then
 	// knode restarts: a new manager on the same directory.
+	if err := f.m.PreStart(context.Background(), pod("keep", wants("app", 2, res)), &v1.Container{Name: "app"}); err != nil {
+		t.Fatal(err)
+	}
 	f.start(time.Minute)
 	if r, _ := f.resource(res); r.Capacity != 0 || len(r.Allocations) != 2 {
 		t.Fatalf("after restart, before the plugin re-registers: %+v", r)
