@@ -31,7 +31,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand())
+	root.AddCommand(newRunCommand(), newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand(), newDoctorCommand())
 	return root
 }
 

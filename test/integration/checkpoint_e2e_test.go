@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -136,5 +137,26 @@ func TestCheckpointWithDebianCRIU(t *testing.T) {
 	}
 	if entries := n.dirEntries(n.checkpointsDir()); len(entries) != 0 {
 		t.Fatalf("a failed checkpoint left files: %v", entries)
+	}
+	// knode doctor checkpoint, with the same CRIU first on PATH, names the problem.
+	cmd := exec.Command(knodeBinary, "doctor", "checkpoint", "-o", "json", "--root-dir", n.rootDir(),
+		"--container-runtime-endpoint", n.endpoint(), "--hostname-override", n.name)
+	cmd.Env = append(os.Environ(), "PATH="+n.criuDir+":"+os.Getenv("PATH"))
+	out, err := cmd.Output()
+	if err == nil {
+		t.Fatalf("doctor exited 0 with a CRIU that cannot checkpoint: %s", out)
+	}
+	var report struct {
+		Results []struct{ Check, Status, Message string }
+	}
+	if err := json.Unmarshal(out, &report); err != nil {
+		t.Fatalf("doctor -o json: %v: %s", err, out)
+	}
+	named := false
+	for _, r := range report.Results {
+		named = named || (r.Check == "criu" && r.Status == "problem" && strings.Contains(r.Message, "vvar_vclock") && strings.Contains(r.Message, "3.17"))
+	}
+	if !named {
+		t.Fatalf("doctor did not name the CRIU/kernel problem: %s", out)
 	}
 }

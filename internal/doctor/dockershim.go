@@ -1,0 +1,131 @@
+package doctor
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// dockerPaths are the host paths that expose the Docker socket: the socket
+// itself, dockershim's, and the directories above them (the usual grep for
+// "docker.sock" misses a pod that mounts /var/run).
+var dockerPaths = []string{"/var/run/docker.sock", "/run/docker.sock", "/var/run/dockershim.sock", "/run/dockershim.sock", "/var/run", "/run", "/var", "/"}
+
+// MountsDockerSocket tells whether a pod mounts the Docker socket by
+// hostPath, directly or through a parent directory, and which path.
+func MountsDockerSocket(pod *v1.Pod) (string, bool) {
+	for _, vol := range pod.Spec.Volumes {
+		if vol.HostPath == nil {
+			continue
+		}
+		p := filepath.Clean(vol.HostPath.Path)
+		for _, d := range dockerPaths {
+			if p == d {
+				return p, true
+			}
+		}
+	}
+	return "", false
+}
+
+func checkDockershim(env Env, r *Report) {
+	const area = "dockershim"
+	if strings.HasSuffix(env.Endpoint, "dockershim.sock") || strings.HasSuffix(env.Endpoint, "docker.sock") {
+		r.problem(area, "endpoint", fmt.Sprintf("the configured endpoint %s is Docker's", env.Endpoint),
+			"point --container-runtime-endpoint at containerd or CRI-O, or at cri-dockerd (unix:///run/cri-dockerd.sock) to keep Docker Engine")
+	} else {
+		r.ok(area, "endpoint", "the configured runtime is not dockershim")
+	}
+	if env.ManifestDir != "" {
+		entries, _ := os.ReadDir(env.ManifestDir)
+		dependent := 0
+		for _, e := range entries {
+			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			data, err := os.ReadFile(filepath.Join(env.ManifestDir, e.Name()))
+			if err != nil {
+				continue
+			}
+			var pod v1.Pod
+			if yaml.Unmarshal(data, &pod) != nil {
+				continue
+			}
+			if p, ok := MountsDockerSocket(&pod); ok {
+				dependent++
+				r.warn(area, "manifest", fmt.Sprintf("%s mounts %s by hostPath, which exposes the Docker socket", e.Name(), p),
+					"use the CRI socket (or crictl) instead of Docker's, or mount a narrower path")
+			}
+		}
+		if dependent == 0 {
+			r.ok(area, "manifests", "no static pod mounts the Docker socket or a directory above it")
+		}
+	}
+	if pid := findProcess("dockerd"); pid > 0 {
+		r.warn(area, "dockerd", fmt.Sprintf("dockerd is running (pid %d)", pid), "nothing on this node should need it once its pods run on the CRI runtime")
+	} else {
+		r.ok(area, "dockerd", "no dockerd is running")
+	}
+	checkRegistryMirrors(env, r)
+	if env.ContainerLogsDir != "" {
+		if entries, err := os.ReadDir(env.ContainerLogsDir); err == nil && len(entries) > 0 {
+			r.ok(area, "log symlinks", fmt.Sprintf("%s has %d entries for log agents", env.ContainerLogsDir, len(entries)))
+		} else {
+			r.warn(area, "log symlinks", fmt.Sprintf("%s has no container log symlinks", env.ContainerLogsDir),
+				"log agents written for the kubelet read /var/log/containers; point them at the pod log dir ("+env.PodLogsDir+") until knode keeps these links")
+		}
+	}
+}
+
+// checkRegistryMirrors prints the containerd and CRI-O equivalents of
+// Docker's registry-mirrors.
+func checkRegistryMirrors(env Env, r *Report) {
+	const area = "dockershim"
+	data, err := os.ReadFile(env.DockerConfig)
+	if err != nil {
+		r.ok(area, "registry mirrors", "no "+env.DockerConfig)
+		return
+	}
+	var cfg struct {
+		Mirrors  []string `json:"registry-mirrors"`
+		Insecure []string `json:"insecure-registries"`
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		r.warn(area, "registry mirrors", fmt.Sprintf("%s does not parse: %v", env.DockerConfig, err), "fix the file or remove it")
+		return
+	}
+	if len(cfg.Mirrors) == 0 {
+		r.ok(area, "registry mirrors", env.DockerConfig+" configures no mirrors")
+		return
+	}
+	var hosts, crio strings.Builder
+	hosts.WriteString("/etc/containerd/certs.d/docker.io/hosts.toml:\n  server = \"https://registry-1.docker.io\"\n")
+	crio.WriteString("/etc/containers/registries.conf:\n  [[registry]]\n  location = \"docker.io\"\n")
+	for _, m := range cfg.Mirrors {
+		fmt.Fprintf(&hosts, "  [host.%q]\n    capabilities = [\"pull\", \"resolve\"]\n", m)
+		fmt.Fprintf(&crio, "  [[registry.mirror]]\n  location = %q\n", strings.TrimPrefix(strings.TrimPrefix(m, "https://"), "http://"))
+	}
+	r.warn(area, "registry mirrors", fmt.Sprintf("%s sets %d registry mirror(s) that the CRI runtime does not read", env.DockerConfig, len(cfg.Mirrors)),
+		"write the equivalent for your runtime:\n"+hosts.String()+crio.String())
+}
+
+// findProcess returns the pid of a process whose command name is comm, or 0.
+func findProcess(comm string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		var pid int
+		if _, err := fmt.Sscan(e.Name(), &pid); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+		if err == nil && strings.TrimSpace(string(data)) == comm {
+			return pid
+		}
+	}
+	return 0
+}

@@ -1,0 +1,80 @@
+package doctor
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+)
+
+func checkNode(env Env, r *Report) {
+	const area = "node"
+	if fi, err := os.Stat(env.RootDir); err != nil {
+		r.warn(area, "root dir", fmt.Sprintf("%s does not exist yet", env.RootDir), "knode creates it at start")
+	} else if fi.Mode().Perm()&0o022 != 0 {
+		r.problem(area, "root dir", fmt.Sprintf("%s is mode %v: others can write to knode's state", env.RootDir, fi.Mode().Perm()), "chmod go-w "+env.RootDir)
+	} else {
+		r.ok(area, "root dir", fmt.Sprintf("%s is mode %v", env.RootDir, fi.Mode().Perm()))
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs("/sys/fs/cgroup", &st); err == nil {
+		if st.Type == 0x63677270 { // CGROUP2_SUPER_MAGIC
+			r.ok(area, "cgroups", "cgroup v2 (driver cgroupfs)")
+		} else {
+			r.ok(area, "cgroups", "cgroup v1 (driver cgroupfs)")
+		}
+	}
+	if data, err := os.ReadFile("/proc/swaps"); err == nil {
+		if lines := strings.Count(strings.TrimSpace(string(data)), "\n"); lines > 0 {
+			r.warn(area, "swap", fmt.Sprintf("%d swap device(s) active", lines), "the kubelet refuses to start with swap by default; knode runs, but pod memory limits then do not bound memory use")
+		} else {
+			r.ok(area, "swap", "no swap")
+		}
+	}
+	features := map[string]bool{}
+	if f, err := os.Open("/proc/filesystems"); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			features[fields[len(fields)-1]] = true
+		}
+		f.Close()
+	}
+	if features["overlay"] {
+		r.ok(area, "kernel", "overlay filesystem available")
+	} else {
+		r.problem(area, "kernel", "no overlay filesystem in /proc/filesystems", "load the overlay module: the runtime's default snapshotter needs it")
+	}
+	for _, ns := range []string{"pid", "net", "ipc", "uts", "mnt"} {
+		if _, err := os.Stat("/proc/self/ns/" + ns); err != nil {
+			r.problem(area, "kernel", "no "+ns+" namespaces", "use a kernel with namespaces")
+		}
+	}
+	for _, d := range []string{env.RootDir, env.PodLogsDir} {
+		var fs syscall.Statfs_t
+		path := d
+		for path != "/" {
+			if _, err := os.Stat(path); err == nil {
+				break
+			}
+			path = parent(path)
+		}
+		if err := syscall.Statfs(path, &fs); err == nil {
+			free := float64(int64(fs.Bavail)*fs.Bsize) / (1 << 30)
+			if free < 1 {
+				r.problem(area, "disk", fmt.Sprintf("%.2f GiB free under %s", free, d), "free disk space: pods, logs and checkpoints need it")
+			} else {
+				r.ok(area, "disk", fmt.Sprintf("%.1f GiB free under %s", free, d))
+			}
+		}
+	}
+}
+
+func parent(p string) string {
+	i := strings.LastIndex(strings.TrimSuffix(p, "/"), "/")
+	if i <= 0 {
+		return "/"
+	}
+	return p[:i]
+}
