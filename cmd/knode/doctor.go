@@ -44,7 +44,7 @@ func newDoctorCommand() *cobra.Command {
 				RequestTimeout:   cfg.RuntimeRequestTimeout,
 				KnownSockets:     doctor.DefaultKnownSockets,
 				DockerConfig:     "/etc/docker/daemon.json",
-				ContainerLogsDir: "/var/log/containers",
+				ContainerLogsDir: cfg.ContainerLogsDir,
 			}, args...)
 			if err != nil {
 				return err

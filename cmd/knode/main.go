@@ -31,7 +31,17 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRunCommand(), newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand(), newDoctorCommand())
+	run := newRunCommand()
+	root.AddCommand(run, newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand(), newDoctorCommand())
+	// `knode --help` shows the agent's flags too: operators look for the
+	// kubelet's flag names there first.
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(cmd *cobra.Command, args []string) {
+		defaultHelp(cmd, args)
+		if cmd == root {
+			fmt.Fprintf(cmd.OutOrStdout(), "\nFlags of `knode run` (the agent):\n%s", run.Flags().FlagUsages())
+		}
+	})
 	return root
 }
 

@@ -72,23 +72,25 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		sources = append(sources, staticpod.SourceFile)
 	}
 	mgr := pods.NewManager(pods.Options{
-		Runtime:         rt,
-		Images:          rt,
-		RuntimeName:     rt.Name(),
-		RootDir:         cfg.RootDir,
-		PodLogsDir:      cfg.PodLogsDir,
-		CgroupRoot:      cfg.CgroupRoot,
-		ResolvConf:      cfg.ResolvConf,
-		HostIP:          hostIP,
-		NodeCPUs:        nodeinfo.CPUs(),
-		NodeMemoryBytes: memory,
-		ResyncPeriod:    cfg.SyncFrequency,
-		RequestTimeout:  cfg.RuntimeRequestTimeout,
-		Log:             log.With("component", "pods"),
-		Recorder:        m,
-		Devices:         dm,
+		Runtime:          rt,
+		Images:           rt,
+		RuntimeName:      rt.Name(),
+		RootDir:          cfg.RootDir,
+		PodLogsDir:       cfg.PodLogsDir,
+		CgroupRoot:       cfg.CgroupRoot,
+		ResolvConf:       cfg.ResolvConf,
+		HostIP:           hostIP,
+		NodeCPUs:         nodeinfo.CPUs(),
+		NodeMemoryBytes:  memory,
+		ResyncPeriod:     cfg.SyncFrequency,
+		RequestTimeout:   cfg.RuntimeRequestTimeout,
+		Log:              log.With("component", "pods"),
+		Recorder:         m,
+		Devices:          dm,
+		ContainerLogsDir: cfg.ContainerLogsDir,
 	}, sources...)
 	m.AddRunning(mgr)
+	m.AddDockershimDependents(mgr.DockershimDependentPods)
 
 	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, log)
 	if err != nil {

@@ -56,6 +56,8 @@ type Config struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// ContainerLogsDir gets the kubelet's log symlinks; empty disables them.
+	ContainerLogsDir string
 	// Device plugins (knode's own knobs; the kubelet's values are the defaults).
 	DevicePluginGracePeriod time.Duration
 	DevicePluginCallTimeout time.Duration

@@ -9,29 +9,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/yaml"
+
+	"knode.io/knode/internal/pods"
 )
-
-// dockerPaths are the host paths that expose the Docker socket: the socket
-// itself, dockershim's, and the directories above them (the usual grep for
-// "docker.sock" misses a pod that mounts /var/run).
-var dockerPaths = []string{"/var/run/docker.sock", "/run/docker.sock", "/var/run/dockershim.sock", "/run/dockershim.sock", "/var/run", "/run", "/var", "/"}
-
-// MountsDockerSocket tells whether a pod mounts the Docker socket by
-// hostPath, directly or through a parent directory, and which path.
-func MountsDockerSocket(pod *v1.Pod) (string, bool) {
-	for _, vol := range pod.Spec.Volumes {
-		if vol.HostPath == nil {
-			continue
-		}
-		p := filepath.Clean(vol.HostPath.Path)
-		for _, d := range dockerPaths {
-			if p == d {
-				return p, true
-			}
-		}
-	}
-	return "", false
-}
 
 func checkDockershim(env Env, r *Report) {
 	const area = "dockershim"
@@ -56,7 +36,7 @@ func checkDockershim(env Env, r *Report) {
 			if yaml.Unmarshal(data, &pod) != nil {
 				continue
 			}
-			if p, ok := MountsDockerSocket(&pod); ok {
+			if p, ok := pods.MountsDockerSocket(&pod); ok {
 				dependent++
 				r.warn(area, "manifest", fmt.Sprintf("%s mounts %s by hostPath, which exposes the Docker socket", e.Name(), p),
 					"use the CRI socket (or crictl) instead of Docker's, or mount a narrower path")
@@ -77,7 +57,7 @@ func checkDockershim(env Env, r *Report) {
 			r.ok(area, "log symlinks", fmt.Sprintf("%s has %d entries for log agents", env.ContainerLogsDir, len(entries)))
 		} else {
 			r.warn(area, "log symlinks", fmt.Sprintf("%s has no container log symlinks", env.ContainerLogsDir),
-				"log agents written for the kubelet read /var/log/containers; point them at the pod log dir ("+env.PodLogsDir+") until knode keeps these links")
+				"knode links each container it starts there; if pods run, check --container-log-symlink-dir (log agents read the pod log dir "+env.PodLogsDir+" through these links)")
 		}
 	}
 }

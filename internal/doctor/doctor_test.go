@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/pods"
 )
 
 func TestMountsDockerSocket(t *testing.T) {
@@ -25,7 +27,7 @@ func TestMountsDockerSocket(t *testing.T) {
 		{"/run/containerd/containerd.sock", false},
 	} {
 		pod := &v1.Pod{Spec: v1.PodSpec{Volumes: []v1.Volume{{Name: "v", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: tt.path}}}}}}
-		if _, got := MountsDockerSocket(pod); got != tt.want {
+		if _, got := pods.MountsDockerSocket(pod); got != tt.want {
 			t.Errorf("%s: %v, want %v", tt.path, got, tt.want)
 		}
 	}

@@ -188,3 +188,12 @@ func (m *Metrics) PluginRegistered(resource string) {
 func (m *Metrics) AllocationDone(resource string, d time.Duration) {
 	m.DevicePluginAllocDuration.WithLabelValues(resource).Observe(d.Seconds())
 }
+
+// AddDockershimDependents registers knode_dockershim_dependent_pods, read
+// from count at scrape time.
+func (m *Metrics) AddDockershimDependents(count func() int) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "knode_dockershim_dependent_pods",
+		Help: "Pods that mount the Docker socket (or a directory above it) by hostPath",
+	}, func() float64 { return float64(count()) }))
+}

@@ -45,6 +45,9 @@ type Options struct {
 	Recorder Recorder
 	// Devices allocates device-plugin resources; may be nil.
 	Devices Devices
+	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
+	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
+	ContainerLogsDir string
 }
 
 // Devices is the device manager as the pod workers use it.
@@ -385,6 +388,17 @@ func (m *Manager) setStatus(uid types.UID, st *v1.PodStatus) {
 		m.version.Add(1)
 	}
 	m.statuses[uid] = st
+}
+
+// DockershimDependentPods counts managed pods that mount the Docker socket.
+func (m *Manager) DockershimDependentPods() int {
+	n := 0
+	for _, p := range m.Pods() {
+		if _, ok := MountsDockerSocket(p); ok {
+			n++
+		}
+	}
+	return n
 }
 
 // PodsVersion changes whenever the answer of Pods changes.

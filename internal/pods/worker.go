@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -101,6 +102,10 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if w.startTime == nil {
 		now := w.m.opts.Now()
 		w.startTime = &now
+		if path, ok := MountsDockerSocket(pod); ok {
+			w.m.log.Warn("pod mounts the Docker socket by hostPath; dockershim is gone and nothing answers there on a CRI node",
+				"pod", podRef(pod, nil), "hostPath", path)
+		}
 	}
 	next, err = w.syncPod(ctx, pod, rp)
 	if err != nil {
@@ -351,6 +356,8 @@ func (s *podSync) removeOld(ctx context.Context, instances []*runtimeapi.Contain
 		cctx, cancel := context.WithTimeout(ctx, s.w.m.opts.RequestTimeout)
 		if err := s.w.m.opts.Runtime.RemoveContainer(cctx, old.Id); err != nil {
 			s.w.m.log.Debug("remove old container instance", "container", old.Id, "err", err)
+		} else {
+			s.w.m.unlinkContainerLog(old.Id)
 		}
 		cancel()
 	}
@@ -454,6 +461,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		return
 	}
 	delete(w.waits, c.Name)
+	w.m.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
 	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.m.wakeRelist()
 	s.requeue(time.Second)
@@ -591,6 +599,8 @@ func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
 		cctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 		if err := rt.RemoveContainer(cctx, c.Id); err != nil {
 			w.m.log.Warn("remove container failed", "container", c.Id, "err", err)
+		} else {
+			w.m.unlinkContainerLog(c.Id)
 		}
 		cancel()
 	}

@@ -9,7 +9,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,4 +222,68 @@ func TestHealthzReportsRuntimeDown(t *testing.T) {
 		_, err := c.Do(context.Background(), http.MethodGet, "/healthz", nil)
 		return err == nil
 	})
+}
+
+func TestReadOnlyPortDockershimMetricAndFlood(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("docker-user.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: docker-user}
+spec:
+  terminationGracePeriodSeconds: 1
+  volumes: [{name: run, hostPath: {path: /var/run}}]
+  containers:
+  - name: main
+    image: `+busybox+`
+    command: ["sleep", "3600"]
+    volumeMounts: [{name: run, mountPath: /host-run}]
+`)
+	ro := freePort(t)
+	n.startKnode("--read-only-port", strconv.Itoa(ro))
+	n.waitRunning("default", "docker-user", "main")
+	c := n.api()
+	if got := metricValue(t, c, "knode_dockershim_dependent_pods", nil); got != 1 {
+		t.Fatalf("knode_dockershim_dependent_pods = %v, want 1", got)
+	}
+	if !strings.Contains(n.knodeLog(), "pod mounts the Docker socket") {
+		t.Fatal("no warning about the pod mounting the Docker socket")
+	}
+
+	// The read-only port: plain HTTP, no authentication, read-only endpoints only.
+	base := "http://127.0.0.1:" + strconv.Itoa(ro)
+	for path, want := range map[string]int{"/healthz": 200, "/pods": 200, "/metrics": 200,
+		"/containerLogs/default/" + n.podName("docker-user") + "/main": 404, "/configz": 404, "/runningpods/": 404} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("read-only %s: %d, want %d", path, resp.StatusCode, want)
+		}
+	}
+
+	// A flood of bad requests leaves the server serving.
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, MaxConnsPerHost: 16}}
+	var wg sync.WaitGroup
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < 100; i++ {
+				for _, p := range []string{"/containerLogs/..%2F..%2Fetc/x/y", "/%00", "/pods?" + strings.Repeat("x", 5000), "/checkpoint/a/b/c"} {
+					if resp, err := insecure.Get(n.url() + p); err == nil {
+						resp.Body.Close()
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	resp, err := c.Do(context.Background(), http.MethodGet, "/healthz", nil)
+	if err != nil {
+		t.Fatalf("after the flood: %v", err)
+	}
+	resp.Body.Close()
 }

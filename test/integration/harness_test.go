@@ -281,6 +281,7 @@ func (n *node) startKnode(extra ...string) {
 		"--container-runtime-endpoint", n.endpoint(),
 		"--address", "127.0.0.1",
 		"--port", strconv.Itoa(n.port),
+		"--container-log-symlink-dir", filepath.Join(n.dir, "containers"),
 		"--log-level", "debug",
 	}
 	args = append(args, extra...)

@@ -50,6 +50,17 @@ func TestStaticPodRunsAndLogs(t *testing.T) {
 	if c.Annotations["io.kubernetes.container.restartCount"] != "0" {
 		t.Fatalf("restartCount annotation = %q, want 0", c.Annotations["io.kubernetes.container.restartCount"])
 	}
+	// The kubelet's symlink for log agents points at the CRI log file.
+	link := filepath.Join(n.dir, "containers", n.podName("hello")+"_default_main-"+c.Id+".log")
+	data, err := os.ReadFile(link)
+	if err != nil || !strings.Contains(string(data), "stdout F hello from") {
+		t.Fatalf("log symlink %s: %v %q", link, err, data)
+	}
+	n.removeManifest("hello.yaml")
+	n.eventually(60*time.Second, "the symlink removed with the container", func() bool {
+		_, err := os.Lstat(link)
+		return os.IsNotExist(err)
+	})
 }
 
 func TestRestartPolicies(t *testing.T) {
@@ -321,6 +332,7 @@ func TestEmbeddedRuntime(t *testing.T) {
 		"--hostname-override", n.name,
 		"--preload-images-dir", imageDir,
 		"--address", "127.0.0.1", "--port", strconv.Itoa(n.port),
+		"--container-log-symlink-dir", filepath.Join(n.dir, "containers"),
 		"--pod-infra-container-image", "registry.k8s.io/pause:3.10",
 		"--pod-cidr", podCIDR(root),
 	)
