@@ -43,6 +43,8 @@ type Behavior struct {
 	Size int
 	// Block, if set, holds every checkpoint until it is closed.
 	Block chan struct{}
+	// Unimplemented answers as a runtime without checkpoint support (containerd 1.6).
+	Unimplemented bool
 }
 
 // Server is a running fake runtime.
@@ -100,6 +102,9 @@ func (s *Server) checkpoint(ctx context.Context, req *runtimeapi.CheckpointConta
 	idx := len(s.calls)
 	s.calls = append(s.calls, call)
 	s.mu.Unlock()
+	if b.Unimplemented {
+		return status.Error(codes.Unimplemented, "method CheckpointContainer not implemented")
+	}
 	defer func() {
 		s.mu.Lock()
 		s.calls[idx].Finished = time.Now()
