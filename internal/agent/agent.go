@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
@@ -67,6 +68,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := dm.Start(ctx); err != nil {
 		return err
 	}
+	restoreDir := filepath.Join(cfg.RootDir, "restore")
+	if err := os.MkdirAll(restoreDir, 0o700); err != nil {
+		return fmt.Errorf("create restore dir: %w", err)
+	}
+	restores := &checkpoint.Restores{
+		Dirs:    append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
+		Runtime: rt.Description(),
+	}
 	var sources []string
 	if cfg.PodManifestPath != "" {
 		sources = append(sources, staticpod.SourceFile)
@@ -88,6 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Recorder:         m,
 		Devices:          dm,
 		ContainerLogsDir: cfg.ContainerLogsDir,
+		Restores:         restores,
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)
@@ -155,6 +165,8 @@ func startEmbedded(ctx context.Context, cfg *config.Config, log *slog.Logger) (*
 			PodCIDR:      cfg.PodCIDR,
 			CNIBinDirs:   []string{"/usr/lib/cni", "/opt/cni/bin"},
 			CDISpecDirs:  []string{"/etc/cdi", "/var/run/cdi"},
+			// containerd 2.1–2.3 restore checkpoint archives given as an image; 2.4 ignores the key.
+			EnableRestore: true,
 		},
 		Log: log.With("component", "containerd"),
 	})

@@ -1,13 +1,18 @@
 package checkpoint
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Archive is one finished checkpoint in the directory.
@@ -150,4 +155,38 @@ func older(a, b Archive) bool {
 		return a.seq < b.seq
 	}
 	return a.Name < b.Name
+}
+
+// xattrSHA256 caches an archive's digest, computed at its first download.
+const xattrSHA256 = "user.knode.sha256"
+
+// Open returns an archive for reading with its SHA-256 (hex). The digest is
+// computed once and kept with the file.
+func (s *Service) Open(name string) (*os.File, string, error) {
+	a, err := s.Get(name)
+	if err != nil {
+		return nil, "", err
+	}
+	f, err := os.Open(a.Path)
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, "", ErrArchiveNotFound
+		}
+		return nil, "", fmt.Errorf("open archive: %w", err)
+	}
+	sum := getLabel(a.Path, xattrSHA256)
+	if len(sum) != 64 {
+		h := sha256.New()
+		if _, err := io.Copy(h, f); err != nil {
+			f.Close()
+			return nil, "", fmt.Errorf("digest archive: %w", err)
+		}
+		sum = hex.EncodeToString(h.Sum(nil))
+		_ = unix.Setxattr(a.Path, xattrSHA256, []byte(sum), 0)
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			f.Close()
+			return nil, "", err
+		}
+	}
+	return f, sum, nil
 }

@@ -56,6 +56,9 @@ type Config struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// RestoreDirs hold checkpoint archives that pods may be restored from,
+	// besides <root-dir>/checkpoints and <root-dir>/restore.
+	RestoreDirs []string
 	// ContainerLogsDir gets the kubelet's log symlinks; empty disables them.
 	ContainerLogsDir string
 	// Device plugins (knode's own knobs; the kubelet's values are the defaults).

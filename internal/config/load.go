@@ -43,6 +43,7 @@ type Flags struct {
 	DevicePluginGracePeriod   time.Duration
 	DevicePluginCallTimeout   time.Duration
 	ContainerLogsDir          string
+	RestoreDirs               []string
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -72,6 +73,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&f.CheckpointMaxPerContainer, "checkpoint-max-per-container", 5, "Archives kept per container, oldest deleted first (0 = no limit)")
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
+	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
 	fs.StringVar(&f.ContainerLogsDir, "container-log-symlink-dir", "/var/log/containers", "Where to keep the kubelet's <pod>_<ns>_<container>-<id>.log symlinks for log agents (empty: none)")
 	fs.DurationVar(&f.DevicePluginGracePeriod, "device-plugin-grace-period", 5*time.Minute, "How long a disconnected device plugin's devices keep their capacity")
 	fs.DurationVar(&f.DevicePluginCallTimeout, "device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin")
@@ -115,6 +117,7 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		DevicePluginGracePeriod:   f.DevicePluginGracePeriod,
 		DevicePluginCallTimeout:   f.DevicePluginCallTimeout,
 		ContainerLogsDir:          f.ContainerLogsDir,
+		RestoreDirs:               f.RestoreDirs,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {

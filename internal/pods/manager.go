@@ -45,6 +45,8 @@ type Options struct {
 	Recorder Recorder
 	// Devices allocates device-plugin resources; may be nil.
 	Devices Devices
+	// Restores picks checkpoint archives to restore containers from; may be nil.
+	Restores Restorer
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
@@ -65,6 +67,22 @@ type Devices interface {
 	// Retain frees the devices of pods not in keep.
 	Retain(keep map[types.UID]bool)
 }
+
+// Restorer decides which containers start from a checkpoint archive.
+type Restorer interface {
+	// Source returns the archive to restore c from ("" for none) and whether
+	// the pod falls back to the image when the restore fails. An error (with
+	// a Reason() method) means the archive cannot be used.
+	Source(pod *v1.Pod, c *v1.Container) (archive string, fallbackToImage bool, err error)
+	// CreateFailed explains the runtime's refusal to create from an archive,
+	// as an error with a Reason() method.
+	CreateFailed(archive string, err error) error
+}
+
+type noRestores struct{}
+
+func (noRestores) Source(*v1.Pod, *v1.Container) (string, bool, error) { return "", false, nil }
+func (noRestores) CreateFailed(_ string, err error) error              { return err }
 
 type noDevices struct{}
 
@@ -147,6 +165,9 @@ func NewManager(opts Options, sources ...string) *Manager {
 	}
 	if opts.Devices == nil {
 		opts.Devices = noDevices{}
+	}
+	if opts.Restores == nil {
+		opts.Restores = noRestores{}
 	}
 	if opts.RuntimeName == "" {
 		opts.RuntimeName = "cri"

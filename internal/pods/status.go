@@ -2,6 +2,8 @@ package pods
 
 import (
 	"context"
+	"sort"
+	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -69,6 +71,14 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	}
 	if wt := w.waits[""]; wt.reason != "" {
 		st.Reason, st.Message = wt.reason, wt.message
+	}
+	if len(w.notes) > 0 {
+		var notes []string
+		for _, n := range w.notes {
+			notes = append(notes, n)
+		}
+		sort.Strings(notes)
+		st.Message = strings.Join(notes, "; ")
 	}
 	if w.rejected != nil {
 		// As the kubelet reports a pod it rejected at admission.

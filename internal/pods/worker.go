@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,11 @@ type worker struct {
 	reportedRunning bool
 	// rejected is set when admission failed; the pod stays Failed.
 	rejected *waiting
+	// notes are per-container remarks for the pod's status message (a
+	// restore that fell back to the image).
+	notes map[string]string
+	// restoreFailed marks containers whose restore failed and that start from their image.
+	restoreFailed map[string]bool
 }
 
 func allRunning(st *v1.PodStatus) bool {
@@ -50,7 +56,8 @@ func allRunning(st *v1.PodStatus) bool {
 }
 
 func newWorker(m *Manager, uid types.UID) *worker {
-	return &worker{m: m, uid: uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{}}
+	return &worker{m: m, uid: uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{},
+		notes: map[string]string{}, restoreFailed: map[string]bool{}}
 }
 
 func (w *worker) wake() {
@@ -151,6 +158,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	rt := w.m.opts.Runtime
 	resync := w.m.opts.ResyncPeriod
 	if w.rejected != nil {
+		if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+			w.killPod(ctx, rp, w.terminationGrace(rp))
+		}
 		return resync, nil
 	}
 	if err := w.m.opts.Devices.Allocate(ctx, pod); err != nil {
@@ -420,12 +430,25 @@ func (s *podSync) restartWithBackoff(ctx context.Context, c *v1.Container, isIni
 // one new instance of c. Failures become the container's waiting reason.
 func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	w := s.w
-	if err := s.ensureImage(ctx, c); err != nil {
-		return
-	}
 	restarts := 0
 	if prev := first(s.rp.instances(c.Name, "")); prev != nil {
 		restarts = restartCount(prev) + 1
+	}
+	// A container whose image is an archive restores every time; one restored
+	// by annotation restores only its first instance, restarts start fresh.
+	archive, fallback := "", false
+	if (restarts == 0 || strings.HasPrefix(c.Image, "/")) && !w.restoreFailed[c.Name] {
+		var err error
+		archive, fallback, err = w.m.opts.Restores.Source(s.pod, c)
+		if err != nil {
+			s.restoreFailed(c, archive, fallback, err)
+			return
+		}
+	}
+	if archive == "" {
+		if err := s.ensureImage(ctx, c); err != nil {
+			return
+		}
 	}
 	cfg, err := w.m.containerConfig(s.pod, c, restarts, isInit, s.podIP)
 	if err != nil {
@@ -433,10 +456,19 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		s.requeue(10 * time.Second)
 		return
 	}
+	if archive != "" {
+		// The runtime restores a container whose image is a checkpoint archive.
+		cfg.Image = &runtimeapi.ImageSpec{Image: archive, UserSpecifiedImage: archive}
+		w.m.log.Info("restoring container from a checkpoint", "pod", podRef(s.pod, nil), "container", c.Name, "archive", archive)
+	}
 	rt := w.m.opts.Runtime
 	cctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 	defer cancel()
 	id, err := rt.CreateContainer(cctx, s.sb.Id, cfg, s.sbConfig)
+	if err != nil && archive != "" {
+		s.restoreFailed(c, archive, fallback, w.m.opts.Restores.CreateFailed(archive, err))
+		return
+	}
 	if err != nil {
 		w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
@@ -465,6 +497,28 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.m.wakeRelist()
 	s.requeue(time.Second)
+}
+
+// restoreFailed either fails the pod with the restore's reason or, when the
+// pod asked for it, lets the container start from its image and says so.
+func (s *podSync) restoreFailed(c *v1.Container, archive string, fallback bool, err error) {
+	w := s.w
+	reason := "RestoreFailed"
+	var r interface{ Reason() string }
+	if errors.As(err, &r) {
+		reason = r.Reason()
+	}
+	if fallback {
+		w.restoreFailed[c.Name] = true
+		w.notes[c.Name] = fmt.Sprintf("container %s: restore failed (%s: %v); started fresh from its image", c.Name, reason, err)
+		w.m.log.Warn("restore failed; starting from the image as the pod asks", "pod", podRef(s.pod, nil), "container", c.Name, "reason", reason, "err", err)
+		s.requeue(0)
+		return
+	}
+	w.rejected = &waiting{reason: reason, message: err.Error()}
+	w.m.log.Error("restore failed; the pod fails", "pod", podRef(s.pod, nil), "container", c.Name, "archive", archive, "reason", reason, "err", err)
+	s.terminal = true
+	s.requeue(0)
 }
 
 func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {

@@ -2,7 +2,10 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"net/http"
+	"os"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -17,6 +20,7 @@ type Checkpoints interface {
 	List(f checkpoint.Filter) ([]checkpoint.Archive, error)
 	Inspect(name string) (*checkpoint.Details, error)
 	Delete(name string) error
+	Open(name string) (*os.File, string, error)
 }
 
 // installCheckpoints adds the checkpoint routes; they exist only while the
@@ -46,6 +50,26 @@ func (s *Server) installCheckpoints(c Checkpoints) {
 			return
 		}
 		writeJSON(w, http.StatusOK, d)
+	}), false)
+	s.Handle("GET /checkpoints/{archive}/content", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, sum, err := c.Open(r.PathValue("archive"))
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		raw, _ := hex.DecodeString(sum)
+		// The digest of the whole archive (RFC 3230), also for ranges, so a
+		// resumed download is verified end to end.
+		w.Header().Set("Digest", "sha-256="+base64.StdEncoding.EncodeToString(raw))
+		w.Header().Set("X-Checkpoint-Sha256", sum)
+		w.Header().Set("Content-Type", "application/x-tar")
+		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 	}), false)
 	s.Handle("DELETE /checkpoints/{archive}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := c.Delete(r.PathValue("archive")); err != nil {

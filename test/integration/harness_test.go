@@ -96,6 +96,8 @@ type node struct {
 	fake *fakecri.Server
 	// criuDir goes first on containerd's PATH, selecting the CRIU runc uses.
 	criuDir string
+	// containerdDir, if set, holds the containerd build to run (and its shim).
+	containerdDir string
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -119,8 +121,15 @@ func newNode(t *testing.T) *node {
 
 // newNodeWithCRIU is newNode whose containerd finds criuBinary as `criu`.
 func newNodeWithCRIU(t *testing.T, criuBinary string) *node {
+	return newNodeWithRuntime(t, criuBinary, "")
+}
+
+// newNodeWithRuntime also runs the containerd build in containerdDir (its
+// binary and shim) when set, with restore through CRI enabled.
+func newNodeWithRuntime(t *testing.T, criuBinary, containerdDir string) *node {
 	t.Helper()
 	n := newBareNode(t)
+	n.containerdDir = containerdDir
 	n.criuDir = filepath.Join(n.dir, "criu-bin")
 	if err := os.MkdirAll(n.criuDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -190,16 +199,23 @@ func (n *node) startRuntime() {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sup, err := containerd.Start(ctx, containerd.Options{
+	opts := containerd.Options{
 		Layout: n.layout(),
 		Settings: containerd.Settings{
-			SandboxImage: images.Pause,
-			PodCIDR:      podCIDR(n.dir),
-			CNIBinDirs:   []string{"/usr/lib/cni"},
+			SandboxImage:  images.Pause,
+			PodCIDR:       podCIDR(n.dir),
+			CNIBinDirs:    []string{"/usr/lib/cni"},
+			EnableRestore: n.containerdDir != "",
 		},
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ExtraPath: nonEmpty(n.criuDir),
-	})
+	}
+	if n.containerdDir != "" {
+		opts.Binary = filepath.Join(n.containerdDir, "containerd")
+		// The shim is found on PATH: this build's must come first.
+		opts.ExtraPath = append(opts.ExtraPath, n.containerdDir)
+	}
+	sup, err := containerd.Start(ctx, opts)
 	if err != nil {
 		n.t.Fatalf("start containerd: %v", err)
 	}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/client"
+)
+
+func newRestoreCommand() *cobra.Command {
+	opts := &client.Options{}
+	var from, restoreDir, manifestDir, manifestFile, podName, namespace string
+	cmd := &cobra.Command{
+		Use:   "restore --from https://NODE:10250/checkpoints/ARCHIVE",
+		Short: "Fetch a checkpoint archive from another node and write the static pod that resumes it here",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			u, err := url.Parse(from)
+			if err != nil || u.Scheme != "https" || !strings.HasPrefix(u.Path, "/checkpoints/") {
+				return fmt.Errorf("--from must be https://<node>:10250/checkpoints/<archive>")
+			}
+			name := path.Base(strings.TrimSuffix(u.Path, "/content"))
+			if !checkpoint.ValidArchiveName(name) {
+				return fmt.Errorf("%q is not a checkpoint archive name", name)
+			}
+			opts.Server = u.Scheme + "://" + u.Host
+			c, err := client.New(*opts)
+			if err != nil {
+				return err
+			}
+			if restoreDir == "" {
+				restoreDir = filepath.Join(opts.RootDir, "restore")
+			}
+			if err := os.MkdirAll(restoreDir, 0o700); err != nil {
+				return err
+			}
+			start := time.Now()
+			progress := progressBar(cmd.ErrOrStderr())
+			archive, sum, err := c.Download(cmd.Context(), "/checkpoints/"+url.PathEscape(name)+"/content", restoreDir, name, progress)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "fetched %s (sha256 %s) in %.1fs\n", archive, sum[:16], time.Since(start).Seconds())
+			d, err := checkpoint.ReadDetails(archive)
+			if err != nil {
+				os.Remove(archive)
+				return fmt.Errorf("%s: %w", archive, err)
+			}
+			if podName == "" {
+				podName = d.ContainerName + "-restored"
+			}
+			manifest, err := checkpoint.RestoreManifest(d, archive, podName, namespace)
+			if err != nil {
+				return err
+			}
+			target := manifestFile
+			if target == "" {
+				if manifestDir == "" {
+					fmt.Fprintln(cmd.OutOrStdout(), string(manifest))
+					return nil
+				}
+				target = filepath.Join(manifestDir, podName+".json")
+			}
+			tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".tmp")
+			if err := os.WriteFile(tmp, manifest, 0o600); err != nil {
+				return err
+			}
+			if err := os.Rename(tmp, target); err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), target)
+			return nil
+		},
+	}
+	opts.AddFlags(cmd.Flags())
+	cmd.Flags().StringVar(&from, "from", "", "the archive on the source node: https://NODE:10250/checkpoints/ARCHIVE")
+	cmd.Flags().StringVar(&restoreDir, "restore-dir", "", "where the archive goes (default <root-dir>/restore, which knode restores from)")
+	cmd.Flags().StringVar(&manifestDir, "to", "", "static pod manifest directory to write the resuming pod into")
+	cmd.Flags().StringVar(&manifestFile, "pod-manifest", "", "write the resuming pod to this file instead")
+	cmd.Flags().StringVar(&podName, "name", "", "name of the resuming pod (default <container>-restored)")
+	cmd.Flags().StringVarP(&namespace, "namespace", "n", "", "namespace of the resuming pod (default: the original's)")
+	return cmd
+}
+
+// progressBar draws a download bar on a terminal.
+func progressBar(w any) func(done, total int64) {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	last := time.Time{}
+	return func(done, total int64) {
+		if time.Since(last) < 100*time.Millisecond && done != total {
+			return
+		}
+		last = time.Now()
+		pct := 0
+		if total > 0 {
+			pct = int(done * 100 / total)
+		}
+		fmt.Fprintf(f, "\r[%-40s] %3d%% %s", strings.Repeat("=", pct*40/100), pct, humanBytes(done))
+		if done == total {
+			fmt.Fprintln(f)
+		}
+	}
+}
