@@ -49,6 +49,7 @@ func newRestoreCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			checkpoint.RecordDigest(archive, sum)
 			fmt.Fprintf(cmd.ErrOrStderr(), "fetched %s (sha256 %s) in %.1fs\n", archive, sum[:16], time.Since(start).Seconds())
 			d, err := checkpoint.ReadDetails(archive)
 			if err != nil {

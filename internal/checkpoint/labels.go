@@ -28,3 +28,17 @@ func getLabel(path, name string) string {
 	}
 	return string(buf[:n])
 }
+
+// KnownDigest is an archive's SHA-256 if knode has computed or verified it
+// before (kept as an extended attribute), else "".
+func KnownDigest(path string) string {
+	if sum := getLabel(path, xattrSHA256); len(sum) == 64 {
+		return sum
+	}
+	return ""
+}
+
+// RecordDigest keeps a verified SHA-256 with the archive.
+func RecordDigest(path, sum string) {
+	_ = unix.Setxattr(path, xattrSHA256, []byte(sum), 0)
+}

@@ -129,6 +129,18 @@ func (r *Restores) CreateFailed(archive string, err error) error {
 	return &RestoreError{reason: "RestoreFailed", message: fmt.Sprintf("restoring from %s failed: %s", archive, msg)}
 }
 
+// RestoredFromAnnotation records on a pod which archive (and digest) its
+// containers were restored from.
+const RestoredFromAnnotation = "checkpoint.knode.io/restored-from"
+
+// Describe is the restored-from annotation's value for an archive.
+func (r *Restores) Describe(archive string) string {
+	if sum := KnownDigest(archive); sum != "" {
+		return filepath.Base(archive) + "@sha256:" + sum
+	}
+	return filepath.Base(archive)
+}
+
 // RestoreManifest writes the static pod that resumes archive: one container
 // with the name, image and command recorded in the archive, restored
 // through the restore annotation (so the manifest keeps a normal image).

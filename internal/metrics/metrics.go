@@ -31,6 +31,9 @@ type Metrics struct {
 	DevicePluginRegistrations *prometheus.CounterVec
 	DevicePluginAllocDuration *prometheus.HistogramVec
 
+	Restores        *prometheus.CounterVec
+	RestoreDuration prometheus.Histogram
+
 	// CheckpointsDeleted counts archives removed by retention, by reason (count, age, bytes).
 	CheckpointsDeleted *prometheus.CounterVec
 
@@ -86,6 +89,15 @@ func New() *Metrics {
 			Help:    "Duration in seconds to serve a device plugin Allocation request. Broken down by resource name.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"resource_name"}),
+		Restores: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "knode_restores_total",
+			Help: "Containers restored from checkpoint archives, by result (success or the failure's reason)",
+		}, []string{"result"}),
+		RestoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "knode_restore_duration_seconds",
+			Help:    "Duration of successful restores, CreateContainer to StartContainer done",
+			Buckets: prometheus.ExponentialBuckets(0.05, 2, 12),
+		}),
 		CheckpointsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "knode_checkpoint_archives_deleted_total",
 			Help: "Checkpoint archives deleted by the retention policy, by reason (count, age, bytes)",
@@ -108,7 +120,7 @@ func New() *Metrics {
 		m.RuntimeOperations, m.RuntimeOperationsErrors, m.RuntimeOperationDuration,
 		m.StartedPods, m.StartedPodsErrors, m.StartedContainers, m.StartedContainersErrs, m.PodStartDuration,
 		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight, m.CheckpointsDeleted,
-		m.DevicePluginRegistrations, m.DevicePluginAllocDuration,
+		m.DevicePluginRegistrations, m.DevicePluginAllocDuration, m.Restores, m.RestoreDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
@@ -196,4 +208,12 @@ func (m *Metrics) AddDockershimDependents(count func() int) {
 		Name: "knode_dockershim_dependent_pods",
 		Help: "Pods that mount the Docker socket (or a directory above it) by hostPath",
 	}, func() float64 { return float64(count()) }))
+}
+
+// RestoreDone counts a restore and, when it worked, how long it took.
+func (m *Metrics) RestoreDone(result string, d time.Duration) {
+	m.Restores.WithLabelValues(result).Inc()
+	if result == "success" {
+		m.RestoreDuration.Observe(d.Seconds())
+	}
 }

@@ -77,12 +77,15 @@ type Restorer interface {
 	// CreateFailed explains the runtime's refusal to create from an archive,
 	// as an error with a Reason() method.
 	CreateFailed(archive string, err error) error
+	// Describe names an archive (and its digest) for the pod's annotation.
+	Describe(archive string) string
 }
 
 type noRestores struct{}
 
 func (noRestores) Source(*v1.Pod, *v1.Container) (string, bool, error) { return "", false, nil }
 func (noRestores) CreateFailed(_ string, err error) error              { return err }
+func (noRestores) Describe(archive string) string                      { return archive }
 
 type noDevices struct{}
 
@@ -98,13 +101,16 @@ type Recorder interface {
 	SandboxStarted(err error)
 	ContainerStarted(containerType string, err error)
 	PodRunning(sinceFirstSeen time.Duration)
+	// RestoreDone counts a restore: result is "success" or the failure's reason.
+	RestoreDone(result string, d time.Duration)
 }
 
 type nopRecorder struct{}
 
-func (nopRecorder) SandboxStarted(error)           {}
-func (nopRecorder) ContainerStarted(string, error) {}
-func (nopRecorder) PodRunning(time.Duration)       {}
+func (nopRecorder) SandboxStarted(error)              {}
+func (nopRecorder) ContainerStarted(string, error)    {}
+func (nopRecorder) PodRunning(time.Duration)          {}
+func (nopRecorder) RestoreDone(string, time.Duration) {}
 
 // Manager owns the desired pods, one worker per pod, and their status.
 type Manager struct {
@@ -118,6 +124,8 @@ type Manager struct {
 	expected     []string // sources that must report before orphans are removed
 	workers      map[types.UID]*worker
 	statuses     map[types.UID]*v1.PodStatus
+	// annotations are what knode adds to a pod it serves (restored-from).
+	annotations map[types.UID]map[string]string
 	// finished are pods that have terminated but whose source still lists them.
 	lastRelist        time.Time
 	lastRelistAttempt time.Time
@@ -181,6 +189,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		expected:     sources,
 		workers:      map[types.UID]*worker{},
 		statuses:     map[types.UID]*v1.PodStatus{},
+		annotations:  map[types.UID]map[string]string{},
 		relistNow:    make(chan struct{}, 1),
 		cache:        newStatusCache(),
 	}
@@ -264,6 +273,12 @@ func (m *Manager) GetPod(namespace, name string) (*v1.Pod, bool) {
 
 func (m *Manager) withStatusLocked(uid types.UID, pod *v1.Pod) *v1.Pod {
 	p := pod.DeepCopy()
+	for k, v := range m.annotations[uid] {
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[k] = v
+	}
 	if st := m.statuses[uid]; st != nil {
 		p.Status = *st.DeepCopy()
 	} else {
@@ -397,6 +412,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	}
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
+	delete(m.annotations, uid)
 	m.version.Add(1)
 	m.opts.Devices.Release(uid)
 	return true
@@ -420,6 +436,16 @@ func (m *Manager) DockershimDependentPods() int {
 		}
 	}
 	return n
+}
+
+func (m *Manager) annotate(uid types.UID, key, value string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.annotations[uid] == nil {
+		m.annotations[uid] = map[string]string{}
+	}
+	m.annotations[uid][key] = value
+	m.version.Add(1)
 }
 
 // PodsVersion changes whenever the answer of Pods changes.

@@ -464,6 +464,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	rt := w.m.opts.Runtime
 	cctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 	defer cancel()
+	restoreStart := time.Now()
 	id, err := rt.CreateContainer(cctx, s.sb.Id, cfg, s.sbConfig)
 	if err != nil && archive != "" {
 		s.restoreFailed(c, archive, fallback, w.m.opts.Restores.CreateFailed(archive, err))
@@ -493,6 +494,10 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		return
 	}
 	delete(w.waits, c.Name)
+	if archive != "" {
+		w.m.opts.Recorder.RestoreDone("success", time.Since(restoreStart))
+		w.m.annotate(w.uid, restoredFromAnnotation, w.m.opts.Restores.Describe(archive))
+	}
 	w.m.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
 	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.m.wakeRelist()
@@ -508,6 +513,7 @@ func (s *podSync) restoreFailed(c *v1.Container, archive string, fallback bool, 
 	if errors.As(err, &r) {
 		reason = r.Reason()
 	}
+	w.m.opts.Recorder.RestoreDone(reason, 0)
 	if fallback {
 		w.restoreFailed[c.Name] = true
 		w.notes[c.Name] = fmt.Sprintf("container %s: restore failed (%s: %v); started fresh from its image", c.Name, reason, err)

@@ -96,6 +96,19 @@ spec:
 	if sumsAfter[0] != sumsBefore[0] {
 		t.Fatalf("memory checksum changed: %s before, %s after", sumsBefore[0], sumsAfter[0])
 	}
+	// The restore is visible: annotation with the archive's digest, metrics.
+	list, err := b.api().Pods(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range list.Items {
+		if p.Name == b.podName("hog-moved") && !strings.HasPrefix(p.Annotations["checkpoint.knode.io/restored-from"], name+"@sha256:") {
+			t.Fatalf("restored-from annotation: %q", p.Annotations["checkpoint.knode.io/restored-from"])
+		}
+	}
+	if got := metricValue(t, b.api(), "knode_restores_total", map[string]string{"result": "success"}); got != 1 {
+		t.Fatalf("knode_restores_total{result=success} = %v", got)
+	}
 }
 
 func TestRestoreFailures(t *testing.T) {
