@@ -2,9 +2,11 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -92,6 +94,7 @@ func probeCheckpoint(ctx context.Context, env Env, r *Report) {
 		return
 	}
 	defer rt.Close(context.Background())
+	checkRestore(ctx, rt.Name(), rt.Description(), rt, r)
 	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	err = rt.RuntimeService.CheckpointContainer(pctx, &runtimeapi.CheckpointContainerRequest{
@@ -105,4 +108,41 @@ func probeCheckpoint(ctx context.Context, env Env, r *Report) {
 		return
 	}
 	r.ok(area, "runtime support", fmt.Sprintf("%s implements CheckpointContainer", rt.Description()))
+}
+
+// checkRestore tells whether the runtime can restore an archive given as a
+// container's image (what knode's restore uses): containerd 2.1–2.3 with
+// enable_experimental_restore_via_create, CRI-O with checkpoint/restore on.
+func checkRestore(ctx context.Context, name, description string, rt interface {
+	Status(context.Context, bool) (*runtimeapi.StatusResponse, error)
+}, r *Report) {
+	const area = "checkpoint"
+	version := strings.TrimPrefix(strings.TrimPrefix(description, name+"://"), "v")
+	switch {
+	case name == "containerd" && checkpoint.VersionAtLeast(version, "2.4"):
+		r.problem(area, "restore", fmt.Sprintf("%s cannot restore a checkpoint through CRI: 2.4 removed restore via CreateContainer", description),
+			"restore on containerd 2.1–2.3 with enable_experimental_restore_via_create = true, or on CRI-O with checkpoint/restore enabled")
+	case name == "containerd" && checkpoint.VersionAtLeast(version, "2.1"):
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		st, err := rt.Status(sctx, true)
+		enabled := false
+		if err == nil {
+			var cfg struct {
+				Restore bool `json:"enableExperimentalRestoreViaCreate"`
+			}
+			enabled = json.Unmarshal([]byte(st.GetInfo()["config"]), &cfg) == nil && cfg.Restore
+		}
+		if enabled {
+			r.ok(area, "restore", description+" restores checkpoint archives (enable_experimental_restore_via_create = true)")
+		} else {
+			r.problem(area, "restore", description+" can restore only with enable_experimental_restore_via_create = true, which is not set",
+				"set it in the runtime's [plugins.'io.containerd.cri.v1.runtime'] section and restart it")
+		}
+	case name == "cri-o":
+		r.ok(area, "restore", description+" restores checkpoint archives when checkpoint/restore is enabled (enable_criu_support = true)")
+	default:
+		r.warn(area, "restore", description+" is not known to restore checkpoints through CRI",
+			"restore on containerd 2.1–2.3 with enable_experimental_restore_via_create = true, or on CRI-O")
+	}
 }

@@ -96,6 +96,12 @@ spec:
 	if sumsAfter[0] != sumsBefore[0] {
 		t.Fatalf("memory checksum changed: %s before, %s after", sumsBefore[0], sumsAfter[0])
 	}
+	// knode doctor checkpoint says this runtime can restore.
+	out, err = exec.Command(knodeBinary, "doctor", "checkpoint", "-o", "json", "--root-dir", b.rootDir(),
+		"--container-runtime-endpoint", b.endpoint(), "--hostname-override", b.name).Output()
+	if !strings.Contains(string(out), "restores checkpoint archives (enable_experimental_restore_via_create = true)") {
+		t.Fatalf("doctor does not report restore as possible on containerd 2.3.7: %s", out)
+	}
 	// The restore is visible: annotation with the archive's digest, metrics.
 	list, err := b.api().Pods(t.Context())
 	if err != nil {
@@ -182,5 +188,11 @@ spec:
 		if len(n.containers("default", pod, "")) != 0 {
 			t.Fatalf("%s: a container was created for a failed restore", pod)
 		}
+	}
+	// knode doctor checkpoint says containerd 2.4 cannot restore.
+	out, _ := exec.Command(knodeBinary, "doctor", "checkpoint", "-o", "json", "--root-dir", n.rootDir(),
+		"--container-runtime-endpoint", n.endpoint(), "--hostname-override", n.name).Output()
+	if !strings.Contains(string(out), "cannot restore a checkpoint through CRI") {
+		t.Fatalf("doctor does not report that containerd 2.4 cannot restore: %s", out)
 	}
 }
