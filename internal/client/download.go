@@ -42,6 +42,9 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if have == 0 {
+			os.Remove(part)
+		}
 		return "", "", fmt.Errorf("GET %s: %w", path, err)
 	}
 	defer resp.Body.Close()
@@ -60,6 +63,9 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 		// The partial file is as long as the archive (or longer): verify below.
 	default:
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		if have == 0 {
+			os.Remove(part) // nothing to resume: leave nothing behind
+		}
 		return "", "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
 	}
 	want := resp.Header.Get("X-Checkpoint-Sha256")
