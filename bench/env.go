@@ -3,7 +3,7 @@
 // checkpoint API's own overhead. Run it by hand as root after `make setup
 // build`; results go to docs/benchmarks.md. It asserts nothing.
 //
-//	go run ./bench podstart|memory|api|checkpoint|devices
+//	go run ./bench podstart|memory|api|checkpoint|devices|restore
 package main
 
 import (
@@ -45,6 +45,12 @@ type env struct {
 }
 
 func newEnv(fake bool, criuDir string) (*env, error) {
+	return newEnvWith(fake, criuDir, "")
+}
+
+// newEnvWith runs the containerd build in containerdDir (with restore
+// through CRI enabled) when set.
+func newEnvWith(fake bool, criuDir, containerdDir string) (*env, error) {
 	dir, err := os.MkdirTemp("/tmp", "knb")
 	if err != nil {
 		return nil, err
@@ -66,12 +72,18 @@ func newEnv(fake bool, criuDir string) (*env, error) {
 		if criuDir != "" {
 			extra = []string{criuDir}
 		}
-		e.sup, err = containerd.Start(ctx, containerd.Options{
+		opts := containerd.Options{
 			Layout:    containerd.Layout{Dir: filepath.Join(dir, "c")},
-			Settings:  containerd.Settings{SandboxImage: images.Pause, PodCIDR: "10.99.0.0/16", CNIBinDirs: []string{"/usr/lib/cni"}},
+			Settings:  containerd.Settings{SandboxImage: images.Pause, PodCIDR: fmt.Sprintf("10.%d.0.0/16", 90+len(dir)%9), CNIBinDirs: []string{"/usr/lib/cni"}},
 			ExtraPath: extra,
 			Log:       quiet,
-		})
+		}
+		if containerdDir != "" {
+			opts.Binary = filepath.Join(containerdDir, "containerd")
+			opts.ExtraPath = append(opts.ExtraPath, containerdDir)
+			opts.Settings.EnableRestore = true
+		}
+		e.sup, err = containerd.Start(ctx, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -233,6 +245,8 @@ func main() {
 		err = benchCheckpoint()
 	case "devices":
 		err = benchDevices()
+	case "restore":
+		err = benchRestore()
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

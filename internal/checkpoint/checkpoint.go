@@ -80,6 +80,8 @@ type Service struct {
 	retain chan string
 	// pending counts scheduled retention passes not yet finished.
 	pending atomic.Int64
+	// digestMu serializes digest computations (one disk pass at a time).
+	digestMu sync.Mutex
 }
 
 // New prepares the directory (0700), removes temporaries a crash left, and
@@ -250,6 +252,9 @@ func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (stri
 	}
 	s.opts.Log.Info("checkpoint written", "container", t.ref(), "archive", path)
 	s.requestRetention(path)
+	// The digest a download needs is computed now, off the request path, so
+	// a fetch right after a checkpoint does not wait for it.
+	go s.digest(path)
 	return path, nil
 }
 

@@ -11,8 +11,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Archive is one finished checkpoint in the directory.
@@ -160,8 +158,32 @@ func older(a, b Archive) bool {
 // xattrSHA256 caches an archive's digest, computed at its first download.
 const xattrSHA256 = "user.knode.sha256"
 
-// Open returns an archive for reading with its SHA-256 (hex). The digest is
-// computed once and kept with the file.
+// digest computes and records an archive's SHA-256 unless known.
+func (s *Service) digest(path string) {
+	s.digestMu.Lock()
+	defer s.digestMu.Unlock()
+	if KnownDigest(path) != "" {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err == nil {
+		RecordDigest(path, hex.EncodeToString(h.Sum(nil)))
+	}
+}
+
+// Digest returns an archive's SHA-256, computing it if needed.
+func (s *Service) Digest(f *os.File) string {
+	s.digest(f.Name())
+	return KnownDigest(f.Name())
+}
+
+// Open returns an archive for reading with its SHA-256 (hex) when already
+// known ("" otherwise: Digest computes it).
 func (s *Service) Open(name string) (*os.File, string, error) {
 	a, err := s.Get(name)
 	if err != nil {
@@ -174,19 +196,5 @@ func (s *Service) Open(name string) (*os.File, string, error) {
 		}
 		return nil, "", fmt.Errorf("open archive: %w", err)
 	}
-	sum := getLabel(a.Path, xattrSHA256)
-	if len(sum) != 64 {
-		h := sha256.New()
-		if _, err := io.Copy(h, f); err != nil {
-			f.Close()
-			return nil, "", fmt.Errorf("digest archive: %w", err)
-		}
-		sum = hex.EncodeToString(h.Sum(nil))
-		_ = unix.Setxattr(a.Path, xattrSHA256, []byte(sum), 0)
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			f.Close()
-			return nil, "", err
-		}
-	}
-	return f, sum, nil
+	return f, KnownDigest(a.Path), nil
 }

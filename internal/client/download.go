@@ -68,17 +68,25 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 		}
 		return "", "", fmt.Errorf("GET %s: %s: %s", path, resp.Status, body)
 	}
+	// The digest comes as a header, or as a trailer after the body.
 	want := resp.Header.Get("X-Checkpoint-Sha256")
-	if want == "" {
-		return "", "", fmt.Errorf("GET %s: the server sent no archive digest", path)
+	// One pass: the bytes already there, then the rest as it arrives.
+	h := sha256.New()
+	if have > 0 {
+		if err := hashPrefix(h, part, have); err != nil {
+			return "", "", err
+		}
 	}
 	total := have + resp.ContentLength
+	if resp.ContentLength < 0 {
+		total, _ = strconv.ParseInt(resp.Header.Get("X-Checkpoint-Size"), 10, 64)
+	}
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		total = have
 	} else {
-		w := io.Writer(f)
+		w := io.MultiWriter(f, h)
 		if progress != nil {
-			w = &progressWriter{w: f, done: have, total: total, report: progress}
+			w = &progressWriter{w: w, done: have, total: total, report: progress}
 		}
 		if _, err := io.Copy(w, resp.Body); err != nil {
 			return "", "", fmt.Errorf("download %s (kept %s to resume): %w", path, part, err)
@@ -87,9 +95,13 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 	if err := f.Sync(); err != nil {
 		return "", "", err
 	}
-	got, err := fileSHA256(part)
-	if err != nil {
-		return "", "", err
+	got := hex.EncodeToString(h.Sum(nil))
+	if want == "" {
+		want = resp.Trailer.Get("X-Checkpoint-Sha256")
+	}
+	if want == "" {
+		os.Remove(part)
+		return "", "", fmt.Errorf("GET %s: the server sent no archive digest", path)
 	}
 	if got != want {
 		os.Remove(part)
@@ -102,17 +114,14 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 	return final, got, nil
 }
 
-func fileSHA256(path string) (string, error) {
+func hashPrefix(h io.Writer, path string, n int64) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	_, err = io.CopyN(h, f, n)
+	return err
 }
 
 type progressWriter struct {

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"io"
 	"net/http"
 	"os"
 	"strconv"
@@ -21,6 +23,7 @@ type Checkpoints interface {
 	Inspect(name string) (*checkpoint.Details, error)
 	Delete(name string) error
 	Open(name string) (*os.File, string, error)
+	Digest(f *os.File) string
 }
 
 // installCheckpoints adds the checkpoint routes; they exist only while the
@@ -63,12 +66,31 @@ func (s *Server) installCheckpoints(c Checkpoints) {
 			writeError(w, err)
 			return
 		}
+		w.Header().Set("Content-Type", "application/x-tar")
+		if sum == "" && r.Header.Get("Range") == "" {
+			// Digest not known yet: stream the archive and send its digest
+			// as a trailer, computed on the way, instead of reading it twice.
+			// (A trailer needs chunked encoding, so no Content-Length here;
+			// X-Checkpoint-Size tells the size for progress.)
+			w.Header().Set("Trailer", "X-Checkpoint-Sha256")
+			w.Header().Set("X-Checkpoint-Size", strconv.FormatInt(fi.Size(), 10))
+			h := sha256.New()
+			if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
+				return
+			}
+			sum = hex.EncodeToString(h.Sum(nil))
+			checkpoint.RecordDigest(f.Name(), sum)
+			w.Header().Set("X-Checkpoint-Sha256", sum)
+			return
+		}
+		if sum == "" {
+			sum = c.Digest(f)
+		}
 		raw, _ := hex.DecodeString(sum)
 		// The digest of the whole archive (RFC 3230), also for ranges, so a
 		// resumed download is verified end to end.
 		w.Header().Set("Digest", "sha-256="+base64.StdEncoding.EncodeToString(raw))
 		w.Header().Set("X-Checkpoint-Sha256", sum)
-		w.Header().Set("Content-Type", "application/x-tar")
 		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
 	}), false)
 	s.Handle("DELETE /checkpoints/{archive}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
