@@ -252,9 +252,6 @@ func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (stri
 	}
 	s.opts.Log.Info("checkpoint written", "container", t.ref(), "archive", path)
 	s.requestRetention(path)
-	// The digest a download needs is computed now, off the request path, so
-	// a fetch right after a checkpoint does not wait for it.
-	go s.digest(path)
 	return path, nil
 }
 
