@@ -9,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -202,6 +204,11 @@ func (m *Manager) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 		if err := os.MkdirAll(dir, 0o777); err != nil {
 			return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 		}
+		if vol.EmptyDir.Medium == v1.StorageMediumMemory {
+			if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
+				return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
+			}
+		}
 		// World-writable like the kubelet's, so non-root containers can use it.
 		if err := os.Chmod(dir, 0o777); err != nil {
 			return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
@@ -272,4 +279,28 @@ func checkHostPath(vol *v1.Volume) error {
 		return fmt.Errorf("hostPath volume %q: unknown type %q", vol.Name, t)
 	}
 	return nil
+}
+
+// mountTmpfs backs a memory emptyDir with tmpfs (once), sized by its limit.
+func mountTmpfs(dir string, limit *resource.Quantity) error {
+	var st, parent unix.Stat_t
+	if unix.Stat(dir, &st) == nil && unix.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev {
+		return nil // already a mount point
+	}
+	opts := "mode=0777"
+	if limit != nil && !limit.IsZero() {
+		opts += ",size=" + strconv.FormatInt(limit.Value(), 10)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		return fmt.Errorf("mount tmpfs: %w", err)
+	}
+	return nil
+}
+
+// unmountVolumes detaches the tmpfs mounts under a pod's directory before it is removed.
+func unmountVolumes(podDir string) {
+	dirs, _ := filepath.Glob(filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", "*"))
+	for _, d := range dirs {
+		_ = unix.Unmount(d, unix.MNT_DETACH)
+	}
 }

@@ -681,6 +681,7 @@ func (w *worker) cleanupFiles() {
 	if w.lastPod == nil {
 		return
 	}
+	unmountVolumes(PodDir(w.m.opts.RootDir, w.lastPod))
 	for _, dir := range []string{PodDir(w.m.opts.RootDir, w.lastPod), LogDir(w.m.opts.PodLogsDir, w.lastPod)} {
 		if err := os.RemoveAll(dir); err != nil {
 			w.m.log.Warn("remove pod directory", "dir", dir, "err", err)

@@ -153,13 +153,21 @@ spec:
     image: `+busybox+`
     command: ["sh", "-c", "echo order: $(cat /work/order | tr '\\n' ' '); exec sleep 3600"]
     volumeMounts: [{name: work, mountPath: /work}]
+  - name: mem
+    image: `+busybox+`
+    command: ["sh", "-c", "echo mem: $(grep ' /mem ' /proc/mounts | cut -d' ' -f3); exec sleep 3600"]
+    volumeMounts: [{name: mem, mountPath: /mem}]
   volumes:
   - {name: work, emptyDir: {}}
+  - {name: mem, emptyDir: {medium: Memory, sizeLimit: 16Mi}}
 `)
 	n.startKnode()
 	app := n.waitRunning("demo", "web", "app")
 	n.eventually(20*time.Second, "app log", func() bool {
 		return strings.Contains(n.logFile("demo", "web", "app"), "order: one two")
+	})
+	n.eventually(20*time.Second, "a tmpfs emptyDir for medium Memory", func() bool {
+		return strings.Contains(n.logFile("demo", "web", "mem"), "mem: tmpfs")
 	})
 	appStarted := n.containerStatus(app.Id).StartedAt
 	var prevFinished int64
