@@ -33,7 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	run := newRunCommand()
-	root.AddCommand(run, newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand(), newDoctorCommand(), newRestoreCommand())
+	root.AddCommand(run, newVersionCommand(), newGetCommand(), newLogsCommand(), newCheckpointCommand(), newCheckpointsCommand(), newDevicesCommand(), newDoctorCommand(), newRestoreCommand(), newMigrateCommand())
 	// `knode --help` shows the agent's flags too: operators look for the
 	// kubelet's flag names there first.
 	defaultHelp := root.HelpFunc()

@@ -11,12 +11,14 @@ import (
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
 	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/server"
+	"knode.io/knode/internal/staticpod"
 )
 
 // syncLoopStuckAfter is how long the relist loop may go without running
@@ -91,6 +93,8 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		},
 		Checkpoints: checkpoints,
 		Devices:     dm,
+		Receiver:    receiver(cfg),
+		Stopper:     stopper(cfg, mgr),
 		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
 		Log:         log.With("component", "server"),
 	}), nil
@@ -122,4 +126,27 @@ func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.Kub
 	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
 	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
 	return kc
+}
+
+// receiver serves POST /restores: this node pulls an archive from another
+// node with its peer credentials and runs the pod that resumes it.
+func receiver(cfg *config.Config) server.Receiver {
+	r := &checkpoint.Receiver{
+		RestoreDir:  filepath.Join(cfg.RootDir, "restore"),
+		ManifestDir: cfg.PodManifestPath,
+		NodeName:    cfg.NodeName,
+	}
+	if cfg.PeerClientCertificate != "" {
+		r.Peer = &client.Options{CertFile: cfg.PeerClientCertificate, KeyFile: cfg.PeerClientKey,
+			CAFile: cfg.PeerCertificateAuthority, RootDir: cfg.RootDir}
+	}
+	return r
+}
+
+// stopper serves POST /pods/{ns}/{name}/stop for static pods.
+func stopper(cfg *config.Config, mgr *pods.Manager) server.PodStopper {
+	if cfg.PodManifestPath == "" {
+		return nil
+	}
+	return &staticpod.Stopper{ManifestDir: cfg.PodManifestPath, StoppedDir: filepath.Join(cfg.RootDir, "stopped-manifests"), Pods: mgr}
 }

@@ -111,6 +111,22 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values) 
 	if err != nil {
 		return nil, err
 	}
+	return c.send(req, method, path)
+}
+
+// DoBody is Do with a JSON request body.
+func (c *Client) DoBody(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	return c.send(req, method, path)
+}
+
+func (c *Client) send(req *http.Request, method, path string) (*http.Response, error) {
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", method, path, err)

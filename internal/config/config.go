@@ -56,6 +56,9 @@ type Config struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// Peer credentials: how this node authenticates to other nodes' APIs
+	// when it pulls an archive for a migration.
+	PeerClientCertificate, PeerClientKey, PeerCertificateAuthority string
 	// RestoreDirs hold checkpoint archives that pods may be restored from,
 	// besides <root-dir>/checkpoints and <root-dir>/restore.
 	RestoreDirs []string

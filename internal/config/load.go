@@ -44,6 +44,9 @@ type Flags struct {
 	DevicePluginCallTimeout   time.Duration
 	ContainerLogsDir          string
 	RestoreDirs               []string
+	PeerClientCertificate     string
+	PeerClientKey             string
+	PeerCertificateAuthority  string
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -74,6 +77,9 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
+	fs.StringVar(&f.PeerClientCertificate, "peer-client-certificate", "", "Client certificate this node presents to other nodes when it pulls a checkpoint archive (migration)")
+	fs.StringVar(&f.PeerClientKey, "peer-client-key", "", "Key of --peer-client-certificate")
+	fs.StringVar(&f.PeerCertificateAuthority, "peer-certificate-authority", "", "CA that signs other nodes' serving certificates")
 	fs.StringVar(&f.ContainerLogsDir, "container-log-symlink-dir", "/var/log/containers", "Where to keep the kubelet's <pod>_<ns>_<container>-<id>.log symlinks for log agents (empty: none)")
 	fs.DurationVar(&f.DevicePluginGracePeriod, "device-plugin-grace-period", 5*time.Minute, "How long a disconnected device plugin's devices keep their capacity")
 	fs.DurationVar(&f.DevicePluginCallTimeout, "device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin")
@@ -118,6 +124,9 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		DevicePluginCallTimeout:   f.DevicePluginCallTimeout,
 		ContainerLogsDir:          f.ContainerLogsDir,
 		RestoreDirs:               f.RestoreDirs,
+		PeerClientCertificate:     f.PeerClientCertificate,
+		PeerClientKey:             f.PeerClientKey,
+		PeerCertificateAuthority:  f.PeerCertificateAuthority,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {

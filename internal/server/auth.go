@@ -143,7 +143,7 @@ func subresource(path string) string {
 		return "metrics"
 	case isSubpath(path, "/logs"):
 		return "log"
-	case isSubpath(path, "/checkpoint"), isSubpath(path, "/checkpoints"):
+	case isSubpath(path, "/checkpoint"), isSubpath(path, "/checkpoints"), isSubpath(path, "/restores"):
 		return "checkpoint"
 	default:
 		return "proxy"

@@ -33,6 +33,7 @@ func TestAttributes(t *testing.T) {
 		{"POST", "/checkpoint/default/p/c", "create", "checkpoint"},
 		{"GET", "/checkpoints", "get", "checkpoint"},
 		{"DELETE", "/checkpoints/a.tar", "delete", "checkpoint"},
+		{"POST", "/restores", "create", "checkpoint"},
 		{"GET", "/pods", "get", "proxy"},
 		{"GET", "/healthz", "get", "proxy"},
 		{"GET", "/containerLogs/ns/p/c", "get", "proxy"},

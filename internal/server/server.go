@@ -62,6 +62,9 @@ type Config struct {
 	Metrics       *metrics.Metrics
 	// Devices reports device-plugin resources for GET /devices.
 	Devices Devices
+	// Receiver and Stopper serve migrations (POST /restores, POST /pods/{ns}/{name}/stop); may be nil.
+	Receiver Receiver
+	Stopper  PodStopper
 	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
 	Checkpoints Checkpoints
 	// Configz returns the effective configuration, secrets redacted.
@@ -93,6 +96,7 @@ func New(cfg Config) *Server {
 	if cfg.Checkpoints != nil {
 		s.installCheckpoints(cfg.Checkpoints)
 	}
+	s.installMigration(cfg.Receiver, cfg.Stopper)
 	if cfg.Devices != nil {
 		s.Handle("GET /devices", http.HandlerFunc(s.devices), false)
 	}
@@ -224,7 +228,7 @@ func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
 // knownSegments keeps the metrics' path label to a fixed set.
 var knownSegments = map[string]bool{
 	"healthz": true, "pods": true, "runningpods": true, "containerLogs": true, "metrics": true,
-	"configz": true, "checkpoint": true, "checkpoints": true, "stats": true, "logs": true, "devices": true,
+	"configz": true, "checkpoint": true, "checkpoints": true, "restores": true, "stats": true, "logs": true, "devices": true,
 }
 
 func firstSegment(path string) string {

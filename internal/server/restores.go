@@ -1,0 +1,66 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/staticpod"
+)
+
+// Receiver pulls an archive from another node and runs the pod that resumes it.
+type Receiver interface {
+	Receive(ctx context.Context, req checkpoint.ReceiveRequest) (*checkpoint.ReceiveResult, error)
+	Undo(name string) error
+}
+
+// PodStopper stops a static pod of this node.
+type PodStopper interface {
+	StopPod(namespace, name string) (string, error)
+}
+
+func (s *Server) installMigration(rc Receiver, stopper PodStopper) {
+	if rc != nil {
+		s.Handle("POST /restores", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var req checkpoint.ReceiveRequest
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+				writeError(w, badRequest(fmt.Sprintf("decode restore request: %v", err)))
+				return
+			}
+			res, err := rc.Receive(r.Context(), req)
+			if errors.Is(err, checkpoint.ErrBadReceive) {
+				writeError(w, badRequest(err.Error()))
+				return
+			}
+			if err != nil {
+				writeError(w, internal(err.Error()))
+				return
+			}
+			writeJSON(w, http.StatusCreated, res)
+		}), false)
+		s.Handle("DELETE /restores/{name}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := rc.Undo(r.PathValue("name")); err != nil {
+				writeError(w, err)
+				return
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}), false)
+	}
+	if stopper != nil {
+		s.Handle("POST /pods/{namespace}/{name}/stop", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			moved, err := stopper.StopPod(r.PathValue("namespace"), r.PathValue("name"))
+			if errors.Is(err, staticpod.ErrNotStatic) {
+				writeError(w, notFound(err.Error()))
+				return
+			}
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]string{"manifest": moved})
+		}), false)
+	}
+}
