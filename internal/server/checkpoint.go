@@ -67,11 +67,13 @@ func (s *Server) installCheckpoints(c Checkpoints) {
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-tar")
-		if sum == "" && r.Header.Get("Range") == "" {
-			// Digest not known yet: stream the archive and send its digest
-			// as a trailer, computed on the way, instead of reading it twice.
-			// (A trailer needs chunked encoding, so no Content-Length here;
-			// X-Checkpoint-Size tells the size for progress.)
+		if sum == "" && r.Header.Get("Range") == "" && r.Header.Get("X-Checkpoint-Digest") == "trailer" {
+			// Digest not known yet and the client accepts it as a trailer
+			// (knode's own client does): stream the archive and compute the
+			// digest on the way instead of reading it twice. A trailer needs
+			// chunked encoding, so no Content-Length here; X-Checkpoint-Size
+			// tells the size. Other clients get Content-Length and the
+			// Digest header, after one pass to compute it.
 			w.Header().Set("Trailer", "X-Checkpoint-Sha256")
 			w.Header().Set("X-Checkpoint-Size", strconv.FormatInt(fi.Size(), 10))
 			h := sha256.New()

@@ -39,6 +39,17 @@ func TestArchiveDownload(t *testing.T) {
 		return out
 	}
 
+	// A plain client (curl, say) gets Content-Length and the Digest header.
+	hc := n.httpClient()
+	resp, err := hc.Get(n.url() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.ContentLength != int64(len(original)) || !strings.HasPrefix(resp.Header.Get("Digest"), "sha-256=") || len(resp.Header.Get("X-Checkpoint-Sha256")) != 64 {
+		t.Fatalf("content: length %d digest %q", resp.ContentLength, resp.Header.Get("Digest"))
+	}
+
 	// Whole file: digest verified, 0600.
 	d1 := dest()
 	got, sum, err := c.Download(context.Background(), path, d1, name, nil)
