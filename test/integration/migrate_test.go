@@ -121,6 +121,7 @@ func TestMigrateCommand(t *testing.T) {
 	if err != nil {
 		t.Fatalf("migrate: %v: %s", err, out)
 	}
+	t.Logf("knode migrate:\n%s", out)
 	for _, want := range []string{"checkpoint on", "transfer to", "restore on", "stop the original"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("migrate did not report %q: %s", want, out)
