@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -27,10 +26,7 @@ func newCheckpointCommand() *cobra.Command {
 		Short: "Checkpoint a running container through a knode's API and print the archive path",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, pod, ok := strings.Cut(args[0], "/")
-			if !ok {
-				ns, pod = "default", args[0]
-			}
+			ns, pod := splitPodRef(args[0])
 			c, err := client.New(*opts)
 			if err != nil {
 				return err

@@ -5,7 +5,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -57,10 +56,7 @@ func newLogsCommand() *cobra.Command {
 		Short: "Print (or follow) a container's log from a running knode",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, pod, ok := strings.Cut(args[0], "/")
-			if !ok {
-				ns, pod = "default", args[0]
-			}
+			ns, pod := splitPodRef(args[0])
 			c, err := client.New(*opts)
 			if err != nil {
 				return err

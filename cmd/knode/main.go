@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -97,4 +98,12 @@ func newRunCommand() *cobra.Command {
 	cmd.Flags().IntVarP(&verbosity, "v", "v", 0, "log verbosity, as the kubelet's -v (0 = info, higher = more detail)")
 	cmd.Flags().StringVar(&logFormat, "log-format", "text", "text or json")
 	return cmd
+}
+
+// splitPodRef reads NAMESPACE/POD, or POD in the default namespace, as kubectl does.
+func splitPodRef(ref string) (namespace, pod string) {
+	if ns, name, ok := strings.Cut(ref, "/"); ok {
+		return ns, name
+	}
+	return "default", ref
 }

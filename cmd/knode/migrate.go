@@ -29,10 +29,7 @@ func newMigrateCommand() *cobra.Command {
 		Short: "Move a running container to another node: checkpoint, transfer, restore, and optionally stop the original",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, pod, ok := strings.Cut(args[0], "/")
-			if !ok {
-				ns, pod = "default", args[0]
-			}
+			ns, pod := splitPodRef(args[0])
 			container := args[1]
 			if to == "" {
 				return fmt.Errorf("--to https://<destination node>:10250 is required")

@@ -318,8 +318,18 @@ func (m *Manager) Apply(pod *v1.Pod, c *v1.Container, cfg *runtimeapi.ContainerC
 	}
 	deviceSet := map[string]bool{}
 	cdiSet := map[string]bool{}
-	conflict := func(kind, key, resource string) {
-		m.log.Warn("device plugin answers conflict; the first wins", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, kind, key, "resource", resource)
+	// claim takes key for this resource unless an earlier one has it.
+	claim := func(set map[string]bool, kind, key, resource string) bool {
+		if set[key] {
+			m.log.Warn("device plugin answers conflict; the first wins", "pod", pod.Namespace+"/"+pod.Name, "container", c.Name, kind, key, "resource", resource)
+			return false
+		}
+		set[key] = true
+		return true
+	}
+	annotationSet := map[string]bool{}
+	for k := range cfg.Annotations {
+		annotationSet[k] = true
 	}
 	var pluginEnvs []*runtimeapi.KeyValue
 	for i, resp := range responses {
@@ -330,45 +340,32 @@ func (m *Manager) Apply(pod *v1.Pod, c *v1.Container, cfg *runtimeapi.ContainerC
 		}
 		sort.Strings(keys)
 		for _, k := range keys {
-			if envSet[k] {
-				conflict("env", k, res)
-				continue
+			if claim(envSet, "env", k, res) {
+				pluginEnvs = append(pluginEnvs, &runtimeapi.KeyValue{Key: k, Value: []byte(resp.Envs[k])})
 			}
-			envSet[k] = true
-			pluginEnvs = append(pluginEnvs, &runtimeapi.KeyValue{Key: k, Value: []byte(resp.Envs[k])})
 		}
 		for _, mt := range resp.Mounts {
-			if mountSet[mt.ContainerPath] {
-				conflict("mount", mt.ContainerPath, res)
-				continue
+			if claim(mountSet, "mount", mt.ContainerPath, res) {
+				cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{ContainerPath: mt.ContainerPath, HostPath: mt.HostPath, Readonly: mt.ReadOnly})
 			}
-			mountSet[mt.ContainerPath] = true
-			cfg.Mounts = append(cfg.Mounts, &runtimeapi.Mount{ContainerPath: mt.ContainerPath, HostPath: mt.HostPath, Readonly: mt.ReadOnly})
 		}
 		for _, d := range resp.Devices {
-			if deviceSet[d.ContainerPath] {
-				conflict("device", d.ContainerPath, res)
-				continue
+			if claim(deviceSet, "device", d.ContainerPath, res) {
+				cfg.Devices = append(cfg.Devices, &runtimeapi.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
 			}
-			deviceSet[d.ContainerPath] = true
-			cfg.Devices = append(cfg.Devices, &runtimeapi.Device{ContainerPath: d.ContainerPath, HostPath: d.HostPath, Permissions: d.Permissions})
 		}
 		for k, v := range resp.Annotations {
-			if cfg.Annotations == nil {
-				cfg.Annotations = map[string]string{}
+			if claim(annotationSet, "annotation", k, res) {
+				if cfg.Annotations == nil {
+					cfg.Annotations = map[string]string{}
+				}
+				cfg.Annotations[k] = v
 			}
-			if _, dup := cfg.Annotations[k]; dup {
-				conflict("annotation", k, res)
-				continue
-			}
-			cfg.Annotations[k] = v
 		}
 		for _, d := range resp.CdiDevices {
-			if cdiSet[d.Name] {
-				continue
+			if claim(cdiSet, "CDI device", d.Name, res) {
+				cfg.CDIDevices = append(cfg.CDIDevices, &runtimeapi.CDIDevice{Name: d.Name})
 			}
-			cdiSet[d.Name] = true
-			cfg.CDIDevices = append(cfg.CDIDevices, &runtimeapi.CDIDevice{Name: d.Name})
 		}
 	}
 	// Plugin envs come first, so the container's own value of a key wins at the runtime.
