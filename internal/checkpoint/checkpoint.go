@@ -203,13 +203,27 @@ func (t Target) failed(err error) *Error {
 	return &Error{Code: 500, Body: fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), Err: err}
 }
 
+// Result is a finished checkpoint and where its time went.
+type Result struct {
+	Path string
+	// Waited is the time spent waiting for a free slot; Runtime the CRI call.
+	Waited, Runtime time.Duration
+}
+
 // Checkpoint asks the runtime for an archive of t and returns its path.
-func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (string, error) {
+func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (Result, error) {
+	path, res, err := s.checkpoint(ctx, t, timeout)
+	res.Path = path
+	return res, err
+}
+
+func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (string, Result, error) {
+	var res Result
 	if t.ContainerID == "" {
-		return "", t.failed(fmt.Errorf("container %s not found running", t.Container))
+		return "", res, t.failed(fmt.Errorf("container %s not found running", t.Container))
 	}
 	if !s.begin(t.ContainerID) {
-		return "", &Error{Code: 409, RetryAfter: 5,
+		return "", res, &Error{Code: 409, RetryAfter: 5,
 			Body: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
 	}
 	defer s.end(t.ContainerID)
@@ -220,21 +234,26 @@ func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		wait = d
 	}
 	waitCtx, cancel := context.WithTimeout(ctx, wait)
+	waitStart := time.Now()
 	select {
 	case s.slots <- struct{}{}:
 		cancel()
 	case <-waitCtx.Done():
 		cancel()
-		return "", &Error{Code: 503, RetryAfter: 10,
+		return "", res, &Error{Code: 503, RetryAfter: 10,
 			Body: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
 	}
 	defer func() { <-s.slots }()
+	res.Waited = time.Since(waitStart)
 
 	now := s.opts.Now()
 	name := ArchiveName(t.Pod, t.Namespace, t.Container, now)
 	tmp := filepath.Join(s.opts.Dir, tempPrefix+randomHex()+"-"+name)
 	req := &runtimeapi.CheckpointContainerRequest{ContainerId: t.ContainerID, Location: tmp, Timeout: timeout}
-	if err := s.opts.Runtime.CheckpointContainer(ctx, req); err != nil {
+	callStart := time.Now()
+	err := s.opts.Runtime.CheckpointContainer(ctx, req)
+	res.Runtime = time.Since(callStart)
+	if err != nil {
 		_ = os.RemoveAll(tmp)
 		e := t.failed(err)
 		if s.opts.Diagnose != nil {
@@ -243,16 +262,16 @@ func (s *Service) Checkpoint(ctx context.Context, t Target, timeout int64) (stri
 			}
 		}
 		s.opts.Log.Warn("checkpoint failed", "container", t.ref(), "err", err)
-		return "", e
+		return "", res, e
 	}
 	path, err := s.publish(tmp, name, t)
 	if err != nil {
 		_ = os.RemoveAll(tmp)
-		return "", t.failed(err)
+		return "", res, t.failed(err)
 	}
 	s.opts.Log.Info("checkpoint written", "container", t.ref(), "archive", path)
 	s.requestRetention(path)
-	return path, nil
+	return path, res, nil
 }
 
 func (s *Service) begin(id string) bool {

@@ -130,11 +130,11 @@ func TestRetention(t *testing.T) {
 	tgt, _ := s.Resolve("default", "web", "app")
 	var paths []string
 	for i := 0; i < 3; i++ {
-		p, err := s.Checkpoint(context.Background(), tgt, 0)
+		r, err := s.Checkpoint(context.Background(), tgt, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, p)
+		paths = append(paths, r.Path)
 		settle(s)
 	}
 	// Same second: the -1, -2 names, the oldest (no suffix) removed by count.
@@ -152,10 +152,11 @@ func TestRetention(t *testing.T) {
 	}
 	// Two hours later, a new archive: the old ones exceed the age limit.
 	now = now.Add(2 * time.Hour)
-	newest, err := s.Checkpoint(context.Background(), tgt, 0)
+	r, err := s.Checkpoint(context.Background(), tgt, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	newest := r.Path
 	settle(s)
 	list, _ := s.List(Filter{})
 	if len(list) != 1 || list[0].Path != newest {

@@ -57,7 +57,9 @@ func TestPodResources(t *testing.T) {
 	defer cancel()
 	go Serve(ctx, sock, onePod{}, devices{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "unix", sock) }))
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}))
 	if err != nil {
 		t.Fatal(err)
 	}
