@@ -88,16 +88,6 @@ func (s *Supervisor) Endpoint() string { return s.opts.Layout.Endpoint() }
 // Binary is the containerd executable in use.
 func (s *Supervisor) Binary() string { return s.binary }
 
-// PID is the current containerd process ID, or 0.
-func (s *Supervisor) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
 func (s *Supervisor) startProcess() error {
 	logFile, err := os.OpenFile(s.opts.Layout.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -183,17 +173,6 @@ func (s *Supervisor) supervise() {
 			s.mu.Unlock()
 		}
 	}
-}
-
-// Kill ends the process abruptly (SIGKILL) and lets the supervisor restart
-// it; tests use it to simulate a runtime crash.
-func (s *Supervisor) Kill() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return errors.New("containerd is not running")
-	}
-	return s.cmd.Process.Kill()
 }
 
 // Stop ends containerd (SIGTERM, then SIGKILL after timeout) and its

@@ -151,11 +151,10 @@ func unimplemented(err error) bool {
 // Health tracks whether the runtime answers and is ready. It is updated by
 // Watch and read by /healthz and the pod workers.
 type Health struct {
-	rt     internalapi.RuntimeService
-	mu     sync.RWMutex
-	err    error
-	since  time.Time
-	status *runtimeapi.RuntimeStatus
+	rt    internalapi.RuntimeService
+	mu    sync.RWMutex
+	err   error
+	since time.Time
 }
 
 func newHealth(rt internalapi.RuntimeService) *Health {
@@ -169,31 +168,19 @@ func (h *Health) Err() error {
 	return h.err
 }
 
-// Conditions is the runtime's last reported readiness conditions.
-func (h *Health) Conditions() []*runtimeapi.RuntimeCondition {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.status == nil {
-		return nil
-	}
-	return h.status.Conditions
-}
-
 // Check asks the runtime for its status once and records the verdict.
 func (h *Health) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resp, err := h.rt.Status(ctx, false)
 	var verdict error
-	var st *runtimeapi.RuntimeStatus
 	switch {
 	case err != nil:
 		verdict = fmt.Errorf("container runtime is down: %w", err)
 	case resp.GetStatus() == nil:
 		verdict = errors.New("container runtime returned no status")
 	default:
-		st = resp.Status
-		for _, c := range st.Conditions {
+		for _, c := range resp.Status.Conditions {
 			if c.Type == runtimeapi.RuntimeReady && !c.Status {
 				verdict = fmt.Errorf("container runtime not ready: %s: %s", c.Reason, c.Message)
 			}
@@ -205,9 +192,6 @@ func (h *Health) Check(ctx context.Context) error {
 		h.since = time.Now()
 	}
 	h.err = verdict
-	if st != nil {
-		h.status = st
-	}
 	return verdict
 }
 

@@ -8,14 +8,8 @@ import (
 	"knode.io/knode/internal/checkpoint"
 )
 
-// Errors that handlers return; writeError maps them to HTTP codes in one place.
-var (
-	ErrNotFound   = errors.New("not found")
-	ErrBadRequest = errors.New("bad request")
-	ErrConflict   = errors.New("conflict")
-)
-
-// httpError carries the exact body a kubelet client expects.
+// httpError carries the exact body a kubelet client expects; writeError
+// maps every error handlers return to an HTTP code, in this one place.
 type httpError struct {
 	code int
 	body string
@@ -43,16 +37,7 @@ func writeError(w http.ResponseWriter, err error) {
 		he = &httpError{code: http.StatusUnprocessableEntity, body: err.Error()}
 	}
 	if he == nil && !errors.As(err, &he) {
-		switch {
-		case errors.Is(err, ErrNotFound):
-			he = &httpError{code: http.StatusNotFound, body: err.Error()}
-		case errors.Is(err, ErrBadRequest):
-			he = &httpError{code: http.StatusBadRequest, body: err.Error()}
-		case errors.Is(err, ErrConflict):
-			he = &httpError{code: http.StatusConflict, body: err.Error()}
-		default:
-			he = &httpError{code: http.StatusInternalServerError, body: err.Error()}
-		}
+		he = &httpError{code: http.StatusInternalServerError, body: err.Error()}
 	}
 	if he.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
