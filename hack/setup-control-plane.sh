@@ -25,8 +25,8 @@ if [ ! -x "$BIN/kube-apiserver" ]; then
   work=$(mktemp -d)
   cd "$work"
   go mod init knode.local/apiserver-build >/dev/null 2>&1
-  go mod download -json "k8s.io/kubernetes@$K8S_VERSION" > kmod.json
-  kdir=$(python3 -c 'import json,sys; print(json.load(open("kmod.json"))["Dir"])')
+  kdir=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -n "$kdir" ] || { log "cannot download k8s.io/kubernetes@$K8S_VERSION"; exit 1; }
   # k8s.io/kubernetes requires its staging modules at v0.0.0: replace each
   # with its release.
   {

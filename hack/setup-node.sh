@@ -43,6 +43,8 @@ build_containerd "$CONTAINERD_VERSION"
 build_containerd "${RESTORE_CONTAINERD_VERSION:-v2.3.7}"
 
 bash hack/setup-criu.sh >/dev/null
+# etcd and kube-apiserver for the cluster-mode tests (about 10 minutes cold).
+bash hack/setup-control-plane.sh >/dev/null
 
 mkdir -p _output/bin _output/images
 log "building the pause binary and the test images"

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
@@ -20,7 +21,13 @@ import (
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/staticpod"
+	"knode.io/knode/internal/version"
 )
+
+// runtimeHealth adapts the CRI health to what cluster status needs.
+type runtimeHealth struct{ rt *cri.Runtime }
+
+func (h runtimeHealth) RuntimeErr() error { return h.rt.Health().Err() }
 
 // Run starts the agent and blocks until ctx ends. Pods keep running after
 // it returns; a restarted knode adopts them.
@@ -133,6 +140,18 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}()
 	}
 	log.Info("knode is running", "node", cfg.NodeName, "rootDir", cfg.RootDir, "manifests", cfg.PodManifestPath)
+	if cfg.Kubeconfig != "" {
+		node, err := cluster.New(cfg.Kubeconfig, cluster.Facts{
+			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
+			RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
+			KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
+			CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
+		}, runtimeHealth{rt}, dm, log.With("component", "cluster"))
+		if err != nil {
+			return err
+		}
+		go node.Run(ctx)
+	}
 	// The API and the pod workers run until ctx ends or the API cannot serve.
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

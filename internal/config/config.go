@@ -56,6 +56,9 @@ type Config struct {
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// Kubeconfig joins a cluster as a node when set; NodeLabels are added to the Node.
+	Kubeconfig string
+	NodeLabels map[string]string
 	// Peer credentials: how this node authenticates to other nodes' APIs
 	// when it pulls an archive for a migration.
 	PeerClientCertificate, PeerClientKey, PeerCertificateAuthority string

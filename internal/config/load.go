@@ -47,6 +47,8 @@ type Flags struct {
 	PeerClientCertificate     string
 	PeerClientKey             string
 	PeerCertificateAuthority  string
+	Kubeconfig                string
+	NodeLabels                map[string]string
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -77,6 +79,8 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
+	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "Join the cluster this kubeconfig points at as a node (registration, lease, node status)")
+	fs.Var(cliflag.NewMapStringString(&f.NodeLabels), "node-labels", "Labels added to the Node object, key=value pairs")
 	fs.StringVar(&f.PeerClientCertificate, "peer-client-certificate", "", "Client certificate this node presents to other nodes when it pulls a checkpoint archive (migration)")
 	fs.StringVar(&f.PeerClientKey, "peer-client-key", "", "Key of --peer-client-certificate")
 	fs.StringVar(&f.PeerCertificateAuthority, "peer-certificate-authority", "", "CA that signs other nodes' serving certificates")
@@ -127,6 +131,8 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		PeerClientCertificate:     f.PeerClientCertificate,
 		PeerClientKey:             f.PeerClientKey,
 		PeerCertificateAuthority:  f.PeerCertificateAuthority,
+		Kubeconfig:                f.Kubeconfig,
+		NodeLabels:                f.NodeLabels,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {

@@ -70,3 +70,17 @@ func MemoryBytes() (int64, error) {
 	}
 	return 0, fmt.Errorf("MemTotal not found in /proc/meminfo")
 }
+
+// OSImage is PRETTY_NAME from /etc/os-release, as the kubelet reports it.
+func OSImage() string {
+	data, err := os.ReadFile("/etc/os-release")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "unknown"
+}

@@ -43,12 +43,12 @@ func newTestPKI(t *testing.T) *testPKI {
 }
 
 // issue writes a certificate and key: a server certificate for 127.0.0.1,
-// or a client certificate for cn.
-func (p *testPKI) issue(t *testing.T, name, cn string, server bool) (string, string) {
+// or a client certificate for cn in groups.
+func (p *testPKI) issue(t *testing.T, name, cn string, server bool, groups ...string) (string, string) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
-	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn},
+	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: groups},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
 	if server {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}

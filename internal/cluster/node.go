@@ -1,0 +1,272 @@
+// Package cluster joins knode to a Kubernetes control plane as a node: it
+// registers (or adopts) the Node object, renews its Lease, and keeps the
+// node's status — addresses, runtime, capacity including device-plugin
+// resources, and the Ready condition — up to date.
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/ptr"
+
+	"knode.io/knode/internal/devicemanager"
+)
+
+// The kubelet's intervals: the lease lasts 40 s and is renewed every 10 s;
+// status is checked every 10 s and written on change or every 5 minutes.
+const (
+	leaseDuration       = 40 * time.Second
+	renewInterval       = 10 * time.Second
+	statusCheckInterval = 10 * time.Second
+	statusReportEvery   = 5 * time.Minute
+)
+
+// Facts are what the node reports about itself.
+type Facts struct {
+	NodeName       string
+	Labels         map[string]string
+	HostIP         string
+	Hostname       string
+	RuntimeVersion string // <name>://<version>
+	KubeletVersion string
+	KernelVersion  string
+	OSImage        string
+	CPUs           int
+	MemoryBytes    int64
+	MaxPods        int
+	Port           int32
+}
+
+// Health tells whether the node can run pods now.
+type Health interface {
+	// RuntimeErr is nil while the container runtime is healthy.
+	RuntimeErr() error
+}
+
+// Devices reports device-plugin resources for capacity.
+type Devices interface {
+	Resources() []devicemanager.Resource
+}
+
+// Node keeps one Node object and its Lease.
+type Node struct {
+	core   coreclient.CoreV1Interface
+	leases coordinationclient.CoordinationV1Interface
+	facts  Facts
+	health Health
+	devs   Devices
+	log    *slog.Logger
+}
+
+// New connects with a kubeconfig, using only the clients knode needs.
+func New(kubeconfig string, facts Facts, health Health, devs Devices, log *slog.Logger) (*Node, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.UserAgent = "knode/" + facts.KubeletVersion
+	core, err := coreclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("core client: %w", err)
+	}
+	leases, err := coordinationclient.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("coordination client: %w", err)
+	}
+	return &Node{core: core, leases: leases, facts: facts, health: health, devs: devs, log: log}, nil
+}
+
+// Run registers the node, then renews the lease and reports status until
+// ctx ends. API server outages are retried; nothing is lost meanwhile.
+func (n *Node) Run(ctx context.Context) {
+	for {
+		if err := n.register(ctx); err == nil {
+			break
+		} else {
+			n.log.Warn("node registration failed, retrying", "node", n.facts.NodeName, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Second):
+		}
+	}
+	n.log.Info("node registered", "node", n.facts.NodeName)
+	renew := time.NewTicker(renewInterval)
+	defer renew.Stop()
+	check := time.NewTicker(statusCheckInterval)
+	defer check.Stop()
+	var last v1.NodeStatus
+	var reported time.Time
+	n.renewLease(ctx)
+	for {
+		status := n.status()
+		if !statusEqual(last, status) || time.Since(reported) > statusReportEvery {
+			if err := n.patchStatus(ctx, status); err != nil {
+				n.log.Warn("node status update failed", "err", err)
+			} else {
+				last, reported = status, time.Now()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-renew.C:
+			n.renewLease(ctx)
+		case <-check.C:
+		}
+	}
+}
+
+func (n *Node) register(ctx context.Context) error {
+	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.facts.NodeName, Labels: n.labels()}}
+	_, err := n.core.Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		// Adopt: make sure our labels are there.
+		existing, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		changed := false
+		if existing.Labels == nil {
+			existing.Labels = map[string]string{}
+		}
+		for k, v := range n.labels() {
+			if existing.Labels[k] != v {
+				existing.Labels[k], changed = v, true
+			}
+		}
+		if changed {
+			_, err = n.core.Nodes().Update(ctx, existing, metav1.UpdateOptions{})
+		}
+		return err
+	}
+	return err
+}
+
+func (n *Node) labels() map[string]string {
+	l := map[string]string{
+		"kubernetes.io/hostname":  n.facts.NodeName,
+		"kubernetes.io/os":        runtime.GOOS,
+		"kubernetes.io/arch":      runtime.GOARCH,
+		"beta.kubernetes.io/os":   runtime.GOOS,
+		"beta.kubernetes.io/arch": runtime.GOARCH,
+	}
+	for k, v := range n.facts.Labels {
+		l[k] = v
+	}
+	return l
+}
+
+func (n *Node) renewLease(ctx context.Context) {
+	leases := n.leases.Leases(v1.NamespaceNodeLease)
+	now := metav1.NewMicroTime(time.Now())
+	lease, err := leases.Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		lease = &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: n.facts.NodeName, Namespace: v1.NamespaceNodeLease},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n.facts.NodeName),
+				LeaseDurationSeconds: ptr.To(int32(leaseDuration / time.Second)), RenewTime: &now},
+		}
+		if node, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{}); err == nil {
+			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
+		}
+		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+			n.log.Warn("node lease create failed", "err", err)
+		}
+		return
+	}
+	if err != nil {
+		n.log.Warn("node lease get failed", "err", err)
+		return
+	}
+	lease.Spec.RenewTime = &now
+	lease.Spec.HolderIdentity = ptr.To(n.facts.NodeName)
+	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+		n.log.Warn("node lease renew failed", "err", err)
+	}
+}
+
+// status is the node's current status, capacity included.
+func (n *Node) status() v1.NodeStatus {
+	capacity := v1.ResourceList{
+		v1.ResourceCPU:    *resource.NewQuantity(int64(n.facts.CPUs), resource.DecimalSI),
+		v1.ResourceMemory: *resource.NewQuantity(n.facts.MemoryBytes, resource.BinarySI),
+		v1.ResourcePods:   *resource.NewQuantity(int64(n.facts.MaxPods), resource.DecimalSI),
+	}
+	allocatable := capacity.DeepCopy()
+	if n.devs != nil {
+		for _, r := range n.devs.Resources() {
+			capacity[v1.ResourceName(r.Name)] = *resource.NewQuantity(r.Capacity, resource.DecimalSI)
+			allocatable[v1.ResourceName(r.Name)] = *resource.NewQuantity(r.Allocatable, resource.DecimalSI)
+		}
+	}
+	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "knode is posting ready status"}
+	if err := n.health.RuntimeErr(); err != nil {
+		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: "container runtime is down: " + err.Error()}
+	}
+	return v1.NodeStatus{
+		Capacity:    capacity,
+		Allocatable: allocatable,
+		Conditions:  []v1.NodeCondition{ready},
+		Addresses: []v1.NodeAddress{
+			{Type: v1.NodeInternalIP, Address: n.facts.HostIP},
+			{Type: v1.NodeHostName, Address: n.facts.Hostname},
+		},
+		DaemonEndpoints: v1.NodeDaemonEndpoints{KubeletEndpoint: v1.DaemonEndpoint{Port: n.facts.Port}},
+		NodeInfo: v1.NodeSystemInfo{
+			ContainerRuntimeVersion: n.facts.RuntimeVersion,
+			KubeletVersion:          n.facts.KubeletVersion,
+			KernelVersion:           n.facts.KernelVersion,
+			OSImage:                 n.facts.OSImage,
+			OperatingSystem:         runtime.GOOS,
+			Architecture:            runtime.GOARCH,
+		},
+	}
+}
+
+// statusEqual compares what matters, ignoring heartbeat times.
+func statusEqual(a, b v1.NodeStatus) bool {
+	strip := func(s v1.NodeStatus) v1.NodeStatus {
+		s = *s.DeepCopy()
+		for i := range s.Conditions {
+			s.Conditions[i].LastHeartbeatTime = metav1.Time{}
+			s.Conditions[i].LastTransitionTime = metav1.Time{}
+		}
+		return s
+	}
+	return reflect.DeepEqual(strip(a), strip(b))
+}
+
+func (n *Node) patchStatus(ctx context.Context, status v1.NodeStatus) error {
+	node, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	now := metav1.Now()
+	for i := range status.Conditions {
+		status.Conditions[i].LastHeartbeatTime = now
+		status.Conditions[i].LastTransitionTime = now
+		for _, old := range node.Status.Conditions {
+			if old.Type == status.Conditions[i].Type && old.Status == status.Conditions[i].Status {
+				status.Conditions[i].LastTransitionTime = old.LastTransitionTime
+			}
+		}
+	}
+	node.Status = status
+	_, err = n.core.Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	return err
+}

@@ -1,0 +1,184 @@
+package integration
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
+	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// controlPlane is a real etcd and kube-apiserver on loopback.
+type controlPlane struct {
+	pki  *testPKI
+	dir  string
+	url  string
+	core coreclient.CoreV1Interface
+	coo  coordinationclient.CoordinationV1Interface
+}
+
+func controlPlaneBin(t *testing.T) string {
+	dir := os.Getenv("KNODE_TOOLS_DIR")
+	if dir == "" {
+		dir = "/usr/local/lib/knode-ci"
+	}
+	bin := filepath.Join(dir, "control-plane", "bin")
+	if _, err := os.Stat(filepath.Join(bin, "kube-apiserver")); err != nil {
+		t.Fatalf("etcd and kube-apiserver are not built (run hack/setup-control-plane.sh): %v", err)
+	}
+	return bin
+}
+
+func startProcess(t *testing.T, log string, name string, args ...string) {
+	t.Helper()
+	f, err := os.Create(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			data, _ := os.ReadFile(log)
+			t.Logf("%s log:\n%s", filepath.Base(name), tail(string(data), 30))
+		}
+	})
+}
+
+func newControlPlane(t *testing.T) *controlPlane {
+	t.Helper()
+	bin := controlPlaneBin(t)
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	startProcess(t, filepath.Join(dir, "etcd.log"), filepath.Join(bin, "etcd"), "--data-dir", filepath.Join(dir, "etcd"),
+		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL, "--initial-cluster", "default="+peerURL)
+	saKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	kder, _ := x509.MarshalECPrivateKey(saKey)
+	pder, _ := x509.MarshalPKIXPublicKey(saKey.Public())
+	os.WriteFile(filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o600)
+	srvCrt, srvKey := pki.issue(t, "apiserver", "kube-apiserver", true)
+	startProcess(t, filepath.Join(dir, "apiserver.log"), filepath.Join(bin, "kube-apiserver"),
+		"--etcd-servers", etcdURL, "--secure-port", strconv.Itoa(apiPort), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+		"--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey, "--client-ca-file", pki.file,
+		"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
+		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", filepath.Join(dir, "sa.pub"),
+		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"), "--service-cluster-ip-range", "10.0.0.0/24",
+		"--endpoint-reconciler-type", "none", "--allow-privileged=true")
+	cp := &controlPlane{pki: pki, dir: dir, url: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
+	admin := cp.kubeconfig(t, "admin", "admin", "system:masters")
+	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cp.core, err = coreclient.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cp.coo, err = coordinationclient.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		_, err := cp.core.Namespaces().Get(context.Background(), "kube-node-lease", metav1.GetOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("kube-apiserver did not come up: %v", err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return cp
+}
+
+// kubeconfig writes a kubeconfig for a client certificate of user in groups.
+func (cp *controlPlane) kubeconfig(t *testing.T, name, user string, groups ...string) string {
+	crt, key := cp.pki.issue(t, name+"-client", user, false, groups...)
+	path := filepath.Join(cp.dir, name+".kubeconfig")
+	content := fmt.Sprintf(`apiVersion: v1
+kind: Config
+clusters:
+- name: test
+  cluster: {server: %q, certificate-authority: %q}
+users:
+- name: %s
+  user: {client-certificate: %q, client-key: %q}
+contexts:
+- name: test
+  context: {cluster: test, user: %s}
+current-context: test
+`, cp.url, cp.pki.file, name, crt, key, name)
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestClusterNodeRegistration(t *testing.T) {
+	t.Parallel()
+	cp := newControlPlane(t)
+	n := newNode(t)
+	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test")
+	ctx := context.Background()
+	var node *v1.Node
+	n.eventually(60*time.Second, "the node Ready in the API", func() bool {
+		var err error
+		node, err = cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == v1.NodeReady && c.Status == v1.ConditionTrue {
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.HasPrefix(node.Status.NodeInfo.ContainerRuntimeVersion, "containerd://2.4.2") ||
+		node.Labels["kubernetes.io/hostname"] != n.name || node.Labels["example.com/role"] != "test" ||
+		node.Status.Capacity.Cpu().IsZero() || node.Status.Capacity.Memory().IsZero() {
+		t.Fatalf("node: labels %v, info %+v, capacity %v", node.Labels, node.Status.NodeInfo, node.Status.Capacity)
+	}
+	lease, err := cp.coo.Leases(v1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{})
+	if err != nil || lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > time.Minute {
+		t.Fatalf("lease: %+v %v", lease, err)
+	}
+	// A device plugin's resource appears in capacity and allocatable.
+	n.startPlugin(2, nil)
+	n.eventually(60*time.Second, "the device resource in the node status", func() bool {
+		node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		c, a := node.Status.Capacity[widget], node.Status.Allocatable[widget]
+		return c.Value() == 2 && a.Value() == 2
+	})
+}
