@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/apimachinery/pkg/types"
+
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
@@ -87,6 +89,24 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.PodManifestPath != "" {
 		sources = append(sources, staticpod.SourceFile)
 	}
+	// Cluster mode: the node, and the pods the scheduler bound to it.
+	var node *cluster.Node
+	var apiPods *cluster.Pods
+	var onRemoved func(types.UID)
+	if cfg.Kubeconfig != "" {
+		node, err = cluster.New(cfg.Kubeconfig, cluster.Facts{
+			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
+			RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
+			KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
+			CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
+		}, runtimeHealth{rt}, dm, log.With("component", "cluster"))
+		if err != nil {
+			return err
+		}
+		apiPods = node.NewPods()
+		onRemoved = apiPods.Removed
+		sources = append(sources, cluster.SourceAPI)
+	}
 	mgr := pods.NewManager(pods.Options{
 		Runtime:          rt,
 		Images:           rt,
@@ -105,6 +125,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Devices:          dm,
 		ContainerLogsDir: cfg.ContainerLogsDir,
 		Restores:         restores,
+		OnRemoved:        onRemoved,
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)
@@ -140,17 +161,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}()
 	}
 	log.Info("knode is running", "node", cfg.NodeName, "rootDir", cfg.RootDir, "manifests", cfg.PodManifestPath)
-	if cfg.Kubeconfig != "" {
-		node, err := cluster.New(cfg.Kubeconfig, cluster.Facts{
-			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
-			RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
-			KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
-			CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
-		}, runtimeHealth{rt}, dm, log.With("component", "cluster"))
-		if err != nil {
-			return err
-		}
+	if node != nil {
 		go node.Run(ctx)
+		go apiPods.Run(ctx, mgr, mgr)
 	}
 	// The API and the pod workers run until ctx ends or the API cannot serve.
 	runCtx, cancel := context.WithCancel(ctx)

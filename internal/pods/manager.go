@@ -45,6 +45,9 @@ type Options struct {
 	Recorder Recorder
 	// Devices allocates device-plugin resources; may be nil.
 	Devices Devices
+	// OnRemoved is told when a pod that no source declares any more is
+	// gone from the runtime (cluster mode then deletes the API object).
+	OnRemoved func(uid types.UID)
 	// Restores picks checkpoint archives to restore containers from; may be nil.
 	Restores Restorer
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
@@ -126,6 +129,8 @@ type Manager struct {
 	statuses     map[types.UID]*v1.PodStatus
 	// annotations are what knode adds to a pod it serves (restored-from).
 	annotations map[types.UID]map[string]string
+	// deletionGrace is the grace period an API deletion asked for.
+	deletionGrace map[types.UID]int64
 	// finished are pods that have terminated but whose source still lists them.
 	lastRelist        time.Time
 	lastRelistAttempt time.Time
@@ -181,17 +186,18 @@ func NewManager(opts Options, sources ...string) *Manager {
 		opts.RuntimeName = "cri"
 	}
 	return &Manager{
-		opts:         opts,
-		log:          opts.Log,
-		backoff:      flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
-		sources:      map[string]map[types.UID]*v1.Pod{},
-		sourcesReady: map[string]bool{},
-		expected:     sources,
-		workers:      map[types.UID]*worker{},
-		statuses:     map[types.UID]*v1.PodStatus{},
-		annotations:  map[types.UID]map[string]string{},
-		relistNow:    make(chan struct{}, 1),
-		cache:        newStatusCache(),
+		opts:          opts,
+		log:           opts.Log,
+		backoff:       flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
+		sources:       map[string]map[types.UID]*v1.Pod{},
+		sourcesReady:  map[string]bool{},
+		expected:      sources,
+		workers:       map[types.UID]*worker{},
+		statuses:      map[types.UID]*v1.PodStatus{},
+		annotations:   map[types.UID]map[string]string{},
+		deletionGrace: map[types.UID]int64{},
+		relistNow:     make(chan struct{}, 1),
+		cache:         newStatusCache(),
 	}
 }
 
@@ -217,13 +223,22 @@ func (m *Manager) Run(ctx context.Context) {
 
 // SetPods replaces everything one source declares. Pods that disappear are
 // terminated; new ones start; the first call marks the source ready.
+//
+// A pod with a deletionTimestamp (an API pod being deleted) is no longer
+// desired: it is stopped with its deletionGracePeriodSeconds.
 func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	next := make(map[types.UID]*v1.Pod, len(pods))
-	for _, p := range pods {
-		next[p.UID] = p
-	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, p := range pods {
+		if p.DeletionTimestamp != nil {
+			if p.DeletionGracePeriodSeconds != nil {
+				m.deletionGrace[p.UID] = *p.DeletionGracePeriodSeconds
+			}
+			continue
+		}
+		next[p.UID] = p
+	}
 	prev := m.sources[source]
 	m.sources[source] = next
 	m.sourcesReady[source] = true
@@ -413,8 +428,12 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
+	delete(m.deletionGrace, uid)
 	m.version.Add(1)
 	m.opts.Devices.Release(uid)
+	if m.opts.OnRemoved != nil {
+		go m.opts.OnRemoved(uid)
+	}
 	return true
 }
 
@@ -580,6 +599,14 @@ func (m *Manager) watchEvents(ctx context.Context, es EventSource) {
 		case <-time.After(5 * time.Second):
 		}
 	}
+}
+
+// graceFor returns the grace period an API deletion asked for, if any.
+func (m *Manager) graceFor(uid types.UID) (int64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	g, ok := m.deletionGrace[uid]
+	return g, ok
 }
 
 // terminating reports whether any pod is being stopped: it has a worker

@@ -608,6 +608,9 @@ func (w *worker) terminalPhase(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 // terminationGrace is the pod's grace period, or for a pod no source knows
 // any more, the one recorded on its containers.
 func (w *worker) terminationGrace(rp *runtimePod) int64 {
+	if g, ok := w.m.graceFor(w.uid); ok {
+		return g
+	}
 	if w.lastPod != nil {
 		return gracePeriod(w.lastPod)
 	}

@@ -18,10 +18,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // controlPlane is a real etcd and kube-apiserver on loopback.
@@ -180,5 +183,44 @@ func TestClusterNodeRegistration(t *testing.T) {
 		}
 		c, a := node.Status.Capacity[widget], node.Status.Allocatable[widget]
 		return c.Value() == 2 && a.Value() == 2
+	})
+
+	// Pods bound to the node run, report status, and are deleted with grace.
+	// (No controller-manager runs: the default ServiceAccount is made here.)
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	grace := int64(1)
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api-pod", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(60*time.Second, "the API pod Running in the API with its IP", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "api-pod", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" && len(p.Status.ContainerStatuses) == 1 &&
+			p.Status.ContainerStatuses[0].State.Running != nil
+	})
+	greedy := pod.DeepCopy()
+	greedy.Name = "greedy"
+	greedy.Spec.Containers[0].Resources.Limits = v1.ResourceList{widget: *resource.NewQuantity(5, resource.DecimalSI)}
+	if _, err := cp.core.Pods("default").Create(ctx, greedy, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(60*time.Second, "the greedy pod Failed with UnexpectedAdmissionError in the API", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "greedy", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "UnexpectedAdmissionError"
+	})
+	if err := cp.core.Pods("default").Delete(ctx, "api-pod", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(60*time.Second, "the pod object gone and its sandbox removed", func() bool {
+		_, err := cp.core.Pods("default").Get(ctx, "api-pod", metav1.GetOptions{})
+		if !apierrors.IsNotFound(err) {
+			return false
+		}
+		sbs, _ := n.cri.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "api-pod"}})
+		return len(sbs) == 0
 	})
 }

@@ -1,0 +1,129 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"reflect"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+)
+
+// SourceAPI names the pods that come from the API server.
+const SourceAPI = "api"
+
+// PodSink receives the complete set of API pods bound to this node.
+type PodSink interface {
+	SetPods(source string, pods []*v1.Pod)
+}
+
+// PodStatuses gives the live status of the pods knode runs.
+type PodStatuses interface {
+	Pods() []*v1.Pod
+	PodsVersion() uint64
+}
+
+// Pods watches the pods bound to this node and reports their status back.
+type Pods struct {
+	node     *Node
+	informer cache.SharedIndexInformer
+	log      *slog.Logger
+}
+
+// NewPods watches pods with spec.nodeName = this node.
+func (n *Node) NewPods() *Pods {
+	lw := cache.NewListWatchFromClient(n.core.RESTClient(), "pods", metav1.NamespaceAll,
+		fields.OneTermEqualSelector("spec.nodeName", n.facts.NodeName))
+	inf := cache.NewSharedIndexInformer(lw, &v1.Pod{}, 0, cache.Indexers{})
+	return &Pods{node: n, informer: inf, log: n.log}
+}
+
+// Run feeds sink with every change and patches statuses until ctx ends.
+func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
+	changed := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	_, _ = p.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	})
+	go p.informer.Run(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), p.informer.HasSynced) {
+		return
+	}
+	notify()
+	reported := map[types.UID]v1.PodStatus{}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	var lastVersion uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			var pods []*v1.Pod
+			for _, obj := range p.informer.GetStore().List() {
+				pods = append(pods, obj.(*v1.Pod).DeepCopy())
+			}
+			sink.SetPods(SourceAPI, pods)
+		case <-ticker.C:
+			if v := statuses.PodsVersion(); v != lastVersion {
+				lastVersion = v
+				p.patchStatuses(ctx, statuses.Pods(), reported)
+			}
+		}
+	}
+}
+
+// patchStatuses writes each API pod's status when it changed.
+func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[types.UID]v1.PodStatus) {
+	for _, pod := range pods {
+		if _, ok, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name); !ok {
+			continue // not an API pod (static pods get mirror pods, not yet)
+		}
+		if prev, ok := reported[pod.UID]; ok && reflect.DeepEqual(prev, pod.Status) {
+			continue
+		}
+		body, err := json.Marshal(map[string]any{"status": pod.Status})
+		if err != nil {
+			continue
+		}
+		_, err = p.node.core.Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+		if err != nil {
+			p.log.Warn("pod status update failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			continue
+		}
+		reported[pod.UID] = pod.Status
+	}
+}
+
+// Removed deletes a terminated API pod's object with grace 0, as the kubelet
+// does once the pod's containers are gone.
+func (p *Pods) Removed(uid types.UID) {
+	for _, obj := range p.informer.GetStore().List() {
+		pod := obj.(*v1.Pod)
+		if pod.UID != uid || pod.DeletionTimestamp == nil {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := p.node.core.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
+			GracePeriodSeconds: new(int64),
+			Preconditions:      &metav1.Preconditions{UID: &uid},
+		})
+		cancel()
+		if err != nil && !apierrors.IsNotFound(err) {
+			p.log.Warn("deleting the pod object failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+		}
+	}
+}
