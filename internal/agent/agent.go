@@ -56,9 +56,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	log.Info("container runtime", "runtime", rt.Description(), "endpoint", endpoint)
 	go rt.Health().Watch(ctx, log, 5*time.Second)
 
-	hostIP, err := nodeinfo.HostIP()
-	if err != nil {
-		return err
+	hostIP := cfg.NodeIP
+	if hostIP == "" {
+		if hostIP, err = nodeinfo.HostIP(); err != nil {
+			return err
+		}
 	}
 	memory, err := nodeinfo.MemoryBytes()
 	if err != nil {

@@ -10,8 +10,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 
+	"k8s.io/apiserver/pkg/authentication/authenticator"
+
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/client"
+	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/devicemanager"
@@ -43,7 +46,20 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 	if err != nil {
 		return nil, err
 	}
-	authz, err := server.NewAuthorizer(cfg.AuthorizationMode, nil)
+	// In cluster mode the API server answers TokenReviews and SubjectAccessReviews.
+	var webhooks *cluster.Webhooks
+	var token authenticator.Request
+	var webhookAuthz server.Authorizer
+	if cfg.Kubeconfig != "" {
+		if webhooks, err = cluster.NewWebhooks(cfg.Kubeconfig); err != nil {
+			return nil, err
+		}
+		webhookAuthz = webhooks
+		if cfg.AuthenticationTokenWebhook {
+			token = webhooks
+		}
+	}
+	authz, err := server.NewAuthorizer(cfg.AuthorizationMode, webhookAuthz)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +92,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		Port:          cfg.Port,
 		ReadOnlyPort:  cfg.ReadOnlyPort,
 		TLS:           cert,
-		Authenticator: server.NewAuthenticator(server.AuthConfig{ClientCAs: cas, Anonymous: cfg.AnonymousAuth}),
+		Authenticator: server.NewAuthenticator(server.AuthConfig{ClientCAs: cas, Token: token, Anonymous: cfg.AnonymousAuth}),
 		Authorizer:    authz,
 		Pods:          mgr,
 		Logs:          rt,

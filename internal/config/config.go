@@ -40,22 +40,26 @@ type Config struct {
 	TLSPrivateKeyFile        string
 	ClientCAFile             string
 	AnonymousAuth            bool
-	AuthorizationMode        string
-	FeatureGates             *FeatureGates
-	RuntimeRequestTimeout    time.Duration
-	PodLogsDir               string
-	FileCheckFrequency       time.Duration
-	SyncFrequency            time.Duration
-	CgroupRoot               string
-	CgroupDriver             string
-	PodCIDR                  string
-	ResolvConf               string
-	PodInfraContainerImage   string
+	// AuthenticationTokenWebhook checks bearer tokens with TokenReview (cluster mode).
+	AuthenticationTokenWebhook bool
+	AuthorizationMode          string
+	FeatureGates               *FeatureGates
+	RuntimeRequestTimeout      time.Duration
+	PodLogsDir                 string
+	FileCheckFrequency         time.Duration
+	SyncFrequency              time.Duration
+	CgroupRoot                 string
+	CgroupDriver               string
+	PodCIDR                    string
+	ResolvConf                 string
+	PodInfraContainerImage     string
 	// Checkpoint API limits (knode's own; the kubelet has none).
 	MaxParallelCheckpoints    int
 	CheckpointMaxPerContainer int
 	CheckpointMaxAge          time.Duration
 	CheckpointMaxTotalBytes   int64
+	// NodeIP is the address the node reports (the kubelet's --node-ip); empty: detected.
+	NodeIP string
 	// Kubeconfig joins a cluster as a node when set; NodeLabels are added to the Node.
 	Kubeconfig string
 	NodeLabels map[string]string
@@ -90,12 +94,19 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("--runtime-request-timeout must be positive, got %s", c.RuntimeRequestTimeout)
 	}
 	switch c.AuthorizationMode {
-	case "AlwaysAllow", "Webhook":
+	case "AlwaysAllow":
+	case "Webhook":
+		if c.Kubeconfig == "" {
+			return fmt.Errorf("--authorization-mode=Webhook asks the API server (SubjectAccessReview): it needs --kubeconfig")
+		}
 	default:
 		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
 	}
 	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)
+	}
+	if c.AuthenticationTokenWebhook && c.Kubeconfig == "" {
+		return fmt.Errorf("--authentication-token-webhook asks the API server (TokenReview): it needs --kubeconfig")
 	}
 	if c.MaxParallelCheckpoints < 1 {
 		return fmt.Errorf("--max-parallel-checkpoints must be at least 1")

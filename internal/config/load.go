@@ -28,6 +28,7 @@ type Flags struct {
 	TLSPrivateKeyFile         string
 	ClientCAFile              string
 	AnonymousAuth             bool
+	TokenWebhook              bool
 	AuthorizationMode         string
 	FeatureGates              map[string]bool
 	RuntimeRequestTimeout     time.Duration
@@ -49,6 +50,7 @@ type Flags struct {
 	PeerCertificateAuthority  string
 	Kubeconfig                string
 	NodeLabels                map[string]string
+	NodeIP                    string
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
@@ -66,6 +68,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.TLSPrivateKeyFile, "tls-private-key-file", "", "Private key of --tls-cert-file")
 	fs.StringVar(&f.ClientCAFile, "client-ca-file", "", "CA bundle that signs accepted client certificates")
 	fs.BoolVar(&f.AnonymousAuth, "anonymous-auth", false, "Serve unauthenticated requests as system:anonymous")
+	fs.BoolVar(&f.TokenWebhook, "authentication-token-webhook", false, "Authenticate bearer tokens with the API server's TokenReview (cluster mode)")
 	fs.StringVar(&f.AuthorizationMode, "authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
 	fs.DurationVar(&f.RuntimeRequestTimeout, "runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)")
@@ -79,6 +82,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
+	fs.StringVar(&f.NodeIP, "node-ip", "", "IP address the node reports (default: the first global address of an interface that is up)")
 	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "Join the cluster this kubeconfig points at as a node (registration, lease, node status)")
 	fs.Var(cliflag.NewMapStringString(&f.NodeLabels), "node-labels", "Labels added to the Node object, key=value pairs")
 	fs.StringVar(&f.PeerClientCertificate, "peer-client-certificate", "", "Client certificate this node presents to other nodes when it pulls a checkpoint archive (migration)")
@@ -96,7 +100,7 @@ var supportedFileFields = map[string]bool{
 	"staticPodPath": true, "podLogsDir": true, "syncFrequency": true, "fileCheckFrequency": true,
 	"address": true, "port": true, "readOnlyPort": true,
 	"tlsCertFile": true, "tlsPrivateKeyFile": true,
-	"authentication.x509.clientCAFile": true, "authentication.anonymous.enabled": true,
+	"authentication.x509.clientCAFile": true, "authentication.anonymous.enabled": true, "authentication.webhook.enabled": true,
 	"authorization.mode": true,
 	"cgroupRoot":         true, "cgroupDriver": true, "runtimeRequestTimeout": true,
 	"podCIDR": true, "resolvConf": true, "featureGates": true, "containerRuntimeEndpoint": true,
@@ -133,6 +137,7 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		PeerCertificateAuthority:  f.PeerCertificateAuthority,
 		Kubeconfig:                f.Kubeconfig,
 		NodeLabels:                f.NodeLabels,
+		NodeIP:                    f.NodeIP,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {
@@ -206,6 +211,9 @@ func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[s
 	if kc.Authentication.Anonymous.Enabled != nil {
 		cfg.AnonymousAuth = *kc.Authentication.Anonymous.Enabled
 	}
+	if kc.Authentication.Webhook.Enabled != nil {
+		cfg.AuthenticationTokenWebhook = *kc.Authentication.Webhook.Enabled
+	}
 	for k, v := range kc.FeatureGates {
 		gates[k] = v
 	}
@@ -228,6 +236,7 @@ func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool)
 	set("tls-private-key-file", func() { cfg.TLSPrivateKeyFile = f.TLSPrivateKeyFile })
 	set("client-ca-file", func() { cfg.ClientCAFile = f.ClientCAFile })
 	set("anonymous-auth", func() { cfg.AnonymousAuth = f.AnonymousAuth })
+	set("authentication-token-webhook", func() { cfg.AuthenticationTokenWebhook = f.TokenWebhook })
 	set("authorization-mode", func() { cfg.AuthorizationMode = f.AuthorizationMode })
 	set("runtime-request-timeout", func() { cfg.RuntimeRequestTimeout = f.RuntimeRequestTimeout })
 	set("pod-logs-dir", func() { cfg.PodLogsDir = f.PodLogsDir })

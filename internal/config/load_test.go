@@ -83,13 +83,14 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:     "unsupported fields are named",
-			file:     header + "maxPods: 50\nauthentication:\n  webhook:\n    enabled: true\n  anonymous:\n    enabled: false\nevictionHard:\n  memory.available: 100Mi\n",
-			warnings: []string{`"authentication.webhook"`, `"evictionHard"`, `"maxPods"`},
+			file:     header + "maxPods: 50\nauthentication:\n  webhook:\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionHard:\n  memory.available: 100Mi\n",
+			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionHard"`, `"maxPods"`},
 		},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
 		{name: "wrong kind", file: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", err: "want apiVersion"},
 		{name: "unknown field is an error", file: header + "staticPodPth: /x\n", err: "unknown field"},
 		{name: "bad authorization mode", args: []string{"--authorization-mode", "RBAC"}, err: "not supported"},
+		{name: "webhook authorization needs a cluster", args: []string{"--authorization-mode", "Webhook"}, err: "needs --kubeconfig"},
 		{name: "non-positive runtime timeout", args: []string{"--runtime-request-timeout", "0s"}, err: "must be positive"},
 	}
 	for _, tt := range tests {
