@@ -67,6 +67,7 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
 	var lastVersion uint64
+	var lastMirrorSync time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -74,13 +75,22 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 		case <-changed:
 			var pods []*v1.Pod
 			for _, obj := range p.informer.GetStore().List() {
-				pods = append(pods, obj.(*v1.Pod).DeepCopy())
+				// Mirror pods stand for static pods, which knode runs from their files.
+				if pod := obj.(*v1.Pod); !isMirror(pod) {
+					pods = append(pods, pod.DeepCopy())
+				}
 			}
 			sink.SetPods(SourceAPI, pods)
 		case <-ticker.C:
 			if v := statuses.PodsVersion(); v != lastVersion {
 				lastVersion = v
-				p.patchStatuses(ctx, statuses.Pods(), reported)
+				all := statuses.Pods()
+				p.syncMirrors(ctx, all)
+				p.patchStatuses(ctx, all, reported)
+			} else if time.Since(lastMirrorSync) > 10*time.Second {
+				// Mirror pods deleted by someone else come back.
+				p.syncMirrors(ctx, statuses.Pods())
+				lastMirrorSync = time.Now()
 			}
 		}
 	}
@@ -89,10 +99,13 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 // patchStatuses writes each API pod's status when it changed.
 func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[types.UID]v1.PodStatus) {
 	for _, pod := range pods {
-		if _, ok, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name); !ok {
-			continue // not an API pod (static pods get mirror pods, not yet)
+		obj, ok, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name)
+		if !ok {
+			continue // no object yet (a mirror pod is created first)
 		}
-		if prev, ok := reported[pod.UID]; ok && reflect.DeepEqual(prev, pod.Status) {
+		// Keyed by the object's UID: a recreated mirror pod gets its status again.
+		objUID := obj.(*v1.Pod).UID
+		if prev, ok := reported[objUID]; ok && reflect.DeepEqual(prev, pod.Status) {
 			continue
 		}
 		body, err := json.Marshal(map[string]any{"status": pod.Status})
@@ -104,7 +117,7 @@ func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[t
 			p.log.Warn("pod status update failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			continue
 		}
-		reported[pod.UID] = pod.Status
+		reported[objUID] = pod.Status
 	}
 }
 

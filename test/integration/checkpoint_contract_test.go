@@ -412,3 +412,39 @@ func TestCheckpointRetentionAndListing(t *testing.T) {
 		t.Fatal("archive still there after DELETE")
 	}
 }
+
+// waitKnodeRunning waits until knode itself reports the container running,
+// which is what the checkpoint API acts on (the runtime may say so a moment
+// earlier).
+func (n *node) waitKnodeRunning(ns, pod, container string) {
+	n.t.Helper()
+	n.eventually(30*time.Second, "knode to report "+pod+"/"+container+" running", func() bool {
+		code, _, body := n.raw("GET", "/pods")
+		if code != 200 {
+			return false
+		}
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name, Namespace string }
+				Status   struct {
+					ContainerStatuses []struct {
+						Name  string
+						State struct{ Running *struct{} }
+					}
+				}
+			}
+		}
+		_ = json.Unmarshal([]byte(body), &list)
+		for _, p := range list.Items {
+			if p.Metadata.Namespace != ns || p.Metadata.Name != n.podName(pod) {
+				continue
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Name == container && cs.State.Running != nil {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}

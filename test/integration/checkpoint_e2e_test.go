@@ -63,6 +63,7 @@ spec:
 `)
 	n.startKnode()
 	before := n.waitRunning("default", "counter", "count")
+	n.waitKnodeRunning("default", "counter", "count")
 	code, hdr, body := n.raw("POST", n.checkpointPath("default", "counter", "count", "timeout=60"))
 	if code != 200 || hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("checkpoint: %d %q", code, body)
@@ -127,6 +128,7 @@ func TestCheckpointWithDebianCRIU(t *testing.T) {
 	n.writeManifest("sleeper.yaml", podManifest("sleeper", "default", "Always", `exec sleep 3600`))
 	n.startKnode()
 	n.waitRunning("default", "sleeper", "main")
+	n.waitKnodeRunning("default", "sleeper", "main")
 	code, _, body := n.raw("POST", n.checkpointPath("default", "sleeper", "main", ""))
 	prefix := "checkpointing of default/" + n.podName("sleeper") + "/main failed ("
 	if code != 500 || !strings.HasPrefix(body, prefix) || !strings.Contains(body, "criu failed") {

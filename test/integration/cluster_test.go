@@ -194,6 +194,18 @@ func TestClusterNodeRegistration(t *testing.T) {
 		return c.Value() == 2 && a.Value() == 2
 	})
 
+	// A static pod has a mirror pod in the API, with its status; it goes with the manifest.
+	n.writeManifest("static.yaml", podManifest("static", "default", "Always", "exec sleep 3600"))
+	n.eventually(60*time.Second, "the mirror pod Running in the API", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, n.podName("static"), metav1.GetOptions{})
+		return err == nil && p.Annotations["kubernetes.io/config.mirror"] != "" && p.Status.Phase == v1.PodRunning
+	})
+	n.removeManifest("static.yaml")
+	n.eventually(60*time.Second, "the mirror pod deleted", func() bool {
+		_, err := cp.core.Pods("default").Get(ctx, n.podName("static"), metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	})
+
 	// Pods bound to the node run, report status, and are deleted with grace.
 	// (No controller-manager runs: the default ServiceAccount is made here.)
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {

@@ -59,6 +59,7 @@ spec:
 		c, _ := ticks(a.logFile("default", "hog", "hog"))
 		return len(c) >= 3
 	})
+	a.waitKnodeRunning("default", "hog", "hog")
 	code, _, body := a.raw("POST", a.checkpointPath("default", "hog", "hog", ""))
 	if code != 200 {
 		t.Fatalf("checkpoint on A: %d %s", code, body)
@@ -124,6 +125,7 @@ func TestRestoreFailures(t *testing.T) {
 	n.writeManifest("src.yaml", podManifest("src", "default", "Always", "exec sleep 3600"))
 	n.startKnode("--restore-dirs", filepath.Join(n.dir, "extra"))
 	n.waitRunning("default", "src", "main")
+	n.waitKnodeRunning("default", "src", "main")
 	code, _, body := n.raw("POST", n.checkpointPath("default", "src", "main", ""))
 	if code != 200 {
 		t.Fatalf("checkpoint: %d %s", code, body)
