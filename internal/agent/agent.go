@@ -95,6 +95,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var node *cluster.Node
 	var apiPods *cluster.Pods
 	var onRemoved func(types.UID)
+	var apiObjects pods.APIObjects
 	if cfg.Kubeconfig != "" {
 		node, err = cluster.New(cfg.Kubeconfig, cluster.Facts{
 			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
@@ -107,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		}
 		apiPods = node.NewPods()
 		onRemoved = apiPods.Removed
+		apiObjects = node
 		sources = append(sources, cluster.SourceAPI)
 	}
 	mgr := pods.NewManager(pods.Options{
@@ -128,6 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		ContainerLogsDir: cfg.ContainerLogsDir,
 		Restores:         restores,
 		OnRemoved:        onRemoved,
+		APIObjects:       apiObjects,
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)

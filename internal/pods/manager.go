@@ -45,6 +45,9 @@ type Options struct {
 	Recorder Recorder
 	// Devices allocates device-plugin resources; may be nil.
 	Devices Devices
+	// APIObjects reads ConfigMaps, Secrets and service account tokens for
+	// API pods' volumes (cluster mode); may be nil.
+	APIObjects APIObjects
 	// OnRemoved is told when a pod that no source declares any more is
 	// gone from the runtime (cluster mode then deletes the API object).
 	OnRemoved func(uid types.UID)

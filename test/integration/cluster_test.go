@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -211,17 +212,51 @@ func TestClusterNodeRegistration(t *testing.T) {
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// ConfigMap and Secret volumes, and the projected service account token
+	// the API server adds (kube-root-ca.crt is published by the
+	// controller-manager, which does not run here: the test makes it).
+	for _, cm := range []*v1.ConfigMap{
+		{ObjectMeta: metav1.ObjectMeta{Name: "greeting"}, Data: map[string]string{"text": "hello from a configmap"}},
+		{ObjectMeta: metav1.ObjectMeta{Name: "kube-root-ca.crt"}, Data: map[string]string{"ca.crt": "test-ca"}},
+	} {
+		if _, err := cp.core.ConfigMaps("default").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := cp.core.Secrets("default").Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "creds"},
+		Data: map[string][]byte{"password": []byte("s3cret")}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	grace := int64(1)
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "api-pod", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}
+		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace,
+			Volumes: []v1.Volume{
+				{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "greeting"}}}},
+				{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "creds"}}},
+			},
+			Containers: []v1.Container{{Name: "main", Image: busybox,
+				Command:      []string{"sh", "-c", "cat /cm/text; echo; cat /sec/password; echo; wc -c < /var/run/secrets/kubernetes.io/serviceaccount/token; exec sleep 3600"},
+				VolumeMounts: []v1.VolumeMount{{Name: "cm", MountPath: "/cm"}, {Name: "sec", MountPath: "/sec"}}}}}}
 	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	var created *v1.Pod
 	n.eventually(60*time.Second, "the API pod Running in the API with its IP", func() bool {
 		p, err := cp.core.Pods("default").Get(ctx, "api-pod", metav1.GetOptions{})
+		created = p
 		return err == nil && p.Status.Phase == v1.PodRunning && p.Status.PodIP != "" && len(p.Status.ContainerStatuses) == 1 &&
 			p.Status.ContainerStatuses[0].State.Running != nil
+	})
+	logs, _ := filepath.Glob(filepath.Join(n.logs, "default_api-pod_"+string(created.UID), "main", "*.log"))
+	n.eventually(20*time.Second, "the volumes' content in the container's output", func() bool {
+		if len(logs) == 0 {
+			logs, _ = filepath.Glob(filepath.Join(n.logs, "default_api-pod_"+string(created.UID), "main", "*.log"))
+			return false
+		}
+		data, _ := os.ReadFile(logs[0])
+		// The token file holds a JWT: hundreds of bytes.
+		return strings.Contains(string(data), "hello from a configmap") && strings.Contains(string(data), "s3cret") &&
+			regexp.MustCompile(`stdout F \d{3,}\n`).Match(data)
 	})
 	greedy := pod.DeepCopy()
 	greedy.Name = "greedy"
