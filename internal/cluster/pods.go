@@ -68,6 +68,7 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 	defer ticker.Stop()
 	var lastVersion uint64
 	var lastMirrorSync time.Time
+	pending := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,11 +83,12 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 			}
 			sink.SetPods(SourceAPI, pods)
 		case <-ticker.C:
-			if v := statuses.PodsVersion(); v != lastVersion {
+			// A failed write (the API server away) is retried at the next tick.
+			if v := statuses.PodsVersion(); v != lastVersion || pending {
 				lastVersion = v
 				all := statuses.Pods()
 				p.syncMirrors(ctx, all)
-				p.patchStatuses(ctx, all, reported)
+				pending = !p.patchStatuses(ctx, all, reported)
 			} else if time.Since(lastMirrorSync) > 10*time.Second {
 				// Mirror pods deleted by someone else come back.
 				p.syncMirrors(ctx, statuses.Pods())
@@ -96,8 +98,10 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 	}
 }
 
-// patchStatuses writes each API pod's status when it changed.
-func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[types.UID]v1.PodStatus) {
+// patchStatuses writes each API pod's status when it changed; it reports
+// whether every write went through.
+func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[types.UID]v1.PodStatus) bool {
+	ok := true
 	for _, pod := range pods {
 		obj, ok, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name)
 		if !ok {
@@ -115,10 +119,12 @@ func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[t
 		_, err = p.node.core.Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
 		if err != nil {
 			p.log.Warn("pod status update failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
+			ok = false
 			continue
 		}
 		reported[objUID] = pod.Status
 	}
+	return ok
 }
 
 // Removed deletes a terminated API pod's object with grace 0, as the kubelet

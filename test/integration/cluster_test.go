@@ -36,6 +36,10 @@ import (
 
 // controlPlane is a real etcd and kube-apiserver on loopback.
 type controlPlane struct {
+	t    *testing.T
+	bin  string
+	args []string
+	api  *process
 	pki  *testPKI
 	dir  string
 	url  string
@@ -55,9 +59,19 @@ func controlPlaneBin(t *testing.T) string {
 	return bin
 }
 
-func startProcess(t *testing.T, log string, name string, args ...string) {
+// process is a control-plane process the test may stop and start again.
+type process struct {
+	cmd *exec.Cmd
+}
+
+func (p *process) stop() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+}
+
+func startProcess(t *testing.T, log string, name string, args ...string) *process {
 	t.Helper()
-	f, err := os.Create(log)
+	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,15 +81,16 @@ func startProcess(t *testing.T, log string, name string, args ...string) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	p := &process{cmd: cmd}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		p.stop()
 		f.Close()
 		if t.Failed() {
 			data, _ := os.ReadFile(log)
 			t.Logf("%s log:\n%s", filepath.Base(name), tail(string(data), 30))
 		}
 	})
+	return p
 }
 
 func newControlPlane(t *testing.T) *controlPlane {
@@ -96,16 +111,16 @@ func newControlPlane(t *testing.T) *controlPlane {
 	os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o600)
 	srvCrt, srvKey := pki.issue(t, "apiserver", "kube-apiserver", true)
 	kubeletCrt, kubeletKey := pki.issue(t, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", false, "system:masters")
-	startProcess(t, filepath.Join(dir, "apiserver.log"), filepath.Join(bin, "kube-apiserver"),
-		"--etcd-servers", etcdURL, "--secure-port", strconv.Itoa(apiPort), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+	apiArgs := []string{"--etcd-servers", etcdURL, "--secure-port", strconv.Itoa(apiPort), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
 		"--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey, "--client-ca-file", pki.file,
 		"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
 		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", filepath.Join(dir, "sa.pub"),
 		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"), "--service-cluster-ip-range", "10.0.0.0/24",
 		"--endpoint-reconciler-type", "none", "--allow-privileged=true",
 		"--kubelet-client-certificate", kubeletCrt, "--kubelet-client-key", kubeletKey,
-		"--kubelet-certificate-authority", pki.file, "--kubelet-preferred-address-types", "InternalIP")
-	cp := &controlPlane{pki: pki, dir: dir, url: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
+		"--kubelet-certificate-authority", pki.file, "--kubelet-preferred-address-types", "InternalIP"}
+	cp := &controlPlane{t: t, bin: bin, args: apiArgs, pki: pki, dir: dir, url: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
+	cp.startAPIServer()
 	admin := cp.kubeconfig(t, "admin", "admin", "system:masters")
 	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
 	if err != nil {
@@ -117,18 +132,26 @@ func newControlPlane(t *testing.T) *controlPlane {
 	if cp.coo, err = coordinationclient.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
+	cp.waitReady()
+	return cp
+}
+
+func (cp *controlPlane) startAPIServer() {
+	cp.api = startProcess(cp.t, filepath.Join(cp.dir, "apiserver.log"), filepath.Join(cp.bin, "kube-apiserver"), cp.args...)
+}
+
+func (cp *controlPlane) waitReady() {
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		_, err := cp.core.Namespaces().Get(context.Background(), "kube-node-lease", metav1.GetOptions{})
 		if err == nil {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("kube-apiserver did not come up: %v", err)
+			cp.t.Fatalf("kube-apiserver did not come up: %v", err)
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return cp
 }
 
 // kubeconfig writes a kubeconfig for a client certificate of user in groups.
@@ -364,4 +387,76 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"kind":"PodList"`) {
 		t.Fatalf("as the API server's kubelet client: %d %s", resp.StatusCode, body)
 	}
+}
+
+func nodeReady(cp *controlPlane, name string) (bool, string) {
+	node, err := cp.core.Nodes().Get(context.Background(), name, metav1.GetOptions{})
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, c := range node.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			return c.Status == v1.ConditionTrue, c.Message
+		}
+	}
+	return false, "no Ready condition"
+}
+
+func TestClusterOutagesAndSeveralNodes(t *testing.T) {
+	t.Parallel()
+	cp := newControlPlane(t)
+	a, b := newNode(t), newNode(t)
+	for _, n := range []*node{a, b} {
+		n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+	}
+	// Two agents on one machine are two nodes.
+	for _, n := range []*node{a, b} {
+		n.eventually(60*time.Second, n.name+" Ready", func() bool { ok, _ := nodeReady(cp, n.name); return ok })
+	}
+	ctx := context.Background()
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: a.name, AutomountServiceAccountToken: new(bool),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	running := func() string {
+		cs, _ := a.cri.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "survivor"},
+			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+		if len(cs) != 1 {
+			return ""
+		}
+		return cs[0].Id
+	}
+	var id string
+	a.eventually(60*time.Second, "the pod running on node A", func() bool { id = running(); return id != "" })
+
+	// The API server is away for 20 s: nothing is lost, and the node is Ready again after.
+	cp.api.stop()
+	time.Sleep(20 * time.Second)
+	if running() != id {
+		t.Fatal("the pod was disturbed while the API server was away")
+	}
+	cp.startAPIServer()
+	cp.waitReady()
+	a.eventually(60*time.Second, "node A Ready after the outage", func() bool {
+		ok, _ := nodeReady(cp, a.name)
+		p, err := cp.core.Pods("default").Get(ctx, "survivor", metav1.GetOptions{})
+		return ok && err == nil && p.Status.Phase == v1.PodRunning
+	})
+	if running() != id {
+		t.Fatal("the pod was restarted after the API server came back")
+	}
+
+	// The runtime goes away: the node turns NotReady with a message, then Ready again.
+	a.runtime.Stop(20 * time.Second)
+	a.eventually(60*time.Second, "node A NotReady", func() bool {
+		ok, msg := nodeReady(cp, a.name)
+		return !ok && strings.Contains(msg, "container runtime is down")
+	})
+	a.startRuntime()
+	a.eventually(60*time.Second, "node A Ready again", func() bool { ok, _ := nodeReady(cp, a.name); return ok })
 }
