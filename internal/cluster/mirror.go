@@ -50,7 +50,9 @@ func (p *Pods) syncMirrors(ctx context.Context, pods []*v1.Pod) {
 			continue // being deleted; recreated when gone
 		}
 		uid := m.UID
-		err := p.node.core.Pods(m.Namespace).Delete(ctx, m.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64), Preconditions: &metav1.Preconditions{UID: &uid}})
+		dctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err := p.node.api.deletePod(dctx, m.Namespace, m.Name, uid)
+		cancel()
 		if err != nil && !apierrors.IsNotFound(err) {
 			p.log.Warn("deleting a mirror pod failed", "pod", key, "err", err)
 		}
@@ -75,7 +77,7 @@ func (p *Pods) syncMirrors(ctx context.Context, pods []*v1.Pod) {
 		}
 		mirror.Annotations[mirrorAnnotation] = static.Annotations[hashAnnotation]
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := p.node.core.Pods(static.Namespace).Create(cctx, mirror, metav1.CreateOptions{})
+		err := p.node.api.createPod(cctx, mirror)
 		cancel()
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			p.log.Warn("creating a mirror pod failed", "pod", key, "err", err)
@@ -85,7 +87,9 @@ func (p *Pods) syncMirrors(ctx context.Context, pods []*v1.Pod) {
 
 // uid is the Node object's UID, for owner references.
 func (n *Node) uid(ctx context.Context) types.UID {
-	node, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	node, err := n.api.getNode(ctx, n.facts.NodeName)
 	if err != nil {
 		return ""
 	}

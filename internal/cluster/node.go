@@ -6,7 +6,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -17,9 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	coordinationclient "k8s.io/client-go/kubernetes/typed/coordination/v1"
-	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"knode.io/knode/internal/devicemanager"
@@ -32,6 +28,9 @@ const (
 	renewInterval       = 10 * time.Second
 	statusCheckInterval = 10 * time.Second
 	statusReportEvery   = 5 * time.Minute
+	// callTimeout bounds each API call, so an API server that accepts a
+	// connection and never answers cannot stall the loops.
+	callTimeout = 15 * time.Second
 )
 
 // Facts are what the node reports about itself.
@@ -63,8 +62,7 @@ type Devices interface {
 
 // Node keeps one Node object and its Lease.
 type Node struct {
-	core   coreclient.CoreV1Interface
-	leases coordinationclient.CoordinationV1Interface
+	api    *api
 	facts  Facts
 	health Health
 	devs   Devices
@@ -73,20 +71,11 @@ type Node struct {
 
 // New connects with a kubeconfig, using only the clients knode needs.
 func New(kubeconfig string, facts Facts, health Health, devs Devices, log *slog.Logger) (*Node, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	a, err := newAPI(kubeconfig, "knode/"+facts.KubeletVersion)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
+		return nil, err
 	}
-	cfg.UserAgent = "knode/" + facts.KubeletVersion
-	core, err := coreclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("core client: %w", err)
-	}
-	leases, err := coordinationclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("coordination client: %w", err)
-	}
-	return &Node{core: core, leases: leases, facts: facts, health: health, devs: devs, log: log}, nil
+	return &Node{api: a, facts: facts, health: health, devs: devs, log: log}, nil
 }
 
 // Run registers the node, then renews the lease and reports status until
@@ -132,11 +121,13 @@ func (n *Node) Run(ctx context.Context) {
 }
 
 func (n *Node) register(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	node := &v1.Node{ObjectMeta: metav1.ObjectMeta{Name: n.facts.NodeName, Labels: n.labels()}}
-	_, err := n.core.Nodes().Create(ctx, node, metav1.CreateOptions{})
+	err := n.api.createNode(ctx, node)
 	if apierrors.IsAlreadyExists(err) {
 		// Adopt: make sure our labels are there.
-		existing, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+		existing, err := n.api.getNode(ctx, n.facts.NodeName)
 		if err != nil {
 			return err
 		}
@@ -150,7 +141,7 @@ func (n *Node) register(ctx context.Context) error {
 			}
 		}
 		if changed {
-			_, err = n.core.Nodes().Update(ctx, existing, metav1.UpdateOptions{})
+			err = n.api.updateNode(ctx, existing)
 		}
 		return err
 	}
@@ -172,19 +163,20 @@ func (n *Node) labels() map[string]string {
 }
 
 func (n *Node) renewLease(ctx context.Context) {
-	leases := n.leases.Leases(v1.NamespaceNodeLease)
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
 	now := metav1.NewMicroTime(time.Now())
-	lease, err := leases.Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+	lease, err := n.api.getLease(ctx, v1.NamespaceNodeLease, n.facts.NodeName)
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{
 			ObjectMeta: metav1.ObjectMeta{Name: n.facts.NodeName, Namespace: v1.NamespaceNodeLease},
 			Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To(n.facts.NodeName),
 				LeaseDurationSeconds: ptr.To(int32(leaseDuration / time.Second)), RenewTime: &now},
 		}
-		if node, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{}); err == nil {
+		if node, err := n.api.getNode(ctx, n.facts.NodeName); err == nil {
 			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
 		}
-		if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+		if err := n.api.createLease(ctx, lease); err != nil {
 			n.log.Warn("node lease create failed", "err", err)
 		}
 		return
@@ -195,7 +187,7 @@ func (n *Node) renewLease(ctx context.Context) {
 	}
 	lease.Spec.RenewTime = &now
 	lease.Spec.HolderIdentity = ptr.To(n.facts.NodeName)
-	if _, err := leases.Update(ctx, lease, metav1.UpdateOptions{}); err != nil {
+	if err := n.api.updateLease(ctx, lease); err != nil {
 		n.log.Warn("node lease renew failed", "err", err)
 	}
 }
@@ -252,7 +244,9 @@ func statusEqual(a, b v1.NodeStatus) bool {
 }
 
 func (n *Node) patchStatus(ctx context.Context, status v1.NodeStatus) error {
-	node, err := n.core.Nodes().Get(ctx, n.facts.NodeName, metav1.GetOptions{})
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	defer cancel()
+	node, err := n.api.getNode(ctx, n.facts.NodeName)
 	if err != nil {
 		return err
 	}
@@ -267,6 +261,5 @@ func (n *Node) patchStatus(ctx context.Context, status v1.NodeStatus) error {
 		}
 	}
 	node.Status = status
-	_, err = n.core.Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-	return err
+	return n.api.updateNode(ctx, node, "status")
 }

@@ -5,12 +5,11 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ConfigMap reads a ConfigMap's data and binary data, for volumes.
 func (n *Node) ConfigMap(ctx context.Context, namespace, name string) (map[string][]byte, error) {
-	cm, err := n.core.ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
+	cm, err := n.api.getConfigMap(ctx, namespace, name)
 	if err != nil {
 		return nil, err
 	}
@@ -26,7 +25,7 @@ func (n *Node) ConfigMap(ctx context.Context, namespace, name string) (map[strin
 
 // Secret reads a Secret's data, for volumes.
 func (n *Node) Secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
-	s, err := n.core.Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+	s, err := n.api.getSecret(ctx, namespace, name)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +46,7 @@ func (n *Node) ServiceAccountToken(ctx context.Context, pod *v1.Pod, audience st
 	if audience != "" {
 		req.Spec.Audiences = []string{audience}
 	}
-	tr, err := n.core.ServiceAccounts(pod.Namespace).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	tr, err := n.api.createToken(ctx, pod.Namespace, sa, req)
 	if err != nil {
 		return "", err
 	}

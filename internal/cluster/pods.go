@@ -38,7 +38,7 @@ type Pods struct {
 
 // NewPods watches pods with spec.nodeName = this node.
 func (n *Node) NewPods() *Pods {
-	lw := cache.NewListWatchFromClient(n.core.RESTClient(), "pods", metav1.NamespaceAll,
+	lw := cache.NewListWatchFromClient(n.api.core, "pods", metav1.NamespaceAll,
 		fields.OneTermEqualSelector("spec.nodeName", n.facts.NodeName))
 	inf := cache.NewSharedIndexInformer(lw, &v1.Pod{}, 0, cache.Indexers{})
 	return &Pods{node: n, informer: inf, log: n.log}
@@ -116,7 +116,9 @@ func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[t
 		if err != nil {
 			continue
 		}
-		_, err = p.node.core.Pods(pod.Namespace).Patch(ctx, pod.Name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
+		cctx, cancel := context.WithTimeout(ctx, callTimeout)
+		err = p.node.api.patchPodStatus(cctx, pod.Namespace, pod.Name, body)
+		cancel()
 		if err != nil {
 			p.log.Warn("pod status update failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 			ok = false
@@ -136,10 +138,7 @@ func (p *Pods) Removed(uid types.UID) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := p.node.core.Pods(pod.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{
-			GracePeriodSeconds: new(int64),
-			Preconditions:      &metav1.Preconditions{UID: &uid},
-		})
+		err := p.node.api.deletePod(ctx, pod.Namespace, pod.Name, uid)
 		cancel()
 		if err != nil && !apierrors.IsNotFound(err) {
 			p.log.Warn("deleting the pod object failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)

@@ -12,21 +12,16 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
-	authenticationclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
-	authorizationclient "k8s.io/client-go/kubernetes/typed/authorization/v1"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Webhooks authenticate bearer tokens with TokenReview and authorize
 // requests with SubjectAccessReview, as the kubelet's --authentication-token-webhook
 // and --authorization-mode=Webhook do.
 type Webhooks struct {
-	tokens authenticationclient.TokenReviewInterface
-	sars   authorizationclient.SubjectAccessReviewInterface
+	api *api
 	// Answers are cached with the kubelet's TTLs: tokens 2 min, allowed
 	// decisions 5 min, denied ones 30 s.
 	tokenCache *ttlCache[*authenticator.Response]
@@ -75,19 +70,11 @@ func (c *ttlCache[V]) put(key string, v V, ttl time.Duration) {
 
 // NewWebhooks uses the node's kubeconfig.
 func NewWebhooks(kubeconfig string) (*Webhooks, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig: %w", err)
-	}
-	authn, err := authenticationclient.NewForConfig(cfg)
+	a, err := newAPI(kubeconfig, "knode-webhooks")
 	if err != nil {
 		return nil, err
 	}
-	authz, err := authorizationclient.NewForConfig(cfg)
-	if err != nil {
-		return nil, err
-	}
-	return &Webhooks{tokens: authn.TokenReviews(), sars: authz.SubjectAccessReviews(),
+	return &Webhooks{api: a,
 		tokenCache: newTTLCache[*authenticator.Response](), authzCache: newTTLCache[authorizer.Decision]()}, nil
 }
 
@@ -101,7 +88,7 @@ func (w *Webhooks) AuthenticateRequest(req *http.Request) (*authenticator.Respon
 	if resp, ok := w.tokenCache.get(key); ok {
 		return resp, resp != nil, nil
 	}
-	review, err := w.tokens.Create(req.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	review, err := w.api.tokenReview(req.Context(), &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}})
 	if err != nil {
 		return nil, false, fmt.Errorf("TokenReview: %w", err)
 	}
@@ -147,7 +134,7 @@ func (w *Webhooks) Authorize(ctx context.Context, a authorizer.Attributes) (auth
 	if d, ok := w.authzCache.get(key); ok {
 		return d, "", nil
 	}
-	res, err := w.sars.Create(ctx, sar, metav1.CreateOptions{})
+	res, err := w.api.subjectAccessReview(ctx, sar)
 	if err != nil {
 		return authorizer.DecisionNoOpinion, "", fmt.Errorf("SubjectAccessReview: %w", err)
 	}
