@@ -17,15 +17,7 @@ import (
 
 // criu41 is the CRIU 4.1 wrapper hack/setup-criu.sh installs.
 func criu41(t *testing.T) string {
-	dir := os.Getenv("KNODE_TOOLS_DIR")
-	if dir == "" {
-		dir = "/usr/local/lib/knode-ci"
-	}
-	p := filepath.Join(dir, "criu-trixie", "wrapper", "criu")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("CRIU 4.1 is not installed (run hack/setup-criu.sh): %v", err)
-	}
-	return p
+	return tool(t, "hack/setup-criu.sh", "criu-trixie", "wrapper", "criu")
 }
 
 func archiveMembers(t *testing.T, path string) map[string]int64 {

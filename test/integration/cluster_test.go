@@ -48,15 +48,7 @@ type controlPlane struct {
 }
 
 func controlPlaneBin(t *testing.T) string {
-	dir := os.Getenv("KNODE_TOOLS_DIR")
-	if dir == "" {
-		dir = "/usr/local/lib/knode-ci"
-	}
-	bin := filepath.Join(dir, "control-plane", "bin")
-	if _, err := os.Stat(filepath.Join(bin, "kube-apiserver")); err != nil {
-		t.Fatalf("etcd and kube-apiserver are not built (run hack/setup-control-plane.sh): %v", err)
-	}
-	return bin
+	return filepath.Dir(tool(t, "hack/setup-control-plane.sh", "control-plane", "bin", "kube-apiserver"))
 }
 
 // process is a control-plane process the test may stop and start again.

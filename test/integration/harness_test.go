@@ -488,3 +488,19 @@ func nonEmpty(s string) []string {
 	}
 	return []string{s}
 }
+
+// tool returns a file that hack/setup-node.sh installs under
+// $KNODE_TOOLS_DIR (default /usr/local/lib/knode-ci), or fails the test
+// saying which script installs it.
+func tool(t *testing.T, script string, parts ...string) string {
+	t.Helper()
+	dir := os.Getenv("KNODE_TOOLS_DIR")
+	if dir == "" {
+		dir = "/usr/local/lib/knode-ci"
+	}
+	p := filepath.Join(append([]string{dir}, parts...)...)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is not installed (run %s): %v", p, script, err)
+	}
+	return p
+}

@@ -15,15 +15,7 @@ import (
 // containerd237 is the containerd build that restores through CRI
 // (hack/setup-node.sh builds it next to 2.4.2).
 func containerd237(t *testing.T) string {
-	dir := os.Getenv("KNODE_TOOLS_DIR")
-	if dir == "" {
-		dir = "/usr/local/lib/knode-ci"
-	}
-	p := filepath.Join(dir, "containerd-v2.3.7", "bin")
-	if _, err := os.Stat(filepath.Join(p, "containerd")); err != nil {
-		t.Fatalf("containerd v2.3.7 is not installed (run hack/setup-node.sh): %v", err)
-	}
-	return p
+	return filepath.Dir(tool(t, "hack/setup-node.sh", "containerd-v2.3.7", "bin", "containerd"))
 }
 
 var tickRE = regexp.MustCompile(`tick (\d+) holding 16 MiB sha256 ([0-9a-f]+)`)
