@@ -160,10 +160,7 @@ func checkpointConcurrency() error {
 // checkpointReal: end to end on containerd 2.4.2 + CRIU 4.1 for containers
 // holding 64, 256 and 1024 MiB, through knode and through bare CRI.
 func checkpointReal() error {
-	criuDir := filepath.Join(os.Getenv("KNODE_TOOLS_DIR"), "criu-trixie", "wrapper")
-	if os.Getenv("KNODE_TOOLS_DIR") == "" {
-		criuDir = "/usr/local/lib/knode-ci/criu-trixie/wrapper"
-	}
+	criuDir := filepath.Join(toolsDir(), "criu-trixie", "wrapper")
 	e, err := newEnv(false, criuDir)
 	if err != nil {
 		return err

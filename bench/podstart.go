@@ -69,9 +69,15 @@ func (e *env) removeAll(ctx context.Context) error {
 // bareCRI times RunPodSandbox + CreateContainer + StartContainer for the
 // same pod shape, as the floor knode's latency is compared with.
 func (e *env) bareCRI(ctx context.Context, i int) (time.Duration, error) {
-	uid := fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i)
+	return e.bareRun(ctx, fmt.Sprintf("bare-%d-%d", time.Now().UnixNano(), i),
+		&runtimeapi.ImageSpec{Image: "knode.local/busybox:1.36"}, []string{"sleep", "3600"})
+}
+
+// bareRun runs one container in a fresh sandbox through bare CRI calls,
+// times sandbox + create + start, then removes the sandbox again.
+func (e *env) bareRun(ctx context.Context, uid string, image *runtimeapi.ImageSpec, command []string) (time.Duration, error) {
 	sbCfg := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "bare-" + uid, Namespace: "default", Uid: uid},
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: uid, Namespace: "default", Uid: uid},
 		Hostname:     "bare",
 		LogDirectory: filepath.Join(e.dir, "barelogs", uid),
 		Labels:       map[string]string{"bench": "bare"},
@@ -83,23 +89,24 @@ func (e *env) bareCRI(ctx context.Context, i int) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer func() {
+		_ = e.rt.StopPodSandbox(ctx, sb)
+		_ = e.rt.RemovePodSandbox(ctx, sb)
+	}()
 	id, err := e.rt.CreateContainer(ctx, sb, &runtimeapi.ContainerConfig{
 		Metadata: &runtimeapi.ContainerMetadata{Name: "main"},
-		Image:    &runtimeapi.ImageSpec{Image: "knode.local/busybox:1.36"},
-		Command:  []string{"sleep", "3600"},
+		Image:    image,
+		Command:  command,
 		LogPath:  "main/0.log",
 		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}}},
 	}, sbCfg)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("bare create: %w", err)
 	}
 	if err := e.rt.StartContainer(ctx, id); err != nil {
-		return 0, err
+		return 0, fmt.Errorf("bare start: %w", err)
 	}
-	took := time.Since(start)
-	_ = e.rt.StopPodSandbox(ctx, sb)
-	_ = e.rt.RemovePodSandbox(ctx, sb)
-	return took, nil
+	return time.Since(start), nil
 }
 
 func benchPodStart() error {

@@ -111,37 +111,8 @@ func benchRestore() error {
 	return nil
 }
 
-// bareRestore runs the archive in a fresh sandbox through bare CRI calls,
-// then removes the sandbox again.
+// bareRestore runs the archive in a fresh sandbox through bare CRI calls
+// (the archive as the image), then removes the sandbox again.
 func (e *env) bareRestore(ctx context.Context, archive string, mib int) (time.Duration, error) {
-	uid := fmt.Sprintf("bare-restore-%d-%d", mib, time.Now().UnixNano())
-	sbCfg := &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: uid, Namespace: "default", Uid: uid},
-		Hostname:     "bare",
-		LogDirectory: filepath.Join(e.dir, "barelogs", uid),
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/pod" + uid},
-	}
-	_ = os.MkdirAll(sbCfg.LogDirectory, 0o755)
-	start := time.Now()
-	sb, err := e.rt.RunPodSandbox(ctx, sbCfg, "")
-	if err != nil {
-		return 0, err
-	}
-	defer func() {
-		_ = e.rt.StopPodSandbox(ctx, sb)
-		_ = e.rt.RemovePodSandbox(ctx, sb)
-	}()
-	id, err := e.rt.CreateContainer(ctx, sb, &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: "hog"},
-		Image:    &runtimeapi.ImageSpec{Image: archive},
-		LogPath:  "hog/0.log",
-		Linux:    &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER}}},
-	}, sbCfg)
-	if err != nil {
-		return 0, fmt.Errorf("bare restore create: %w", err)
-	}
-	if err := e.rt.StartContainer(ctx, id); err != nil {
-		return 0, fmt.Errorf("bare restore start: %w", err)
-	}
-	return time.Since(start), nil
+	return e.bareRun(ctx, fmt.Sprintf("bare-restore-%d-%d", mib, time.Now().UnixNano()), &runtimeapi.ImageSpec{Image: archive}, nil)
 }

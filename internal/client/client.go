@@ -104,10 +104,7 @@ func fromKubeconfig(path string) (*Client, error) {
 
 // Do sends one request; a non-2xx answer becomes an error carrying the body.
 func (c *Client) Do(ctx context.Context, method, path string, query url.Values) (*http.Response, error) {
-	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, query), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -116,14 +113,20 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values) 
 
 // DoBody is Do with a JSON request body.
 func (c *Client) DoBody(ctx context.Context, method, path string, body io.Reader) (*http.Response, error) {
-	u := *c.base
-	u.Path = strings.TrimSuffix(u.Path, "/") + path
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, method, c.url(path, nil), body)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	return c.send(req, method, path)
+}
+
+// url is path (and query) on the agent's address.
+func (c *Client) url(path string, query url.Values) string {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawQuery = query.Encode()
+	return u.String()
 }
 
 func (c *Client) send(req *http.Request, method, path string) (*http.Response, error) {

@@ -31,9 +31,7 @@ func (c *Client) Download(ctx context.Context, path, dir, name string, progress 
 	if err != nil {
 		return "", "", err
 	}
-	u := *c.base
-	u.Path = path
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.url(path, nil), nil)
 	if err != nil {
 		return "", "", err
 	}

@@ -28,15 +28,17 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	sb := rp.newestSandbox()
 	sandboxReady := sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY
 	if sandboxReady {
+		var ips []string
 		if pod.Spec.HostNetwork {
-			st.PodIP = w.m.opts.HostIP
-		} else if ips, err := w.m.cache.sandboxIPsFor(ctx, w.m.opts.Runtime, sb); err == nil && len(ips) > 0 {
-			st.PodIP = ips[0]
+			ips = []string{w.m.opts.HostIP}
+		} else if got, err := w.m.cache.sandboxIPsFor(ctx, w.m.opts.Runtime, sb); err == nil {
+			ips = got
 		}
-		if st.PodIP != "" {
-			for _, ip := range []string{st.PodIP} {
-				st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
-			}
+		for _, ip := range ips {
+			st.PodIPs = append(st.PodIPs, v1.PodIP{IP: ip})
+		}
+		if len(ips) > 0 {
+			st.PodIP = ips[0]
 		}
 	}
 	initialized := true
@@ -58,15 +60,11 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		allReady = allReady && cs.Ready
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
-	var phaseSandbox *runtimeapi.PodSandbox
-	if sb != nil {
-		phaseSandbox = sb
-	}
 	st.Phase = podPhase(pod, st, initialized)
-	if p := w.terminalPhase(ctx, pod, rp, phaseSandbox); p != "" {
+	if p := w.terminalPhase(ctx, pod, rp, sb); p != "" {
 		st.Phase = p
 	}
-	if (st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed) && w.waits[""].reason == "" {
+	if st.Phase == v1.PodSucceeded || st.Phase == v1.PodFailed {
 		allReady = false
 	}
 	if wt := w.waits[""]; wt.reason != "" {

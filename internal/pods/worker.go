@@ -521,9 +521,9 @@ func (s *podSync) restoreFailed(c *v1.Container, archive string, fallback bool, 
 		s.requeue(0)
 		return
 	}
+	// The next sync sees the rejection and stops the pod's sandbox.
 	w.rejected = &waiting{reason: reason, message: err.Error()}
 	w.m.log.Error("restore failed; the pod fails", "pod", podRef(s.pod, nil), "container", c.Name, "archive", archive, "reason", reason, "err", err)
-	s.terminal = true
 	s.requeue(0)
 }
 
