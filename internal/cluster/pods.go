@@ -101,15 +101,15 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 // patchStatuses writes each API pod's status when it changed; it reports
 // whether every write went through.
 func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[types.UID]v1.PodStatus) bool {
-	ok := true
+	allWritten := true
 	for _, pod := range pods {
-		obj, ok, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name)
-		if !ok {
+		obj, found, _ := p.informer.GetStore().GetByKey(pod.Namespace + "/" + pod.Name)
+		if !found {
 			continue // no object yet (a mirror pod is created first)
 		}
 		// Keyed by the object's UID: a recreated mirror pod gets its status again.
 		objUID := obj.(*v1.Pod).UID
-		if prev, ok := reported[objUID]; ok && reflect.DeepEqual(prev, pod.Status) {
+		if prev, seen := reported[objUID]; seen && reflect.DeepEqual(prev, pod.Status) {
 			continue
 		}
 		body, err := json.Marshal(map[string]any{"status": pod.Status})
@@ -121,12 +121,12 @@ func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[t
 		cancel()
 		if err != nil {
 			p.log.Warn("pod status update failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
-			ok = false
+			allWritten = false
 			continue
 		}
 		reported[objUID] = pod.Status
 	}
-	return ok
+	return allWritten
 }
 
 // Removed deletes a terminated API pod's object with grace 0, as the kubelet
