@@ -7,9 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,6 +48,7 @@ type controlPlane struct {
 	url  string
 	core coreclient.CoreV1Interface
 	coo  coordinationclient.CoordinationV1Interface
+	rbac rbacclient.RbacV1Interface
 }
 
 func controlPlaneBin(t *testing.T) string {
@@ -124,6 +128,9 @@ func newControlPlane(t *testing.T) *controlPlane {
 	if cp.coo, err = coordinationclient.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
+	if cp.rbac, err = rbacclient.NewForConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
 	cp.waitReady()
 	return cp
 }
@@ -144,6 +151,19 @@ func (cp *controlPlane) waitReady() {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+}
+
+// client is a core client for user, without groups.
+func (cp *controlPlane) client(t *testing.T, user string) coreclient.CoreV1Interface {
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, user, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := coreclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // kubeconfig writes a kubeconfig for a client certificate of user in groups.
@@ -299,21 +319,19 @@ func TestClusterNodeRegistration(t *testing.T) {
 func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
-	n := newNode(t)
+	n := newNodeWithCRIU(t, criu41(t))
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	srvCrt, srvKey := cp.pki.issue(t, n.name+"-serving", n.name, true)
-	n.startKnode("--kubeconfig", kc, "--node-ip", "127.0.0.1", "--authentication-token-webhook", "--authorization-mode", "Webhook",
+	nodeIP := routableIP(t, n.name)
+	srvCrt, srvKey := cp.pki.issueFor(t, n.name+"-serving", n.name, []net.IP{net.ParseIP("127.0.0.1"), nodeIP})
+	n.startKnode("--kubeconfig", kc, "--address", "0.0.0.0", "--node-ip", nodeIP.String(),
+		"--authentication-token-webhook", "--authorization-mode", "Webhook",
 		"--client-ca-file", cp.pki.file, "--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey)
 	ctx := context.Background()
 	n.eventually(60*time.Second, "the node registered", func() bool {
 		_, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
 		return err == nil
 	})
-	cfg, _ := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "rbac-admin", "admin", "system:masters"))
-	rbac, err := rbacclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rbac := cp.rbac
 	rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "knode-checkpointer"},
 		Rules: []rbacv1.PolicyRule{
 			{APIGroups: []string{""}, Resources: []string{"nodes/checkpoint"}, Verbs: []string{"create"}},
@@ -360,25 +378,93 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	if code, _ := call("GET", "/pods", "not-a-token"); code != 401 {
 		t.Fatalf("bad token: %d, want 401", code)
 	}
-	// What the API server's node proxy does: present its kubelet client
-	// certificate (system:masters), authorized by SubjectAccessReview. (The
-	// proxy itself refuses loopback addresses, "address not allowed", and
-	// loopback is all these tests may use.)
-	proxyCrt, proxyKey := cp.pki.issue(t, "proxy-client", "kube-apiserver-kubelet-client", false, "system:masters")
-	cert, err := tls.LoadX509KeyPair(proxyCrt, proxyKey)
-	if err != nil {
+
+	// Through the API server, which authenticates to knode with its kubelet
+	// client certificate (system:masters), authorized by SubjectAccessReview.
+	throughAPIServer(t, cp, n)
+}
+
+// throughAPIServer checks what reaches a node by way of the API server:
+// the node proxy, `kubectl logs` and the checkpoint endpoint.
+func throughAPIServer(t *testing.T, cp *controlPlane, n *node) {
+	ctx := context.Background()
+	rbac := cp.rbac
+	if _, err := rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "node-proxy"},
+		Rules: []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"nodes/proxy"}, Verbs: []string{"get", "create"}}}},
+		metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	proxy := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool, Certificates: []tls.Certificate{cert}}}}
-	resp, err := proxy.Get(n.url() + "/pods")
-	if err != nil {
+	if _, err := rbac.ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "node-proxy"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "node-proxy"},
+		Subjects: []rbacv1.Subject{{Kind: "User", Name: "operator"}}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `"kind":"PodList"`) {
-		t.Fatalf("as the API server's kubelet client: %d %s", resp.StatusCode, body)
+	operator, stranger := cp.client(t, "operator"), cp.client(t, "stranger")
+
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
 	}
+	grace := int64(1)
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "talker", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: &grace,
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sh", "-c", "echo hello through the API server; exec sleep 3600"}}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(60*time.Second, "the pod Running in the API", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "talker", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodRunning
+	})
+
+	// kubectl get --raw /api/v1/nodes/<node>/proxy/pods
+	raw, err := operator.RESTClient().Get().AbsPath("/api/v1/nodes", n.name, "proxy", "pods").DoRaw(ctx)
+	if err != nil || !strings.Contains(string(raw), `"kind":"PodList"`) || !strings.Contains(string(raw), `"name":"talker"`) {
+		t.Fatalf("node proxy /pods: %v %.300s", err, raw)
+	}
+	if _, err := stranger.RESTClient().Get().AbsPath("/api/v1/nodes", n.name, "proxy", "pods").DoRaw(ctx); !apierrors.IsForbidden(err) {
+		t.Fatalf("node proxy for a user without nodes/proxy: %v, want Forbidden", err)
+	}
+	// kubectl logs talker (allowed by pods/log, which the admin has)
+	n.eventually(20*time.Second, "kubectl logs through the API server", func() bool {
+		logs, err := cp.core.Pods("default").GetLogs("talker", &v1.PodLogOptions{Container: "main"}).DoRaw(ctx)
+		return err == nil && string(logs) == "hello through the API server\n"
+	})
+	tailed, err := cp.core.Pods("default").GetLogs("talker", &v1.PodLogOptions{Container: "main", Timestamps: true, TailLines: new(int64(1))}).DoRaw(ctx)
+	if err != nil || !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\S+ hello through the API server\n$`).Match(tailed) {
+		t.Fatalf("kubectl logs --timestamps --tail=1: %v %q", err, tailed)
+	}
+	// The checkpoint endpoint through the node proxy: a real archive.
+	raw, err = operator.RESTClient().Post().AbsPath("/api/v1/nodes", n.name, "proxy", "checkpoint", "default", "talker", "main").DoRaw(ctx)
+	if err != nil {
+		t.Fatalf("checkpoint through the node proxy: %v %s", err, raw)
+	}
+	var answer struct{ Items []string }
+	if err := json.Unmarshal(raw, &answer); err != nil || len(answer.Items) != 1 {
+		t.Fatalf("checkpoint answer %s: %v", raw, err)
+	}
+	if fi, err := os.Stat(answer.Items[0]); err != nil || fi.Mode().Perm() != 0o600 || fi.Size() == 0 {
+		t.Fatalf("archive %s: %v %v", answer.Items[0], fi, err)
+	}
+	if _, err := stranger.RESTClient().Post().AbsPath("/api/v1/nodes", n.name, "proxy", "checkpoint", "default", "talker", "main").DoRaw(ctx); !apierrors.IsForbidden(err) {
+		t.Fatalf("checkpoint through the proxy for a user without nodes/proxy: %v, want Forbidden", err)
+	}
+}
+
+// routableIP gives a node an address the API server's node proxy will dial:
+// the proxy refuses loopback addresses ("address not allowed"), and loopback
+// is all a test machine is sure to have. A private /32 on the loopback
+// device is local without being a loopback address.
+func routableIP(t *testing.T, seed string) net.IP {
+	t.Helper()
+	h := fnv.New32a()
+	h.Write([]byte(seed))
+	sum := h.Sum32()
+	cidr := net.IPv4(10, 254, byte(sum>>8), byte(sum|1)).String() + "/32"
+	if out, err := exec.Command("ip", "addr", "add", cidr, "dev", "lo").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add %s dev lo: %v %s", cidr, err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("ip", "addr", "del", cidr, "dev", "lo").Run() })
+	return net.IPv4(10, 254, byte(sum>>8), byte(sum|1))
 }
 
 func nodeReady(cp *controlPlane, name string) (bool, string) {

@@ -257,6 +257,8 @@ func (n *node) cleanup() {
 	}
 	if n.runtime != nil {
 		n.runtime.Stop(20 * time.Second)
+		// The pod network's bridge outlives the runtime; test nodes never come back.
+		_ = exec.Command("ip", "link", "del", containerd.BridgeName(n.layout())).Run()
 	}
 	if n.fake != nil {
 		n.fake.Stop()

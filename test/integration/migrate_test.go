@@ -46,13 +46,24 @@ func newTestPKI(t *testing.T) *testPKI {
 // or a client certificate for cn in groups.
 func (p *testPKI) issue(t *testing.T, name, cn string, server bool, groups ...string) (string, string) {
 	t.Helper()
+	var ips []net.IP
+	if server {
+		ips = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	return p.issueFor(t, name, cn, ips, groups...)
+}
+
+// issueFor issues a serving certificate valid for ips, or a client
+// certificate when ips is empty.
+func (p *testPKI) issueFor(t *testing.T, name, cn string, ips []net.IP, groups ...string) (string, string) {
+	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial, _ := rand.Int(rand.Reader, big.NewInt(1<<62))
 	tmpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: cn, Organization: groups},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if server {
+	if len(ips) > 0 {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.IPAddresses = ips
 	} else {
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	}
