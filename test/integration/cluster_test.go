@@ -194,7 +194,7 @@ func TestClusterNodeRegistration(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test")
+	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test", "--device-plugin-grace-period", "3s")
 	ctx := context.Background()
 	var node *v1.Node
 	n.eventually(60*time.Second, "the node Ready in the API", func() bool {
@@ -219,16 +219,25 @@ func TestClusterNodeRegistration(t *testing.T) {
 	if err != nil || lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > time.Minute {
 		t.Fatalf("lease: %+v %v", lease, err)
 	}
-	// A device plugin's resource appears in capacity and allocatable.
-	n.startPlugin(2, nil)
-	n.eventually(60*time.Second, "the device resource in the node status", func() bool {
-		node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
-		if err != nil {
-			return false
+	// A device plugin's resource appears in capacity and allocatable, and
+	// drops to 0 when the plugin is gone for longer than the grace period.
+	plugin := n.startPlugin(2, nil)
+	devices := func(want int64) func() bool {
+		return func() bool {
+			node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			c, a := node.Status.Capacity[widget], node.Status.Allocatable[widget]
+			_, listed := node.Status.Capacity[widget]
+			return listed && c.Value() == want && a.Value() == want
 		}
-		c, a := node.Status.Capacity[widget], node.Status.Allocatable[widget]
-		return c.Value() == 2 && a.Value() == 2
-	})
+	}
+	n.eventually(60*time.Second, "the device resource in the node status", devices(2))
+	plugin.Stop()
+	n.eventually(60*time.Second, "the device capacity 0 after the grace period", devices(0))
+	n.startPlugin(2, nil)
+	n.eventually(60*time.Second, "the device resource back in the node status", devices(2))
 
 	// A static pod has a mirror pod in the API, with its status; it goes with the manifest.
 	n.writeManifest("static.yaml", podManifest("static", "default", "Always", "exec sleep 3600"))
@@ -484,8 +493,10 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	a, b := newNode(t), newNode(t)
+	var kubeconfigs []string
 	for _, n := range []*node{a, b} {
-		n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+		kubeconfigs = append(kubeconfigs, cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+		n.startKnode("--kubeconfig", kubeconfigs[len(kubeconfigs)-1])
 	}
 	// Two agents on one machine are two nodes.
 	for _, n := range []*node{a, b} {
@@ -537,4 +548,28 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 	})
 	a.startRuntime()
 	a.eventually(60*time.Second, "node A Ready again", func() bool { ok, _ := nodeReady(cp, a.name); return ok })
+
+	// knode restarts (stopped as systemd would): the pod runs on untouched,
+	// and the new knode goes on reporting it, through to its deletion.
+	id = running()
+	if err := a.knode.terminate(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if running() != id {
+		t.Fatal("stopping knode stopped the pod")
+	}
+	a.startKnode("--kubeconfig", kubeconfigs[0])
+	a.eventually(30*time.Second, "knode running again", func() bool { return strings.Count(a.knodeLog(), "knode is running") == 2 })
+	time.Sleep(4 * time.Second) // a relist and a status round: nothing may change
+	if running() != id {
+		t.Fatal("the pod was restarted after knode restarted")
+	}
+	grace := int64(1)
+	if err := cp.core.Pods("default").Delete(ctx, "survivor", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
+		t.Fatal(err)
+	}
+	a.eventually(60*time.Second, "the pod stopped and its object gone", func() bool {
+		_, err := cp.core.Pods("default").Get(ctx, "survivor", metav1.GetOptions{})
+		return apierrors.IsNotFound(err) && running() == ""
+	})
 }
