@@ -97,12 +97,19 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var onRemoved func(types.UID)
 	var apiObjects pods.APIObjects
 	if cfg.Kubeconfig != "" {
-		node, err = cluster.New(cfg.Kubeconfig, cluster.Facts{
-			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
-			RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
-			KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
-			CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
-		}, runtimeHealth{rt}, dm, log.With("component", "cluster"))
+		node, err = cluster.New(cluster.Config{
+			Kubeconfig: cfg.Kubeconfig,
+			Facts: cluster.Facts{
+				NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
+				RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
+				KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
+				CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
+			},
+			Health:   runtimeHealth{rt},
+			Devices:  dm,
+			Requests: m,
+			Log:      log.With("component", "cluster"),
+		})
 		if err != nil {
 			return err
 		}

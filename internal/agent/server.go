@@ -51,7 +51,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 	var token authenticator.Request
 	var webhookAuthz server.Authorizer
 	if cfg.Kubeconfig != "" {
-		if webhooks, err = cluster.NewWebhooks(cfg.Kubeconfig); err != nil {
+		if webhooks, err = cluster.NewWebhooks(cfg.Kubeconfig, m); err != nil {
 			return nil, err
 		}
 		webhookAuthz = webhooks

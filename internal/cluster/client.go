@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -25,12 +26,37 @@ type api struct {
 	core, coordination, authentication, authorization *rest.RESTClient
 }
 
-func newAPI(kubeconfig, userAgent string) (*api, error) {
+// RequestObserver is told of each request to the API server: its method,
+// host and status code (0 when no answer came).
+type RequestObserver interface {
+	APIRequest(method, host string, code int)
+}
+
+// countingTransport tells a RequestObserver of every round trip.
+type countingTransport struct {
+	next    http.RoundTripper
+	observe RequestObserver
+}
+
+func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	code := 0
+	if err == nil {
+		code = resp.StatusCode
+	}
+	t.observe.APIRequest(req.Method, req.URL.Host, code)
+	return resp, err
+}
+
+func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	cfg.UserAgent = userAgent
+	if requests != nil {
+		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, observe: requests} })
+	}
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{v1.AddToScheme, coordinationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -82,12 +108,20 @@ func (a *api) getLease(ctx context.Context, ns, name string) (*coordinationv1.Le
 	return out, a.coordination.Get().Namespace(ns).Resource("leases").Name(name).Do(ctx).Into(out)
 }
 
-func (a *api) createLease(ctx context.Context, l *coordinationv1.Lease) error {
-	return a.coordination.Post().Namespace(l.Namespace).Resource("leases").Body(l).Do(ctx).Error()
+func (a *api) createLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	out := &coordinationv1.Lease{}
+	if err := a.coordination.Post().Namespace(l.Namespace).Resource("leases").Body(l).Do(ctx).Into(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
-func (a *api) updateLease(ctx context.Context, l *coordinationv1.Lease) error {
-	return a.coordination.Put().Namespace(l.Namespace).Resource("leases").Name(l.Name).Body(l).Do(ctx).Error()
+func (a *api) updateLease(ctx context.Context, l *coordinationv1.Lease) (*coordinationv1.Lease, error) {
+	out := &coordinationv1.Lease{}
+	if err := a.coordination.Put().Namespace(l.Namespace).Resource("leases").Name(l.Name).Body(l).Do(ctx).Into(out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (a *api) patchPodStatus(ctx context.Context, ns, name string, body []byte) error {

@@ -67,15 +67,29 @@ type Node struct {
 	health Health
 	devs   Devices
 	log    *slog.Logger
+
+	// lease is the Lease as last written; only Run's goroutine touches it.
+	lease *coordinationv1.Lease
+}
+
+// Config is what a Node needs.
+type Config struct {
+	Kubeconfig string
+	Facts      Facts
+	Health     Health
+	Devices    Devices // nil: no device-plugin resources
+	// Requests, when set, is told of every request to the API server.
+	Requests RequestObserver
+	Log      *slog.Logger
 }
 
 // New connects with a kubeconfig, using only the clients knode needs.
-func New(kubeconfig string, facts Facts, health Health, devs Devices, log *slog.Logger) (*Node, error) {
-	a, err := newAPI(kubeconfig, "knode/"+facts.KubeletVersion)
+func New(c Config) (*Node, error) {
+	a, err := newAPI(c.Kubeconfig, "knode/"+c.Facts.KubeletVersion, c.Requests)
 	if err != nil {
 		return nil, err
 	}
-	return &Node{api: a, facts: facts, health: health, devs: devs, log: log}, nil
+	return &Node{api: a, facts: c.Facts, health: c.Health, devs: c.Devices, log: c.Log}, nil
 }
 
 // Run registers the node, then renews the lease and reports status until
@@ -162,10 +176,24 @@ func (n *Node) labels() map[string]string {
 	return l
 }
 
+// renewLease renews the node's Lease. Like the kubelet, it writes the copy
+// kept from the last renewal, one request per renewal; when that fails (a
+// conflict, or the API server was away) it reads or creates the lease again.
 func (n *Node) renewLease(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, callTimeout)
 	defer cancel()
 	now := metav1.NewMicroTime(time.Now())
+	if n.lease != nil {
+		lease := n.lease.DeepCopy()
+		lease.Spec.RenewTime = &now
+		renewed, err := n.api.updateLease(ctx, lease)
+		if err == nil {
+			n.lease = renewed
+			return
+		}
+		n.log.Warn("node lease renew failed; reading it again", "err", err)
+		n.lease = nil
+	}
 	lease, err := n.api.getLease(ctx, v1.NamespaceNodeLease, n.facts.NodeName)
 	if apierrors.IsNotFound(err) {
 		lease = &coordinationv1.Lease{
@@ -176,7 +204,7 @@ func (n *Node) renewLease(ctx context.Context) {
 		if node, err := n.api.getNode(ctx, n.facts.NodeName); err == nil {
 			lease.OwnerReferences = []metav1.OwnerReference{{APIVersion: "v1", Kind: "Node", Name: node.Name, UID: node.UID}}
 		}
-		if err := n.api.createLease(ctx, lease); err != nil {
+		if n.lease, err = n.api.createLease(ctx, lease); err != nil {
 			n.log.Warn("node lease create failed", "err", err)
 		}
 		return
@@ -187,7 +215,7 @@ func (n *Node) renewLease(ctx context.Context) {
 	}
 	lease.Spec.RenewTime = &now
 	lease.Spec.HolderIdentity = ptr.To(n.facts.NodeName)
-	if err := n.api.updateLease(ctx, lease); err != nil {
+	if n.lease, err = n.api.updateLease(ctx, lease); err != nil {
 		n.log.Warn("node lease renew failed", "err", err)
 	}
 }

@@ -68,9 +68,10 @@ func (c *ttlCache[V]) put(key string, v V, ttl time.Duration) {
 	c.entries[key] = ttlEntry[V]{value: v, expires: time.Now().Add(ttl)}
 }
 
-// NewWebhooks uses the node's kubeconfig.
-func NewWebhooks(kubeconfig string) (*Webhooks, error) {
-	a, err := newAPI(kubeconfig, "knode-webhooks")
+// NewWebhooks uses the node's kubeconfig; requests, when set, is told of
+// every TokenReview and SubjectAccessReview sent.
+func NewWebhooks(kubeconfig string, requests RequestObserver) (*Webhooks, error) {
+	a, err := newAPI(kubeconfig, "knode-webhooks", requests)
 	if err != nil {
 		return nil, err
 	}

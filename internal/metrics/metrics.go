@@ -4,6 +4,7 @@
 package metrics
 
 import (
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type Metrics struct {
 	HTTPRequests        *prometheus.CounterVec
 	HTTPRequestDuration *prometheus.HistogramVec
 	HTTPInflight        *prometheus.GaugeVec
+
+	// APIRequests counts requests to the Kubernetes API server (cluster mode).
+	APIRequests *prometheus.CounterVec
 }
 
 // New creates and registers knode's metrics.
@@ -123,15 +127,30 @@ func New() *Metrics {
 			Namespace: namespace, Name: "http_inflight_requests",
 			Help: "Number of the inflight http requests",
 		}, []string{"method", "path", "server_type", "long_running"}),
+		// client-go's name, as the kubelet exposes it.
+		APIRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rest_client_requests_total",
+			Help: "Number of HTTP requests to the API server, partitioned by status code, method, and host.",
+		}, []string{"code", "method", "host"}),
 	}
 	m.Registry.MustRegister(
 		m.RuntimeOperations, m.RuntimeOperationsErrors, m.RuntimeOperationDuration,
 		m.StartedPods, m.StartedPodsErrors, m.StartedContainers, m.StartedContainersErrs, m.PodStartDuration,
-		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight, m.CheckpointsDeleted,
+		m.HTTPRequests, m.HTTPRequestDuration, m.HTTPInflight, m.CheckpointsDeleted, m.APIRequests,
 		m.DevicePluginRegistrations, m.DevicePluginAllocDuration, m.Restores, m.RestoreDuration, m.CheckpointOwnTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return m
+}
+
+// APIRequest counts one request to the API server; code 0 is a request
+// that got no answer.
+func (m *Metrics) APIRequest(method, host string, code int) {
+	c := "<error>"
+	if code != 0 {
+		c = strconv.Itoa(code)
+	}
+	m.APIRequests.WithLabelValues(c, method, host).Inc()
 }
 
 // AddRunning registers the running pods/containers gauges, read from src at scrape time.
