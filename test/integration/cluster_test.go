@@ -2,14 +2,9 @@ package integration
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
 	"hash/fnv"
 	"io"
 	"net"
@@ -18,9 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -35,90 +28,37 @@ import (
 	rbacclient "k8s.io/client-go/kubernetes/typed/rbac/v1"
 	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/test/controlplane"
 )
 
-// controlPlane is a real etcd and kube-apiserver on loopback.
+// controlPlane is a real etcd and kube-apiserver on loopback, with clients
+// as the cluster's admin.
 type controlPlane struct {
+	*controlplane.ControlPlane
 	t    *testing.T
-	bin  string
-	args []string
-	api  *process
-	pki  *testPKI
-	dir  string
-	url  string
 	core coreclient.CoreV1Interface
 	coo  coordinationclient.CoordinationV1Interface
 	rbac rbacclient.RbacV1Interface
 }
 
-func controlPlaneBin(t *testing.T) string {
-	return filepath.Dir(tool(t, "hack/setup-control-plane.sh", "control-plane", "bin", "kube-apiserver"))
-}
-
-// process is a control-plane process the test may stop and start again.
-type process struct {
-	cmd *exec.Cmd
-}
-
-func (p *process) stop() {
-	_ = p.cmd.Process.Kill()
-	_ = p.cmd.Wait()
-}
-
-func startProcess(t *testing.T, log string, name string, args ...string) *process {
+func newControlPlane(t *testing.T) *controlPlane {
 	t.Helper()
-	f, err := os.OpenFile(log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	bin := filepath.Dir(tool(t, "hack/setup-control-plane.sh", "control-plane", "bin", "kube-apiserver"))
+	c, err := controlplane.Start(bin, t.TempDir())
+	if c != nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("control plane logs:\n%s", c.Logs(30))
+			}
+			c.Stop()
+		})
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &process{cmd: cmd}
-	t.Cleanup(func() {
-		p.stop()
-		f.Close()
-		if t.Failed() {
-			data, _ := os.ReadFile(log)
-			t.Logf("%s log:\n%s", filepath.Base(name), tail(string(data), 30))
-		}
-	})
-	return p
-}
-
-func newControlPlane(t *testing.T) *controlPlane {
-	t.Helper()
-	bin := controlPlaneBin(t)
-	pki := newTestPKI(t)
-	dir := t.TempDir()
-	etcdPort, peerPort, apiPort := freePort(t), freePort(t), freePort(t)
-	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPort)
-	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
-	startProcess(t, filepath.Join(dir, "etcd.log"), filepath.Join(bin, "etcd"), "--data-dir", filepath.Join(dir, "etcd"),
-		"--listen-client-urls", etcdURL, "--advertise-client-urls", etcdURL,
-		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL, "--initial-cluster", "default="+peerURL)
-	saKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	kder, _ := x509.MarshalECPrivateKey(saKey)
-	pder, _ := x509.MarshalPKIXPublicKey(saKey.Public())
-	os.WriteFile(filepath.Join(dir, "sa.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
-	os.WriteFile(filepath.Join(dir, "sa.pub"), pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pder}), 0o600)
-	srvCrt, srvKey := pki.issue(t, "apiserver", "kube-apiserver", true)
-	kubeletCrt, kubeletKey := pki.issue(t, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", false, "system:masters")
-	apiArgs := []string{"--etcd-servers", etcdURL, "--secure-port", strconv.Itoa(apiPort), "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
-		"--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey, "--client-ca-file", pki.file,
-		"--authorization-mode", "Node,RBAC", "--enable-admission-plugins", "NodeRestriction",
-		"--service-account-issuer", "https://kubernetes.default.svc", "--service-account-key-file", filepath.Join(dir, "sa.pub"),
-		"--service-account-signing-key-file", filepath.Join(dir, "sa.key"), "--service-cluster-ip-range", "10.0.0.0/24",
-		"--endpoint-reconciler-type", "none", "--allow-privileged=true",
-		"--kubelet-client-certificate", kubeletCrt, "--kubelet-client-key", kubeletKey,
-		"--kubelet-certificate-authority", pki.file, "--kubelet-preferred-address-types", "InternalIP"}
-	cp := &controlPlane{t: t, bin: bin, args: apiArgs, pki: pki, dir: dir, url: fmt.Sprintf("https://127.0.0.1:%d", apiPort)}
-	cp.startAPIServer()
-	admin := cp.kubeconfig(t, "admin", "admin", "system:masters")
-	cfg, err := clientcmd.BuildConfigFromFlags("", admin)
+	cp := &controlPlane{ControlPlane: c, t: t}
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "admin", "admin", "system:masters"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,26 +71,7 @@ func newControlPlane(t *testing.T) *controlPlane {
 	if cp.rbac, err = rbacclient.NewForConfig(cfg); err != nil {
 		t.Fatal(err)
 	}
-	cp.waitReady()
 	return cp
-}
-
-func (cp *controlPlane) startAPIServer() {
-	cp.api = startProcess(cp.t, filepath.Join(cp.dir, "apiserver.log"), filepath.Join(cp.bin, "kube-apiserver"), cp.args...)
-}
-
-func (cp *controlPlane) waitReady() {
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		_, err := cp.core.Namespaces().Get(context.Background(), "kube-node-lease", metav1.GetOptions{})
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			cp.t.Fatalf("kube-apiserver did not come up: %v", err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // client is a core client for user, without groups.
@@ -168,22 +89,8 @@ func (cp *controlPlane) client(t *testing.T, user string) coreclient.CoreV1Inter
 
 // kubeconfig writes a kubeconfig for a client certificate of user in groups.
 func (cp *controlPlane) kubeconfig(t *testing.T, name, user string, groups ...string) string {
-	crt, key := cp.pki.issue(t, name+"-client", user, false, groups...)
-	path := filepath.Join(cp.dir, name+".kubeconfig")
-	content := fmt.Sprintf(`apiVersion: v1
-kind: Config
-clusters:
-- name: test
-  cluster: {server: %q, certificate-authority: %q}
-users:
-- name: %s
-  user: {client-certificate: %q, client-key: %q}
-contexts:
-- name: test
-  context: {cluster: test, user: %s}
-current-context: test
-`, cp.url, cp.pki.file, name, crt, key, name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+	path, err := cp.Kubeconfig(name, user, groups...)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -331,10 +238,10 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	n := newNodeWithCRIU(t, criu41(t))
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
 	nodeIP := routableIP(t, n.name)
-	srvCrt, srvKey := cp.pki.issueFor(t, n.name+"-serving", n.name, []net.IP{net.ParseIP("127.0.0.1"), nodeIP})
+	srvCrt, srvKey := issue(t, cp.PKI, n.name+"-serving", n.name, []net.IP{net.ParseIP("127.0.0.1"), nodeIP})
 	n.startKnode("--kubeconfig", kc, "--address", "0.0.0.0", "--node-ip", nodeIP.String(),
 		"--authentication-token-webhook", "--authorization-mode", "Webhook",
-		"--client-ca-file", cp.pki.file, "--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey)
+		"--client-ca-file", cp.PKI.CAFile, "--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey)
 	ctx := context.Background()
 	n.eventually(60*time.Second, "the node registered", func() bool {
 		_, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
@@ -359,7 +266,7 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	}
 	allowed, denied := token("checkpointer"), token("nobody")
 	caPool := x509.NewCertPool()
-	caPEM, _ := os.ReadFile(cp.pki.file)
+	caPEM, _ := os.ReadFile(cp.PKI.CAFile)
 	caPool.AppendCertsFromPEM(caPEM)
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: caPool}}}
 	call := func(method, path, bearer string) (int, string) {
@@ -524,13 +431,17 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 	a.eventually(60*time.Second, "the pod running on node A", func() bool { id = running(); return id != "" })
 
 	// The API server is away for 20 s: nothing is lost, and the node is Ready again after.
-	cp.api.stop()
+	cp.StopAPIServer()
 	time.Sleep(20 * time.Second)
 	if running() != id {
 		t.Fatal("the pod was disturbed while the API server was away")
 	}
-	cp.startAPIServer()
-	cp.waitReady()
+	if err := cp.StartAPIServer(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cp.WaitReady(90 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	a.eventually(60*time.Second, "node A Ready after the outage", func() bool {
 		ok, _ := nodeReady(cp, a.name)
 		p, err := cp.core.Pods("default").Get(ctx, "survivor", metav1.GetOptions{})
