@@ -127,6 +127,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		CgroupRoot:       cfg.CgroupRoot,
 		ResolvConf:       cfg.ResolvConf,
 		HostIP:           hostIP,
+		NodeName:         cfg.NodeName,
 		NodeCPUs:         nodeinfo.CPUs(),
 		NodeMemoryBytes:  memory,
 		ResyncPeriod:     cfg.SyncFrequency,

@@ -57,6 +57,7 @@ func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int
 			labelPodNamespace:  pod.Namespace,
 			labelPodUID:        string(pod.UID),
 			labelManagedBy:     managedByValue,
+			labelNode:          m.opts.NodeName,
 		},
 		Annotations: annotations,
 		LogPath:     filepath.Join(c.Name, strconv.Itoa(restartCount)+".log"),

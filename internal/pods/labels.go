@@ -9,9 +9,11 @@ const (
 	labelPodUID        = "io.kubernetes.pod.uid"
 	labelContainerName = "io.kubernetes.container.name"
 	// labelManagedBy marks what knode created, so it never removes sandboxes
-	// another agent owns on a shared runtime.
+	// another agent (a kubelet) owns on a shared runtime; labelNode names
+	// the knode, so several knodes can share one runtime.
 	labelManagedBy = "knode.io/managed-by"
 	managedByValue = "knode"
+	labelNode      = "knode.io/node"
 
 	annotationContainerHash          = "io.kubernetes.container.hash"
 	annotationRestartCount           = "io.kubernetes.container.restartCount"

@@ -28,6 +28,9 @@ type Options struct {
 	CgroupRoot  string
 	ResolvConf  string
 	HostIP      string
+	// NodeName labels every sandbox and container knode makes; knode sees
+	// only those with its own name, so agents can share a runtime.
+	NodeName string
 	// NodeCPUs and NodeMemoryBytes stand in for a missing limit in the downward API.
 	NodeCPUs        int
 	NodeMemoryBytes int64
@@ -506,7 +509,7 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 	ctx, cancel := context.WithTimeout(ctx, m.opts.RequestTimeout)
 	defer cancel()
 	started := m.opts.Now()
-	snap, err := listRuntime(ctx, m.opts.Runtime, nil)
+	snap, err := listRuntime(ctx, m.opts.Runtime, m.opts.NodeName, nil)
 	m.mu.Lock()
 	m.relistErr = err
 	m.lastRelistAttempt = started

@@ -63,10 +63,10 @@ func restartCount(c *runtimeapi.Container) int {
 	return int(c.GetMetadata().GetAttempt())
 }
 
-// listRuntime lists knode's sandboxes and containers, grouped by pod UID;
-// uid narrows it to one pod.
-func listRuntime(ctx context.Context, rt Runtime, uid *types.UID) (map[types.UID]*runtimePod, error) {
-	selector := map[string]string{labelManagedBy: managedByValue}
+// listRuntime lists the sandboxes and containers of the knode named node,
+// grouped by pod UID; uid narrows it to one pod.
+func listRuntime(ctx context.Context, rt Runtime, node string, uid *types.UID) (map[types.UID]*runtimePod, error) {
+	selector := map[string]string{labelManagedBy: managedByValue, labelNode: node}
 	if uid != nil {
 		selector[labelPodUID] = string(*uid)
 	}

@@ -27,6 +27,7 @@ func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 	labels[labelPodNamespace] = pod.Namespace
 	labels[labelPodUID] = string(pod.UID)
 	labels[labelManagedBy] = managedByValue
+	labels[labelNode] = m.opts.NodeName
 	annotations := maps.Clone(pod.Annotations)
 	if annotations == nil {
 		annotations = map[string]string{}

@@ -143,7 +143,7 @@ func (w *worker) failed(pod *v1.Pod, err error) time.Duration {
 func (w *worker) list(ctx context.Context) (*runtimePod, error) {
 	ctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 	defer cancel()
-	snap, err := listRuntime(ctx, w.m.opts.Runtime, &w.uid)
+	snap, err := listRuntime(ctx, w.m.opts.Runtime, w.m.opts.NodeName, &w.uid)
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,8 @@ type node struct {
 	criuDir string
 	// containerdDir, if set, holds the containerd build to run (and its shim).
 	containerdDir string
+	// sharing is the node whose runtime this node's knode uses too.
+	sharing *node
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -141,6 +143,14 @@ func newNodeWithRuntime(t *testing.T, criuBinary, containerdDir string) *node {
 	return n
 }
 
+// newNodeSharing is a node whose knode uses other's runtime.
+func newNodeSharing(t *testing.T, other *node) *node {
+	t.Helper()
+	n := newBareNode(t)
+	n.sharing, n.cri = other, other.cri
+	return n
+}
+
 // newFakeNode runs the fake CRI server instead of containerd.
 func newFakeNode(t *testing.T) *node {
 	t.Helper()
@@ -161,6 +171,9 @@ func newFakeNode(t *testing.T) *node {
 }
 
 func (n *node) endpoint() string {
+	if n.sharing != nil {
+		return n.sharing.endpoint()
+	}
 	if n.fake != nil {
 		return "unix://" + n.fake.Socket
 	}
@@ -246,7 +259,7 @@ func (n *node) cleanup() {
 	if n.knode != nil {
 		n.knode.kill()
 	}
-	if n.cri != nil {
+	if n.cri != nil && n.sharing == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		sandboxes, _ := n.cri.ListPodSandbox(ctx, nil)
 		for _, sb := range sandboxes {

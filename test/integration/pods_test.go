@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -367,5 +368,42 @@ func TestEmbeddedRuntime(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "containerd", "containerd.pid")); !os.IsNotExist(err) {
 		t.Fatalf("embedded containerd still recorded as running after knode stopped: %v", err)
+	}
+}
+
+// Two knodes on one containerd each see only their own pods: neither takes
+// the other's for an orphan to remove.
+func TestAgentsShareARuntime(t *testing.T) {
+	t.Parallel()
+	a := newNode(t)
+	b := newNodeSharing(t, a)
+	for _, n := range []*node{a, b} {
+		n.writeManifest("web.yaml", podManifest("web", "default", "Always", `exec sleep 3600`))
+		n.startKnode()
+	}
+	first, second := a.waitRunning("default", "web", "main"), b.waitRunning("default", "web", "main")
+	for _, n := range []*node{a, b} {
+		n.eventually(30*time.Second, "knode running", func() bool { return strings.Contains(n.knodeLog(), "knode is running") })
+	}
+	time.Sleep(4 * time.Second) // relists and syncs on both sides
+	if c := a.running("default", "web", "main"); c == nil || c.Id != first.Id {
+		t.Fatalf("node A's pod was disturbed by node B: %v", c)
+	}
+	if c := b.running("default", "web", "main"); c == nil || c.Id != second.Id {
+		t.Fatalf("node B's pod was disturbed by node A: %v", c)
+	}
+	var listed struct {
+		Items []struct {
+			Metadata struct{ Name string }
+		}
+	}
+	_, _, body := a.raw("GET", "/pods")
+	if err := json.Unmarshal([]byte(body), &listed); err != nil || len(listed.Items) != 1 || listed.Items[0].Metadata.Name != a.podName("web") {
+		t.Fatalf("node A's /pods lists %+v (%v), want only its own pod", listed.Items, err)
+	}
+	b.removeManifest("web.yaml")
+	b.eventually(60*time.Second, "node B's pod removed", func() bool { return len(b.sandboxes("default", "web")) == 0 })
+	if c := a.running("default", "web", "main"); c == nil || c.Id != first.Id {
+		t.Fatalf("removing node B's pod disturbed node A's: %v", c)
 	}
 }
