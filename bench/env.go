@@ -3,7 +3,7 @@
 // checkpoint API's own overhead. Run it by hand as root after `make setup
 // build`; results go to docs/benchmarks.md. It asserts nothing.
 //
-//	go run ./bench podstart|memory|api|checkpoint|devices|restore
+//	go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster
 package main
 
 import (
@@ -106,30 +106,58 @@ func (e *env) startKnode(extra ...string) error {
 	if e.fake != nil {
 		endpoint = "unix://" + e.fake.Socket
 	}
-	args := append([]string{"run", "--root-dir", e.root, "--pod-manifest-path", e.manifests,
-		"--pod-logs-dir", filepath.Join(e.dir, "logs"), "--hostname-override", "bench",
-		"--container-runtime-endpoint", endpoint, "--address", "127.0.0.1", "--port", strconv.Itoa(e.port)}, extra...)
-	log, err := os.Create(filepath.Join(e.dir, "knode.log"))
+	a, err := startAgent(e.dir, endpoint, "bench", e.port, extra...)
 	if err != nil {
 		return err
 	}
-	e.knode = exec.Command("_output/bin/knode", args...)
-	e.knode.Stdout, e.knode.Stderr = log, log
-	e.knode.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := e.knode.Start(); err != nil {
-		return err
+	e.knode = a.cmd
+	return nil
+}
+
+// agent is one knode process with its files under dir.
+type agent struct {
+	dir, root string
+	port      int
+	cmd       *exec.Cmd
+}
+
+// startAgent runs knode as node name on the runtime at endpoint, serving on
+// port, and waits until it serves.
+func startAgent(dir, endpoint, name string, port int, extra ...string) (*agent, error) {
+	a := &agent{dir: dir, root: filepath.Join(dir, "root"), port: port}
+	manifests := filepath.Join(dir, "m")
+	if err := os.MkdirAll(manifests, 0o755); err != nil {
+		return nil, err
+	}
+	args := append([]string{"run", "--root-dir", a.root, "--pod-manifest-path", manifests,
+		"--pod-logs-dir", filepath.Join(dir, "logs"), "--hostname-override", name,
+		"--container-runtime-endpoint", endpoint, "--address", "127.0.0.1", "--port", strconv.Itoa(port)}, extra...)
+	log, err := os.Create(filepath.Join(dir, "knode.log"))
+	if err != nil {
+		return nil, err
+	}
+	a.cmd = exec.Command("_output/bin/knode", args...)
+	a.cmd.Stdout, a.cmd.Stderr = log, log
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := a.cmd.Start(); err != nil {
+		return nil, err
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if _, err := os.Stat(filepath.Join(e.root, "pki", "admin.crt")); err == nil {
-			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(e.port)); err == nil {
+		if _, err := os.Stat(filepath.Join(a.root, "pki", "admin.crt")); err == nil {
+			if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 				c.Close()
-				return nil
+				return a, nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return fmt.Errorf("knode did not start; see %s", filepath.Join(e.dir, "knode.log"))
+	return nil, fmt.Errorf("knode did not start; see %s", filepath.Join(dir, "knode.log"))
+}
+
+func (a *agent) stop() {
+	_ = a.cmd.Process.Kill()
+	_ = a.cmd.Wait()
 }
 
 // close removes every pod and stops everything.
@@ -158,8 +186,12 @@ func (e *env) close() {
 }
 
 // httpClient presents knode's admin certificate; keep-alive, many connections.
-func (e *env) httpClient(conns int) (*http.Client, error) {
-	pki := filepath.Join(e.root, "pki")
+func (e *env) httpClient(conns int) (*http.Client, error) { return adminClient(e.root, conns) }
+
+// adminClient presents the admin certificate of the knode whose root dir
+// is root, and trusts its serving certificate.
+func adminClient(root string, conns int) (*http.Client, error) {
+	pki := filepath.Join(root, "pki")
 	cert, err := tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key"))
 	if err != nil {
 		return nil, err
@@ -230,7 +262,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Micros
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench podstart|memory|api|checkpoint")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster")
 		os.Exit(2)
 	}
 	var err error
@@ -247,6 +279,8 @@ func main() {
 		err = benchDevices()
 	case "restore":
 		err = benchRestore()
+	case "cluster":
+		err = benchCluster(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

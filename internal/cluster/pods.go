@@ -26,7 +26,10 @@ type PodSink interface {
 // PodStatuses gives the live status of the pods knode runs.
 type PodStatuses interface {
 	Pods() []*v1.Pod
+	// PodsVersion changes whenever Pods' answer does.
 	PodsVersion() uint64
+	// PodsChanged is closed at the next change.
+	PodsChanged() <-chan struct{}
 }
 
 // Pods watches the pods bound to this node and reports their status back.
@@ -64,11 +67,17 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 	}
 	notify()
 	reported := map[types.UID]v1.PodStatus{}
-	ticker := time.NewTicker(time.Second)
-	defer ticker.Stop()
 	var lastVersion uint64
 	var lastMirrorSync time.Time
 	pending := false
+	report := func() {
+		lastVersion = statuses.PodsVersion()
+		all := statuses.Pods()
+		p.syncMirrors(ctx, all)
+		pending = !p.patchStatuses(ctx, all, reported)
+	}
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,13 +91,13 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 				}
 			}
 			sink.SetPods(SourceAPI, pods)
+		case <-statuses.PodsChanged():
+			// Written at once, as the kubelet's status manager does.
+			report()
 		case <-ticker.C:
 			// A failed write (the API server away) is retried at the next tick.
-			if v := statuses.PodsVersion(); v != lastVersion || pending {
-				lastVersion = v
-				all := statuses.Pods()
-				p.syncMirrors(ctx, all)
-				pending = !p.patchStatuses(ctx, all, reported)
+			if pending || statuses.PodsVersion() != lastVersion {
+				report()
 			} else if time.Since(lastMirrorSync) > 10*time.Second {
 				// Mirror pods deleted by someone else come back.
 				p.syncMirrors(ctx, statuses.Pods())

@@ -147,6 +147,8 @@ type Manager struct {
 	// version changes whenever Pods() would answer differently, so readers
 	// can cache what they derive from it.
 	version atomic.Uint64
+	// changed is closed (and replaced) at each version change.
+	changed chan struct{}
 
 	relistNow       chan struct{}
 	devicesRetained bool
@@ -203,6 +205,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		annotations:   map[types.UID]map[string]string{},
 		deletionGrace: map[types.UID]int64{},
 		relistNow:     make(chan struct{}, 1),
+		changed:       make(chan struct{}),
 		cache:         newStatusCache(),
 	}
 }
@@ -248,7 +251,7 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	prev := m.sources[source]
 	m.sources[source] = next
 	m.sourcesReady[source] = true
-	m.version.Add(1)
+	m.podsChangedLocked()
 	for uid := range next {
 		m.ensureWorkerLocked(uid)
 	}
@@ -435,7 +438,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
 	delete(m.deletionGrace, uid)
-	m.version.Add(1)
+	m.podsChangedLocked()
 	m.opts.Devices.Release(uid)
 	if m.opts.OnRemoved != nil {
 		go m.opts.OnRemoved(uid)
@@ -447,7 +450,7 @@ func (m *Manager) setStatus(uid types.UID, st *v1.PodStatus) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if old := m.statuses[uid]; old == nil || !equality.Semantic.DeepEqual(old, st) {
-		m.version.Add(1)
+		m.podsChangedLocked()
 	}
 	m.statuses[uid] = st
 }
@@ -470,11 +473,25 @@ func (m *Manager) annotate(uid types.UID, key, value string) {
 		m.annotations[uid] = map[string]string{}
 	}
 	m.annotations[uid][key] = value
-	m.version.Add(1)
+	m.podsChangedLocked()
 }
 
 // PodsVersion changes whenever the answer of Pods changes.
 func (m *Manager) PodsVersion() uint64 { return m.version.Load() }
+
+// PodsChanged returns a channel closed at the next change of Pods' answer,
+// so a status reporter writes a change at once instead of at its next poll.
+func (m *Manager) PodsChanged() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.changed
+}
+
+func (m *Manager) podsChangedLocked() {
+	m.version.Add(1)
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
 
 func (m *Manager) wakeRelist() {
 	select {

@@ -112,6 +112,28 @@ func TestPodStartsAndReportsRunning(t *testing.T) {
 	}
 }
 
+// A status reporter is woken by a change of status, and only by a change.
+func TestPodsChangedSignalsStatusChanges(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	f.m.SetPods("file", []*v1.Pod{pod})
+	w := newWorker(f.m, pod.UID)
+	changed := f.m.PodsChanged()
+	f.sync(w)
+	select {
+	case <-changed:
+	default:
+		t.Fatal("a pod that started running did not signal a change")
+	}
+	changed = f.m.PodsChanged()
+	f.sync(w)
+	select {
+	case <-changed:
+		t.Fatal("a sync that changed nothing signalled a change")
+	default:
+	}
+}
+
 func TestCrashLoopBackOff(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)

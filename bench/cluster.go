@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"knode.io/knode/test/controlplane"
+)
+
+// benchCluster measures cluster mode against a real etcd and kube-apiserver:
+// the API-visible start latency of pods created with nodeName (create →
+// status Running, seen through a watch) and the API requests knode makes
+// per pod start; then the API server load of many idle agents (sharing one
+// containerd), counted by the agents and by the API server.
+func benchCluster(args []string) error {
+	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	pods := fs.Int("pods", 20, "pods started one after another on one node")
+	agents := fs.Int("agents", 50, "idle agents registered to the API server")
+	window := fs.Duration("window", 60*time.Second, "how long the idle agents are measured")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	tools := os.Getenv("KNODE_TOOLS_DIR")
+	if tools == "" {
+		tools = "/usr/local/lib/knode-ci"
+	}
+	cpDir, err := os.MkdirTemp("/tmp", "knbcp")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(cpDir)
+	cp, err := controlplane.Start(filepath.Join(tools, "control-plane", "bin"), cpDir)
+	if err != nil {
+		return err
+	}
+	defer cp.Stop()
+	adminConfig, err := cp.Kubeconfig("admin", "admin", "system:masters")
+	if err != nil {
+		return err
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", adminConfig)
+	if err != nil {
+		return err
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	core, err := coreclient.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	if _, err := core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+
+	e, err := newEnv(false, "")
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	kc, err := cp.Kubeconfig("bench", "system:node:bench", "system:nodes")
+	if err != nil {
+		return err
+	}
+	if err := e.startKnode("--kubeconfig", kc); err != nil {
+		return err
+	}
+	if err := waitNodesReady(ctx, core, []string{"bench"}, time.Minute); err != nil {
+		return err
+	}
+	client, err := e.httpClient(1)
+	if err != nil {
+		return err
+	}
+	before, err := apiRequests(client, e.url("/metrics"))
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	var lat durations
+	for i := 0; i < *pods; i++ {
+		d, err := startAPIPod(ctx, core, fmt.Sprintf("p%d", i), "bench")
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+	}
+	time.Sleep(3 * time.Second) // the last status writes
+	after, err := apiRequests(client, e.url("/metrics"))
+	if err != nil {
+		return err
+	}
+	elapsed := time.Since(began)
+	fmt.Printf("API-visible pod start over %d pods (create -> Running in a watch): p50 %s  p95 %s  max %s\n",
+		*pods, ms(lat.pct(0.5)), ms(lat.pct(0.95)), ms(lat.pct(1)))
+	// Lease renewals are the only PUTs while nothing else changes: the rest
+	// is what the pod starts cost.
+	startCost := 0.0
+	for _, method := range []string{"GET", "PATCH", "PUT", "POST", "DELETE"} {
+		n := after[method] - before[method]
+		if method != "PUT" {
+			startCost += n
+		}
+		fmt.Printf("  requests by knode during the run, %-6s %4.0f\n", method, n)
+	}
+	fmt.Printf("  %.2f requests per pod start (the PUTs, lease renewals, left out) over %.1f s\n", startCost/float64(*pods), elapsed.Seconds())
+	for i := 0; i < *pods; i++ {
+		_ = core.Pods("default").Delete(ctx, fmt.Sprintf("p%d", i), metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
+	}
+
+	return benchIdleAgents(ctx, cp, core, e, *agents, *window)
+}
+
+// benchIdleAgents registers n agents on e's containerd, puts a pod on a few,
+// then counts what the API server is asked while they idle.
+func benchIdleAgents(ctx context.Context, cp *controlplane.ControlPlane, core coreclient.CoreV1Interface, e *env, n int, window time.Duration) error {
+	endpoint := "unix://" + filepath.Join(e.dir, "c", "containerd.sock")
+	var running []*agent
+	defer func() {
+		for _, a := range running {
+			a.stop()
+		}
+	}()
+	var names []string
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("idle-%02d", i)
+		kc, err := cp.Kubeconfig(name, "system:node:"+name, "system:nodes")
+		if err != nil {
+			return err
+		}
+		port, err := controlplane.FreePort()
+		if err != nil {
+			return err
+		}
+		a, err := startAgent(filepath.Join(e.dir, name), endpoint, name, port, "--kubeconfig", kc)
+		if err != nil {
+			return err
+		}
+		running = append(running, a)
+		names = append(names, name)
+	}
+	if err := waitNodesReady(ctx, core, names, 3*time.Minute); err != nil {
+		return err
+	}
+	withPod := min(5, n)
+	for i := 0; i < withPod; i++ {
+		if _, err := startAPIPod(ctx, core, "on-"+names[i], names[i]); err != nil {
+			return err
+		}
+	}
+	time.Sleep(15 * time.Second) // past registration and the first status rounds
+	var err error
+	rss := 0
+	for _, a := range running {
+		rss += rssKiB(a.cmd.Process.Pid)
+	}
+	clients := make([]*http.Client, len(running))
+	for i, a := range running {
+		if clients[i], err = adminClient(a.root, 1); err != nil {
+			return err
+		}
+	}
+	agentTotal := func() (float64, error) {
+		sum := 0.0
+		for i, a := range running {
+			counts, err := apiRequests(clients[i], fmt.Sprintf("https://127.0.0.1:%d/metrics", a.port))
+			if err != nil {
+				return 0, err
+			}
+			for _, v := range counts {
+				sum += v
+			}
+		}
+		return sum, nil
+	}
+	serverTotal := func() (float64, error) {
+		raw, err := core.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return sumMetric(string(raw), "apiserver_request_total"), nil
+	}
+	a0, err := agentTotal()
+	if err != nil {
+		return err
+	}
+	s0, err := serverTotal()
+	if err != nil {
+		return err
+	}
+	time.Sleep(window)
+	a1, err := agentTotal()
+	if err != nil {
+		return err
+	}
+	s1, err := serverTotal()
+	if err != nil {
+		return err
+	}
+	secs := window.Seconds()
+	fmt.Printf("%d idle agents (%d with a pod), one containerd, over %s:\n", n, withPod, window)
+	fmt.Printf("  requests sent by the agents: %.0f = %.2f req/s in all, %.3f req/s per node\n", a1-a0, (a1-a0)/secs, (a1-a0)/secs/float64(n))
+	fmt.Printf("  apiserver_request_total (every client: the agents, the API server's own loops, these two reads): %.2f req/s\n", (s1-s0)/secs)
+	fmt.Printf("  agents' RSS: %d MiB in all, %.1f MiB each\n", rss/1024, float64(rss)/1024/float64(n))
+	return nil
+}
+
+// startAPIPod creates a pod bound to node and returns the time until a
+// watch shows it Running.
+func startAPIPod(ctx context.Context, core coreclient.CoreV1Interface, name, node string) (time.Duration, error) {
+	w, err := core.Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
+	if err != nil {
+		return 0, err
+	}
+	defer w.Stop()
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1.PodSpec{NodeName: node, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: new(int64),
+			Containers: []v1.Container{{Name: "main", Image: "knode.local/busybox:1.36", Command: []string{"sleep", "3600"}}}}}
+	start := time.Now()
+	if _, err := core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		return 0, err
+	}
+	timeout := time.After(2 * time.Minute)
+	for {
+		select {
+		case ev, ok := <-w.ResultChan():
+			if !ok {
+				return 0, fmt.Errorf("watch on pod %s ended", name)
+			}
+			if p, ok := ev.Object.(*v1.Pod); ok && p.Status.Phase == v1.PodRunning {
+				return time.Since(start), nil
+			}
+		case <-timeout:
+			return 0, fmt.Errorf("pod %s not Running after 2 minutes", name)
+		}
+	}
+}
+
+func waitNodesReady(ctx context.Context, core coreclient.CoreV1Interface, names []string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, name := range names {
+		for {
+			node, err := core.Nodes().Get(ctx, name, metav1.GetOptions{})
+			if err == nil && nodeIsReady(node) {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not Ready: %v", name, err)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+func nodeIsReady(node *v1.Node) bool {
+	for _, c := range node.Status.Conditions {
+		if c.Type == v1.NodeReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// apiRequests reads knode's rest_client_requests_total, summed by method.
+func apiRequests(c *http.Client, url string) (map[string]float64, error) {
+	resp, err := c.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		_, labels, _ := strings.Cut(line, "{")
+		labels, value, _ := strings.Cut(labels, "} ")
+		method := labelValue(labels, "method")
+		v, _ := strconv.ParseFloat(value, 64)
+		out[method] += v
+	}
+	return out, sc.Err()
+}
+
+func labelValue(labels, name string) string {
+	for _, kv := range strings.Split(labels, ",") {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return ""
+}
+
+// sumMetric adds every sample of a counter in Prometheus text.
+func sumMetric(text, name string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
+			f := strings.Fields(line)
+			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+			sum += v
+		}
+	}
+	return sum
+}
