@@ -93,6 +93,9 @@ func (c *Config) Validate() error {
 	if c.RuntimeRequestTimeout <= 0 {
 		return fmt.Errorf("--runtime-request-timeout must be positive, got %s", c.RuntimeRequestTimeout)
 	}
+	if c.SyncFrequency <= 0 {
+		return fmt.Errorf("--sync-frequency must be positive, got %s", c.SyncFrequency)
+	}
 	switch c.AuthorizationMode {
 	case "AlwaysAllow":
 	case "Webhook":

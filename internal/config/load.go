@@ -32,6 +32,7 @@ type Flags struct {
 	AuthorizationMode         string
 	FeatureGates              map[string]bool
 	RuntimeRequestTimeout     time.Duration
+	SyncFrequency             time.Duration
 	PodLogsDir                string
 	CgroupRoot                string
 	PodCIDR                   string
@@ -72,6 +73,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.AuthorizationMode, "authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
 	fs.DurationVar(&f.RuntimeRequestTimeout, "runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)")
+	fs.DurationVar(&f.SyncFrequency, "sync-frequency", DefaultSyncFrequency, "Maximum period between pod syncs; ConfigMap, Secret and projected volumes are refreshed at this period")
 	fs.StringVar(&f.PodLogsDir, "pod-logs-dir", DefaultPodLogsDir, "Root of the pods' log directories")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes")
 	fs.StringVar(&f.PodCIDR, "pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge")
@@ -239,6 +241,7 @@ func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool)
 	set("authentication-token-webhook", func() { cfg.AuthenticationTokenWebhook = f.TokenWebhook })
 	set("authorization-mode", func() { cfg.AuthorizationMode = f.AuthorizationMode })
 	set("runtime-request-timeout", func() { cfg.RuntimeRequestTimeout = f.RuntimeRequestTimeout })
+	set("sync-frequency", func() { cfg.SyncFrequency = f.SyncFrequency })
 	set("pod-logs-dir", func() { cfg.PodLogsDir = f.PodLogsDir })
 	set("cgroup-root", func() { cfg.CgroupRoot = f.CgroupRoot })
 	set("pod-cidr", func() { cfg.PodCIDR = f.PodCIDR })

@@ -92,6 +92,17 @@ func TestLoad(t *testing.T) {
 		{name: "bad authorization mode", args: []string{"--authorization-mode", "RBAC"}, err: "not supported"},
 		{name: "webhook authorization needs a cluster", args: []string{"--authorization-mode", "Webhook"}, err: "needs --kubeconfig"},
 		{name: "non-positive runtime timeout", args: []string{"--runtime-request-timeout", "0s"}, err: "must be positive"},
+		{name: "non-positive sync frequency", args: []string{"--sync-frequency", "0s"}, err: "--sync-frequency must be positive"},
+		{
+			name: "sync frequency from the file, then the flag",
+			file: header + "syncFrequency: 30s\n",
+			args: []string{"--sync-frequency", "5s"},
+			check: func(t *testing.T, c *Config) {
+				if c.SyncFrequency != 5*time.Second {
+					t.Fatalf("sync frequency = %s, want the flag's 5s", c.SyncFrequency)
+				}
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

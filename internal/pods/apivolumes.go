@@ -2,14 +2,18 @@ package pods
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // APIObjects reads what ConfigMap, Secret and projected volumes need from
@@ -21,14 +25,65 @@ type APIObjects interface {
 	ServiceAccountToken(ctx context.Context, pod *v1.Pod, audience string, expirationSeconds int64) (string, error)
 }
 
+// apiVolumeState is what knode keeps of one API-backed volume.
+type apiVolumeState struct {
+	// digest is of the content last written; an unchanged refresh writes nothing.
+	digest [sha256.Size]byte
+	// tokens are the service account tokens in the volume, by file path.
+	tokens map[string]issuedToken
+}
+
+// issuedToken is a projected service account token and when to renew it:
+// at 80% of its lifetime or after 24 hours, the kubelet's rule.
+type issuedToken struct {
+	token   string
+	renewAt time.Time
+}
+
+func tokenRenewal(now time.Time, expirationSeconds int64) time.Time {
+	life := time.Duration(expirationSeconds) * time.Second * 8 / 10
+	return now.Add(min(life, 24*time.Hour))
+}
+
+func (m *Manager) apiVolumeState(uid types.UID, volume string) *apiVolumeState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.apiVolumes[uid] == nil {
+		m.apiVolumes[uid] = map[string]*apiVolumeState{}
+	}
+	st := m.apiVolumes[uid][volume]
+	if st == nil {
+		st = &apiVolumeState{tokens: map[string]issuedToken{}}
+		m.apiVolumes[uid][volume] = st
+	}
+	return st
+}
+
+// refreshAPIVolumes brings a running pod's ConfigMap, Secret and projected
+// volumes up to date. A volume whose objects cannot be read keeps its
+// content, as with the kubelet.
+func (m *Manager) refreshAPIVolumes(pod *v1.Pod) {
+	for i := range pod.Spec.Volumes {
+		vol := &pod.Spec.Volumes[i]
+		if vol.ConfigMap == nil && vol.Secret == nil && vol.Projected == nil {
+			continue
+		}
+		if _, err := m.apiVolume(pod, vol); err != nil {
+			m.log.Warn("volume refresh failed; the old content stays", "pod", podRef(pod, nil), "volume", vol.Name, "err", err)
+		}
+	}
+}
+
 // apiVolume writes a ConfigMap, Secret or projected volume into the pod's
-// directory, atomically, and returns its path.
+// directory, atomically, and returns its path. Content that has not changed
+// since the last write is not written again.
 func (m *Manager) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	if m.opts.APIObjects == nil {
 		return "", fmt.Errorf("volume %q needs the API server (cluster mode)", vol.Name)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), m.opts.RequestTimeout)
 	defer cancel()
+	state := m.apiVolumeState(pod.UID, vol.Name)
 	files := map[string][]byte{}
 	var kind string
 	var mode *int32
@@ -89,11 +144,17 @@ func (m *Manager) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
 				if src.ServiceAccountToken.ExpirationSeconds != nil {
 					exp = *src.ServiceAccountToken.ExpirationSeconds
 				}
-				tok, err := m.opts.APIObjects.ServiceAccountToken(ctx, pod, src.ServiceAccountToken.Audience, exp)
-				if err != nil {
-					return "", fmt.Errorf("volume %q: service account token: %w", vol.Name, err)
+				path := src.ServiceAccountToken.Path
+				issued, ok := state.tokens[path]
+				if now := m.opts.Now(); !ok || !now.Before(issued.renewAt) {
+					tok, err := m.opts.APIObjects.ServiceAccountToken(ctx, pod, src.ServiceAccountToken.Audience, exp)
+					if err != nil {
+						return "", fmt.Errorf("volume %q: service account token: %w", vol.Name, err)
+					}
+					issued = issuedToken{token: tok, renewAt: tokenRenewal(now, exp)}
+					state.tokens[path] = issued
 				}
-				files[src.ServiceAccountToken.Path] = []byte(tok)
+				files[path] = []byte(issued.token)
 			case src.DownwardAPI != nil:
 				for _, it := range src.DownwardAPI.Items {
 					if it.FieldRef == nil {
@@ -117,10 +178,28 @@ func (m *Manager) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	if mode != nil {
 		perm = os.FileMode(*mode) & 0o777
 	}
+	digest := contentDigest(files, perm)
+	if _, err := os.Lstat(filepath.Join(dir, "..data")); err == nil && digest == state.digest {
+		return dir, nil
+	}
 	if err := writeAtomic(dir, files, perm); err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
+	state.digest = digest
 	return dir, nil
+}
+
+// contentDigest identifies a volume's files, names and mode included.
+func contentDigest(files map[string][]byte, perm os.FileMode) [sha256.Size]byte {
+	h := sha256.New()
+	fmt.Fprintf(h, "%o\n", perm)
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(h, "%d:%s%d:", len(name), name, len(files[name]))
+		h.Write(files[name])
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // writeAtomic publishes files the way the kubelet's atomic writer does: a
@@ -164,6 +243,20 @@ func writeAtomic(dir string, files map[string][]byte, perm os.FileMode) error {
 		}
 		if err := os.Symlink(filepath.Join("..data", top), link); err != nil {
 			return err
+		}
+	}
+	// A key gone from the object goes from the volume too.
+	tops := map[string]bool{}
+	for name := range files {
+		tops[strings.SplitN(filepath.Clean(name), string(filepath.Separator), 2)[0]] = true
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), "..") || tops[e.Name()] {
+			continue
+		}
+		if target, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(target, "..data"+string(filepath.Separator)) {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
 	}
 	if old != "" && old != filepath.Base(ts) {

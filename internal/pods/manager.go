@@ -135,6 +135,9 @@ type Manager struct {
 	statuses     map[types.UID]*v1.PodStatus
 	// annotations are what knode adds to a pod it serves (restored-from).
 	annotations map[types.UID]map[string]string
+	// apiVolumes remembers each API pod's ConfigMap, Secret and projected
+	// volumes between refreshes, by pod and volume name.
+	apiVolumes map[types.UID]map[string]*apiVolumeState
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace map[types.UID]int64
 	// finished are pods that have terminated but whose source still lists them.
@@ -203,6 +206,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		workers:       map[types.UID]*worker{},
 		statuses:      map[types.UID]*v1.PodStatus{},
 		annotations:   map[types.UID]map[string]string{},
+		apiVolumes:    map[types.UID]map[string]*apiVolumeState{},
 		deletionGrace: map[types.UID]int64{},
 		relistNow:     make(chan struct{}, 1),
 		changed:       make(chan struct{}),
@@ -437,6 +441,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
+	delete(m.apiVolumes, uid)
 	delete(m.deletionGrace, uid)
 	m.podsChangedLocked()
 	m.opts.Devices.Release(uid)

@@ -44,6 +44,8 @@ type worker struct {
 	notes map[string]string
 	// restoreFailed marks containers whose restore failed and that start from their image.
 	restoreFailed map[string]bool
+	// volumesRefreshed is when the pod's API volumes were last brought up to date.
+	volumesRefreshed time.Time
 }
 
 func allRunning(st *v1.PodStatus) bool {
@@ -221,6 +223,14 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	podIP := ""
 	if len(ips) > 0 {
 		podIP = ips[0]
+	}
+	// ConfigMap, Secret and projected volumes follow their objects, once per
+	// resync period as with the kubelet; the first write is at container creation.
+	if now := w.m.opts.Now(); w.volumesRefreshed.IsZero() {
+		w.volumesRefreshed = now
+	} else if now.Sub(w.volumesRefreshed) >= resync {
+		w.m.refreshAPIVolumes(pod)
+		w.volumesRefreshed = now
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
 	initDone, initFailed := s.syncInit(ctx)

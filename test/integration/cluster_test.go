@@ -101,7 +101,7 @@ func TestClusterNodeRegistration(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test", "--device-plugin-grace-period", "3s")
+	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test", "--device-plugin-grace-period", "3s", "--sync-frequency", "2s")
 	ctx := context.Background()
 	var node *v1.Node
 	n.eventually(60*time.Second, "the node Ready in the API", func() bool {
@@ -208,6 +208,20 @@ func TestClusterNodeRegistration(t *testing.T) {
 		// The token file holds a JWT: hundreds of bytes.
 		return strings.Contains(string(data), "hello from a configmap") && strings.Contains(string(data), "s3cret") &&
 			regexp.MustCompile(`stdout F \d{3,}\n`).Match(data)
+	})
+	// A ConfigMap's change reaches the running container (within the sync period).
+	cm, err := cp.core.ConfigMaps("default").Get(ctx, "greeting", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["text"] = "hello again"
+	if _, err := cp.core.ConfigMaps("default").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id := created.Status.ContainerStatuses[0].ContainerID[strings.Index(created.Status.ContainerStatuses[0].ContainerID, "://")+3:]
+	n.eventually(30*time.Second, "the ConfigMap's new value inside the container", func() bool {
+		out, _, err := n.cri.ExecSync(ctx, id, []string{"cat", "/cm/text"}, 5*time.Second)
+		return err == nil && string(out) == "hello again"
 	})
 	greedy := pod.DeepCopy()
 	greedy.Name = "greedy"
