@@ -30,6 +30,7 @@ import (
 type runtimeHealth struct{ rt *cri.Runtime }
 
 func (h runtimeHealth) RuntimeErr() error { return h.rt.Health().Err() }
+func (h runtimeHealth) NetworkErr() error { return h.rt.Health().NetworkErr() }
 
 // Run starts the agent and blocks until ctx ends. Pods keep running after
 // it returns; a restarted knode adopts them.

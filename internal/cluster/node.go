@@ -53,6 +53,8 @@ type Facts struct {
 type Health interface {
 	// RuntimeErr is nil while the container runtime is healthy.
 	RuntimeErr() error
+	// NetworkErr is nil while the runtime's pod network is ready.
+	NetworkErr() error
 }
 
 // Devices reports device-plugin resources for capacity.
@@ -236,7 +238,9 @@ func (n *Node) status() v1.NodeStatus {
 	}
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "knode is posting ready status"}
 	if err := n.health.RuntimeErr(); err != nil {
-		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: "container runtime is down: " + err.Error()}
+		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: err.Error()}
+	} else if err := n.health.NetworkErr(); err != nil {
+		ready = v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionFalse, Reason: "KubeletNotReady", Message: err.Error()}
 	}
 	return v1.NodeStatus{
 		Capacity:    capacity,

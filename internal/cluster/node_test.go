@@ -154,3 +154,37 @@ func TestRenewLease(t *testing.T) {
 		t.Fatalf("observer saw %v, want %d requests starting with a 404", counted.codes, total)
 	}
 }
+
+type health struct{ runtime, network error }
+
+func (h health) RuntimeErr() error { return h.runtime }
+func (h health) NetworkErr() error { return h.network }
+
+func TestReadyCondition(t *testing.T) {
+	tests := []struct {
+		name    string
+		health  health
+		status  v1.ConditionStatus
+		message string
+	}{
+		{"healthy", health{}, v1.ConditionTrue, "knode is posting ready status"},
+		{"runtime down", health{runtime: fmt.Errorf("container runtime is down: gone")}, v1.ConditionFalse, "container runtime is down: gone"},
+		{"pod network not ready", health{network: fmt.Errorf("container runtime network not ready: NetworkReady=false reason:NoCNI message:none")},
+			v1.ConditionFalse, "container runtime network not ready: NetworkReady=false reason:NoCNI message:none"},
+		{"both: the runtime is named", health{runtime: fmt.Errorf("container runtime is down: gone"), network: fmt.Errorf("network")},
+			v1.ConditionFalse, "container runtime is down: gone"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &Node{health: tt.health}
+			st := n.status()
+			if len(st.Conditions) != 1 || st.Conditions[0].Type != v1.NodeReady {
+				t.Fatalf("conditions: %+v", st.Conditions)
+			}
+			c := st.Conditions[0]
+			if c.Status != tt.status || c.Message != tt.message {
+				t.Fatalf("Ready = %s %q, want %s %q", c.Status, c.Message, tt.status, tt.message)
+			}
+		})
+	}
+}

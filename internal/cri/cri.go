@@ -154,6 +154,7 @@ type Health struct {
 	rt    internalapi.RuntimeService
 	mu    sync.RWMutex
 	err   error
+	net   error
 	since time.Time
 }
 
@@ -168,12 +169,21 @@ func (h *Health) Err() error {
 	return h.err
 }
 
+// NetworkErr is nil while the runtime reports NetworkReady (its pod
+// network, CNI, is set up). A node is not Ready without it, as with the
+// kubelet, though knode itself is healthy and host-network pods still run.
+func (h *Health) NetworkErr() error {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.net
+}
+
 // Check asks the runtime for its status once and records the verdict.
 func (h *Health) Check(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	resp, err := h.rt.Status(ctx, false)
-	var verdict error
+	var verdict, network error
 	switch {
 	case err != nil:
 		verdict = fmt.Errorf("container runtime is down: %w", err)
@@ -181,8 +191,12 @@ func (h *Health) Check(ctx context.Context) error {
 		verdict = errors.New("container runtime returned no status")
 	default:
 		for _, c := range resp.Status.Conditions {
-			if c.Type == runtimeapi.RuntimeReady && !c.Status {
+			switch {
+			case c.Type == runtimeapi.RuntimeReady && !c.Status:
 				verdict = fmt.Errorf("container runtime not ready: %s: %s", c.Reason, c.Message)
+			case c.Type == runtimeapi.NetworkReady && !c.Status:
+				// The kubelet's wording, which operators grep for.
+				network = fmt.Errorf("container runtime network not ready: NetworkReady=false reason:%s message:%s", c.Reason, c.Message)
 			}
 		}
 	}
@@ -191,7 +205,7 @@ func (h *Health) Check(ctx context.Context) error {
 	if (verdict == nil) != (h.err == nil) {
 		h.since = time.Now()
 	}
-	h.err = verdict
+	h.err, h.net = verdict, network
 	return verdict
 }
 

@@ -1,8 +1,12 @@
 package cri
 
 import (
+	"context"
 	"errors"
 	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 )
 
 func TestCheckEndpoint(t *testing.T) {
@@ -28,5 +32,43 @@ func TestCheckEndpoint(t *testing.T) {
 		if errors.Is(err, ErrDockershim) != tt.dockerErr {
 			t.Errorf("%q: dockershim error = %v, want %v", tt.endpoint, errors.Is(err, ErrDockershim), tt.dockerErr)
 		}
+	}
+}
+
+func TestHealthConditions(t *testing.T) {
+	cond := func(typ string, ok bool) *runtimeapi.RuntimeCondition {
+		return &runtimeapi.RuntimeCondition{Type: typ, Status: ok, Reason: "R", Message: "M"}
+	}
+	tests := []struct {
+		name             string
+		status           *runtimeapi.RuntimeStatus
+		runtime, network string // expected errors, "" = nil
+	}{
+		{"ready", &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{cond(runtimeapi.RuntimeReady, true), cond(runtimeapi.NetworkReady, true)}}, "", ""},
+		{"network not ready", &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{cond(runtimeapi.RuntimeReady, true), cond(runtimeapi.NetworkReady, false)}},
+			"", "container runtime network not ready: NetworkReady=false reason:R message:M"},
+		{"runtime not ready", &runtimeapi.RuntimeStatus{Conditions: []*runtimeapi.RuntimeCondition{cond(runtimeapi.RuntimeReady, false), cond(runtimeapi.NetworkReady, true)}},
+			"container runtime not ready: R: M", ""},
+		{"no status", nil, "container runtime returned no status", ""},
+	}
+	errString := func(err error) string {
+		if err == nil {
+			return ""
+		}
+		return err.Error()
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rt := critest.NewFakeRuntimeService()
+			rt.FakeStatus = tt.status
+			h := newHealth(rt)
+			_ = h.Check(context.Background())
+			if got := errString(h.Err()); got != tt.runtime {
+				t.Errorf("Err() = %q, want %q", got, tt.runtime)
+			}
+			if got := errString(h.NetworkErr()); got != tt.network {
+				t.Errorf("NetworkErr() = %q, want %q", got, tt.network)
+			}
+		})
 	}
 }
