@@ -97,6 +97,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	var apiPods *cluster.Pods
 	var onRemoved func(types.UID)
 	var apiObjects pods.APIObjects
+	var events pods.EventRecorder
 	if cfg.Kubeconfig != "" {
 		node, err = cluster.New(cluster.Config{
 			Kubeconfig: cfg.Kubeconfig,
@@ -117,6 +118,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		apiPods = node.NewPods()
 		onRemoved = apiPods.Removed
 		apiObjects = node
+		clusterEvents := node.NewEvents()
+		defer clusterEvents.Stop()
+		events = clusterEvents
 		sources = append(sources, cluster.SourceAPI)
 	}
 	mgr := pods.NewManager(pods.Options{
@@ -140,6 +144,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		Restores:         restores,
 		OnRemoved:        onRemoved,
 		APIObjects:       apiObjects,
+		Events:           events,
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)

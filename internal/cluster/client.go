@@ -24,6 +24,8 @@ import (
 // which cost knode a third of its memory even in standalone mode.
 type api struct {
 	core, coordination, authentication, authorization *rest.RESTClient
+	// scheme knows the types of those groups (events refer to pods by it).
+	scheme *runtime.Scheme
 }
 
 // RequestObserver is told of each request to the API server: its method,
@@ -72,7 +74,7 @@ func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error
 		c.ContentType = runtime.ContentTypeJSON
 		return rest.RESTClientFor(c)
 	}
-	a := &api{}
+	a := &api{scheme: scheme}
 	for _, x := range []struct {
 		dst  **rest.RESTClient
 		gv   schema.GroupVersion

@@ -46,6 +46,9 @@ type Options struct {
 	Now                        func() time.Time
 	// Recorder receives pod and container start events for metrics; may be nil.
 	Recorder Recorder
+	// Events publishes the kubelet's pod events (Pulled, Created, Started,
+	// Killing, BackOff, ...), in cluster mode to the API server; may be nil.
+	Events EventRecorder
 	// Devices allocates device-plugin resources; may be nil.
 	Devices Devices
 	// APIObjects reads ConfigMaps, Secrets and service account tokens for
@@ -113,6 +116,15 @@ type Recorder interface {
 	// RestoreDone counts a restore: result is "success" or the failure's reason.
 	RestoreDone(result string, d time.Duration)
 }
+
+// EventRecorder publishes an event about a pod; eventType is Normal or Warning.
+type EventRecorder interface {
+	Event(pod *v1.Pod, eventType, reason, message string)
+}
+
+type nopEvents struct{}
+
+func (nopEvents) Event(*v1.Pod, string, string, string) {}
 
 type nopRecorder struct{}
 
@@ -186,6 +198,9 @@ func NewManager(opts Options, sources ...string) *Manager {
 	}
 	if opts.Recorder == nil {
 		opts.Recorder = nopRecorder{}
+	}
+	if opts.Events == nil {
+		opts.Events = nopEvents{}
 	}
 	if opts.Devices == nil {
 		opts.Devices = noDevices{}

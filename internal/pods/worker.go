@@ -171,6 +171,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		// wait for it rather than reject (the kubelet rejects at once).
 		if errors.As(err, &rejection) && !w.m.terminating() {
 			w.rejected = &waiting{reason: rejection.Reason(), message: err.Error()}
+			w.m.opts.Events.Event(pod, v1.EventTypeWarning, rejection.Reason(), err.Error())
 			w.m.log.Error("pod admission failed", "pod", podRef(pod, nil), "reason", rejection.Reason(), "err", err)
 			if rp != nil {
 				w.killPod(ctx, rp, w.terminationGrace(rp))
@@ -429,6 +430,7 @@ func (s *podSync) restartWithBackoff(ctx context.Context, c *v1.Container, isIni
 			reason:  "CrashLoopBackOff",
 			message: fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)", delay, c.Name, s.pod.Name, s.pod.Namespace, s.pod.UID),
 		}
+		s.warning("BackOff", fmt.Sprintf("Back-off restarting failed container %s in pod %s_%s(%s)", c.Name, s.pod.Name, s.pod.Namespace, s.pod.UID))
 		s.requeue(delay - s.w.m.opts.Now().Sub(finished))
 		return
 	}
@@ -463,6 +465,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	cfg, err := w.m.containerConfig(s.pod, c, restarts, isInit, s.podIP)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
+		s.warning("Failed", "Error: "+err.Error())
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -483,12 +486,15 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	if err != nil {
 		w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
+		s.warning("Failed", "Error: "+err.Error())
 		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		s.requeue(10 * time.Second)
 		return
 	}
+	s.normal("Created", "Created container: "+c.Name)
 	if err := w.m.opts.Devices.PreStart(ctx, s.pod, c); err != nil {
 		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
+		s.warning("Failed", "Error: "+err.Error())
 		_ = rt.RemoveContainer(cctx, id)
 		s.requeue(10 * time.Second)
 		return
@@ -497,6 +503,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	w.m.opts.Recorder.ContainerStarted(containerType(c, isInit), err)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
+		s.warning("Failed", "Error: "+err.Error())
 		w.m.log.Warn("start container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		// A container that never started is removed so the next try is clean.
 		_ = rt.RemoveContainer(cctx, id)
@@ -504,6 +511,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		return
 	}
 	delete(w.waits, c.Name)
+	s.normal("Started", "Started container "+c.Name)
 	if archive != "" {
 		w.m.opts.Recorder.RestoreDone("success", time.Since(restoreStart))
 		w.m.annotate(w.uid, restoredFromAnnotation, w.m.opts.Restores.Describe(archive))
@@ -552,9 +560,11 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	present := resp.GetImage() != nil
 	switch {
 	case present && c.ImagePullPolicy != v1.PullAlways:
+		s.normal("Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
 		return nil
 	case !present && c.ImagePullPolicy == v1.PullNever:
 		w.waits[c.Name] = waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
+		s.warning("ErrImageNeverPull", w.waits[c.Name].message)
 		s.requeue(10 * time.Second)
 		return errors.New("image not present")
 	}
@@ -562,20 +572,33 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	bo := w.m.backoff
 	if bo.IsInBackOffSinceUpdate(key, w.m.opts.Now()) {
 		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
+		s.normal("BackOff", w.waits[c.Name].message)
 		s.requeue(bo.Get(key))
 		return errors.New("image pull back-off")
 	}
 	pctx, pcancel := context.WithTimeout(ctx, max(w.m.opts.RequestTimeout, 5*time.Minute))
 	defer pcancel()
+	s.normal("Pulling", fmt.Sprintf("Pulling image %q", c.Image))
+	pullStart := time.Now()
 	if _, err := images.PullImage(pctx, spec, nil, s.sbConfig); err != nil {
 		bo.Next(key, w.m.opts.Now())
 		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: fmt.Sprintf("failed to pull image %q: %v", c.Image, err)}
+		s.warning("Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
 		w.m.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "err", err)
 		s.requeue(bo.Get(key))
 		return err
 	}
 	bo.Reset(key)
+	s.normal("Pulled", fmt.Sprintf("Successfully pulled image %q in %s", c.Image, time.Since(pullStart).Round(time.Millisecond)))
 	return nil
+}
+
+func (s *podSync) normal(reason, message string) {
+	s.w.m.opts.Events.Event(s.pod, v1.EventTypeNormal, reason, message)
+}
+
+func (s *podSync) warning(reason, message string) {
+	s.w.m.opts.Events.Event(s.pod, v1.EventTypeWarning, reason, message)
 }
 
 // terminalPhase reports Succeeded or Failed once no container of the pod
@@ -640,6 +663,9 @@ func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
 	for _, c := range rp.allContainers() {
 		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
 			continue
+		}
+		if w.lastPod != nil {
+			w.m.opts.Events.Event(w.lastPod, v1.EventTypeNormal, "Killing", "Stopping container "+c.GetMetadata().GetName())
 		}
 		wg.Add(1)
 		go func(c *runtimeapi.Container) {

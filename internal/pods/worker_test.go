@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,17 +18,40 @@ import (
 const image = "example/app:1"
 
 type fixture struct {
-	t   *testing.T
-	rt  *critest.FakeRuntimeService
-	img *critest.FakeImageService
-	m   *Manager
+	t      *testing.T
+	rt     *critest.FakeRuntimeService
+	img    *critest.FakeImageService
+	m      *Manager
+	events *events
+}
+
+// events keeps what the manager published, as "Type Reason: message".
+type events struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *events) Event(_ *v1.Pod, eventType, reason, message string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.list = append(e.list, eventType+" "+reason+": "+message)
+}
+
+func (e *events) take() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.list
+	e.list = nil
+	return out
 }
 
 func newFixture(t *testing.T) *fixture {
 	rt := critest.NewFakeRuntimeService()
 	img := critest.NewFakeImageService()
 	img.SetFakeImages([]string{image})
+	ev := &events{}
 	m := NewManager(Options{
+		Events:     ev,
 		Runtime:    rt,
 		Images:     img,
 		RootDir:    t.TempDir(),
@@ -35,7 +60,7 @@ func newFixture(t *testing.T) *fixture {
 		HostIP:     "192.0.2.10",
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, "file")
-	return &fixture{t: t, rt: rt, img: img, m: m}
+	return &fixture{t: t, rt: rt, img: img, m: m, events: ev}
 }
 
 func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
@@ -105,10 +130,21 @@ func TestPodStartsAndReportsRunning(t *testing.T) {
 	if cs.State.Running == nil || !cs.Ready || cs.RestartCount != 0 || cs.ContainerID == "" {
 		t.Fatalf("container status: %+v", cs)
 	}
+	want := []string{
+		`Normal Pulled: Container image "example/app:1" already present on machine`,
+		"Normal Created: Created container: app",
+		"Normal Started: Started container app",
+	}
+	if got := f.events.take(); !slices.Equal(got, want) {
+		t.Fatalf("events %q, want %q", got, want)
+	}
 	// A second pass changes nothing: the worker is idempotent.
 	f.sync(w)
 	if _, total := f.count("app"); total != 1 {
 		t.Fatalf("a second sync created another container: %d", total)
+	}
+	if got := f.events.take(); len(got) != 0 {
+		t.Fatalf("a sync that did nothing published %q", got)
 	}
 }
 
@@ -161,6 +197,10 @@ func TestCrashLoopBackOff(t *testing.T) {
 	}
 	if st.Phase != v1.PodRunning {
 		t.Fatalf("a restarting pod is Running, got %s", st.Phase)
+	}
+	got := f.events.take()
+	if last := got[len(got)-1]; last != "Warning BackOff: Back-off restarting failed container app in pod web-n1_default(uid-1)" {
+		t.Fatalf("last event %q, want the kubelet's BackOff warning (all: %q)", last, got)
 	}
 }
 

@@ -209,6 +209,24 @@ func TestClusterNodeRegistration(t *testing.T) {
 		return strings.Contains(string(data), "hello from a configmap") && strings.Contains(string(data), "s3cret") &&
 			regexp.MustCompile(`stdout F \d{3,}\n`).Match(data)
 	})
+	// The kubelet's events, as `kubectl describe pod` shows them.
+	podEvents := func(name string) map[string]bool {
+		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=" + name})
+		if err != nil {
+			return nil
+		}
+		reasons := map[string]bool{}
+		for _, e := range list.Items {
+			if e.Source.Component == "kubelet" && e.Source.Host == n.name && e.InvolvedObject.UID == created.UID {
+				reasons[e.Reason] = true
+			}
+		}
+		return reasons
+	}
+	n.eventually(30*time.Second, "Pulled, Created and Started events for the pod", func() bool {
+		r := podEvents("api-pod")
+		return r["Pulled"] && r["Created"] && r["Started"]
+	})
 	// A ConfigMap's change reaches the running container (within the sync period).
 	cm, err := cp.core.ConfigMaps("default").Get(ctx, "greeting", metav1.GetOptions{})
 	if err != nil {
@@ -236,6 +254,7 @@ func TestClusterNodeRegistration(t *testing.T) {
 	if err := cp.core.Pods("default").Delete(ctx, "api-pod", metav1.DeleteOptions{GracePeriodSeconds: &grace}); err != nil {
 		t.Fatal(err)
 	}
+	n.eventually(30*time.Second, "a Killing event for the deleted pod", func() bool { return podEvents("api-pod")["Killing"] })
 	n.eventually(60*time.Second, "the pod object gone and its sandbox removed", func() bool {
 		_, err := cp.core.Pods("default").Get(ctx, "api-pod", metav1.GetOptions{})
 		if !apierrors.IsNotFound(err) {
