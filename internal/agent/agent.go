@@ -119,7 +119,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		onRemoved = apiPods.Removed
 		apiObjects = node
 		clusterEvents := node.NewEvents()
-		defer clusterEvents.Stop()
+		go clusterEvents.Run(ctx)
 		events = clusterEvents
 		sources = append(sources, cluster.SourceAPI)
 	}

@@ -24,8 +24,6 @@ import (
 // which cost knode a third of its memory even in standalone mode.
 type api struct {
 	core, coordination, authentication, authorization *rest.RESTClient
-	// scheme knows the types of those groups (events refer to pods by it).
-	scheme *runtime.Scheme
 }
 
 // RequestObserver is told of each request to the API server: its method,
@@ -56,6 +54,9 @@ func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error
 		return nil, fmt.Errorf("kubeconfig: %w", err)
 	}
 	cfg.UserAgent = userAgent
+	// The kubelet's kubeAPIQPS and kubeAPIBurst defaults (client-go's own, 5
+	// and 10, would queue a burst of pod starts behind each other).
+	cfg.QPS, cfg.Burst = 50, 100
 	if requests != nil {
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, observe: requests} })
 	}
@@ -74,7 +75,7 @@ func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error
 		c.ContentType = runtime.ContentTypeJSON
 		return rest.RESTClientFor(c)
 	}
-	a := &api{scheme: scheme}
+	a := &api{}
 	for _, x := range []struct {
 		dst  **rest.RESTClient
 		gv   schema.GroupVersion
