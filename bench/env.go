@@ -258,7 +258,7 @@ func (d durations) pct(p float64) time.Duration {
 	return s[idx]
 }
 
-func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Microseconds())/1000) }
 
 func main() {
 	if len(os.Args) < 2 {

@@ -52,7 +52,7 @@ func (a allocations) load(entries []checkpoint.PodDevicesEntry) {
 	}
 }
 
-// entries lists the allocations in a stable order for the checkpoint.
+// entries lists the allocations for the checkpoint, unordered (sortEntries orders them).
 func (a allocations) entries() []checkpoint.PodDevicesEntry {
 	var out []checkpoint.PodDevicesEntry
 	for uid, containers := range a {
@@ -63,6 +63,12 @@ func (a allocations) entries() []checkpoint.PodDevicesEntry {
 			}
 		}
 	}
+	return out
+}
+
+// sortEntries orders entries as the checkpoint lists them (outside the
+// manager's lock: it is the costly part).
+func sortEntries(out []checkpoint.PodDevicesEntry) {
 	sort.Slice(out, func(i, j int) bool {
 		a, b := out[i], out[j]
 		if a.PodUID != b.PodUID {
@@ -73,5 +79,4 @@ func (a allocations) entries() []checkpoint.PodDevicesEntry {
 		}
 		return a.ResourceName < b.ResourceName
 	})
-	return out
 }

@@ -398,6 +398,7 @@ func (m *Manager) checkpointWriter(ctx context.Context) {
 			}
 		}
 		m.mu.Unlock()
+		sortEntries(entries)
 		if err := checkpoint.Write(m.checkpointPath(), entries, registered); err != nil {
 			m.log.Error("cannot write the device manager checkpoint", "err", err)
 		}

@@ -11,11 +11,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
-
-	"github.com/davecgh/go-spew/spew"
 )
 
 // FileName is the checkpoint's name in the device plugins directory.
@@ -51,13 +48,6 @@ var ErrCorrupt = errors.New("device manager checkpoint is corrupt (checksum mism
 // Checksum is the kubelet's: FNV-32a of spew's "%#v" dump with sorted keys.
 func Checksum(entries []PodDevicesEntry, registered map[string][]string) uint32 {
 	return checksum(checkpointData{PodDeviceEntries: entries, RegisteredDevices: registered})
-}
-
-func checksum(d checkpointData) uint32 {
-	h := fnv.New32a()
-	printer := spew.ConfigState{Indent: " ", SortKeys: true, DisableMethods: true, SpewKeys: true}
-	printer.Fprintf(h, "%#v", d)
-	return h.Sum32()
 }
 
 // Read loads and verifies a checkpoint file.
