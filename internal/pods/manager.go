@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/prober"
 )
 
 // Options configure a Manager.
@@ -46,6 +48,8 @@ type Options struct {
 	Now                        func() time.Time
 	// Recorder receives pod and container start events for metrics; may be nil.
 	Recorder Recorder
+	// Prober runs container probes; nil: knode's own, exec probes through Runtime.
+	Prober Prober
 	// Events publishes the kubelet's pod events (Pulled, Created, Started,
 	// Killing, BackOff, ...), in cluster mode to the API server; may be nil.
 	Events EventRecorder
@@ -147,6 +151,8 @@ type Manager struct {
 	statuses     map[types.UID]*v1.PodStatus
 	// annotations are what knode adds to a pod it serves (restored-from).
 	annotations map[types.UID]map[string]string
+	// probes runs the containers' startup, liveness and readiness probes.
+	probes *probes
 	// apiVolumes remembers each API pod's ConfigMap, Secret and projected
 	// volumes between refreshes, by pod and volume name.
 	apiVolumes map[types.UID]map[string]*apiVolumeState
@@ -202,6 +208,9 @@ func NewManager(opts Options, sources ...string) *Manager {
 	if opts.Events == nil {
 		opts.Events = nopEvents{}
 	}
+	if opts.Prober == nil {
+		opts.Prober = prober.New(opts.Runtime)
+	}
 	if opts.Devices == nil {
 		opts.Devices = noDevices{}
 	}
@@ -226,6 +235,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		relistNow:     make(chan struct{}, 1),
 		changed:       make(chan struct{}),
 		cache:         newStatusCache(),
+		probes:        newProbes(opts.Prober, opts.Events, opts.Log),
 	}
 }
 
@@ -457,6 +467,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
 	delete(m.apiVolumes, uid)
+	m.probes.forget(uid)
 	delete(m.deletionGrace, uid)
 	m.podsChangedLocked()
 	m.opts.Devices.Release(uid)

@@ -134,9 +134,9 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		started := true
+		started := w.m.probes.started(c, latest.Id)
 		cs.Started = &started
-		cs.Ready = true
+		cs.Ready = w.m.probes.ready(c, latest.Id)
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, rst.StartedAt))}
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		started := false

@@ -235,6 +235,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
 	initDone, initFailed := s.syncInit(ctx)
+	defer s.syncProbes()
 	switch {
 	case initFailed:
 		w.m.log.Info("init container failed and restartPolicy is Never: pod failed", "pod", podRef(pod, nil))
@@ -306,10 +307,15 @@ func (s *podSync) syncInit(ctx context.Context) (done, failed bool) {
 		}
 		switch latest.State {
 		case runtimeapi.ContainerState_CONTAINER_RUNNING:
-			if sidecar {
-				continue
+			if !sidecar {
+				return false, false
 			}
-			return false, false
+			s.killIfUnhealthy(ctx, c, latest)
+			// The next init container waits for the sidecar to have started.
+			if !s.w.m.probes.started(c, latest.Id) {
+				return false, false
+			}
+			continue
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
 			st, err := s.w.m.cache.containerStatus(ctx, s.w.m.opts.Runtime, latest)
 			if err != nil {
@@ -348,6 +354,7 @@ func (s *podSync) syncApps(ctx context.Context) {
 		switch latest.State {
 		case runtimeapi.ContainerState_CONTAINER_RUNNING:
 			delete(s.w.waits, c.Name)
+			s.killIfUnhealthy(ctx, c, latest)
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
 			st, err := s.w.m.cache.containerStatus(ctx, s.w.m.opts.Runtime, latest)
 			if err != nil {
@@ -365,6 +372,52 @@ func (s *podSync) syncApps(ctx context.Context) {
 		}
 	}
 	s.terminal = settled == len(s.pod.Spec.Containers)
+}
+
+// syncProbes gives the pod's running containers (apps and sidecars) their
+// probe workers, and takes them from containers that stopped.
+func (s *podSync) syncProbes() {
+	var list []running
+	add := func(c *v1.Container) {
+		if latest := first(s.rp.instances(c.Name, s.sb.Id)); latest != nil && latest.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+			list = append(list, running{c: c, id: latest.Id, startedAt: time.Unix(0, latest.CreatedAt)})
+		}
+	}
+	for i := range s.pod.Spec.InitContainers {
+		if isSidecar(&s.pod.Spec.InitContainers[i]) {
+			add(&s.pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range s.pod.Spec.Containers {
+		add(&s.pod.Spec.Containers[i])
+	}
+	podIP := s.podIP
+	if s.pod.Spec.HostNetwork {
+		podIP = s.w.m.opts.HostIP
+	}
+	s.w.m.probes.sync(s.pod, list, podIP, s.w.wake)
+}
+
+// killIfUnhealthy stops a container whose liveness probe failed, or whose
+// startup probe gave up; the restart policy then decides, as with the kubelet.
+func (s *podSync) killIfUnhealthy(ctx context.Context, c *v1.Container, ct *runtimeapi.Container) {
+	kind, p := s.w.m.probes.unhealthy(c, ct.Id)
+	if kind == "" {
+		return
+	}
+	grace := s.w.terminationGrace(s.rp)
+	if p.TerminationGracePeriodSeconds != nil {
+		grace = *p.TerminationGracePeriodSeconds
+	}
+	s.normal("Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
+	s.w.m.log.Info("container failed its probe; stopping it", "pod", podRef(s.pod, nil), "container", c.Name, "probe", kind)
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.w.m.opts.RequestTimeout)
+	defer cancel()
+	if err := s.w.m.opts.Runtime.StopContainer(cctx, ct.Id, grace); err != nil {
+		s.w.m.log.Warn("stop unhealthy container failed", "container", ct.Id, "err", err)
+	}
+	s.w.m.wakeRelist()
+	s.requeue(time.Second)
 }
 
 // removeOld keeps the newest two instances of a container (the running one

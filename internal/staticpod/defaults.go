@@ -67,6 +67,36 @@ func defaultContainer(c *v1.Container) {
 			ref.FieldRef.APIVersion = "v1"
 		}
 	}
+	for _, p := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
+		if p != nil {
+			DefaultProbe(p)
+		}
+	}
+}
+
+// DefaultProbe fills a probe's unset timings with the API server's defaults:
+// every 10 s, 1 s to answer, 1 success, 3 failures, HTTP on path "/".
+func DefaultProbe(p *v1.Probe) {
+	if p.TimeoutSeconds == 0 {
+		p.TimeoutSeconds = 1
+	}
+	if p.PeriodSeconds == 0 {
+		p.PeriodSeconds = 10
+	}
+	if p.SuccessThreshold == 0 {
+		p.SuccessThreshold = 1
+	}
+	if p.FailureThreshold == 0 {
+		p.FailureThreshold = 3
+	}
+	if p.HTTPGet != nil {
+		if p.HTTPGet.Path == "" {
+			p.HTTPGet.Path = "/"
+		}
+		if p.HTTPGet.Scheme == "" {
+			p.HTTPGet.Scheme = v1.URISchemeHTTP
+		}
+	}
 }
 
 // DefaultPullPolicy is the API server's rule: Always for :latest or no tag,

@@ -1,7 +1,6 @@
 package staticpod
 
 import (
-	"fmt"
 	"path"
 
 	v1 "k8s.io/api/core/v1"
@@ -121,11 +120,43 @@ func validateContainer(c *v1.Container, p *field.Path, names, volumes map[string
 	if c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyAlways {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []string{string(v1.ContainerRestartPolicyAlways)}))
 	}
-	for _, probe := range []*v1.Probe{c.LivenessProbe, c.ReadinessProbe, c.StartupProbe} {
-		if probe != nil {
-			errs = append(errs, field.Forbidden(p, fmt.Sprintf("probes are not implemented by knode yet (container %q)", c.Name)))
-			break
+	for _, pr := range []struct {
+		name  string
+		probe *v1.Probe
+	}{{"livenessProbe", c.LivenessProbe}, {"readinessProbe", c.ReadinessProbe}, {"startupProbe", c.StartupProbe}} {
+		if pr.probe != nil {
+			errs = append(errs, validateProbe(p.Child(pr.name), pr.probe, pr.name != "readinessProbe")...)
 		}
+	}
+	return errs
+}
+
+// validateProbe applies the API server's rules for a probe.
+func validateProbe(p *field.Path, probe *v1.Probe, successMustBeOne bool) field.ErrorList {
+	var errs field.ErrorList
+	handlers := 0
+	for _, set := range []bool{probe.Exec != nil, probe.HTTPGet != nil, probe.TCPSocket != nil, probe.GRPC != nil} {
+		if set {
+			handlers++
+		}
+	}
+	if handlers != 1 {
+		errs = append(errs, field.Required(p, "must have exactly one handler: exec, httpGet, tcpSocket or grpc"))
+	}
+	if probe.Exec != nil && len(probe.Exec.Command) == 0 {
+		errs = append(errs, field.Required(p.Child("exec", "command"), ""))
+	}
+	for _, f := range []struct {
+		name  string
+		value int32
+	}{{"initialDelaySeconds", probe.InitialDelaySeconds}, {"timeoutSeconds", probe.TimeoutSeconds}, {"periodSeconds", probe.PeriodSeconds},
+		{"successThreshold", probe.SuccessThreshold}, {"failureThreshold", probe.FailureThreshold}} {
+		if f.value < 0 {
+			errs = append(errs, field.Invalid(p.Child(f.name), f.value, "must be greater than or equal to 0"))
+		}
+	}
+	if successMustBeOne && probe.SuccessThreshold > 1 {
+		errs = append(errs, field.Invalid(p.Child("successThreshold"), probe.SuccessThreshold, "must be 1"))
 	}
 	return errs
 }

@@ -1,0 +1,154 @@
+package pods
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/prober"
+)
+
+// scriptedProber answers exec probes by their command's first word.
+type scriptedProber struct {
+	mu     sync.Mutex
+	passes map[string]bool
+}
+
+func (s *scriptedProber) set(cmd string, pass bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.passes[cmd] = pass
+}
+
+func (s *scriptedProber) Probe(_ context.Context, p *v1.Probe, _ prober.Target) prober.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.passes[p.Exec.Command[0]] {
+		return prober.Result{Success: true}
+	}
+	return prober.Result{Output: p.Exec.Command[0] + " says no"}
+}
+
+func probeFixture(t *testing.T) (*fixture, *scriptedProber) {
+	f := newFixture(t)
+	sp := &scriptedProber{passes: map[string]bool{}}
+	f.m.probes = newProbes(sp, f.events, f.m.log)
+	return f, sp
+}
+
+func execProbe(cmd string) *v1.Probe {
+	return &v1.Probe{ProbeHandler: v1.ProbeHandler{Exec: &v1.ExecAction{Command: []string{cmd}}}, PeriodSeconds: 1, FailureThreshold: 1, SuccessThreshold: 1}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func podReady(st *v1.PodStatus) bool {
+	for _, c := range st.Conditions {
+		if c.Type == v1.PodReady {
+			return c.Status == v1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func TestReadinessProbeGatesReady(t *testing.T) {
+	f, sp := probeFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].ReadinessProbe = execProbe("ready")
+	f.m.SetPods("file", []*v1.Pod{pod})
+	w := newWorker(f.m, pod.UID)
+	f.sync(w)
+	st := f.sync(w) // the running container gets its probe worker
+	if st.ContainerStatuses[0].Ready || podReady(st) {
+		t.Fatal("ready before its readiness probe passed")
+	}
+	var id string
+	for _, c := range f.rt.Containers {
+		id = c.Id
+	}
+	time.Sleep(1500 * time.Millisecond) // a failing probe or two
+	if st := f.sync(w); st.ContainerStatuses[0].Ready {
+		t.Fatal("ready while its readiness probe fails")
+	}
+	sp.set("ready", true)
+	waitFor(t, "the readiness verdict", func() bool { ok, _ := f.m.probes.verdict(id, readinessProbe); return ok })
+	st = f.sync(w)
+	if !st.ContainerStatuses[0].Ready || !podReady(st) || !*st.ContainerStatuses[0].Started {
+		t.Fatalf("not ready after the probe passed: %+v", st.ContainerStatuses[0])
+	}
+	if running, total := f.count("app"); running != 1 || total != 1 {
+		t.Fatalf("a readiness probe restarted the container: running %d of %d", running, total)
+	}
+}
+
+func TestLivenessProbeRestartsTheContainer(t *testing.T) {
+	f, sp := probeFixture(t)
+	sp.set("alive", false)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].LivenessProbe = execProbe("alive")
+	f.m.SetPods("file", []*v1.Pod{pod})
+	w := newWorker(f.m, pod.UID)
+	f.sync(w)
+	f.sync(w)
+	var id string
+	for _, c := range f.rt.Containers {
+		id = c.Id
+	}
+	waitFor(t, "the liveness verdict", func() bool { k, _ := f.m.probes.unhealthy(&pod.Spec.Containers[0], id); return k == livenessProbe })
+	f.events.take()
+	f.sync(w) // kills it
+	if running, _ := f.count("app"); running != 0 {
+		t.Fatal("a container that failed its liveness probe still runs")
+	}
+	if got := f.events.take(); !slices.Contains(got, "Normal Killing: Container app failed liveness probe, will be restarted") {
+		t.Fatalf("events %q", got)
+	}
+	f.sync(w) // the restart policy restarts it
+	if running, total := f.count("app"); running != 1 || total != 2 {
+		t.Fatalf("after the liveness kill: running %d of %d, want a new instance", running, total)
+	}
+}
+
+func TestStartupProbeHoldsBackLiveness(t *testing.T) {
+	f, sp := probeFixture(t)
+	sp.set("alive", false) // would kill the container if it ran
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].StartupProbe = execProbe("started")
+	pod.Spec.Containers[0].StartupProbe.FailureThreshold = 1000
+	pod.Spec.Containers[0].LivenessProbe = execProbe("alive")
+	f.m.SetPods("file", []*v1.Pod{pod})
+	w := newWorker(f.m, pod.UID)
+	f.sync(w)
+	st := f.sync(w)
+	if *st.ContainerStatuses[0].Started {
+		t.Fatal("started before its startup probe passed")
+	}
+	time.Sleep(2500 * time.Millisecond)
+	f.sync(w)
+	if running, total := f.count("app"); running != 1 || total != 1 {
+		t.Fatalf("liveness ran before the startup probe passed: running %d of %d", running, total)
+	}
+	sp.set("started", true)
+	sp.set("alive", true)
+	var id string
+	for _, c := range f.rt.Containers {
+		id = c.Id
+	}
+	waitFor(t, "the startup verdict", func() bool { return f.m.probes.started(&pod.Spec.Containers[0], id) })
+	if st := f.sync(w); !*st.ContainerStatuses[0].Started || !st.ContainerStatuses[0].Ready {
+		t.Fatalf("after the startup probe passed: %+v", st.ContainerStatuses[0])
+	}
+}
