@@ -177,6 +177,7 @@ func (e *env) close() {
 	}
 	if e.sup != nil {
 		e.sup.Stop(20 * time.Second)
+		_ = exec.Command("ip", "link", "del", containerd.BridgeName(containerd.Layout{Dir: filepath.Join(e.dir, "c")})).Run()
 	}
 	if e.fake != nil {
 		e.fake.Stop()

@@ -117,7 +117,9 @@ func BridgeName(l Layout) string {
 }
 
 // RenderCNI returns a bridge + host-local conflist for the pod network.
-// No masquerading and no gateway: knode adds no rules to the host's firewall.
+// No masquerading and no gateway: knode adds no rules to the host's
+// firewall and does not turn on forwarding. The host still reaches its pods:
+// ensureBridge gives the bridge an address.
 func RenderCNI(l Layout, podCIDR string) ([]byte, error) {
 	conf := map[string]any{
 		"cniVersion": "1.0.0",
@@ -166,7 +168,7 @@ func writeFiles(l Layout, s Settings) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(l.CNIConfDir(), "10-knode.conflist"), cni, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(l.CNIConfDir(), knodeConflist), cni, 0o600); err != nil {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
 	return nil

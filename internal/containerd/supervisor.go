@@ -69,6 +69,10 @@ func Start(ctx context.Context, opts Options) (*Supervisor, error) {
 	if err := writeFiles(opts.Layout, opts.Settings); err != nil {
 		return nil, err
 	}
+	if err := ensureBridge(opts.Layout, opts.Settings.PodCIDR); err != nil {
+		// Pods still run; only the host cannot reach them (HTTP and TCP probes fail).
+		opts.Log.Warn("the host will not reach pod IPs: cannot set up the pod network's bridge", "err", err)
+	}
 	s := &Supervisor{opts: opts, binary: binary, done: make(chan struct{})}
 	s.killLeftover()
 	if err := s.startProcess(); err != nil {

@@ -230,7 +230,9 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 			successes, failures = successes+1, 0
 		} else {
 			successes, failures = 0, failures+1
-			ps.events.Event(pod, v1.EventTypeWarning, "Unhealthy", fmt.Sprintf("%s probe failed: %s", kind, strings.TrimSpace(result.Output)))
+			msg := fmt.Sprintf("%s probe failed: %s", kind, strings.TrimSpace(result.Output))
+			ps.events.Event(pod, v1.EventTypeWarning, "Unhealthy", msg)
+			ps.log.Debug("probe failed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind, "output", result.Output)
 		}
 		changed := false
 		ps.mu.Lock()
@@ -248,7 +250,9 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 		}
 		ps.mu.Unlock()
 		if changed {
-			ps.log.Debug("probe verdict changed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind, "success", result.Success)
+			// Without a cluster there are no events: the log says it.
+			ps.log.Info("probe verdict changed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind,
+				"success", result.Success, "output", result.Output)
 			wake()
 		}
 	}

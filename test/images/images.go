@@ -26,7 +26,7 @@ const (
 
 // busyboxApplets get a symlink each in /bin.
 var busyboxApplets = []string{"sh", "ash", "cat", "echo", "sleep", "ls", "date", "env", "head", "tail",
-	"true", "false", "touch", "mkdir", "rm", "wc", "grep", "sed", "dd", "sha256sum", "md5sum", "kill", "ps", "hostname", "id", "test", "printf", "seq", "stat", "uptime", "tee", "yes", "watch", "nc", "wget", "ip"}
+	"true", "false", "touch", "mkdir", "rm", "wc", "grep", "sed", "dd", "sha256sum", "md5sum", "kill", "ps", "hostname", "id", "test", "printf", "seq", "stat", "uptime", "tee", "yes", "watch", "nc", "wget", "ip", "httpd"}
 
 type file struct {
 	name string

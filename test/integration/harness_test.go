@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -100,6 +101,7 @@ type node struct {
 	containerdDir string
 	// sharing is the node whose runtime this node's knode uses too.
 	sharing *node
+	podCIDR string
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -197,6 +199,7 @@ func newBareNode(t *testing.T) *node {
 	}
 	n.name = strings.ToLower(n.name)
 	n.port = freePort(t)
+	n.podCIDR = nextPodCIDR()
 	if err := os.MkdirAll(n.manifests, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +219,7 @@ func (n *node) startRuntime() {
 		Layout: n.layout(),
 		Settings: containerd.Settings{
 			SandboxImage:  images.Pause,
-			PodCIDR:       podCIDR(n.dir),
+			PodCIDR:       n.podCIDR,
 			CNIBinDirs:    []string{"/usr/lib/cni"},
 			EnableRestore: n.containerdDir != "",
 		},
@@ -245,13 +248,13 @@ func (n *node) startRuntime() {
 	}
 }
 
-// podCIDR gives each test node its own /24 so bridges and IPs never collide.
-func podCIDR(seed string) string {
-	var h uint32
-	for _, c := range seed {
-		h = h*31 + uint32(c)
-	}
-	return fmt.Sprintf("10.%d.%d.0/24", 200+h%50, (h/50)%250)
+// podCIDRs counts the pod subnets given out: each test node gets its own
+// /24, so bridges (which carry the subnet's first address) never collide.
+var podCIDRs atomic.Int32
+
+func nextPodCIDR() string {
+	n := int(podCIDRs.Add(1)) + os.Getpid()%50*250
+	return fmt.Sprintf("10.%d.%d.0/24", 200+n/250%50, n%250)
 }
 
 // cleanup removes every pod from the runtime, then stops it and deletes the files.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/containerd"
 )
 
 const busybox = "knode.local/busybox:1.36"
@@ -339,6 +342,9 @@ func TestEmbeddedRuntime(t *testing.T) {
 	// This node's own containerd is not used: knode starts one under its root dir.
 	n.writeManifest("emb.yaml", podManifest("emb", "default", "Always", `echo embedded; exec sleep 3600`))
 	root := filepath.Join(n.dir, "eroot")
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", containerd.BridgeName(containerd.Layout{Dir: filepath.Join(root, "containerd")})).Run()
+	})
 	n.startKnodeArgs("run",
 		"--root-dir", root,
 		"--pod-manifest-path", n.manifests,
@@ -348,7 +354,7 @@ func TestEmbeddedRuntime(t *testing.T) {
 		"--address", "127.0.0.1", "--port", strconv.Itoa(n.port),
 		"--container-log-symlink-dir", filepath.Join(n.dir, "containers"),
 		"--pod-infra-container-image", "registry.k8s.io/pause:3.10",
-		"--pod-cidr", podCIDR(root),
+		"--pod-cidr", nextPodCIDR(),
 	)
 	n.eventually(60*time.Second, "pod running in the embedded containerd", func() bool {
 		return strings.Contains(n.logFile("default", "emb", "main"), "stdout F embedded")
@@ -405,5 +411,82 @@ func TestAgentsShareARuntime(t *testing.T) {
 	b.eventually(60*time.Second, "node B's pod removed", func() bool { return len(b.sandboxes("default", "web")) == 0 })
 	if c := a.running("default", "web", "main"); c == nil || c.Id != first.Id {
 		t.Fatalf("removing node B's pod disturbed node A's: %v", c)
+	}
+}
+
+// Probes on a real runtime: readiness from an exec probe, liveness over HTTP
+// to the pod's IP; a failed liveness probe restarts the container.
+func TestProbes(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("probed.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: `+busybox+`
+    command: ["sh", "-c", "mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www"]
+    readinessProbe:
+      exec: {command: [cat, /tmp/ready]}
+      periodSeconds: 1
+      failureThreshold: 1
+    livenessProbe:
+      httpGet: {path: /index.html, port: 8080}
+      periodSeconds: 1
+      failureThreshold: 2
+`)
+	n.startKnode()
+	first := n.waitRunning("default", "probed", "main")
+	type containerStatus struct {
+		Ready        bool
+		RestartCount int
+		ContainerID  string
+	}
+	status := func() (containerStatus, bool) {
+		_, _, body := n.raw("GET", "/pods")
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Status   struct{ ContainerStatuses []containerStatus }
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &list); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range list.Items {
+			if p.Metadata.Name == n.podName("probed") && len(p.Status.ContainerStatuses) == 1 {
+				return p.Status.ContainerStatuses[0], true
+			}
+		}
+		return containerStatus{}, false
+	}
+	exec := func(id string, cmd ...string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, stderr, err := n.cri.ExecSync(ctx, id, cmd, 5*time.Second); err != nil {
+			t.Fatalf("exec %v: %v %s", cmd, err, stderr)
+		}
+	}
+	time.Sleep(3 * time.Second) // several failed readiness probes; the liveness probe passes
+	if st, ok := status(); !ok || st.Ready || st.RestartCount != 0 {
+		t.Fatalf("before /tmp/ready exists: %+v", st)
+	}
+	exec(first.Id, "touch", "/tmp/ready")
+	n.eventually(20*time.Second, "the container Ready", func() bool { st, _ := status(); return st.Ready })
+
+	// The liveness probe now gets 404: the container is stopped and started again.
+	exec(first.Id, "rm", "/www/index.html")
+	n.eventually(60*time.Second, "a new instance after the liveness probe failed", func() bool {
+		st, _ := status()
+		return st.RestartCount == 1 && st.ContainerID != "" && !strings.HasSuffix(st.ContainerID, first.Id)
+	})
+	// A new instance starts not ready: its /tmp/ready is gone.
+	if st, _ := status(); st.Ready {
+		t.Fatalf("the new instance is ready before its readiness probe passed: %+v", st)
+	}
+	if !strings.Contains(n.knodeLog(), `msg="container failed its probe; stopping it"`) {
+		t.Fatal("the liveness kill is not in knode's log")
 	}
 }
