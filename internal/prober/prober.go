@@ -123,13 +123,9 @@ func (pr *Prober) probeExec(ctx context.Context, e *v1.ExecAction, t Target, tim
 }
 
 func (pr *Prober) probeHTTP(ctx context.Context, g *v1.HTTPGetAction, t Target) Result {
-	port, err := resolvePort(g.Port, t.Ports)
+	hostPort, err := t.address(g.Host, g.Port)
 	if err != nil {
 		return Result{Output: err.Error()}
-	}
-	host := g.Host
-	if host == "" {
-		host = t.PodIP
 	}
 	scheme := strings.ToLower(string(g.Scheme))
 	if scheme == "" {
@@ -139,7 +135,7 @@ func (pr *Prober) probeHTTP(ctx context.Context, g *v1.HTTPGetAction, t Target) 
 	if !strings.HasPrefix(path, "/") {
 		path = "/" + path
 	}
-	u := &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, strconv.Itoa(port))}
+	u := &url.URL{Scheme: scheme, Host: hostPort}
 	if parsed, err := url.Parse(path); err == nil {
 		u.Path, u.RawQuery = parsed.Path, parsed.RawQuery
 	} else {
@@ -182,15 +178,10 @@ func unwrapURLError(err error) error {
 }
 
 func probeTCP(ctx context.Context, s *v1.TCPSocketAction, t Target) Result {
-	port, err := resolvePort(s.Port, t.Ports)
+	addr, err := t.address(s.Host, s.Port)
 	if err != nil {
 		return Result{Output: err.Error()}
 	}
-	host := s.Host
-	if host == "" {
-		host = t.PodIP
-	}
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -219,6 +210,19 @@ func probeGRPC(ctx context.Context, g *v1.GRPCAction, t Target) Result {
 		return Result{Output: fmt.Sprintf("service unhealthy (responded with %q)", resp.GetStatus())}
 	}
 	return Result{Success: true}
+}
+
+// address is host:port for a probe: the pod's IP unless the probe names a
+// host, the port by number or by the container port's name.
+func (t Target) address(host string, port intstr.IntOrString) (string, error) {
+	n, err := resolvePort(port, t.Ports)
+	if err != nil {
+		return "", err
+	}
+	if host == "" {
+		host = t.PodIP
+	}
+	return net.JoinHostPort(host, strconv.Itoa(n)), nil
 }
 
 // resolvePort turns a probe's port (a number or a container port's name)
