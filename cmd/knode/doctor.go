@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
 	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/doctor"
 )
@@ -33,6 +36,14 @@ func newDoctorCommand() *cobra.Command {
 			// The probes expect errors (a checkpoint of a container that does
 			// not exist); the libraries' own logging of them is noise here.
 			klog.SetLogger(logr.Discard())
+			var boundPods func(context.Context) ([]v1.Pod, error)
+			if cfg.Kubeconfig != "" {
+				boundPods = func(ctx context.Context) ([]v1.Pod, error) {
+					ctx, cancel := context.WithTimeout(ctx, cfg.RuntimeRequestTimeout)
+					defer cancel()
+					return cluster.BoundPods(ctx, cfg.Kubeconfig, cfg.NodeName)
+				}
+			}
 			report, err := doctor.Run(cmd.Context(), doctor.Env{
 				RootDir:        cfg.RootDir,
 				ManifestDir:    cfg.PodManifestPath,
@@ -45,6 +56,7 @@ func newDoctorCommand() *cobra.Command {
 				KnownSockets:     doctor.DefaultKnownSockets,
 				DockerConfig:     "/etc/docker/daemon.json",
 				ContainerLogsDir: cfg.ContainerLogsDir,
+				BoundPods:        boundPods,
 			}, args...)
 			if err != nil {
 				return err

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	v1 "k8s.io/api/core/v1"
@@ -51,4 +52,19 @@ func (n *Node) ServiceAccountToken(ctx context.Context, pod *v1.Pod, audience st
 		return "", err
 	}
 	return tr.Status.Token, nil
+}
+
+// BoundPods lists, once, the pods the API server bound to node; for
+// one-shot tools such as `knode doctor`, which run beside the agent.
+func BoundPods(ctx context.Context, kubeconfig, node string) ([]v1.Pod, error) {
+	a, err := newAPI(kubeconfig, "knode-doctor", nil)
+	if err != nil {
+		return nil, err
+	}
+	list := &v1.PodList{}
+	err = a.core.Get().Resource("pods").Param("fieldSelector", "spec.nodeName="+node).Do(ctx).Into(list)
+	if err != nil {
+		return nil, fmt.Errorf("list pods bound to %s: %w", node, err)
+	}
+	return list.Items, nil
 }

@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -13,7 +14,7 @@ import (
 	"knode.io/knode/internal/pods"
 )
 
-func checkDockershim(env Env, r *Report) {
+func checkDockershim(ctx context.Context, env Env, r *Report) {
 	const area = "dockershim"
 	if strings.HasSuffix(env.Endpoint, "dockershim.sock") || strings.HasSuffix(env.Endpoint, "docker.sock") {
 		r.problem(area, "endpoint", fmt.Sprintf("the configured endpoint %s is Docker's", env.Endpoint),
@@ -46,6 +47,9 @@ func checkDockershim(env Env, r *Report) {
 			r.ok(area, "manifests", "no static pod mounts the Docker socket or a directory above it")
 		}
 	}
+	if env.BoundPods != nil {
+		checkBoundPods(ctx, env, r)
+	}
 	if pid := findProcess("dockerd"); pid > 0 {
 		r.warn(area, "dockerd", fmt.Sprintf("dockerd is running (pid %d)", pid), "nothing on this node should need it once its pods run on the CRI runtime")
 	} else {
@@ -59,6 +63,28 @@ func checkDockershim(env Env, r *Report) {
 			r.warn(area, "log symlinks", fmt.Sprintf("%s has no container log symlinks", env.ContainerLogsDir),
 				"knode links each container it starts there; if pods run, check --container-log-symlink-dir (log agents read the pod log dir "+env.PodLogsDir+" through these links)")
 		}
+	}
+}
+
+// checkBoundPods flags the pods the scheduler bound to this node that mount
+// the Docker socket: they break, or keep a Docker dependency, on a CRI node.
+func checkBoundPods(ctx context.Context, env Env, r *Report) {
+	const area = "dockershim"
+	bound, err := env.BoundPods(ctx)
+	if err != nil {
+		r.warn(area, "bound pods", fmt.Sprintf("cannot list the pods bound to this node: %v", err), "check --kubeconfig and that the API server answers")
+		return
+	}
+	dependent := 0
+	for i := range bound {
+		if p, ok := pods.MountsDockerSocket(&bound[i]); ok {
+			dependent++
+			r.warn(area, "bound pod", fmt.Sprintf("pod %s/%s mounts %s by hostPath, which exposes the Docker socket", bound[i].Namespace, bound[i].Name, p),
+				"change its workload to use the CRI socket (or crictl) instead of Docker's, or to mount a narrower path")
+		}
+	}
+	if dependent == 0 {
+		r.ok(area, "bound pods", fmt.Sprintf("none of the %d pods bound to this node mounts the Docker socket or a directory above it", len(bound)))
 	}
 }
 

@@ -74,7 +74,7 @@ func Run(ctx context.Context, env Env, areas ...string) (*Report, error) {
 		case "runtime":
 			checkRuntime(ctx, env, r)
 		case "dockershim":
-			checkDockershim(env, r)
+			checkDockershim(ctx, env, r)
 		case "checkpoint":
 			checkCheckpoint(ctx, env, r)
 		case "devices":

@@ -1,12 +1,15 @@
 package doctor
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"knode.io/knode/internal/pods"
 )
@@ -53,5 +56,34 @@ func TestDockershimArea(t *testing.T) {
 	}
 	if !r.HasProblem() {
 		t.Error("a dockershim endpoint must be a problem")
+	}
+}
+
+func TestDockershimBoundPods(t *testing.T) {
+	mounting := v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "log-agent", Namespace: "ops"},
+		Spec: v1.PodSpec{Volumes: []v1.Volume{{Name: "run", VolumeSource: v1.VolumeSource{HostPath: &v1.HostPathVolumeSource{Path: "/run"}}}}}}
+	plain := v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"}}
+	tests := []struct {
+		name   string
+		list   func(context.Context) ([]v1.Pod, error)
+		status Status
+		check  string
+		text   string
+	}{
+		{"a bound pod mounts /run", func(context.Context) ([]v1.Pod, error) { return []v1.Pod{plain, mounting}, nil },
+			Warning, "bound pod", "pod ops/log-agent mounts /run"},
+		{"none does", func(context.Context) ([]v1.Pod, error) { return []v1.Pod{plain}, nil },
+			OK, "bound pods", "none of the 1 pods bound to this node"},
+		{"the API server does not answer", func(context.Context) ([]v1.Pod, error) { return nil, errors.New("connection refused") },
+			Warning, "bound pods", "cannot list the pods bound to this node: connection refused"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := Run(t.Context(), Env{RootDir: t.TempDir(), BoundPods: tt.list, DockerConfig: "/nonexistent"}, "dockershim")
+			if err != nil {
+				t.Fatal(err)
+			}
+			expect(t, r, "dockershim", tt.check, tt.status, tt.text)
+		})
 	}
 }

@@ -1,8 +1,11 @@
 package doctor
 
 import (
+	"context"
 	"path/filepath"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
 
 	"knode.io/knode/internal/checkpoint"
 )
@@ -23,6 +26,9 @@ type Env struct {
 	DockerConfig string
 	// ContainerLogsDir is where log agents expect the kubelet's symlinks.
 	ContainerLogsDir string
+	// BoundPods lists the pods the API server bound to this node (cluster
+	// mode); nil without a cluster.
+	BoundPods func(ctx context.Context) ([]v1.Pod, error)
 }
 
 // DefaultKnownSockets are containerd's, CRI-O's, cri-dockerd's and the removed dockershim's.

@@ -227,6 +227,12 @@ func TestClusterNodeRegistration(t *testing.T) {
 		r := podEvents("api-pod")
 		return r["Pulled"] && r["Created"] && r["Started"]
 	})
+	// knode doctor asks the API server for the pods bound to the node.
+	out, _ := exec.Command(knodeBinary, "doctor", "dockershim", "-o", "json", "--kubeconfig", kc, "--hostname-override", n.name,
+		"--root-dir", filepath.Join(n.dir, "root"), "--container-runtime-endpoint", n.endpoint()).Output()
+	if !strings.Contains(string(out), `"check": "bound pods"`) || !strings.Contains(string(out), "pods bound to this node mounts the Docker socket") {
+		t.Fatalf("knode doctor dockershim in cluster mode:\n%s", out)
+	}
 	// A ConfigMap's change reaches the running container (within the sync period).
 	cm, err := cp.core.ConfigMaps("default").Get(ctx, "greeting", metav1.GetOptions{})
 	if err != nil {
