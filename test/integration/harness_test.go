@@ -57,7 +57,12 @@ func TestMain(m *testing.M) {
 // prepare builds the knode binary and the test images once for all tests.
 func prepare(dir string) error {
 	knodeBinary = filepath.Join(dir, "knode")
-	if out, err := exec.Command("go", "build", "-o", knodeBinary, "knode.io/knode/cmd/knode").CombinedOutput(); err != nil {
+	build := []string{"build", "-o", knodeBinary}
+	if os.Getenv("KNODE_RACE") != "" {
+		// KNODE_RACE=1 runs the suite against a race-detecting knode.
+		build = append(build, "-race")
+	}
+	if out, err := exec.Command("go", append(build, "knode.io/knode/cmd/knode")...).CombinedOutput(); err != nil {
 		return fmt.Errorf("build knode: %v: %s", err, out)
 	}
 	pause := filepath.Join(dir, "pause")
