@@ -96,6 +96,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		Authorizer:    authz,
 		Pods:          mgr,
 		Logs:          rt,
+		Streaming:     mgr,
 		Metrics:       m,
 		Health: []server.HealthCheck{
 			{Name: "runtime", Check: rt.Health().Err},

@@ -133,3 +133,31 @@ func (in *instrumentedImages) PullImage(ctx context.Context, image *runtimeapi.I
 	in.observe("pull_image", start, err)
 	return ref, err
 }
+
+func (in *instrumentedRuntime) ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) ([]byte, []byte, error) {
+	start := time.Now()
+	stdout, stderr, err := in.RuntimeService.ExecSync(ctx, containerID, cmd, timeout)
+	in.observe("exec_sync", start, err)
+	return stdout, stderr, err
+}
+
+func (in *instrumentedRuntime) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	start := time.Now()
+	resp, err := in.RuntimeService.Exec(ctx, req)
+	in.observe("exec", start, err)
+	return resp, err
+}
+
+func (in *instrumentedRuntime) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	start := time.Now()
+	resp, err := in.RuntimeService.Attach(ctx, req)
+	in.observe("attach", start, err)
+	return resp, err
+}
+
+func (in *instrumentedRuntime) PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	start := time.Now()
+	resp, err := in.RuntimeService.PortForward(ctx, req)
+	in.observe("port_forward", start, err)
+	return resp, err
+}

@@ -67,6 +67,8 @@ type Config struct {
 	Stopper  PodStopper
 	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
 	Checkpoints Checkpoints
+	// Streaming serves exec, attach and port forwarding; may be nil.
+	Streaming Streaming
 	// Configz returns the effective configuration, secrets redacted.
 	Configz func() any
 	Log     *slog.Logger
@@ -99,6 +101,9 @@ func New(cfg Config) *Server {
 	s.installMigration(cfg.Receiver, cfg.Stopper)
 	if cfg.Devices != nil {
 		s.Handle("GET /devices", http.HandlerFunc(s.devices), false)
+	}
+	if cfg.Streaming != nil {
+		s.installStreaming(cfg.Streaming)
 	}
 	return s
 }
@@ -208,7 +213,7 @@ func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := firstSegment(r.URL.Path)
-		longRunning := strconv.FormatBool(r.URL.Query().Get("follow") == "true")
+		longRunning := strconv.FormatBool(r.URL.Query().Get("follow") == "true" || streamingSegments[path])
 		method := strings.ToLower(r.Method)
 		if len(method) > 10 {
 			method = "other"
@@ -225,10 +230,14 @@ func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
 	})
 }
 
+// streamingSegments are sessions that last as long as the client wants.
+var streamingSegments = map[string]bool{"exec": true, "attach": true, "portForward": true}
+
 // knownSegments keeps the metrics' path label to a fixed set.
 var knownSegments = map[string]bool{
 	"healthz": true, "pods": true, "runningpods": true, "containerLogs": true, "metrics": true,
 	"configz": true, "checkpoint": true, "checkpoints": true, "restores": true, "stats": true, "logs": true, "devices": true,
+	"exec": true, "attach": true, "portForward": true,
 }
 
 func firstSegment(path string) string {

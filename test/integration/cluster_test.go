@@ -388,6 +388,17 @@ func throughAPIServer(t *testing.T, cp *controlPlane, n *node) {
 	if err != nil || !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\S+ hello through the API server\n$`).Match(tailed) {
 		t.Fatalf("kubectl logs --timestamps --tail=1: %v %q", err, tailed)
 	}
+	// kubectl exec talker -- sh -c '...': the API server upgrades to knode's /exec.
+	adminCfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "exec-admin", "admin", "system:masters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	execReq := cp.core.RESTClient().Post().Namespace("default").Resource("pods").Name("talker").SubResource("exec").
+		Param("container", "main").Param("command", "sh").Param("command", "-c").Param("command", "echo exec via $0").
+		Param("stdout", "true").Param("stderr", "true")
+	if stdout, stderr, err := execIn(ctx, adminCfg, execReq.URL(), ""); err != nil || stdout != "exec via sh\n" {
+		t.Fatalf("kubectl exec through the API server: %q %q %v", stdout, stderr, err)
+	}
 	// The checkpoint endpoint through the node proxy: a real archive.
 	raw, err = operator.RESTClient().Post().AbsPath("/api/v1/nodes", n.name, "proxy", "checkpoint", "default", "talker", "main").DoRaw(ctx)
 	if err != nil {

@@ -1,0 +1,126 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// Streamer is the part of the runtime that serves exec, attach and port
+// forwarding: each call returns a URL of the runtime's streaming server,
+// which the HTTPS API proxies to (as the kubelet does).
+type Streamer interface {
+	Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error)
+	Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error)
+	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error)
+}
+
+// ErrNotFound means the pod or container is not one of knode's; the server
+// answers 404.
+var ErrNotFound = errors.New("not found")
+
+// ErrNotRunning means the container exists but does not run; the server
+// answers 400.
+var ErrNotRunning = errors.New("not running")
+
+// StreamOptions are what an exec or attach session carries.
+type StreamOptions struct {
+	Stdin, Stdout, Stderr, TTY bool
+}
+
+// ExecURL asks the runtime to run cmd in a running container of a managed
+// pod and returns where to stream it.
+func (m *Manager) ExecURL(ctx context.Context, namespace, pod, container string, cmd []string, o StreamOptions) (*url.URL, error) {
+	id, err := m.runningContainer(namespace, pod, container)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.streamer().Exec(ctx, &runtimeapi.ExecRequest{ContainerId: id, Cmd: cmd, Tty: o.TTY, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return nil, fmt.Errorf("exec in %s/%s/%s: %w", namespace, pod, container, err)
+	}
+	return url.Parse(resp.Url)
+}
+
+// AttachURL is ExecURL for attaching to the container's own process.
+func (m *Manager) AttachURL(ctx context.Context, namespace, pod, container string, o StreamOptions) (*url.URL, error) {
+	id, err := m.runningContainer(namespace, pod, container)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := m.streamer().Attach(ctx, &runtimeapi.AttachRequest{ContainerId: id, Tty: o.TTY, Stdin: o.Stdin, Stdout: o.Stdout, Stderr: o.Stderr})
+	if err != nil {
+		return nil, fmt.Errorf("attach to %s/%s/%s: %w", namespace, pod, container, err)
+	}
+	return url.Parse(resp.Url)
+}
+
+// PortForwardURL returns where to stream port forwarding into a managed
+// pod's sandbox.
+func (m *Manager) PortForwardURL(ctx context.Context, namespace, pod string, ports []int32) (*url.URL, error) {
+	p, ok := m.GetPod(namespace, pod)
+	if !ok {
+		return nil, fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrNotFound)
+	}
+	m.mu.RLock()
+	sb := m.runtimePods[p.UID].newestSandbox()
+	m.mu.RUnlock()
+	if sb == nil || sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+		return nil, fmt.Errorf("pod %s/%s has no running sandbox: %w", namespace, pod, ErrNotRunning)
+	}
+	resp, err := m.streamer().PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: sb.Id, Port: ports})
+	if err != nil {
+		return nil, fmt.Errorf("port forward to %s/%s: %w", namespace, pod, err)
+	}
+	return url.Parse(resp.Url)
+}
+
+// runningContainer finds the running instance of a pod's container.
+func (m *Manager) runningContainer(namespace, pod, container string) (string, error) {
+	p, ok := m.GetPod(namespace, pod)
+	if !ok {
+		return "", fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrNotFound)
+	}
+	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
+		for _, cs := range list {
+			if cs.Name != container {
+				continue
+			}
+			if cs.State.Running == nil {
+				return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotRunning)
+			}
+			_, id, _ := strings.Cut(cs.ContainerID, "://")
+			return id, nil
+		}
+	}
+	return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotFound)
+}
+
+func (m *Manager) streamer() Streamer {
+	if s, ok := m.opts.Runtime.(Streamer); ok {
+		return s
+	}
+	return noStreaming{}
+}
+
+// noStreaming stands in for a runtime without a streaming server.
+type noStreaming struct{}
+
+var errNoStreaming = errors.New("the container runtime does not serve exec, attach or port forwarding")
+
+func (noStreaming) Exec(context.Context, *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
+	return nil, errNoStreaming
+}
+
+func (noStreaming) Attach(context.Context, *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
+	return nil, errNoStreaming
+}
+
+func (noStreaming) PortForward(context.Context, *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
+	return nil, errNoStreaming
+}
