@@ -14,7 +14,7 @@ GO_TEST_FLAGS ?=
 all: build
 
 build:
-	go build -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
 
 setup:
 	bash hack/setup-node.sh

@@ -233,13 +233,22 @@ func (e *env) runningPods(ctx context.Context) (map[string]bool, error) {
 }
 
 // rssKiB is a process's resident set size.
-func rssKiB(pid int) int {
+func rssKiB(pid int) int { return statusKiB(pid, "VmRSS:") }
+
+// rssParts says how much of the RSS is anonymous memory (heap, stacks) and
+// how much file pages (mostly the binary).
+func rssParts(pid int) string {
+	return fmt.Sprintf("anon %d KiB, file %d KiB", statusKiB(pid, "RssAnon:"), statusKiB(pid, "RssFile:"))
+}
+
+// statusKiB reads one kB field of /proc/<pid>/status.
+func statusKiB(pid int, field string) int {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			n, _ := strconv.Atoi(f[1])
 			return n
 		}

@@ -194,7 +194,7 @@ func benchMemory() error {
 			return err
 		}
 		settle()
-		fmt.Printf("knode RSS with %d pods: %d KiB\n", want, rssKiB(e.knode.Process.Pid))
+		fmt.Printf("knode RSS with %d pods: %d KiB (%s)\n", want, rssKiB(e.knode.Process.Pid), rssParts(e.knode.Process.Pid))
 	}
 	return e.removeAll(ctx)
 }
