@@ -22,6 +22,7 @@ import (
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
+	"knode.io/knode/internal/stats"
 )
 
 // syncLoopStuckAfter is how long the relist loop may go without running
@@ -87,17 +88,18 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		checkpoints = svc
 	}
 	return server.New(server.Config{
-		NodeName:      cfg.NodeName,
-		Address:       cfg.Address,
-		Port:          cfg.Port,
-		ReadOnlyPort:  cfg.ReadOnlyPort,
-		TLS:           cert,
-		Authenticator: server.NewAuthenticator(server.AuthConfig{ClientCAs: cas, Token: token, Anonymous: cfg.AnonymousAuth}),
-		Authorizer:    authz,
-		Pods:          mgr,
-		Logs:          rt,
-		Streaming:     mgr,
-		Metrics:       m,
+		NodeName:        cfg.NodeName,
+		Address:         cfg.Address,
+		Port:            cfg.Port,
+		ReadOnlyPort:    cfg.ReadOnlyPort,
+		TLS:             cert,
+		Authenticator:   server.NewAuthenticator(server.AuthConfig{ClientCAs: cas, Token: token, Anonymous: cfg.AnonymousAuth}),
+		Authorizer:      authz,
+		Pods:            mgr,
+		Logs:            rt,
+		Streaming:       mgr,
+		ResourceMetrics: stats.NewCollector(rt, pods.OwnerSelector(cfg.NodeName), cfg.RuntimeRequestTimeout).Registry(),
+		Metrics:         m,
 		Health: []server.HealthCheck{
 			{Name: "runtime", Check: rt.Health().Err},
 			{Name: "syncloop", Check: func() error {

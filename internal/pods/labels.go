@@ -30,3 +30,9 @@ const (
 	// annotationInit marks init containers (the kubelet keeps this in its own state).
 	annotationInit = "knode.io/init-container"
 )
+
+// OwnerSelector selects the sandboxes and containers the knode named node
+// made, for anyone else who reads the runtime on its behalf.
+func OwnerSelector(node string) map[string]string {
+	return map[string]string{labelManagedBy: managedByValue, labelNode: node}
+}

@@ -66,7 +66,7 @@ func restartCount(c *runtimeapi.Container) int {
 // listRuntime lists the sandboxes and containers of the knode named node,
 // grouped by pod UID; uid narrows it to one pod.
 func listRuntime(ctx context.Context, rt Runtime, node string, uid *types.UID) (map[types.UID]*runtimePod, error) {
-	selector := map[string]string{labelManagedBy: managedByValue, labelNode: node}
+	selector := OwnerSelector(node)
 	if uid != nil {
 		selector[labelPodUID] = string(*uid)
 	}

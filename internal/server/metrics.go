@@ -13,3 +13,9 @@ func (s *Server) metricsHandler() http.Handler {
 	}
 	return promhttp.HandlerFor(s.cfg.Metrics.Registry, promhttp.HandlerOpts{})
 }
+
+// resourceMetricsHandler serves GET /metrics/resource: the node's and its
+// containers' CPU and memory, with sample times, as metrics-server expects.
+func (s *Server) resourceMetricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.cfg.ResourceMetrics, promhttp.HandlerOpts{})
+}

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 
@@ -67,6 +68,8 @@ type Config struct {
 	Stopper  PodStopper
 	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
 	Checkpoints Checkpoints
+	// ResourceMetrics serves GET /metrics/resource; may be nil.
+	ResourceMetrics prometheus.Gatherer
 	// Streaming serves exec, attach and port forwarding; may be nil.
 	Streaming Streaming
 	// Configz returns the effective configuration, secrets redacted.
@@ -94,6 +97,9 @@ func New(cfg Config) *Server {
 	s.Handle("GET /runningpods/", http.HandlerFunc(s.runningPods), false)
 	s.Handle("GET /containerLogs/{namespace}/{pod}/{container}", http.HandlerFunc(s.containerLogs), false)
 	s.Handle("GET /metrics", s.metricsHandler(), true)
+	if cfg.ResourceMetrics != nil {
+		s.Handle("GET /metrics/resource", s.resourceMetricsHandler(), true)
+	}
 	s.Handle("GET /configz", http.HandlerFunc(s.configz), false)
 	if cfg.Checkpoints != nil {
 		s.installCheckpoints(cfg.Checkpoints)

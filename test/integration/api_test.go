@@ -26,7 +26,13 @@ import (
 // value of the series with the given labels.
 func metricValue(t *testing.T, c *client.Client, name string, labels map[string]string) float64 {
 	t.Helper()
-	resp, err := c.Do(context.Background(), http.MethodGet, "/metrics", nil)
+	return metricAt(t, c, "/metrics", name, labels)
+}
+
+// metricAt is metricValue for the metrics served at path.
+func metricAt(t *testing.T, c *client.Client, path, name string, labels map[string]string) float64 {
+	t.Helper()
+	resp, err := c.Do(context.Background(), http.MethodGet, path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,4 +292,32 @@ spec:
 		t.Fatalf("after the flood: %v", err)
 	}
 	resp.Body.Close()
+}
+
+// GET /metrics/resource: what metrics-server reads for `kubectl top`.
+func TestResourceMetrics(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("hog.yaml", podManifest("hog", "default", "Always", `exec memhog 24`))
+	n.startKnode()
+	n.waitRunning("default", "hog", "main")
+	c := n.api()
+	labels := map[string]string{"container": "main", "pod": n.podName("hog"), "namespace": "default"}
+	n.eventually(30*time.Second, "the container's working set above the 24 MiB it holds", func() bool {
+		return metricAt(t, c, "/metrics/resource", "container_memory_working_set_bytes", labels) >= 24<<20
+	})
+	if v := metricAt(t, c, "/metrics/resource", "container_cpu_usage_seconds_total", labels); v <= 0 {
+		t.Errorf("container cpu %v", v)
+	}
+	if v := metricAt(t, c, "/metrics/resource", "pod_memory_working_set_bytes", map[string]string{"pod": n.podName("hog")}); v < 24<<20 {
+		t.Errorf("pod working set %v", v)
+	}
+	for _, name := range []string{"node_cpu_usage_seconds_total", "node_memory_working_set_bytes", "container_start_time_seconds"} {
+		if v := metricAt(t, c, "/metrics/resource", name, nil); v <= 0 {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if v := metricAt(t, c, "/metrics/resource", "scrape_error", nil); v != 0 {
+		t.Errorf("scrape_error = %v", v)
+	}
 }
