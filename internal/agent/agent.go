@@ -108,6 +108,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 				CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
 			},
 			Health:   runtimeHealth{rt},
+			Pressure: nodeinfo.Pressure{RootDir: cfg.RootDir},
 			Devices:  dm,
 			Requests: m,
 			Log:      log.With("component", "cluster"),

@@ -57,6 +57,12 @@ type Health interface {
 	NetworkErr() error
 }
 
+// Pressure measures memory and disk pressure for the node's conditions.
+type Pressure interface {
+	MemoryPressure() (bool, error)
+	DiskPressure() (bool, error)
+}
+
 // Devices reports device-plugin resources for capacity.
 type Devices interface {
 	Resources() []devicemanager.Resource
@@ -69,6 +75,8 @@ type Node struct {
 	health Health
 	devs   Devices
 	log    *slog.Logger
+	// pressure may be nil: the conditions are then Unknown.
+	pressure Pressure
 
 	// lease is the Lease as last written; only Run's goroutine touches it.
 	lease *coordinationv1.Lease
@@ -80,6 +88,8 @@ type Config struct {
 	Facts      Facts
 	Health     Health
 	Devices    Devices // nil: no device-plugin resources
+	// Pressure, when set, gives the MemoryPressure and DiskPressure conditions.
+	Pressure Pressure
 	// Requests, when set, is told of every request to the API server.
 	Requests RequestObserver
 	Log      *slog.Logger
@@ -91,7 +101,7 @@ func New(c Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{api: a, facts: c.Facts, health: c.Health, devs: c.Devices, log: c.Log}, nil
+	return &Node{api: a, facts: c.Facts, health: c.Health, devs: c.Devices, pressure: c.Pressure, log: c.Log}, nil
 }
 
 // Run registers the node, then renews the lease and reports status until
@@ -245,7 +255,7 @@ func (n *Node) status() v1.NodeStatus {
 	return v1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: allocatable,
-		Conditions:  []v1.NodeCondition{ready},
+		Conditions:  append(n.pressureConditions(), ready),
 		Addresses: []v1.NodeAddress{
 			{Type: v1.NodeInternalIP, Address: n.facts.HostIP},
 			{Type: v1.NodeHostName, Address: n.facts.Hostname},
@@ -261,6 +271,39 @@ func (n *Node) status() v1.NodeStatus {
 		},
 	}
 }
+
+// pressureConditions are the kubelet's MemoryPressure, DiskPressure and
+// PIDPressure, with its reasons and messages. PID pressure has no default
+// threshold in the kubelet, and none here.
+func (n *Node) pressureConditions() []v1.NodeCondition {
+	condition := func(t v1.NodeConditionType, measure func() (bool, error), okReason, okMessage, badReason, badMessage string) v1.NodeCondition {
+		if measure == nil {
+			return v1.NodeCondition{Type: t, Status: v1.ConditionUnknown, Reason: "KubeletCannotMeasure", Message: "knode does not measure this here"}
+		}
+		under, err := measure()
+		switch {
+		case err != nil:
+			return v1.NodeCondition{Type: t, Status: v1.ConditionUnknown, Reason: "KubeletCannotMeasure", Message: err.Error()}
+		case under:
+			return v1.NodeCondition{Type: t, Status: v1.ConditionTrue, Reason: badReason, Message: badMessage}
+		}
+		return v1.NodeCondition{Type: t, Status: v1.ConditionFalse, Reason: okReason, Message: okMessage}
+	}
+	var memory, disk func() (bool, error)
+	if n.pressure != nil {
+		memory, disk = n.pressure.MemoryPressure, n.pressure.DiskPressure
+	}
+	return []v1.NodeCondition{
+		condition(v1.NodeMemoryPressure, memory, "KubeletHasSufficientMemory", "kubelet has sufficient memory available",
+			"KubeletHasInsufficientMemory", "kubelet has insufficient memory available"),
+		condition(v1.NodeDiskPressure, disk, "KubeletHasNoDiskPressure", "kubelet has no disk pressure",
+			"KubeletHasDiskPressure", "kubelet has disk pressure"),
+		condition(v1.NodePIDPressure, noThreshold, "KubeletHasSufficientPID", "kubelet has sufficient PID available", "", ""),
+	}
+}
+
+// noThreshold is a pressure with no eviction threshold set: never under it.
+func noThreshold() (bool, error) { return false, nil }
 
 // statusEqual compares what matters, ignoring heartbeat times.
 func statusEqual(a, b v1.NodeStatus) bool {

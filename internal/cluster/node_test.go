@@ -178,12 +178,52 @@ func TestReadyCondition(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			n := &Node{health: tt.health}
 			st := n.status()
-			if len(st.Conditions) != 1 || st.Conditions[0].Type != v1.NodeReady {
+			if len(st.Conditions) != 4 || st.Conditions[3].Type != v1.NodeReady {
 				t.Fatalf("conditions: %+v", st.Conditions)
 			}
-			c := st.Conditions[0]
+			c := st.Conditions[3]
 			if c.Status != tt.status || c.Message != tt.message {
 				t.Fatalf("Ready = %s %q, want %s %q", c.Status, c.Message, tt.status, tt.message)
+			}
+		})
+	}
+}
+
+type pressure struct {
+	memory, disk bool
+	err          error
+}
+
+func (p pressure) MemoryPressure() (bool, error) { return p.memory, p.err }
+func (p pressure) DiskPressure() (bool, error)   { return p.disk, nil }
+
+func TestPressureConditions(t *testing.T) {
+	tests := []struct {
+		name     string
+		pressure Pressure
+		want     map[v1.NodeConditionType]string // status and reason
+	}{
+		{"none", pressure{}, map[v1.NodeConditionType]string{
+			v1.NodeMemoryPressure: "False KubeletHasSufficientMemory", v1.NodeDiskPressure: "False KubeletHasNoDiskPressure",
+			v1.NodePIDPressure: "False KubeletHasSufficientPID"}},
+		{"memory and disk", pressure{memory: true, disk: true}, map[v1.NodeConditionType]string{
+			v1.NodeMemoryPressure: "True KubeletHasInsufficientMemory", v1.NodeDiskPressure: "True KubeletHasDiskPressure"}},
+		{"memory cannot be read", pressure{err: fmt.Errorf("no /proc")}, map[v1.NodeConditionType]string{
+			v1.NodeMemoryPressure: "Unknown KubeletCannotMeasure"}},
+		{"not measured", nil, map[v1.NodeConditionType]string{
+			v1.NodeMemoryPressure: "Unknown KubeletCannotMeasure", v1.NodePIDPressure: "False KubeletHasSufficientPID"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := &Node{health: health{}, pressure: tt.pressure}
+			got := map[v1.NodeConditionType]string{}
+			for _, c := range n.status().Conditions {
+				got[c.Type] = string(c.Status) + " " + c.Reason
+			}
+			for typ, want := range tt.want {
+				if got[typ] != want {
+					t.Errorf("%s = %q, want %q", typ, got[typ], want)
+				}
 			}
 		})
 	}

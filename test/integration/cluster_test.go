@@ -122,6 +122,19 @@ func TestClusterNodeRegistration(t *testing.T) {
 		node.Status.Capacity.Cpu().IsZero() || node.Status.Capacity.Memory().IsZero() {
 		t.Fatalf("node: labels %v, info %+v, capacity %v", node.Labels, node.Status.NodeInfo, node.Status.Capacity)
 	}
+	// The kubelet's pressure conditions, measured (this machine has room).
+	for _, want := range []struct {
+		t      v1.NodeConditionType
+		reason string
+	}{{v1.NodeMemoryPressure, "KubeletHasSufficientMemory"}, {v1.NodeDiskPressure, "KubeletHasNoDiskPressure"}, {v1.NodePIDPressure, "KubeletHasSufficientPID"}} {
+		found := false
+		for _, c := range node.Status.Conditions {
+			found = found || c.Type == want.t && c.Status == v1.ConditionFalse && c.Reason == want.reason
+		}
+		if !found {
+			t.Errorf("no %s=False (%s) in %+v", want.t, want.reason, node.Status.Conditions)
+		}
+	}
 	lease, err := cp.coo.Leases(v1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{})
 	if err != nil || lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > time.Minute {
 		t.Fatalf("lease: %+v %v", lease, err)
