@@ -68,8 +68,7 @@ func TestReadinessProbeGatesReady(t *testing.T) {
 	f, sp := probeFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
 	pod.Spec.Containers[0].ReadinessProbe = execProbe("ready")
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	st := f.sync(w) // the running container gets its probe worker
 	if st.ContainerStatuses[0].Ready || podReady(st) {
@@ -99,8 +98,7 @@ func TestLivenessProbeRestartsTheContainer(t *testing.T) {
 	sp.set("alive", false)
 	pod := testPod(v1.RestartPolicyAlways)
 	pod.Spec.Containers[0].LivenessProbe = execProbe("alive")
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	f.sync(w)
 	var id string
@@ -129,8 +127,7 @@ func TestStartupProbeHoldsBackLiveness(t *testing.T) {
 	pod.Spec.Containers[0].StartupProbe = execProbe("started")
 	pod.Spec.Containers[0].StartupProbe.FailureThreshold = 1000
 	pod.Spec.Containers[0].LivenessProbe = execProbe("alive")
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	st := f.sync(w)
 	if *st.ContainerStatuses[0].Started {

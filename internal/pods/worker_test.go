@@ -80,6 +80,12 @@ func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
 	return pod
 }
 
+// worker makes pod the file source's only pod and returns its worker.
+func (f *fixture) worker(pod *v1.Pod) *worker {
+	f.m.SetPods("file", []*v1.Pod{pod})
+	return newWorker(f.m, pod.UID)
+}
+
 // sync runs one worker pass for the pod and returns its status.
 func (f *fixture) sync(w *worker) *v1.PodStatus {
 	f.t.Helper()
@@ -117,8 +123,7 @@ func (f *fixture) count(name string) (running, total int) {
 func TestPodStartsAndReportsRunning(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	st := f.sync(w)
 	if running, _ := f.count("app"); running != 1 {
 		t.Fatalf("want the app container running, got %d", running)
@@ -152,8 +157,7 @@ func TestPodStartsAndReportsRunning(t *testing.T) {
 func TestPodsChangedSignalsStatusChanges(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	changed := f.m.PodsChanged()
 	f.sync(w)
 	select {
@@ -173,8 +177,7 @@ func TestPodsChangedSignalsStatusChanges(t *testing.T) {
 func TestCrashLoopBackOff(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 
 	f.exit("app", 2)
@@ -247,8 +250,7 @@ func TestRestartPolicy(t *testing.T) {
 func TestInitContainersInOrder(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways, "init1", "init2")
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	st := f.sync(w)
 	if r1, _ := f.count("init1"); r1 != 1 {
 		t.Fatal("init1 not started first")
@@ -277,8 +279,7 @@ func TestInitContainersInOrder(t *testing.T) {
 func TestFailedInitWithRestartNeverFailsPod(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyNever, "init1")
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	f.exit("init1", 1)
 	st := f.sync(w)
@@ -296,8 +297,7 @@ func TestFailedInitWithRestartNeverFailsPod(t *testing.T) {
 func TestRemovedPodIsTerminatedWithGrace(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	f.m.SetPods("file", nil)
 	if _, gone := w.sync(context.Background()); gone {
@@ -323,8 +323,7 @@ func TestRemovedPodIsTerminatedWithGrace(t *testing.T) {
 func TestSpecChangeReplacesPod(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
-	f.m.SetPods("file", []*v1.Pod{pod})
-	w := newWorker(f.m, pod.UID)
+	w := f.worker(pod)
 	f.sync(w)
 	changed := pod.DeepCopy()
 	changed.Annotations[annotationConfigHash] = "h2"
