@@ -411,11 +411,7 @@ func (s *podSync) killIfUnhealthy(ctx context.Context, c *v1.Container, ct *runt
 	}
 	s.normal("Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
 	s.w.m.log.Info("container failed its probe; stopping it", "pod", podRef(s.pod, nil), "container", c.Name, "probe", kind)
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+s.w.m.opts.RequestTimeout)
-	defer cancel()
-	if err := s.w.m.opts.Runtime.StopContainer(cctx, ct.Id, grace); err != nil {
-		s.w.m.log.Warn("stop unhealthy container failed", "container", ct.Id, "err", err)
-	}
+	s.w.m.stopContainer(ctx, s.pod, ct, grace, s.podIP)
 	s.w.m.wakeRelist()
 	s.requeue(time.Second)
 }
@@ -563,8 +559,22 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		s.requeue(10 * time.Second)
 		return
 	}
-	delete(w.waits, c.Name)
 	s.normal("Started", "Started container "+c.Name)
+	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
+		// As the kubelet: the hook runs before anything else starts; if it
+		// fails the container is stopped and its restart policy decides.
+		if err := w.m.runHook(ctx, c.Lifecycle.PostStart, c, id, s.podIP); err != nil {
+			w.waits[c.Name] = waiting{reason: "PostStartHookError", message: err.Error()}
+			s.warning("FailedPostStartHook", fmt.Sprintf("PostStartHook failed: %v", err))
+			w.m.log.Warn("postStart hook failed; stopping the container", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+			ct := &runtimeapi.Container{Id: id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: c.Name}}
+			w.m.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
+			w.m.wakeRelist()
+			s.requeue(time.Second)
+			return
+		}
+	}
+	delete(w.waits, c.Name)
 	if archive != "" {
 		w.m.opts.Recorder.RestoreDone("success", time.Since(restoreStart))
 		w.m.annotate(w.uid, restoredFromAnnotation, w.m.opts.Restores.Describe(archive))
@@ -712,6 +722,10 @@ func (w *worker) terminationGrace(rp *runtimePod) int64 {
 // (SIGTERM, then SIGKILL when it ends), then stops the sandboxes.
 func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
 	rt := w.m.opts.Runtime
+	podIP := ""
+	if st := w.m.statusOf(w.uid); st != nil {
+		podIP = st.PodIP
+	}
 	var wg sync.WaitGroup
 	for _, c := range rp.allContainers() {
 		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
@@ -723,11 +737,7 @@ func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
 		wg.Add(1)
 		go func(c *runtimeapi.Container) {
 			defer wg.Done()
-			cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+w.m.opts.RequestTimeout)
-			defer cancel()
-			if err := rt.StopContainer(cctx, c.Id, grace); err != nil {
-				w.m.log.Warn("stop container failed", "container", c.Id, "err", err)
-			}
+			w.m.stopContainer(ctx, w.lastPod, c, grace, podIP)
 		}(c)
 	}
 	wg.Wait()

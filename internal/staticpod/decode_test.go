@@ -91,6 +91,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"mount of unknown volume", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    volumeMounts: [{name: data, mountPath: /data}]\n", 1), "volumeMounts[0].name"},
 		{"configmap env", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n", 1), "cannot reference ConfigMaps"},
 		{"relative hostPath", strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: h, hostPath: {path: rel}}]\n", 1), "absolute path"},
+		{"probe with two handlers", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, tcpSocket: {port: 80}}\n", 1), "spec.containers[0].livenessProbe: Required value: must have exactly one handler"},
+		{"probe with no handler", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    readinessProbe: {periodSeconds: 5}\n", 1), "readinessProbe: Required value"},
+		{"liveness success threshold", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, successThreshold: 2}\n", 1), "livenessProbe.successThreshold: Invalid value: 2: must be 1"},
+		{"hook with no action", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    lifecycle: {preStop: {}}\n", 1), "spec.containers[0].lifecycle.preStop: Required value"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -120,6 +120,16 @@ func validateContainer(c *v1.Container, p *field.Path, names, volumes map[string
 	if c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyAlways {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []string{string(v1.ContainerRestartPolicyAlways)}))
 	}
+	if lc := c.Lifecycle; lc != nil {
+		for _, h := range []struct {
+			name    string
+			handler *v1.LifecycleHandler
+		}{{"postStart", lc.PostStart}, {"preStop", lc.PreStop}} {
+			if h.handler != nil && countSet(h.handler.Exec != nil, h.handler.HTTPGet != nil, h.handler.TCPSocket != nil, h.handler.Sleep != nil) != 1 {
+				errs = append(errs, field.Required(p.Child("lifecycle", h.name), "must have exactly one handler: exec, httpGet, tcpSocket or sleep"))
+			}
+		}
+	}
 	for _, pr := range []struct {
 		name  string
 		probe *v1.Probe
@@ -134,13 +144,7 @@ func validateContainer(c *v1.Container, p *field.Path, names, volumes map[string
 // validateProbe applies the API server's rules for a probe.
 func validateProbe(p *field.Path, probe *v1.Probe, successMustBeOne bool) field.ErrorList {
 	var errs field.ErrorList
-	handlers := 0
-	for _, set := range []bool{probe.Exec != nil, probe.HTTPGet != nil, probe.TCPSocket != nil, probe.GRPC != nil} {
-		if set {
-			handlers++
-		}
-	}
-	if handlers != 1 {
+	if countSet(probe.Exec != nil, probe.HTTPGet != nil, probe.TCPSocket != nil, probe.GRPC != nil) != 1 {
 		errs = append(errs, field.Required(p, "must have exactly one handler: exec, httpGet, tcpSocket or grpc"))
 	}
 	if probe.Exec != nil && len(probe.Exec.Command) == 0 {
@@ -159,4 +163,14 @@ func validateProbe(p *field.Path, probe *v1.Probe, successMustBeOne bool) field.
 		errs = append(errs, field.Invalid(p.Child("successThreshold"), probe.SuccessThreshold, "must be 1"))
 	}
 	return errs
+}
+
+func countSet(set ...bool) int {
+	n := 0
+	for _, b := range set {
+		if b {
+			n++
+		}
+	}
+	return n
 }

@@ -490,3 +490,41 @@ spec:
 		t.Fatal("the liveness kill is not in knode's log")
 	}
 }
+
+// Lifecycle hooks on a real runtime: postStart runs after the start,
+// preStop before the stop, both inside the container.
+func TestLifecycleHooks(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	out := filepath.Join(n.dir, "hook-out")
+	if err := os.MkdirAll(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	n.writeManifest("hooked.yaml", `apiVersion: v1
+kind: Pod
+metadata: {name: hooked}
+spec:
+  terminationGracePeriodSeconds: 10
+  volumes: [{name: out, hostPath: {path: `+out+`}}]
+  containers:
+  - name: main
+    image: `+busybox+`
+    command: ["sh", "-c", "trap 'echo term >> /out/log; exit 0' TERM; while true; do sleep 0.1; done"]
+    volumeMounts: [{name: out, mountPath: /out}]
+    lifecycle:
+      postStart: {exec: {command: ["sh", "-c", "echo postStart >> /out/log"]}}
+      preStop: {exec: {command: ["sh", "-c", "echo preStop >> /out/log"]}}
+`)
+	n.startKnode()
+	n.waitRunning("default", "hooked", "main")
+	n.eventually(20*time.Second, "the postStart hook's line", func() bool {
+		data, _ := os.ReadFile(filepath.Join(out, "log"))
+		return string(data) == "postStart\n"
+	})
+	n.removeManifest("hooked.yaml")
+	n.eventually(30*time.Second, "the pod removed", func() bool { return len(n.sandboxes("default", "hooked")) == 0 })
+	data, _ := os.ReadFile(filepath.Join(out, "log"))
+	if string(data) != "postStart\npreStop\nterm\n" {
+		t.Fatalf("hook order: %q, want postStart, preStop, then SIGTERM", data)
+	}
+}

@@ -1,0 +1,71 @@
+package pods
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+)
+
+// calls lists the fake runtime's calls among names, in order.
+func (f *fixture) calls(names ...string) []string {
+	var out []string
+	for _, c := range f.rt.GetCalls() {
+		if slices.Contains(names, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func TestPreStopHookRunsBeforeTheStop(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}}
+	w := f.worker(pod)
+	f.sync(w)
+	f.m.SetPods("file", nil)
+	w.sync(context.Background())
+	if got := f.calls("ExecSync", "StopContainer"); !slices.Equal(got, []string{"ExecSync", "StopContainer"}) {
+		t.Fatalf("calls %v, want the preStop exec, then the stop", got)
+	}
+}
+
+func TestFailedPreStopHookStillStops(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PreStop: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"drain"}}}}
+	w := f.worker(pod)
+	f.sync(w)
+	f.rt.InjectError("ExecSync", errors.New("exit status 1"))
+	f.m.SetPods("file", nil)
+	w.sync(context.Background())
+	if got := f.calls("StopContainer"); len(got) != 1 {
+		t.Fatalf("a failed preStop hook must not keep the container running: %v", f.rt.GetCalls())
+	}
+	if got := f.events.take(); !slices.ContainsFunc(got, func(e string) bool { return e == "Warning FailedPreStopHook: PreStopHook failed: command \"drain\": exit status 1: " }) {
+		t.Fatalf("events %q", got)
+	}
+}
+
+func TestFailedPostStartHookStopsTheContainer(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].Lifecycle = &v1.Lifecycle{PostStart: &v1.LifecycleHandler{Exec: &v1.ExecAction{Command: []string{"init-db"}}}}
+	w := f.worker(pod)
+	f.rt.InjectError("ExecSync", errors.New("exit status 2"))
+	f.sync(w)
+	if running, total := f.count("app"); running != 0 || total != 1 {
+		t.Fatalf("after a failed postStart hook: running %d of %d", running, total)
+	}
+	if got := f.calls("StartContainer", "ExecSync", "StopContainer"); !slices.Equal(got, []string{"StartContainer", "ExecSync", "StopContainer"}) {
+		t.Fatalf("calls %v", got)
+	}
+	// The restart policy restarts it; this time the hook passes.
+	f.sync(w)
+	if running, total := f.count("app"); running != 1 || total != 2 {
+		t.Fatalf("after the restart: running %d of %d", running, total)
+	}
+}
