@@ -45,9 +45,7 @@ func TestFailedPreStopHookStillStops(t *testing.T) {
 	if got := f.calls("StopContainer"); len(got) != 1 {
 		t.Fatalf("a failed preStop hook must not keep the container running: %v", f.rt.GetCalls())
 	}
-	if got := f.events.take(); !slices.ContainsFunc(got, func(e string) bool {
-		return e == "Warning FailedPreStopHook: PreStopHook failed: command \"drain\": exit status 1: "
-	}) {
+	if got := f.events.take(); !slices.Contains(got, `Warning FailedPreStopHook: PreStopHook failed: command "drain": exit status 1: `) {
 		t.Fatalf("events %q", got)
 	}
 }
