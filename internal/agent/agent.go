@@ -18,6 +18,7 @@ import (
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/devicemanager"
+	"knode.io/knode/internal/logrotation"
 	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
@@ -149,6 +150,13 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)
+	rotator, err := logrotation.New(logrotation.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName),
+		MaxSize: cfg.ContainerLogMaxSize, MaxFiles: cfg.ContainerLogMaxFiles, RequestTimeout: cfg.RuntimeRequestTimeout,
+		Log: log.With("component", "log-rotation")})
+	if err != nil {
+		return err
+	}
+	go rotator.Run(ctx)
 
 	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, log)
 	if err != nil {

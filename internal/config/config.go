@@ -48,11 +48,15 @@ type Config struct {
 	PodLogsDir                 string
 	FileCheckFrequency         time.Duration
 	SyncFrequency              time.Duration
-	CgroupRoot                 string
-	CgroupDriver               string
-	PodCIDR                    string
-	ResolvConf                 string
-	PodInfraContainerImage     string
+	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles bound each
+	// container's logs, as the kubelet's fields of the same names.
+	ContainerLogMaxSize    int64
+	ContainerLogMaxFiles   int
+	CgroupRoot             string
+	CgroupDriver           string
+	PodCIDR                string
+	ResolvConf             string
+	PodInfraContainerImage string
 	// Checkpoint API limits (knode's own; the kubelet has none).
 	MaxParallelCheckpoints    int
 	CheckpointMaxPerContainer int
@@ -95,6 +99,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SyncFrequency <= 0 {
 		return fmt.Errorf("--sync-frequency must be positive, got %s", c.SyncFrequency)
+	}
+	if c.ContainerLogMaxSize <= 0 {
+		return fmt.Errorf("--container-log-max-size must be positive, got %d bytes", c.ContainerLogMaxSize)
+	}
+	if c.ContainerLogMaxFiles < 2 {
+		return fmt.Errorf("--container-log-max-files must be at least 2, got %d", c.ContainerLogMaxFiles)
 	}
 	switch c.AuthorizationMode {
 	case "AlwaysAllow":

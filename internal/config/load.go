@@ -33,6 +33,8 @@ type Flags struct {
 	FeatureGates              map[string]bool
 	RuntimeRequestTimeout     time.Duration
 	SyncFrequency             time.Duration
+	ContainerLogMaxSize       string
+	ContainerLogMaxFiles      int32
 	PodLogsDir                string
 	CgroupRoot                string
 	PodCIDR                   string
@@ -73,6 +75,8 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.AuthorizationMode, "authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
 	fs.DurationVar(&f.RuntimeRequestTimeout, "runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)")
+	fs.StringVar(&f.ContainerLogMaxSize, "container-log-max-size", "10Mi", "Size at which a container's log is rotated")
+	fs.Int32Var(&f.ContainerLogMaxFiles, "container-log-max-files", 5, "Log files kept per container, the current one included (at least 2)")
 	fs.DurationVar(&f.SyncFrequency, "sync-frequency", DefaultSyncFrequency, "Maximum period between pod syncs; ConfigMap, Secret and projected volumes are refreshed at this period")
 	fs.StringVar(&f.PodLogsDir, "pod-logs-dir", DefaultPodLogsDir, "Root of the pods' log directories")
 	fs.StringVar(&f.CgroupRoot, "cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes")
@@ -106,6 +110,7 @@ var supportedFileFields = map[string]bool{
 	"authorization.mode": true,
 	"cgroupRoot":         true, "cgroupDriver": true, "runtimeRequestTimeout": true,
 	"podCIDR": true, "resolvConf": true, "featureGates": true, "containerRuntimeEndpoint": true,
+	"containerLogMaxSize": true, "containerLogMaxFiles": true,
 }
 
 // Load merges defaults, the --config file and the flags the operator set.
@@ -140,6 +145,7 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		Kubeconfig:                f.Kubeconfig,
 		NodeLabels:                f.NodeLabels,
 		NodeIP:                    f.NodeIP,
+		ContainerLogMaxFiles:      int(f.ContainerLogMaxFiles),
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {
@@ -148,17 +154,29 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 	cfg.CheckpointMaxTotalBytes = budget.Value()
 	gates := map[string]bool{}
 	var warnings []string
+	logMaxSize := f.ContainerLogMaxSize
 	if f.ConfigFile != "" {
 		kc, unsupported, err := ReadFile(f.ConfigFile)
 		if err != nil {
 			return nil, nil, err
 		}
 		applyFile(cfg, kc, gates)
+		if kc.ContainerLogMaxSize != "" {
+			logMaxSize = kc.ContainerLogMaxSize
+		}
 		for _, field := range unsupported {
 			warnings = append(warnings, fmt.Sprintf("%s: field %q is not implemented by knode and is ignored", f.ConfigFile, field))
 		}
 	}
 	applyFlags(fs, f, cfg, gates)
+	if fs.Changed("container-log-max-size") {
+		logMaxSize = f.ContainerLogMaxSize
+	}
+	size, err := resource.ParseQuantity(logMaxSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("container log max size %q: %w", logMaxSize, err)
+	}
+	cfg.ContainerLogMaxSize = size.Value()
 
 	fg, err := NewFeatureGates(gates)
 	if err != nil {
@@ -202,6 +220,9 @@ func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[s
 		cfg.ResolvConf = *kc.ResolverConfig
 	}
 	setDuration(&cfg.SyncFrequency, kc.SyncFrequency.Duration)
+	if kc.ContainerLogMaxFiles != nil {
+		cfg.ContainerLogMaxFiles = int(*kc.ContainerLogMaxFiles)
+	}
 	setDuration(&cfg.FileCheckFrequency, kc.FileCheckFrequency.Duration)
 	setDuration(&cfg.RuntimeRequestTimeout, kc.RuntimeRequestTimeout.Duration)
 	if kc.Port != 0 {
@@ -242,6 +263,7 @@ func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool)
 	set("authorization-mode", func() { cfg.AuthorizationMode = f.AuthorizationMode })
 	set("runtime-request-timeout", func() { cfg.RuntimeRequestTimeout = f.RuntimeRequestTimeout })
 	set("sync-frequency", func() { cfg.SyncFrequency = f.SyncFrequency })
+	set("container-log-max-files", func() { cfg.ContainerLogMaxFiles = int(f.ContainerLogMaxFiles) })
 	set("pod-logs-dir", func() { cfg.PodLogsDir = f.PodLogsDir })
 	set("cgroup-root", func() { cfg.CgroupRoot = f.CgroupRoot })
 	set("pod-cidr", func() { cfg.PodCIDR = f.PodCIDR })

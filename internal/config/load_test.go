@@ -92,6 +92,26 @@ func TestLoad(t *testing.T) {
 		{name: "bad authorization mode", args: []string{"--authorization-mode", "RBAC"}, err: "not supported"},
 		{name: "webhook authorization needs a cluster", args: []string{"--authorization-mode", "Webhook"}, err: "needs --kubeconfig"},
 		{name: "non-positive runtime timeout", args: []string{"--runtime-request-timeout", "0s"}, err: "must be positive"},
+		{
+			name: "container log limits from the file, size overridden by the flag",
+			file: header + "containerLogMaxSize: 20Mi\ncontainerLogMaxFiles: 3\n",
+			args: []string{"--container-log-max-size", "1Mi"},
+			check: func(t *testing.T, c *Config) {
+				if c.ContainerLogMaxSize != 1<<20 || c.ContainerLogMaxFiles != 3 {
+					t.Fatalf("log limits %d bytes, %d files; want 1Mi and 3", c.ContainerLogMaxSize, c.ContainerLogMaxFiles)
+				}
+			},
+		},
+		{
+			name: "container log limits default to the kubelet's",
+			check: func(t *testing.T, c *Config) {
+				if c.ContainerLogMaxSize != 10<<20 || c.ContainerLogMaxFiles != 5 {
+					t.Fatalf("log limits %d bytes, %d files; want 10Mi and 5", c.ContainerLogMaxSize, c.ContainerLogMaxFiles)
+				}
+			},
+		},
+		{name: "bad container log size", args: []string{"--container-log-max-size", "lots"}, err: `container log max size "lots"`},
+		{name: "one log file", args: []string{"--container-log-max-files", "1"}, err: "at least 2"},
 		{name: "non-positive sync frequency", args: []string{"--sync-frequency", "0s"}, err: "--sync-frequency must be positive"},
 		{
 			name: "sync frequency from the file, then the flag",

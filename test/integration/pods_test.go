@@ -528,3 +528,41 @@ spec:
 		t.Fatalf("hook order: %q, want postStart, preStop, then SIGTERM", data)
 	}
 }
+
+// A chatty container's log is rotated by size, older rotations gzipped,
+// and no more than --container-log-max-files kept.
+func TestContainerLogRotation(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("chatty.yaml", podManifest("chatty", "default", "Always",
+		`while true; do seq 1 2000; sleep 0.05; done`))
+	n.startKnode("--container-log-max-size", "64Ki", "--container-log-max-files", "3")
+	n.waitRunning("default", "chatty", "main")
+	var files []string
+	n.eventually(60*time.Second, "a rotated and a gzipped log", func() bool {
+		files, _ = filepath.Glob(filepath.Join(n.logs, "default_"+n.podName("chatty")+"_*", "main", "0.log*"))
+		gz, plain := 0, 0
+		for _, f := range files {
+			switch {
+			case strings.HasSuffix(f, ".gz"):
+				gz++
+			case !strings.HasSuffix(f, "0.log"):
+				plain++
+			}
+		}
+		return gz >= 1 && plain >= 1
+	})
+	time.Sleep(12 * time.Second) // another rotation: the count stays bounded
+	files, _ = filepath.Glob(filepath.Join(n.logs, "default_"+n.podName("chatty")+"_*", "main", "0.log*"))
+	if len(files) > 3 {
+		t.Fatalf("%d log files kept, want at most 3: %v", len(files), files)
+	}
+	// The runtime writes to the reopened file: the current log grows again.
+	current := filepath.Join(filepath.Dir(files[0]), "0.log")
+	before, _ := os.Stat(current)
+	time.Sleep(time.Second)
+	after, _ := os.Stat(current)
+	if before == nil || after == nil || after.Size() <= before.Size() && after.ModTime().Equal(before.ModTime()) {
+		t.Fatalf("the current log does not grow after rotation: %v %v", before, after)
+	}
+}
