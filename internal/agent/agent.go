@@ -18,6 +18,7 @@ import (
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/devicemanager"
+	"knode.io/knode/internal/imagegc"
 	"knode.io/knode/internal/logrotation"
 	"knode.io/knode/internal/metrics"
 	"knode.io/knode/internal/nodeinfo"
@@ -157,6 +158,14 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return err
 	}
 	go rotator.Run(ctx)
+	imageGC, err := imagegc.New(rt, rt, imagegc.StatFS, imagegc.Policy{
+		HighThresholdPercent: cfg.ImageGCHighThreshold, LowThresholdPercent: cfg.ImageGCLowThreshold,
+		MinAge: cfg.ImageMinimumGCAge, Period: cfg.ImageGCPeriod,
+	}, cfg.RuntimeRequestTimeout, log.With("component", "image-gc"))
+	if err != nil {
+		return err
+	}
+	go imageGC.Run(ctx)
 
 	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, log)
 	if err != nil {

@@ -50,8 +50,13 @@ type Config struct {
 	SyncFrequency              time.Duration
 	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles bound each
 	// container's logs, as the kubelet's fields of the same names.
-	ContainerLogMaxSize    int64
-	ContainerLogMaxFiles   int
+	ContainerLogMaxSize  int64
+	ContainerLogMaxFiles int
+	// Image garbage collection, as the kubelet's imageGC* fields.
+	ImageGCHighThreshold   int
+	ImageGCLowThreshold    int
+	ImageMinimumGCAge      time.Duration
+	ImageGCPeriod          time.Duration
 	CgroupRoot             string
 	CgroupDriver           string
 	PodCIDR                string

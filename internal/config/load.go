@@ -34,6 +34,10 @@ type Flags struct {
 	RuntimeRequestTimeout     time.Duration
 	SyncFrequency             time.Duration
 	ContainerLogMaxSize       string
+	ImageGCHighThreshold      int32
+	ImageGCLowThreshold       int32
+	ImageMinimumGCAge         time.Duration
+	ImageGCPeriod             time.Duration
 	ContainerLogMaxFiles      int32
 	PodLogsDir                string
 	CgroupRoot                string
@@ -75,6 +79,10 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&f.AuthorizationMode, "authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook")
 	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
 	fs.DurationVar(&f.RuntimeRequestTimeout, "runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)")
+	fs.Int32Var(&f.ImageGCHighThreshold, "image-gc-high-threshold", 85, "Percent of the image filesystem in use above which unused images are removed (100 disables)")
+	fs.Int32Var(&f.ImageGCLowThreshold, "image-gc-low-threshold", 80, "Percent of the image filesystem in use that image garbage collection brings usage down to")
+	fs.DurationVar(&f.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "Minimum age of an unused image before it may be removed")
+	fs.DurationVar(&f.ImageGCPeriod, "image-gc-period", 5*time.Minute, "How often image filesystem usage is checked")
 	fs.StringVar(&f.ContainerLogMaxSize, "container-log-max-size", "10Mi", "Size at which a container's log is rotated")
 	fs.Int32Var(&f.ContainerLogMaxFiles, "container-log-max-files", 5, "Log files kept per container, the current one included (at least 2)")
 	fs.DurationVar(&f.SyncFrequency, "sync-frequency", DefaultSyncFrequency, "Maximum period between pod syncs; ConfigMap, Secret and projected volumes are refreshed at this period")
@@ -111,6 +119,7 @@ var supportedFileFields = map[string]bool{
 	"cgroupRoot":         true, "cgroupDriver": true, "runtimeRequestTimeout": true,
 	"podCIDR": true, "resolvConf": true, "featureGates": true, "containerRuntimeEndpoint": true,
 	"containerLogMaxSize": true, "containerLogMaxFiles": true,
+	"imageGCHighThresholdPercent": true, "imageGCLowThresholdPercent": true, "imageMinimumGCAge": true,
 }
 
 // Load merges defaults, the --config file and the flags the operator set.
@@ -146,6 +155,10 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		NodeLabels:                f.NodeLabels,
 		NodeIP:                    f.NodeIP,
 		ContainerLogMaxFiles:      int(f.ContainerLogMaxFiles),
+		ImageGCHighThreshold:      int(f.ImageGCHighThreshold),
+		ImageGCLowThreshold:       int(f.ImageGCLowThreshold),
+		ImageMinimumGCAge:         f.ImageMinimumGCAge,
+		ImageGCPeriod:             f.ImageGCPeriod,
 	}
 	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
 	if err != nil {
@@ -223,6 +236,13 @@ func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[s
 	if kc.ContainerLogMaxFiles != nil {
 		cfg.ContainerLogMaxFiles = int(*kc.ContainerLogMaxFiles)
 	}
+	if kc.ImageGCHighThresholdPercent != nil {
+		cfg.ImageGCHighThreshold = int(*kc.ImageGCHighThresholdPercent)
+	}
+	if kc.ImageGCLowThresholdPercent != nil {
+		cfg.ImageGCLowThreshold = int(*kc.ImageGCLowThresholdPercent)
+	}
+	setDuration(&cfg.ImageMinimumGCAge, kc.ImageMinimumGCAge.Duration)
 	setDuration(&cfg.FileCheckFrequency, kc.FileCheckFrequency.Duration)
 	setDuration(&cfg.RuntimeRequestTimeout, kc.RuntimeRequestTimeout.Duration)
 	if kc.Port != 0 {
@@ -264,6 +284,9 @@ func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool)
 	set("runtime-request-timeout", func() { cfg.RuntimeRequestTimeout = f.RuntimeRequestTimeout })
 	set("sync-frequency", func() { cfg.SyncFrequency = f.SyncFrequency })
 	set("container-log-max-files", func() { cfg.ContainerLogMaxFiles = int(f.ContainerLogMaxFiles) })
+	set("image-gc-high-threshold", func() { cfg.ImageGCHighThreshold = int(f.ImageGCHighThreshold) })
+	set("image-gc-low-threshold", func() { cfg.ImageGCLowThreshold = int(f.ImageGCLowThreshold) })
+	set("minimum-image-ttl-duration", func() { cfg.ImageMinimumGCAge = f.ImageMinimumGCAge })
 	set("pod-logs-dir", func() { cfg.PodLogsDir = f.PodLogsDir })
 	set("cgroup-root", func() { cfg.CgroupRoot = f.CgroupRoot })
 	set("pod-cidr", func() { cfg.PodCIDR = f.PodCIDR })

@@ -45,6 +45,14 @@ func WritePause(out, pauseBinary string) error {
 	return write(out, Pause, []file{{name: "pause", mode: 0o755, data: bin}}, v1.Config{Entrypoint: []string{"/pause"}})
 }
 
+// Unused names an image no test runs: image garbage collection may remove it.
+const Unused = "knode.local/unused:1"
+
+// WriteUnused writes a small image holding one data file.
+func WriteUnused(out string) error {
+	return write(out, Unused, []file{{name: "data", mode: 0o644, data: []byte("nothing runs from this image\n")}}, v1.Config{})
+}
+
 // WriteBusybox writes a busybox image from a static busybox binary; extra
 // static binaries (name → host path) are added to /bin.
 func WriteBusybox(out, busyboxBinary string, extra map[string]string) error {

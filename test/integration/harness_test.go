@@ -83,6 +83,9 @@ func prepare(dir string) error {
 	if err := images.WritePause(filepath.Join(imageDir, "pause.tar"), pause); err != nil {
 		return err
 	}
+	if err := images.WriteUnused(filepath.Join(imageDir, "unused.tar")); err != nil {
+		return err
+	}
 	memhog := filepath.Join(dir, "memhog")
 	cmd = exec.Command("go", "build", "-o", memhog, "knode.io/knode/hack/memhog")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

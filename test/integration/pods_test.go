@@ -15,6 +15,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/containerd"
+	"knode.io/knode/test/images"
 )
 
 const busybox = "knode.local/busybox:1.36"
@@ -564,5 +565,34 @@ func TestContainerLogRotation(t *testing.T) {
 	after, _ := os.Stat(current)
 	if before == nil || after == nil || after.Size() <= before.Size() && after.ModTime().Equal(before.ModTime()) {
 		t.Fatalf("the current log does not grow after rotation: %v %v", before, after)
+	}
+}
+
+// Image garbage collection on a real runtime: with the thresholds at their
+// lowest, the image no container uses goes; the one a pod runs and the
+// pinned sandbox image stay.
+func TestImageGarbageCollection(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("keep.yaml", podManifest("keep", "default", "Always", `exec sleep 3600`))
+	n.startKnode("--image-gc-high-threshold", "1", "--image-gc-low-threshold", "0",
+		"--minimum-image-ttl-duration", "0s", "--image-gc-period", "3s")
+	n.waitRunning("default", "keep", "main")
+	has := func(ref string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := n.cri.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
+		return err == nil && resp.GetImage() != nil
+	}
+	if !has(images.Unused) {
+		t.Fatal("the unused test image was not imported")
+	}
+	n.eventually(30*time.Second, "the unused image removed", func() bool { return !has(images.Unused) })
+	time.Sleep(2 * time.Second) // more rounds
+	if !has(busybox) || !has(images.Pause) {
+		t.Fatalf("an image in use (%v) or the pinned sandbox image (%v) was removed", has(busybox), has(images.Pause))
+	}
+	if !strings.Contains(n.knodeLog(), `msg="removed unused image"`) {
+		t.Fatal("the removal is not in knode's log")
 	}
 }
