@@ -87,6 +87,8 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		go svc.Run(ctx)
 		checkpoints = svc
 	}
+	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
+		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
 	return server.New(server.Config{
 		NodeName:        cfg.NodeName,
 		Address:         cfg.Address,
@@ -98,7 +100,8 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		Pods:            mgr,
 		Logs:            rt,
 		Streaming:       mgr,
-		ResourceMetrics: stats.NewCollector(rt, pods.OwnerSelector(cfg.NodeName), cfg.RuntimeRequestTimeout).Registry(),
+		ResourceMetrics: usage.Registry(),
+		Stats:           usage,
 		Metrics:         m,
 		Health: []server.HealthCheck{
 			{Name: "runtime", Check: rt.Health().Err},

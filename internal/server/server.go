@@ -68,6 +68,8 @@ type Config struct {
 	Stopper  PodStopper
 	// Checkpoints serves the checkpoint API; nil when the ContainerCheckpoint gate is off.
 	Checkpoints Checkpoints
+	// Stats serves GET /stats/summary; may be nil.
+	Stats Stats
 	// ResourceMetrics serves GET /metrics/resource; may be nil.
 	ResourceMetrics prometheus.Gatherer
 	// Streaming serves exec, attach and port forwarding; may be nil.
@@ -97,6 +99,9 @@ func New(cfg Config) *Server {
 	s.Handle("GET /runningpods/", http.HandlerFunc(s.runningPods), false)
 	s.Handle("GET /containerLogs/{namespace}/{pod}/{container}", http.HandlerFunc(s.containerLogs), false)
 	s.Handle("GET /metrics", s.metricsHandler(), true)
+	if cfg.Stats != nil {
+		s.Handle("GET /stats/summary", http.HandlerFunc(s.statsSummary), true)
+	}
 	if cfg.ResourceMetrics != nil {
 		s.Handle("GET /metrics/resource", s.resourceMetricsHandler(), true)
 	}

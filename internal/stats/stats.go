@@ -7,11 +7,13 @@ package stats
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,19 +46,37 @@ var (
 		"1 if there was an error while getting container metrics, 0 otherwise", nil, nil)
 )
 
-// Collector gathers the resource metrics at each scrape.
-type Collector struct {
-	rt Runtime
-	// selector keeps to the containers this knode made.
-	selector map[string]string
-	timeout  time.Duration
-	// root is where /proc and /sys are found (a test's directory).
-	root string
+// Options configure a Collector.
+type Options struct {
+	Runtime Runtime
+	// Selector keeps to the containers this knode made.
+	Selector map[string]string
+	Timeout  time.Duration
+	// NodeName and RootDir (whose filesystem is the node's) are for the summary.
+	NodeName string
+	RootDir  string
 }
 
-// NewCollector reads the containers labelled with selector.
-func NewCollector(rt Runtime, selector map[string]string, timeout time.Duration) *Collector {
-	return &Collector{rt: rt, selector: selector, timeout: timeout, root: "/"}
+// Collector gathers the node's and its containers' usage at each scrape.
+type Collector struct {
+	rt       Runtime
+	selector map[string]string
+	timeout  time.Duration
+	nodeName string
+	rootDir  string
+	started  time.Time
+	// root is where /proc and /sys are found (a test's directory).
+	root string
+
+	mu      sync.Mutex
+	prevCPU float64 // the node's CPU seconds at prevAt, for usageNanoCores
+	prevAt  time.Time
+}
+
+// NewCollector returns a Collector.
+func NewCollector(o Options) *Collector {
+	return &Collector{rt: o.Runtime, selector: o.Selector, timeout: o.Timeout, nodeName: o.NodeName, rootDir: o.RootDir,
+		started: time.Now(), root: "/"}
 }
 
 // Registry is a registry holding only the resource metrics.
@@ -73,72 +93,72 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 }
 
+// Snapshot is one reading of the node's and its running containers' usage.
+type Snapshot struct {
+	Time time.Time
+	// NodeCPUSeconds and the node's memory; NodeErr tells why they are missing.
+	NodeCPUSeconds float64
+	NodeMemory     NodeMemory
+	NodeErr        error
+	Containers     []Container
+	// ContainersErr is set when the runtime could not be read.
+	ContainersErr error
+}
+
+// NodeMemory is the node's memory in bytes.
+type NodeMemory struct {
+	Available, Usage, WorkingSet uint64
+}
+
+// Container is one running container's usage, as the runtime reports it.
+type Container struct {
+	ID, Name, Pod, Namespace, PodUID string
+	Start                            time.Time
+	CPU                              *runtimeapi.CpuUsage
+	Memory                           *runtimeapi.MemoryUsage
+}
+
+// Read takes a snapshot.
+func (c *Collector) Read(ctx context.Context) Snapshot {
+	snap := Snapshot{Time: time.Now()}
+	cpu, cpuErr := c.nodeCPUSeconds()
+	mem, memErr := c.nodeMemory()
+	snap.NodeCPUSeconds, snap.NodeMemory, snap.NodeErr = cpu, mem, errors.Join(cpuErr, memErr)
+	snap.Containers, snap.ContainersErr = c.containers(ctx)
+	return snap
+}
+
 // Collect implements prometheus.Collector. Samples carry the time they were
 // read, as the kubelet's do: metrics-server computes rates from them.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
-	if cpu, err := c.nodeCPUSeconds(); err == nil {
-		ch <- prometheus.NewMetricWithTimestamp(now, prometheus.MustNewConstMetric(nodeCPU, prometheus.CounterValue, cpu))
-	}
-	if ws, err := c.nodeWorkingSet(); err == nil {
-		ch <- prometheus.NewMetricWithTimestamp(now, prometheus.MustNewConstMetric(nodeMemory, prometheus.GaugeValue, float64(ws)))
+	snap := c.Read(context.Background())
+	if snap.NodeErr == nil {
+		ch <- prometheus.NewMetricWithTimestamp(snap.Time, prometheus.MustNewConstMetric(nodeCPU, prometheus.CounterValue, snap.NodeCPUSeconds))
+		ch <- prometheus.NewMetricWithTimestamp(snap.Time, prometheus.MustNewConstMetric(nodeMemory, prometheus.GaugeValue, float64(snap.NodeMemory.WorkingSet)))
 	}
 	failed := 0.0
-	if err := c.collectContainers(ch); err != nil {
+	if snap.ContainersErr != nil {
 		failed = 1
 	}
-	ch <- prometheus.MustNewConstMetric(scrapeError, prometheus.GaugeValue, failed)
-}
-
-type podKey struct{ name, namespace string }
-
-type podUsage struct {
-	cpu, memory float64
-	cpuAt       time.Time
-	memoryAt    time.Time
-}
-
-func (c *Collector) collectContainers(ch chan<- prometheus.Metric) error {
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
-	defer cancel()
-	running, err := c.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: c.selector,
-		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
-	if err != nil {
-		return fmt.Errorf("list containers: %w", err)
-	}
-	started := map[string]time.Time{}
-	for _, ct := range running {
-		started[ct.Id] = time.Unix(0, ct.CreatedAt)
-	}
-	all, err := c.rt.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: c.selector})
-	if err != nil {
-		return fmt.Errorf("list container stats: %w", err)
-	}
 	pods := map[podKey]*podUsage{}
-	for _, st := range all {
-		attr := st.GetAttributes()
-		start, ok := started[attr.GetId()]
-		if !ok {
-			continue // only running containers, as the kubelet reports
-		}
-		name, pod, ns := attr.GetMetadata().GetName(), attr.GetLabels()["io.kubernetes.pod.name"], attr.GetLabels()["io.kubernetes.pod.namespace"]
-		key := podKey{pod, ns}
+	for _, ct := range snap.Containers {
+		key := podKey{ct.Pod, ct.Namespace}
 		if pods[key] == nil {
 			pods[key] = &podUsage{}
 		}
 		usage := pods[key]
-		ch <- prometheus.MustNewConstMetric(containerStart, prometheus.GaugeValue, float64(start.UnixNano())/1e9, name, pod, ns)
-		if cpu := st.GetCpu(); cpu != nil && cpu.GetUsageCoreNanoSeconds() != nil {
+		ch <- prometheus.MustNewConstMetric(containerStart, prometheus.GaugeValue, float64(ct.Start.UnixNano())/1e9, ct.Name, ct.Pod, ct.Namespace)
+		if cpu := ct.CPU; cpu != nil && cpu.GetUsageCoreNanoSeconds() != nil {
 			at := time.Unix(0, cpu.GetTimestamp())
 			v := float64(cpu.GetUsageCoreNanoSeconds().GetValue()) / 1e9
-			ch <- prometheus.NewMetricWithTimestamp(at, prometheus.MustNewConstMetric(containerCPU, prometheus.CounterValue, v, name, pod, ns))
+			ch <- prometheus.NewMetricWithTimestamp(at, prometheus.MustNewConstMetric(containerCPU, prometheus.CounterValue, v, ct.Name, ct.Pod, ct.Namespace))
 			usage.cpu += v
 			usage.cpuAt = later(usage.cpuAt, at)
 		}
-		if mem := st.GetMemory(); mem != nil && mem.GetWorkingSetBytes() != nil {
+		if mem := ct.Memory; mem != nil && mem.GetWorkingSetBytes() != nil {
 			at := time.Unix(0, mem.GetTimestamp())
 			v := float64(mem.GetWorkingSetBytes().GetValue())
-			ch <- prometheus.NewMetricWithTimestamp(at, prometheus.MustNewConstMetric(containerMemory, prometheus.GaugeValue, v, name, pod, ns))
+			ch <- prometheus.NewMetricWithTimestamp(at, prometheus.MustNewConstMetric(containerMemory, prometheus.GaugeValue, v, ct.Name, ct.Pod, ct.Namespace))
 			usage.memory += v
 			usage.memoryAt = later(usage.memoryAt, at)
 		}
@@ -153,7 +173,47 @@ func (c *Collector) collectContainers(ch chan<- prometheus.Metric) error {
 			ch <- prometheus.NewMetricWithTimestamp(u.memoryAt, prometheus.MustNewConstMetric(podMemory, prometheus.GaugeValue, u.memory, key.name, key.namespace))
 		}
 	}
-	return nil
+	ch <- prometheus.MustNewConstMetric(scrapeError, prometheus.GaugeValue, failed)
+}
+
+type podKey struct{ name, namespace string }
+
+type podUsage struct {
+	cpu, memory float64
+	cpuAt       time.Time
+	memoryAt    time.Time
+}
+
+// containers reads the running containers' usage from the runtime.
+func (c *Collector) containers(ctx context.Context) ([]Container, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	running, err := c.rt.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: c.selector,
+		State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}})
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	started := map[string]time.Time{}
+	for _, ct := range running {
+		started[ct.Id] = time.Unix(0, ct.CreatedAt)
+	}
+	all, err := c.rt.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{LabelSelector: c.selector})
+	if err != nil {
+		return nil, fmt.Errorf("list container stats: %w", err)
+	}
+	var out []Container
+	for _, st := range all {
+		attr := st.GetAttributes()
+		start, ok := started[attr.GetId()]
+		if !ok {
+			continue // only running containers, as the kubelet reports
+		}
+		labels := attr.GetLabels()
+		out = append(out, Container{ID: attr.GetId(), Name: attr.GetMetadata().GetName(),
+			Pod: labels["io.kubernetes.pod.name"], Namespace: labels["io.kubernetes.pod.namespace"], PodUID: labels["io.kubernetes.pod.uid"],
+			Start: start, CPU: st.GetCpu(), Memory: st.GetMemory()})
+	}
+	return out, nil
 }
 
 func later(a, b time.Time) time.Time {
@@ -193,12 +253,13 @@ func (c *Collector) nodeCPUSeconds() (float64, error) {
 	return float64(busy) / userHZ, nil
 }
 
-// nodeWorkingSet is memory in use less what the kernel can drop at once
-// (inactive file pages), the kubelet's working set for the node.
-func (c *Collector) nodeWorkingSet() (uint64, error) {
+// nodeMemory reads /proc/meminfo: available, in use, and the working set
+// (in use less what the kernel can drop at once, inactive file pages), the
+// kubelet's numbers for the node.
+func (c *Collector) nodeMemory() (NodeMemory, error) {
 	f, err := os.Open(filepath.Join(c.root, "proc/meminfo"))
 	if err != nil {
-		return 0, err
+		return NodeMemory{}, err
 	}
 	defer f.Close()
 	kib := map[string]uint64{}
@@ -212,10 +273,10 @@ func (c *Collector) nodeWorkingSet() (uint64, error) {
 	}
 	total, free, inactive := kib["MemTotal"], kib["MemFree"], kib["Inactive(file)"]
 	if total == 0 {
-		return 0, fmt.Errorf("no MemTotal in /proc/meminfo")
+		return NodeMemory{}, fmt.Errorf("no MemTotal in /proc/meminfo")
 	}
 	used := total - min(free, total)
-	return (used - min(inactive, used)) * 1024, nil
+	return NodeMemory{Available: kib["MemAvailable"] * 1024, Usage: used * 1024, WorkingSet: (used - min(inactive, used)) * 1024}, nil
 }
 
 // readKeyed reads "key value" lines (cgroup stat files) for one key.

@@ -76,7 +76,7 @@ func TestResourceMetrics(t *testing.T) {
 			containerStats("gone", "old", "web", 9_000_000_000, 1<<30, at), // not running: left out
 		},
 	}
-	c := NewCollector(rt, nil, time.Second)
+	c := NewCollector(Options{Runtime: rt, Timeout: time.Second})
 	c.root = fakeProc(t)
 	m := gather(t, c)
 
@@ -109,5 +109,39 @@ func TestResourceMetrics(t *testing.T) {
 	m = gather(t, c)
 	if m["scrape_error"][0].GetGauge().GetValue() != 1 || len(m["container_cpu_usage_seconds_total"]) != 0 || len(m["node_cpu_usage_seconds_total"]) != 1 {
 		t.Fatalf("with the runtime down: %v", m)
+	}
+}
+
+func TestSummary(t *testing.T) {
+	at := time.Unix(1_800_000_000, 0)
+	withUID := func(cs *runtimeapi.ContainerStats, uid string) *runtimeapi.ContainerStats {
+		cs.Attributes.Labels["io.kubernetes.pod.uid"] = uid
+		return cs
+	}
+	rt := &fakeRuntime{
+		containers: []*runtimeapi.Container{{Id: "a", CreatedAt: at.Add(-time.Hour).UnixNano()}, {Id: "b", CreatedAt: at.UnixNano()}},
+		stats: []*runtimeapi.ContainerStats{
+			withUID(containerStats("b", "side", "web", 500_000_000, 5<<20, at), "uid-web"),
+			withUID(containerStats("a", "app", "web", 2_500_000_000, 10<<20, at), "uid-web"),
+		},
+	}
+	c := NewCollector(Options{Runtime: rt, Timeout: time.Second, NodeName: "n1", RootDir: t.TempDir()})
+	c.root = fakeProc(t)
+	s := c.Summary(context.Background(), false)
+	if s.Node.NodeName != "n1" || *s.Node.CPU.UsageCoreNanoSeconds != 15e9 || s.Node.CPU.UsageNanoCores != nil ||
+		*s.Node.Memory.WorkingSetBytes != 500*1024 || s.Node.Fs == nil || *s.Node.Fs.CapacityBytes == 0 {
+		t.Fatalf("node: %+v cpu %+v memory %+v fs %+v", s.Node, s.Node.CPU, s.Node.Memory, s.Node.Fs)
+	}
+	if len(s.Pods) != 1 || s.Pods[0].PodRef.UID != "uid-web" || len(s.Pods[0].Containers) != 2 || s.Pods[0].Containers[0].Name != "app" ||
+		*s.Pods[0].CPU.UsageCoreNanoSeconds != 3e9 || *s.Pods[0].Memory.WorkingSetBytes != 15<<20 ||
+		!s.Pods[0].StartTime.Time.Equal(at.Add(-time.Hour)) {
+		t.Fatalf("pods: %+v", s.Pods)
+	}
+	// A second summary has the node's rate: 1.5 more CPU seconds.
+	time.Sleep(10 * time.Millisecond)
+	os.WriteFile(filepath.Join(c.root, "proc/stat"), []byte("cpu  1100 0 550 90000 300 0 0 0 200 0\n"), 0o644)
+	s = c.Summary(context.Background(), true)
+	if s.Node.CPU.UsageNanoCores == nil || *s.Node.CPU.UsageNanoCores == 0 || s.Node.Fs != nil {
+		t.Fatalf("second summary: cpu %+v fs %+v", s.Node.CPU, s.Node.Fs)
 	}
 }

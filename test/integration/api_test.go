@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	v1 "k8s.io/api/core/v1"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"knode.io/knode/internal/client"
 )
@@ -319,5 +321,23 @@ func TestResourceMetrics(t *testing.T) {
 	}
 	if v := metricAt(t, c, "/metrics/resource", "scrape_error", nil); v != 0 {
 		t.Errorf("scrape_error = %v", v)
+	}
+
+	// GET /stats/summary, the kubelet's v1alpha1 summary.
+	resp, err := c.Do(context.Background(), http.MethodGet, "/stats/summary", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var summary statsapi.Summary
+	if err := json.NewDecoder(resp.Body).Decode(&summary); err != nil {
+		t.Fatal(err)
+	}
+	if summary.Node.NodeName != n.name || summary.Node.Memory == nil || summary.Node.Fs == nil || len(summary.Pods) != 1 {
+		t.Fatalf("summary: %+v", summary)
+	}
+	pod := summary.Pods[0]
+	if pod.PodRef.Name != n.podName("hog") || len(pod.Containers) != 1 || pod.Memory == nil || *pod.Memory.WorkingSetBytes < 24<<20 {
+		t.Fatalf("summary pod: %+v", pod)
 	}
 }
