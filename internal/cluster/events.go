@@ -53,20 +53,33 @@ type writtenEvent struct {
 	last  time.Time
 }
 
-// NewEvents returns the node's event publisher; Run publishes.
+// NewEvents returns the node's event publisher; Run publishes. The node
+// publishes its own events (Starting, NodeReady, ...) through it too.
 func (n *Node) NewEvents() *Events {
-	return &Events{api: n.api, host: n.facts.NodeName, queue: make(chan *v1.Event, eventQueue), log: n.log, now: time.Now,
+	e := &Events{api: n.api, host: n.facts.NodeName, queue: make(chan *v1.Event, eventQueue), log: n.log, now: time.Now,
 		written: map[string]writtenEvent{}, limiters: map[types.UID]*rate.Limiter{}}
+	n.events = e
+	return e
 }
 
 // Event queues one event about pod; eventType is Normal or Warning.
 func (e *Events) Event(pod *v1.Pod, eventType, reason, message string) {
+	e.publishAbout(v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name,
+		UID: pod.UID, ResourceVersion: pod.ResourceVersion}, pod.Namespace, eventType, reason, message)
+}
+
+// nodeEvent queues one event about the node, referred to as the kubelet
+// does (its UID is its name), in the default namespace.
+func (e *Events) nodeEvent(eventType, reason, message string) {
+	e.publishAbout(v1.ObjectReference{Kind: "Node", Name: e.host, UID: types.UID(e.host)}, metav1.NamespaceDefault, eventType, reason, message)
+}
+
+func (e *Events) publishAbout(ref v1.ObjectReference, namespace, eventType, reason, message string) {
 	now := metav1.NewTime(e.now())
 	ev := &v1.Event{
-		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", pod.Name, now.UnixNano()), Namespace: pod.Namespace},
-		InvolvedObject: v1.ObjectReference{Kind: "Pod", APIVersion: "v1", Namespace: pod.Namespace, Name: pod.Name,
-			UID: pod.UID, ResourceVersion: pod.ResourceVersion},
-		Reason: reason, Message: message, Type: eventType,
+		ObjectMeta:     metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", ref.Name, now.UnixNano()), Namespace: namespace},
+		InvolvedObject: ref,
+		Reason:         reason, Message: message, Type: eventType,
 		Source:         v1.EventSource{Component: "kubelet", Host: e.host},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		ReportingController: "kubelet", ReportingInstance: e.host,
@@ -74,7 +87,7 @@ func (e *Events) Event(pod *v1.Pod, eventType, reason, message string) {
 	select {
 	case e.queue <- ev:
 	default:
-		e.log.Debug("event queue full; event dropped", "pod", pod.Namespace+"/"+pod.Name, "reason", reason)
+		e.log.Debug("event queue full; event dropped", "object", ref.Kind+" "+ref.Namespace+"/"+ref.Name, "reason", reason)
 	}
 }
 

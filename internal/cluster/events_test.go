@@ -125,3 +125,28 @@ func TestEvents(t *testing.T) {
 		t.Fatalf("after 5 minutes: %d writes, want 26", written)
 	}
 }
+
+func TestNodeConditionEvents(t *testing.T) {
+	e := &Events{host: "n1", queue: make(chan *v1.Event, 10), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
+	n := &Node{facts: Facts{NodeName: "n1"}, events: e}
+	cond := func(t v1.NodeConditionType, s v1.ConditionStatus) v1.NodeCondition { return v1.NodeCondition{Type: t, Status: s} }
+	first := v1.NodeStatus{Conditions: []v1.NodeCondition{cond(v1.NodeMemoryPressure, v1.ConditionFalse), cond(v1.NodeDiskPressure, v1.ConditionUnknown),
+		cond(v1.NodeReady, v1.ConditionTrue)}}
+	n.conditionEvents(v1.NodeStatus{}, first)
+	later := v1.NodeStatus{Conditions: []v1.NodeCondition{cond(v1.NodeMemoryPressure, v1.ConditionFalse), cond(v1.NodeDiskPressure, v1.ConditionUnknown),
+		cond(v1.NodeReady, v1.ConditionFalse)}}
+	n.conditionEvents(first, later)
+	var got []string
+	for len(e.queue) > 0 {
+		ev := <-e.queue
+		if ev.InvolvedObject.Kind != "Node" || ev.InvolvedObject.UID != "n1" || ev.Namespace != "default" {
+			t.Fatalf("event about %+v in %q", ev.InvolvedObject, ev.Namespace)
+		}
+		got = append(got, ev.Reason+": "+ev.Message)
+	}
+	want := []string{"NodeHasSufficientMemory: Node n1 status is now: NodeHasSufficientMemory", "NodeReady: Node n1 status is now: NodeReady",
+		"NodeNotReady: Node n1 status is now: NodeNotReady"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("events %q, want %q", got, want)
+	}
+}

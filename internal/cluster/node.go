@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"runtime"
@@ -77,6 +78,8 @@ type Node struct {
 	log    *slog.Logger
 	// pressure may be nil: the conditions are then Unknown.
 	pressure Pressure
+	// events publishes the node's own events once NewEvents made it.
+	events *Events
 
 	// lease is the Lease as last written; only Run's goroutine touches it.
 	lease *coordinationv1.Lease
@@ -120,6 +123,9 @@ func (n *Node) Run(ctx context.Context) {
 		}
 	}
 	n.log.Info("node registered", "node", n.facts.NodeName)
+	if n.events != nil {
+		n.events.nodeEvent(v1.EventTypeNormal, "Starting", "Starting knode (kubelet).")
+	}
 	renew := time.NewTicker(renewInterval)
 	defer renew.Stop()
 	check := time.NewTicker(statusCheckInterval)
@@ -133,6 +139,7 @@ func (n *Node) Run(ctx context.Context) {
 			if err := n.patchStatus(ctx, status); err != nil {
 				n.log.Warn("node status update failed", "err", err)
 			} else {
+				n.conditionEvents(last, status)
 				last, reported = status, time.Now()
 			}
 		}
@@ -300,6 +307,59 @@ func (n *Node) pressureConditions() []v1.NodeCondition {
 			"KubeletHasDiskPressure", "kubelet has disk pressure"),
 		condition(v1.NodePIDPressure, noThreshold, "KubeletHasSufficientPID", "kubelet has sufficient PID available", "", ""),
 	}
+}
+
+// conditionEvents publishes the kubelet's node events for conditions that
+// changed: NodeReady, NodeNotReady, NodeHasSufficientMemory, ...
+func (n *Node) conditionEvents(prev, cur v1.NodeStatus) {
+	if n.events == nil {
+		return
+	}
+	before := map[v1.NodeConditionType]v1.ConditionStatus{}
+	for _, c := range prev.Conditions {
+		before[c.Type] = c.Status
+	}
+	for _, c := range cur.Conditions {
+		if before[c.Type] == c.Status {
+			continue
+		}
+		reason := nodeEventReason(c)
+		if reason == "" {
+			continue
+		}
+		n.events.nodeEvent(v1.EventTypeNormal, reason, fmt.Sprintf("Node %s status is now: %s", n.facts.NodeName, reason))
+	}
+}
+
+// nodeEventReason is the kubelet's event reason for a condition's status.
+func nodeEventReason(c v1.NodeCondition) string {
+	if c.Status == v1.ConditionUnknown {
+		return ""
+	}
+	ok := c.Status == v1.ConditionFalse
+	switch c.Type {
+	case v1.NodeReady:
+		if c.Status == v1.ConditionTrue {
+			return "NodeReady"
+		}
+		return "NodeNotReady"
+	case v1.NodeMemoryPressure:
+		if ok {
+			return "NodeHasSufficientMemory"
+		}
+		return "NodeHasInsufficientMemory"
+	case v1.NodeDiskPressure:
+		if ok {
+			return "NodeHasNoDiskPressure"
+		}
+		return "NodeHasDiskPressure"
+	case v1.NodePIDPressure:
+		if ok {
+			return "NodeHasSufficientPID"
+		}
+		return "NodeHasInsufficientPID"
+	}
+	return ""
 }
 
 // noThreshold is a pressure with no eviction threshold set: never under it.

@@ -135,6 +135,18 @@ func TestClusterNodeRegistration(t *testing.T) {
 			t.Errorf("no %s=False (%s) in %+v", want.t, want.reason, node.Status.Conditions)
 		}
 	}
+	// The node's own events, as `kubectl describe node` shows them.
+	n.eventually(30*time.Second, "Starting and NodeReady events for the node", func() bool {
+		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + n.name})
+		if err != nil {
+			return false
+		}
+		seen := map[string]bool{}
+		for _, e := range list.Items {
+			seen[e.Reason] = true
+		}
+		return seen["Starting"] && seen["NodeReady"] && seen["NodeHasSufficientMemory"]
+	})
 	lease, err := cp.coo.Leases(v1.NamespaceNodeLease).Get(ctx, n.name, metav1.GetOptions{})
 	if err != nil || lease.Spec.RenewTime == nil || time.Since(lease.Spec.RenewTime.Time) > time.Minute {
 		t.Fatalf("lease: %+v %v", lease, err)
