@@ -129,7 +129,9 @@ func TestEvents(t *testing.T) {
 func TestNodeConditionEvents(t *testing.T) {
 	e := &Events{host: "n1", queue: make(chan *v1.Event, 10), log: slog.New(slog.NewTextHandler(io.Discard, nil)), now: time.Now}
 	n := &Node{facts: Facts{NodeName: "n1"}, events: e}
-	cond := func(t v1.NodeConditionType, s v1.ConditionStatus) v1.NodeCondition { return v1.NodeCondition{Type: t, Status: s} }
+	cond := func(t v1.NodeConditionType, s v1.ConditionStatus) v1.NodeCondition {
+		return v1.NodeCondition{Type: t, Status: s}
+	}
 	first := v1.NodeStatus{Conditions: []v1.NodeCondition{cond(v1.NodeMemoryPressure, v1.ConditionFalse), cond(v1.NodeDiskPressure, v1.ConditionUnknown),
 		cond(v1.NodeReady, v1.ConditionTrue)}}
 	n.conditionEvents(v1.NodeStatus{}, first)
