@@ -28,6 +28,7 @@ stop:
 
 # Unit tests, then the integration suite against real containerd.
 test: setup build
+	@unformatted=$$(gofmt -l cmd internal hack test bench); if [ -n "$$unformatted" ]; then echo "gofmt -w these files: $$unformatted"; exit 1; fi
 	go vet ./...
 	KNODE_INTEGRATION=1 go test -count=1 -timeout 25m $(GO_TEST_FLAGS) ./...
 
