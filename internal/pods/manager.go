@@ -235,7 +235,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		relistNow:     make(chan struct{}, 1),
 		changed:       make(chan struct{}),
 		cache:         newStatusCache(),
-		probes:        newProbes(opts.Prober, opts.Events, opts.Log),
+		probes:        newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
 	}
 }
 

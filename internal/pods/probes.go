@@ -47,6 +47,9 @@ type probeWorker struct {
 	done bool
 	// failedOut is set when a startup probe reached its failure threshold.
 	failedOut bool
+	// adopted: the container ran before this knode started; its first
+	// probe runs at once, to confirm the verdict it was trusted with.
+	adopted bool
 }
 
 // probes runs the pods' container probes and keeps their verdicts.
@@ -55,13 +58,19 @@ type probes struct {
 	events EventRecorder
 	log    *slog.Logger
 
+	// since is when this knode started: a container already running then
+	// was adopted, and keeps being ready and started until a probe says
+	// otherwise — the kubelet instead reports every probed pod not ready
+	// after its own restart (kubernetes#100277), emptying Services.
+	since time.Time
+
 	mu      sync.Mutex
 	workers map[probeKey]*probeWorker
 	byPod   map[types.UID]map[probeKey]bool
 }
 
-func newProbes(p Prober, events EventRecorder, log *slog.Logger) *probes {
-	return &probes{prober: p, events: events, log: log, workers: map[probeKey]*probeWorker{}, byPod: map[types.UID]map[probeKey]bool{}}
+func newProbes(p Prober, events EventRecorder, log *slog.Logger, since time.Time) *probes {
+	return &probes{prober: p, events: events, log: log, since: since, workers: map[probeKey]*probeWorker{}, byPod: map[types.UID]map[probeKey]bool{}}
 }
 
 // probesOf lists a container's probes.
@@ -100,7 +109,8 @@ func (ps *probes) sync(pod *v1.Pod, containers []running, podIP string, wake fun
 			if ps.workers[key] != nil {
 				continue
 			}
-			w := &probeWorker{stop: make(chan struct{}), ok: kind == livenessProbe}
+			adopted := rc.startedAt.Before(ps.since)
+			w := &probeWorker{stop: make(chan struct{}), ok: kind == livenessProbe || adopted, done: kind == startupProbe && adopted, adopted: adopted}
 			ps.workers[key] = w
 			target := prober.Target{ContainerID: rc.id, PodIP: podIP, Ports: rc.c.Ports}
 			go ps.run(pod, rc, kind, p, target, w, wake)
@@ -206,6 +216,9 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 	// A random start within the first period spreads many probes out, as
 	// the kubelet does.
 	first := time.Duration(rand.Int64N(int64(period)))
+	if w.adopted {
+		first = 0
+	}
 	if delay := time.Until(rc.startedAt.Add(time.Duration(p.InitialDelaySeconds) * time.Second)); delay > first {
 		first = delay
 	}

@@ -36,7 +36,7 @@ func (s *scriptedProber) Probe(_ context.Context, p *v1.Probe, _ prober.Target) 
 func probeFixture(t *testing.T) (*fixture, *scriptedProber) {
 	f := newFixture(t)
 	sp := &scriptedProber{passes: map[string]bool{}}
-	f.m.probes = newProbes(sp, f.events, f.m.log)
+	f.m.probes = newProbes(sp, f.events, f.m.log, time.Now())
 	return f, sp
 }
 
@@ -147,5 +147,35 @@ func TestStartupProbeHoldsBackLiveness(t *testing.T) {
 	waitFor(t, "the startup verdict", func() bool { return f.m.probes.started(&pod.Spec.Containers[0], id) })
 	if st := f.sync(w); !*st.ContainerStatuses[0].Started || !st.ContainerStatuses[0].Ready {
 		t.Fatalf("after the startup probe passed: %+v", st.ContainerStatuses[0])
+	}
+}
+
+// A container that ran before knode (re)started keeps its readiness until a
+// probe says otherwise, and that probe runs at once (kubernetes#100277).
+func TestAdoptedContainerStaysReadyUntilProbed(t *testing.T) {
+	f, sp := probeFixture(t)
+	sp.set("ready", true)
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.Containers[0].ReadinessProbe = execProbe("ready")
+	pod.Spec.Containers[0].ReadinessProbe.PeriodSeconds = 3600 // only the first, immediate probe can run
+	w := f.worker(pod)
+	f.sync(w)
+	// Pretend knode restarted after the container started.
+	f.m.probes = newProbes(sp, f.events, f.m.log, time.Now().Add(time.Minute))
+	if st := f.sync(w); !st.ContainerStatuses[0].Ready {
+		t.Fatal("an adopted container was reported not ready before any probe ran")
+	}
+	var id string
+	for _, c := range f.rt.Containers {
+		id = c.Id
+	}
+	// The immediate probe fails: the verdict follows at once, not after an hour.
+	sp.set("ready", false)
+	f.m.probes.forget(pod.UID)
+	f.m.probes = newProbes(sp, f.events, f.m.log, time.Now().Add(time.Minute))
+	f.sync(w)
+	waitFor(t, "the immediate probe's verdict", func() bool { ok, _ := f.m.probes.verdict(id, readinessProbe); return !ok })
+	if st := f.sync(w); st.ContainerStatuses[0].Ready {
+		t.Fatal("still ready after the probe failed")
 	}
 }

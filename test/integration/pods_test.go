@@ -477,6 +477,20 @@ spec:
 	exec(first.Id, "touch", "/tmp/ready")
 	n.eventually(20*time.Second, "the container Ready", func() bool { st, _ := status(); return st.Ready })
 
+	// knode restarts: the adopted container stays Ready throughout (the
+	// kubelet reports it not ready until its next probe, kubernetes#100277).
+	n.knode.kill()
+	n.startKnode()
+	n.eventually(30*time.Second, "knode serving again", func() bool {
+		_, ok := status()
+		return ok
+	})
+	for i := 0; i < 20; i++ {
+		if st, _ := status(); !st.Ready || st.RestartCount != 0 {
+			t.Fatalf("after a knode restart: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	// The liveness probe now gets 404: the container is stopped and started again.
 	exec(first.Id, "rm", "/www/index.html")
 	n.eventually(60*time.Second, "a new instance after the liveness probe failed", func() bool {
