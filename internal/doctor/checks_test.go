@@ -145,6 +145,9 @@ func TestNodeArea(t *testing.T) {
 	expect(t, r, "node", "root dir", OK, "mode")
 	expect(t, r, "node", "kernel", OK, "overlay")
 	expect(t, r, "node", "disk", OK, "GiB free")
+	// This machine has room: no pressure (the thresholds are unit-tested in nodeinfo).
+	expect(t, r, "node", "memory pressure", OK, "more than 100 MiB")
+	expect(t, r, "node", "disk pressure", OK, "has room")
 	os.Chmod(root, 0o777)
 	r, _ = Run(t.Context(), Env{RootDir: root, PodLogsDir: root}, "node")
 	expect(t, r, "node", "root dir", Problem, "others can write")

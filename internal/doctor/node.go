@@ -6,6 +6,8 @@ import (
 	"os"
 	"strings"
 	"syscall"
+
+	"knode.io/knode/internal/nodeinfo"
 )
 
 func checkNode(env Env, r *Report) {
@@ -51,15 +53,10 @@ func checkNode(env Env, r *Report) {
 			r.problem(area, "kernel", "no "+ns+" namespaces", "use a kernel with namespaces")
 		}
 	}
+	checkPressure(env, r)
 	for _, d := range []string{env.RootDir, env.PodLogsDir} {
 		var fs syscall.Statfs_t
-		path := d
-		for path != "/" {
-			if _, err := os.Stat(path); err == nil {
-				break
-			}
-			path = parent(path)
-		}
+		path := existingParent(d)
 		if err := syscall.Statfs(path, &fs); err == nil {
 			free := float64(int64(fs.Bavail)*fs.Bsize) / (1 << 30)
 			if free < 1 {
@@ -69,6 +66,41 @@ func checkNode(env Env, r *Report) {
 			}
 		}
 	}
+}
+
+// checkPressure says what the node would report as MemoryPressure and
+// DiskPressure, with the kubelet's default thresholds.
+func checkPressure(env Env, r *Report) {
+	const area = "node"
+	p := nodeinfo.Pressure{RootDir: existingParent(env.RootDir)}
+	switch under, err := p.MemoryPressure(); {
+	case err != nil:
+		r.warn(area, "memory pressure", "cannot measure: "+err.Error(), "check /proc/meminfo")
+	case under:
+		r.problem(area, "memory pressure", "less than 100 MiB of memory available: the node reports MemoryPressure", "free memory or move pods away")
+	default:
+		r.ok(area, "memory pressure", "more than 100 MiB of memory available")
+	}
+	switch under, err := p.DiskPressure(); {
+	case err != nil:
+		r.warn(area, "disk pressure", "cannot measure: "+err.Error(), "check the root dir")
+	case under:
+		r.problem(area, "disk pressure", fmt.Sprintf("the filesystem of %s has under 10%% of its space or 5%% of its inodes free: the node reports DiskPressure", p.RootDir),
+			"free space there (old logs, images, checkpoints)")
+	default:
+		r.ok(area, "disk pressure", fmt.Sprintf("the filesystem of %s has room (the kubelet's 10%% space and 5%% inodes thresholds)", p.RootDir))
+	}
+}
+
+// existingParent is p, or its nearest parent that exists.
+func existingParent(p string) string {
+	for p != "/" {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		p = parent(p)
+	}
+	return p
 }
 
 func parent(p string) string {
