@@ -18,6 +18,7 @@ import (
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/internal/devicemanager"
+	"knode.io/knode/internal/eviction"
 	"knode.io/knode/internal/imagegc"
 	"knode.io/knode/internal/logrotation"
 	"knode.io/knode/internal/metrics"
@@ -25,6 +26,7 @@ import (
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/staticpod"
+	"knode.io/knode/internal/stats"
 	"knode.io/knode/internal/version"
 )
 
@@ -94,6 +96,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if cfg.PodManifestPath != "" {
 		sources = append(sources, staticpod.SourceFile)
 	}
+	thresholds, err := eviction.ParseMap(cfg.EvictionHard)
+	if err != nil {
+		return err
+	}
+	evictions := eviction.New(thresholds, cfg.RootDir, log.With("component", "eviction"))
 	// Cluster mode: the node, and the pods the scheduler bound to it.
 	var node *cluster.Node
 	var apiPods *cluster.Pods
@@ -110,7 +117,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 				CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
 			},
 			Health:   runtimeHealth{rt},
-			Pressure: nodeinfo.Pressure{RootDir: cfg.RootDir},
+			Pressure: evictions,
 			Devices:  dm,
 			Requests: m,
 			Log:      log.With("component", "cluster"),
@@ -167,7 +174,10 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	go imageGC.Run(ctx)
 
-	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, log)
+	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
+		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
+	go evictions.Run(ctx, mgr, usage)
+	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, log)
 	if err != nil {
 		return err
 	}

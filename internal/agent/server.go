@@ -29,7 +29,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -87,8 +87,6 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		go svc.Run(ctx)
 		checkpoints = svc
 	}
-	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
-		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
 	return server.New(server.Config{
 		NodeName:        cfg.NodeName,
 		Address:         cfg.Address,

@@ -53,10 +53,12 @@ type Config struct {
 	ContainerLogMaxSize  int64
 	ContainerLogMaxFiles int
 	// Image garbage collection, as the kubelet's imageGC* fields.
-	ImageGCHighThreshold   int
-	ImageGCLowThreshold    int
-	ImageMinimumGCAge      time.Duration
-	ImageGCPeriod          time.Duration
+	ImageGCHighThreshold int
+	ImageGCLowThreshold  int
+	ImageMinimumGCAge    time.Duration
+	ImageGCPeriod        time.Duration
+	// EvictionHard is the kubelet's evictionHard: signal → quantity or percentage.
+	EvictionHard           map[string]string
 	CgroupRoot             string
 	CgroupDriver           string
 	PodCIDR                string

@@ -34,6 +34,7 @@ type Flags struct {
 	RuntimeRequestTimeout     time.Duration
 	SyncFrequency             time.Duration
 	ContainerLogMaxSize       string
+	EvictionHard              string
 	ImageGCHighThreshold      int32
 	ImageGCLowThreshold       int32
 	ImageMinimumGCAge         time.Duration
@@ -83,6 +84,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.Int32Var(&f.ImageGCLowThreshold, "image-gc-low-threshold", 80, "Percent of the image filesystem in use that image garbage collection brings usage down to")
 	fs.DurationVar(&f.ImageMinimumGCAge, "minimum-image-ttl-duration", 2*time.Minute, "Minimum age of an unused image before it may be removed")
 	fs.DurationVar(&f.ImageGCPeriod, "image-gc-period", 5*time.Minute, "How often image filesystem usage is checked")
+	fs.StringVar(&f.EvictionHard, "eviction-hard", "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%", "Hard eviction thresholds: the node's MemoryPressure and DiskPressure, and evictions under memory pressure")
 	fs.StringVar(&f.ContainerLogMaxSize, "container-log-max-size", "10Mi", "Size at which a container's log is rotated")
 	fs.Int32Var(&f.ContainerLogMaxFiles, "container-log-max-files", 5, "Log files kept per container, the current one included (at least 2)")
 	fs.DurationVar(&f.SyncFrequency, "sync-frequency", DefaultSyncFrequency, "Maximum period between pod syncs; ConfigMap, Secret and projected volumes are refreshed at this period")
@@ -119,6 +121,7 @@ var supportedFileFields = map[string]bool{
 	"cgroupRoot":         true, "cgroupDriver": true, "runtimeRequestTimeout": true,
 	"podCIDR": true, "resolvConf": true, "featureGates": true, "containerRuntimeEndpoint": true,
 	"containerLogMaxSize": true, "containerLogMaxFiles": true,
+	"evictionHard":                true,
 	"imageGCHighThresholdPercent": true, "imageGCLowThresholdPercent": true, "imageMinimumGCAge": true,
 }
 
@@ -177,11 +180,27 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		if kc.ContainerLogMaxSize != "" {
 			logMaxSize = kc.ContainerLogMaxSize
 		}
+		if kc.EvictionHard != nil {
+			cfg.EvictionHard = kc.EvictionHard
+		}
 		for _, field := range unsupported {
 			warnings = append(warnings, fmt.Sprintf("%s: field %q is not implemented by knode and is ignored", f.ConfigFile, field))
 		}
 	}
 	applyFlags(fs, f, cfg, gates)
+	if fs.Changed("eviction-hard") || cfg.EvictionHard == nil {
+		cfg.EvictionHard = map[string]string{}
+		for _, part := range strings.Split(f.EvictionHard, ",") {
+			if part = strings.TrimSpace(part); part == "" {
+				continue
+			}
+			signal, value, ok := strings.Cut(part, "<")
+			if !ok {
+				return nil, nil, fmt.Errorf("--eviction-hard %q: want signal<value, e.g. memory.available<100Mi", part)
+			}
+			cfg.EvictionHard[strings.TrimSpace(signal)] = strings.TrimSpace(value)
+		}
+	}
 	if fs.Changed("container-log-max-size") {
 		logMaxSize = f.ContainerLogMaxSize
 	}

@@ -3,11 +3,12 @@ package doctor
 import (
 	"bufio"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
 
-	"knode.io/knode/internal/nodeinfo"
+	"knode.io/knode/internal/eviction"
 )
 
 func checkNode(env Env, r *Report) {
@@ -72,7 +73,13 @@ func checkNode(env Env, r *Report) {
 // DiskPressure, with the kubelet's default thresholds.
 func checkPressure(env Env, r *Report) {
 	const area = "node"
-	p := nodeinfo.Pressure{RootDir: existingParent(env.RootDir)}
+	thresholds, err := eviction.ParseHard(eviction.DefaultHard)
+	if err != nil {
+		r.warn(area, "memory pressure", err.Error(), "")
+		return
+	}
+	rootDir := existingParent(env.RootDir)
+	p := eviction.New(thresholds, rootDir, slog.New(slog.DiscardHandler))
 	switch under, err := p.MemoryPressure(); {
 	case err != nil:
 		r.warn(area, "memory pressure", "cannot measure: "+err.Error(), "check /proc/meminfo")
@@ -85,10 +92,10 @@ func checkPressure(env Env, r *Report) {
 	case err != nil:
 		r.warn(area, "disk pressure", "cannot measure: "+err.Error(), "check the root dir")
 	case under:
-		r.problem(area, "disk pressure", fmt.Sprintf("the filesystem of %s has under 10%% of its space or 5%% of its inodes free: the node reports DiskPressure", p.RootDir),
+		r.problem(area, "disk pressure", fmt.Sprintf("the filesystem of %s has under 10%% of its space or 5%% of its inodes free: the node reports DiskPressure", rootDir),
 			"free space there (old logs, images, checkpoints)")
 	default:
-		r.ok(area, "disk pressure", fmt.Sprintf("the filesystem of %s has room (the kubelet's 10%% space and 5%% inodes thresholds)", p.RootDir))
+		r.ok(area, "disk pressure", fmt.Sprintf("the filesystem of %s has room (the kubelet's 10%% space and 5%% inodes thresholds)", rootDir))
 	}
 }
 

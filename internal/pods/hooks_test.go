@@ -69,3 +69,31 @@ func TestFailedPostStartHookStopsTheContainer(t *testing.T) {
 		t.Fatalf("after the restart: running %d of %d", running, total)
 	}
 }
+
+func TestEvictedPodStopsAndFails(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod(v1.RestartPolicyAlways)
+	w := f.worker(pod)
+	f.sync(w)
+	if f.m.Evict(pod.UID, "low on memory") {
+		t.Fatal("a pod without a registered worker was evicted")
+	}
+	f.m.mu.Lock()
+	f.m.workers[pod.UID] = w
+	f.m.mu.Unlock()
+	if !f.m.Evict(pod.UID, "The node was low on resource: memory.") {
+		t.Fatal("Evict did not know the pod")
+	}
+	st := f.sync(w)
+	if running, _ := f.count("app"); running != 0 {
+		t.Fatal("an evicted pod still runs")
+	}
+	if st.Phase != v1.PodFailed || st.Reason != "Evicted" || st.Message != "The node was low on resource: memory." {
+		t.Fatalf("status %s %s %q", st.Phase, st.Reason, st.Message)
+	}
+	// It stays failed: the restart policy does not bring it back.
+	f.sync(w)
+	if running, _ := f.count("app"); running != 0 {
+		t.Fatal("an evicted pod was restarted")
+	}
+}

@@ -153,6 +153,8 @@ type Manager struct {
 	annotations map[types.UID]map[string]string
 	// probes runs the containers' startup, liveness and readiness probes.
 	probes *probes
+	// evictions are pods the eviction manager chose, for their workers to stop.
+	evictions map[types.UID]waiting
 	// apiVolumes remembers each API pod's ConfigMap, Secret and projected
 	// volumes between refreshes, by pod and volume name.
 	apiVolumes map[types.UID]map[string]*apiVolumeState
@@ -231,6 +233,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 		statuses:      map[types.UID]*v1.PodStatus{},
 		annotations:   map[types.UID]map[string]string{},
 		apiVolumes:    map[types.UID]map[string]*apiVolumeState{},
+		evictions:     map[types.UID]waiting{},
 		deletionGrace: map[types.UID]int64{},
 		relistNow:     make(chan struct{}, 1),
 		changed:       make(chan struct{}),
@@ -467,6 +470,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
 	delete(m.apiVolumes, uid)
+	delete(m.evictions, uid)
 	m.probes.forget(uid)
 	delete(m.deletionGrace, uid)
 	m.podsChangedLocked()

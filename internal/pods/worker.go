@@ -159,6 +159,18 @@ func (w *worker) list(ctx context.Context) (*runtimePod, error) {
 func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time.Duration, error) {
 	rt := w.m.opts.Runtime
 	resync := w.m.opts.ResyncPeriod
+	if w.rejected == nil {
+		if ev, ok := w.m.takeEviction(w.uid); ok {
+			// Stopped at once, as the kubelet's hard eviction does.
+			w.rejected = &ev
+			w.m.opts.Events.Event(pod, v1.EventTypeWarning, ev.reason, ev.message)
+			w.m.log.Warn("pod evicted", "pod", podRef(pod, nil), "message", ev.message)
+			if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
+				w.killPod(ctx, rp, 0)
+			}
+			return resync, nil
+		}
+	}
 	if w.rejected != nil {
 		if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			w.killPod(ctx, rp, w.terminationGrace(rp))

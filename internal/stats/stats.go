@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -291,4 +292,20 @@ func readKeyed(path, key string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no %s", path, key)
+}
+
+// PodMemory is each running pod's working set (its containers' sum), for
+// eviction.
+func (c *Collector) PodMemory(ctx context.Context) (map[types.UID]uint64, error) {
+	snap := c.Read(ctx)
+	if snap.ContainersErr != nil {
+		return nil, snap.ContainersErr
+	}
+	out := map[types.UID]uint64{}
+	for _, ct := range snap.Containers {
+		if ct.Memory != nil && ct.Memory.GetWorkingSetBytes() != nil {
+			out[types.UID(ct.PodUID)] += ct.Memory.GetWorkingSetBytes().GetValue()
+		}
+	}
+	return out, nil
 }

@@ -559,3 +559,58 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 		return apierrors.IsNotFound(err) && running() == ""
 	})
 }
+
+// Under memory pressure (a threshold set above what the machine has), the
+// node reports MemoryPressure and an API pod is evicted: it ends Failed,
+// reason Evicted, as with the kubelet; a static pod is not evicted.
+func TestClusterEviction(t *testing.T) {
+	t.Parallel()
+	cp := newControlPlane(t)
+	n := newNode(t)
+	n.writeManifest("static.yaml", podManifest("static", "default", "Always", "exec sleep 3600"))
+	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"),
+		"--eviction-hard", "memory.available<100Ti")
+	ctx := context.Background()
+	n.eventually(60*time.Second, "MemoryPressure True in the node status", func() bool {
+		node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range node.Status.Conditions {
+			if c.Type == v1.NodeMemoryPressure {
+				return c.Status == v1.ConditionTrue && c.Reason == "KubeletHasInsufficientMemory"
+			}
+		}
+		return false
+	})
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "16"}}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(60*time.Second, "the pod Failed with reason Evicted", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "victim", metav1.GetOptions{})
+		return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "Evicted" &&
+			strings.HasPrefix(p.Status.Message, "The node was low on resource: memory.")
+	})
+	// Its container runs no more.
+	n.eventually(30*time.Second, "the evicted pod's container stopped", func() bool {
+		cs, err := n.cri.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "victim"}})
+		if err != nil {
+			return false
+		}
+		for _, c := range cs {
+			if c.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
+				return false
+			}
+		}
+		return true
+	})
+	if n.running("default", "static", "main") == nil {
+		t.Fatal("the static pod was evicted")
+	}
+}
