@@ -55,7 +55,6 @@ func meminfo(t *testing.T, availableKiB int) string {
 	return dir
 }
 
-
 func TestPressure(t *testing.T) {
 	thresholds, _ := ParseHard("memory.available<100Mi,nodefs.available<0%")
 	for _, tt := range []struct {
