@@ -155,6 +155,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		OnRemoved:        onRemoved,
 		APIObjects:       apiObjects,
 		Events:           events,
+		Pressure:         evictions,
 	}, sources...)
 	m.AddRunning(mgr)
 	m.AddDockershimDependents(mgr.DockershimDependentPods)

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
 
@@ -25,4 +26,16 @@ func (m *Manager) takeEviction(uid types.UID) (waiting, bool) {
 	ev, ok := m.evictions[uid]
 	delete(m.evictions, uid)
 	return ev, ok
+}
+
+// refusedUnderPressure is the kubelet's admission rule: a BestEffort pod
+// that has not started is refused while the node is under memory pressure
+// (static pods, critical to the kubelet, are not).
+func (m *Manager) refusedUnderPressure(pod *v1.Pod, rp *runtimePod) bool {
+	if m.opts.Pressure == nil || rp.newestSandbox() != nil || qosClass(pod) != v1.PodQOSBestEffort ||
+		pod.Annotations[configSourceAnnotation] == "file" {
+		return false
+	}
+	under, err := m.opts.Pressure.MemoryPressure()
+	return err == nil && under
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // calls lists the fake runtime's calls among names, in order.
@@ -95,5 +96,30 @@ func TestEvictedPodStopsAndFails(t *testing.T) {
 	f.sync(w)
 	if running, _ := f.count("app"); running != 0 {
 		t.Fatal("an evicted pod was restarted")
+	}
+}
+
+type memoryPressure bool
+
+func (p memoryPressure) MemoryPressure() (bool, error) { return bool(p), nil }
+
+func TestBestEffortPodRefusedUnderMemoryPressure(t *testing.T) {
+	f := newFixture(t)
+	f.m.opts.Pressure = memoryPressure(true)
+	pod := testPod(v1.RestartPolicyAlways) // no requests: BestEffort
+	w := f.worker(pod)
+	st := f.sync(w)
+	if _, total := f.count("app"); total != 0 || st.Phase != v1.PodFailed || st.Reason != "Evicted" ||
+		st.Message != "The node had condition: [MemoryPressure]. " {
+		t.Fatalf("under memory pressure: %d containers, status %s %s %q", total, st.Phase, st.Reason, st.Message)
+	}
+	// A pod with requests (Burstable) is admitted.
+	f2 := newFixture(t)
+	f2.m.opts.Pressure = memoryPressure(true)
+	burstable := testPod(v1.RestartPolicyAlways)
+	burstable.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
+	f2.sync(f2.worker(burstable))
+	if running, _ := f2.count("app"); running != 1 {
+		t.Fatal("a Burstable pod was refused under memory pressure")
 	}
 }

@@ -29,6 +29,8 @@ const (
 	restoredFromAnnotation = "checkpoint.knode.io/restored-from"
 	// annotationInit marks init containers (the kubelet keeps this in its own state).
 	annotationInit = "knode.io/init-container"
+	// configSourceAnnotation says where a pod came from ("file": a static pod).
+	configSourceAnnotation = "kubernetes.io/config.source"
 )
 
 // OwnerSelector selects the sandboxes and containers the knode named node

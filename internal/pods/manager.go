@@ -48,6 +48,9 @@ type Options struct {
 	Now                        func() time.Time
 	// Recorder receives pod and container start events for metrics; may be nil.
 	Recorder Recorder
+	// Pressure, when set, refuses new BestEffort pods under memory pressure,
+	// as the kubelet's admission does.
+	Pressure interface{ MemoryPressure() (bool, error) }
 	// Prober runs container probes; nil: knode's own, exec probes through Runtime.
 	Prober Prober
 	// Events publishes the kubelet's pod events (Pulled, Created, Started,

@@ -177,6 +177,12 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		}
 		return resync, nil
 	}
+	if w.m.refusedUnderPressure(pod, rp) {
+		w.rejected = &waiting{reason: "Evicted", message: "The node had condition: [MemoryPressure]. "}
+		w.m.opts.Events.Event(pod, v1.EventTypeWarning, "Evicted", w.rejected.message)
+		w.m.log.Warn("pod refused under memory pressure", "pod", podRef(pod, nil))
+		return resync, nil
+	}
 	if err := w.m.opts.Devices.Allocate(ctx, pod); err != nil {
 		var rejection interface{ Reason() string }
 		// A pod being terminated may be about to free what this one needs:

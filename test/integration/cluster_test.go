@@ -586,17 +586,29 @@ func TestClusterEviction(t *testing.T) {
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// A Burstable pod (it requests memory) is admitted, then evicted: it
+	// uses more than its request.
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "16"}}}}}
-	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "16"},
+				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("1Mi")}}}}}}
+	// A BestEffort pod is refused at admission, as the kubelet refuses it.
+	bestEffort := pod.DeepCopy()
+	bestEffort.Name = "refused"
+	bestEffort.Spec.Containers[0].Resources = v1.ResourceRequirements{}
+	for _, p := range []*v1.Pod{pod, bestEffort} {
+		if _, err := cp.core.Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	n.eventually(60*time.Second, "the pod Failed with reason Evicted", func() bool {
-		p, err := cp.core.Pods("default").Get(ctx, "victim", metav1.GetOptions{})
-		return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "Evicted" &&
-			strings.HasPrefix(p.Status.Message, "The node was low on resource: memory.")
-	})
+	failed := func(name, message string) func() bool {
+		return func() bool {
+			p, err := cp.core.Pods("default").Get(ctx, name, metav1.GetOptions{})
+			return err == nil && p.Status.Phase == v1.PodFailed && p.Status.Reason == "Evicted" && strings.HasPrefix(p.Status.Message, message)
+		}
+	}
+	n.eventually(60*time.Second, "the BestEffort pod refused", failed("refused", "The node had condition: [MemoryPressure]."))
+	n.eventually(60*time.Second, "the Burstable pod evicted", failed("victim", "The node was low on resource: memory."))
 	// Its container runs no more.
 	n.eventually(30*time.Second, "the evicted pod's container stopped", func() bool {
 		cs, err := n.cri.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "victim"}})
