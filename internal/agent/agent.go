@@ -100,6 +100,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if ignored := eviction.Ignored(cfg.EvictionHard); len(ignored) > 0 {
+		log.Warn("eviction thresholds on signals knode does not measure are ignored", "signals", ignored)
+	}
 	evictions := eviction.New(thresholds, cfg.RootDir, log.With("component", "eviction"))
 	// Cluster mode: the node, and the pods the scheduler bound to it.
 	var node *cluster.Node

@@ -76,14 +76,38 @@ func ParseHard(spec string) ([]Threshold, error) {
 	return ParseMap(m)
 }
 
-// ParseMap reads KubeletConfiguration's evictionHard map.
+// unmeasured are the kubelet's other signals: accepted, so kubelet
+// configurations keep working, but not acted on (Ignored names them).
+var unmeasured = map[string]bool{
+	"imagefs.available": true, "imagefs.inodesFree": true, "containerfs.available": true,
+	"containerfs.inodesFree": true, "pid.available": true, "allocatableMemory.available": true,
+}
+
+// Ignored lists the kubelet signals in m that knode does not measure, for
+// the start-up warning.
+func Ignored(m map[string]string) []string {
+	var out []string
+	for signal := range m {
+		if unmeasured[signal] {
+			out = append(out, signal)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ParseMap reads KubeletConfiguration's evictionHard map. The kubelet's
+// signals knode does not measure are skipped (see Ignored); anything else
+// unknown is an error.
 func ParseMap(m map[string]string) ([]Threshold, error) {
 	var out []Threshold
 	for signal, value := range m {
-		switch signal {
-		case MemoryAvailable, NodeFsAvailable, NodeFsInodesFree:
+		switch {
+		case signal == MemoryAvailable, signal == NodeFsAvailable, signal == NodeFsInodesFree:
+		case unmeasured[signal]:
+			continue
 		default:
-			return nil, fmt.Errorf("eviction signal %q is not supported by knode: use %s, %s or %s", signal, MemoryAvailable, NodeFsAvailable, NodeFsInodesFree)
+			return nil, fmt.Errorf("eviction signal %q is unknown: knode measures %s, %s and %s", signal, MemoryAvailable, NodeFsAvailable, NodeFsInodesFree)
 		}
 		t := Threshold{Signal: signal}
 		if pct, ok := strings.CutSuffix(value, "%"); ok {

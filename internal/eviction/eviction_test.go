@@ -24,7 +24,8 @@ func TestParseHard(t *testing.T) {
 		{DefaultHard, "memory.available<100Mi nodefs.available<10% nodefs.inodesFree<5%", ""},
 		{"memory.available<1Gi", "memory.available<1Gi", ""},
 		{"memory.available=1Gi", "", "want signal<value"},
-		{"imagefs.available<15%", "", "not supported"},
+		{"imagefs.available<15%", "", ""}, // the kubelet's, not measured: skipped
+		{"memory.avail<1Gi", "", "unknown"},
 		{"nodefs.available<150%", "", "between 0 and 100"},
 		{"memory.available<lots", "", "want a quantity"},
 	}
