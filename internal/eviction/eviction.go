@@ -6,11 +6,9 @@
 package eviction
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -22,6 +20,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
+
+	"knode.io/knode/internal/nodeinfo"
 )
 
 // The signals knode measures, named as the kubelet's.
@@ -136,27 +136,15 @@ type Observation struct{ Available, Capacity uint64 }
 // filesystem of rootDir.
 func Measure(proc, rootDir string) (map[string]Observation, error) {
 	obs := map[string]Observation{}
-	f, err := os.Open(filepath.Join(proc, "meminfo"))
+	mem, err := nodeinfo.Meminfo(filepath.Join(proc, "meminfo"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	kib := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 {
-			n, err := strconv.ParseUint(fields[1], 10, 64)
-			if err == nil {
-				kib[strings.TrimSuffix(fields[0], ":")] = n
-			}
-		}
-	}
-	avail, ok := kib["MemAvailable"]
-	if !ok || kib["MemTotal"] == 0 {
+	avail, ok := mem["MemAvailable"]
+	if !ok || mem["MemTotal"] == 0 {
 		return nil, fmt.Errorf("no MemAvailable or MemTotal in %s/meminfo", proc)
 	}
-	obs[MemoryAvailable] = Observation{Available: avail * 1024, Capacity: kib["MemTotal"] * 1024}
+	obs[MemoryAvailable] = Observation{Available: avail, Capacity: mem["MemTotal"]}
 	var st unix.Statfs_t
 	if err := unix.Statfs(rootDir, &st); err != nil {
 		return nil, fmt.Errorf("statfs %s: %w", rootDir, err)

@@ -52,23 +52,41 @@ func CPUs() int { return runtime.NumCPU() }
 
 // MemoryBytes reads MemTotal from /proc/meminfo.
 func MemoryBytes() (int64, error) {
-	f, err := os.Open("/proc/meminfo")
+	mem, err := Meminfo("/proc/meminfo")
 	if err != nil {
-		return 0, fmt.Errorf("read meminfo: %w", err)
+		return 0, err
+	}
+	total, ok := mem["MemTotal"]
+	if !ok {
+		return 0, fmt.Errorf("MemTotal not found in /proc/meminfo")
+	}
+	return int64(total), nil
+}
+
+// Meminfo reads a /proc/meminfo file: each field, in bytes.
+func Meminfo(path string) (map[string]uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read meminfo: %w", err)
 	}
 	defer f.Close()
+	out := map[string]uint64{}
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 && fields[0] == "MemTotal:" {
-			kb, err := strconv.ParseInt(fields[1], 10, 64)
-			if err != nil {
-				return 0, fmt.Errorf("parse MemTotal: %w", err)
-			}
-			return kb * 1024, nil
+		if len(fields) < 2 {
+			continue
 		}
+		n, err := strconv.ParseUint(fields[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		if len(fields) >= 3 && fields[2] == "kB" {
+			n *= 1024
+		}
+		out[strings.TrimSuffix(fields[0], ":")] = n
 	}
-	return 0, fmt.Errorf("MemTotal not found in /proc/meminfo")
+	return out, sc.Err()
 }
 
 // OSImage is PRETTY_NAME from /etc/os-release, as the kubelet reports it.

@@ -5,7 +5,6 @@
 package stats
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -19,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/nodeinfo"
 )
 
 // Runtime is the part of the CRI runtime service the collector reads.
@@ -258,26 +259,16 @@ func (c *Collector) nodeCPUSeconds() (float64, error) {
 // (in use less what the kernel can drop at once, inactive file pages), the
 // kubelet's numbers for the node.
 func (c *Collector) nodeMemory() (NodeMemory, error) {
-	f, err := os.Open(filepath.Join(c.root, "proc/meminfo"))
+	mem, err := nodeinfo.Meminfo(filepath.Join(c.root, "proc/meminfo"))
 	if err != nil {
 		return NodeMemory{}, err
 	}
-	defer f.Close()
-	kib := map[string]uint64{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) >= 2 {
-			n, _ := strconv.ParseUint(fields[1], 10, 64)
-			kib[strings.TrimSuffix(fields[0], ":")] = n
-		}
-	}
-	total, free, inactive := kib["MemTotal"], kib["MemFree"], kib["Inactive(file)"]
+	total, free, inactive := mem["MemTotal"], mem["MemFree"], mem["Inactive(file)"]
 	if total == 0 {
 		return NodeMemory{}, fmt.Errorf("no MemTotal in /proc/meminfo")
 	}
 	used := total - min(free, total)
-	return NodeMemory{Available: kib["MemAvailable"] * 1024, Usage: used * 1024, WorkingSet: (used - min(inactive, used)) * 1024}, nil
+	return NodeMemory{Available: mem["MemAvailable"], Usage: used, WorkingSet: used - min(inactive, used)}, nil
 }
 
 // readKeyed reads "key value" lines (cgroup stat files) for one key.
