@@ -43,10 +43,12 @@ func (n *node) httpClient() *http.Client {
 	n.t.Helper()
 	pki := filepath.Join(n.rootDir(), "pki")
 	var cert tls.Certificate
-	n.eventually(30*time.Second, "local credentials", func() bool {
+	n.eventually(30*time.Second, "local credentials and the API listening", func() bool {
 		var err error
-		cert, err = tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key"))
-		return err == nil
+		if cert, err = tls.LoadX509KeyPair(filepath.Join(pki, "admin.crt"), filepath.Join(pki, "admin.key")); err != nil {
+			return false
+		}
+		return n.listening()
 	})
 	ca, err := os.ReadFile(filepath.Join(pki, "kubelet.crt"))
 	if err != nil {

@@ -503,12 +503,25 @@ func (n *node) rootDir() string { return filepath.Join(n.dir, "root") }
 func (n *node) api() *client.Client {
 	n.t.Helper()
 	var c *client.Client
-	n.eventually(30*time.Second, "knode's local credentials", func() bool {
+	n.eventually(30*time.Second, "knode's local credentials and its API listening", func() bool {
 		var err error
-		c, err = client.New(client.Options{Server: n.url(), RootDir: n.rootDir()})
-		return err == nil
+		if c, err = client.New(client.Options{Server: n.url(), RootDir: n.rootDir()}); err != nil {
+			return false
+		}
+		return n.listening()
 	})
 	return c
+}
+
+// listening tells whether knode's API accepts connections: its local
+// credentials are written just before it listens.
+func (n *node) listening() bool {
+	conn, err := net.DialTimeout("tcp", strings.TrimPrefix(n.url(), "https://"), time.Second)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }
 
 func (n *node) url() string { return "https://127.0.0.1:" + strconv.Itoa(n.port) }
