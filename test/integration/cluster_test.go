@@ -311,7 +311,7 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 		_, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
 		return err == nil
 	})
-	n.api() // waits until knode's API listens
+	n.eventually(30*time.Second, "knode's API listening", n.listening)
 	rbac := cp.rbac
 	rbac.ClusterRoles().Create(ctx, &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "knode-checkpointer"},
 		Rules: []rbacv1.PolicyRule{
