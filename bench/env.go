@@ -101,6 +101,19 @@ func newEnvWith(fake bool, criuDir, containerdDir string) (*env, error) {
 	return e, nil
 }
 
+// runningEnv is a node on real containerd with knode started.
+func runningEnv(extra ...string) (*env, error) {
+	e, err := newEnv(false, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := e.startKnode(extra...); err != nil {
+		e.close()
+		return nil, err
+	}
+	return e, nil
+}
+
 func (e *env) startKnode(extra ...string) error {
 	endpoint := "unix://" + filepath.Join(e.dir, "c", "containerd.sock")
 	if e.fake != nil {

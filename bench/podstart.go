@@ -110,14 +110,11 @@ func (e *env) bareRun(ctx context.Context, uid string, image *runtimeapi.ImageSp
 }
 
 func benchPodStart() error {
-	e, err := newEnv(false, "")
+	e, err := runningEnv()
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if err := e.startKnode(); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	const n = 20
@@ -167,14 +164,11 @@ func benchPodStart() error {
 }
 
 func benchMemory() error {
-	e, err := newEnv(false, "")
+	e, err := runningEnv()
 	if err != nil {
 		return err
 	}
 	defer e.close()
-	if err := e.startKnode(); err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	settle := func() { time.Sleep(10 * time.Second) }
