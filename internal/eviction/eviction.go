@@ -22,6 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/nodeinfo"
+	"knode.io/knode/internal/pods"
 )
 
 // The signals knode measures, named as the kubelet's.
@@ -292,15 +293,15 @@ func quantity(bytes uint64) string {
 const CriticalPriority = 2_000_000_000
 
 // rank picks the pod to evict, with its usage and request.
-func rank(pods []*v1.Pod, usage map[types.UID]uint64) (*v1.Pod, uint64, uint64) {
+func rank(all []*v1.Pod, usage map[types.UID]uint64) (*v1.Pod, uint64, uint64) {
 	type candidate struct {
 		pod             *v1.Pod
 		used, requested uint64
 		priority        int32
 	}
 	var cands []candidate
-	for _, p := range pods {
-		if p.Annotations["kubernetes.io/config.source"] == "file" || p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
+	for _, p := range all {
+		if pods.IsStatic(p) || p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
 			continue // static pods are critical to the kubelet; finished pods use nothing
 		}
 		prio := int32(0)

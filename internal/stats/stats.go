@@ -288,12 +288,12 @@ func readKeyed(path, key string) (uint64, error) {
 // PodMemory is each running pod's working set (its containers' sum), for
 // eviction.
 func (c *Collector) PodMemory(ctx context.Context) (map[types.UID]uint64, error) {
-	snap := c.Read(ctx)
-	if snap.ContainersErr != nil {
-		return nil, snap.ContainersErr
+	containers, err := c.containers(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := map[types.UID]uint64{}
-	for _, ct := range snap.Containers {
+	for _, ct := range containers {
 		if ct.Memory != nil && ct.Memory.GetWorkingSetBytes() != nil {
 			out[types.UID(ct.PodUID)] += ct.Memory.GetWorkingSetBytes().GetValue()
 		}
