@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/podpath"
 	"knode.io/knode/internal/prober"
 )
 
@@ -275,6 +276,12 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range pods {
+		// UID, namespace and names become host paths: check them before any
+		// worker builds one (the API server never validates a UID's form).
+		if err := podpath.Check(p); err != nil {
+			m.log.Error("pod refused: a field knode builds host paths from is invalid", "source", source, "pod", p.Namespace+"/"+p.Name, "err", err)
+			continue
+		}
 		if p.DeletionTimestamp != nil {
 			if p.DeletionGracePeriodSeconds != nil {
 				m.deletionGrace[p.UID] = *p.DeletionGracePeriodSeconds

@@ -6,6 +6,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"knode.io/knode/internal/podpath"
 )
 
 // Validate checks the parts of a pod that knode acts on. It is a subset of
@@ -19,6 +21,10 @@ func Validate(pod *v1.Pod) field.ErrorList {
 	}
 	for _, msg := range validation.IsDNS1123Label(pod.Namespace) {
 		errs = append(errs, field.Invalid(meta.Child("namespace"), pod.Namespace, msg))
+	}
+	// The UID names the pod's directory on the host; a manifest may set it.
+	for _, msg := range podpath.UID(string(pod.UID)) {
+		errs = append(errs, field.Invalid(meta.Child("uid"), pod.UID, msg))
 	}
 	spec := field.NewPath("spec")
 	switch pod.Spec.RestartPolicy {
