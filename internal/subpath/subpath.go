@@ -152,6 +152,10 @@ func TargetPath(podDir, volume, container string, index int) string {
 // instance, and returns the target's path for the runtime. The target is a
 // directory for a directory and an empty file for anything else.
 func Bind(podDir, volume, container string, index int, src *os.File) (string, error) {
+	// A pod with only hostPath volumes may have no directory yet.
+	if err := os.MkdirAll(podDir, 0o750); err != nil {
+		return "", err
+	}
 	pd, err := safefs.Open(podDir)
 	if err != nil {
 		return "", err
