@@ -285,12 +285,14 @@ func isTimestampName(name string) bool {
 func newTimestampDir(d *safefs.Dir, now time.Time) (string, error) {
 	for range 10 {
 		name := now.UTC().Format(timestampLayout) + strconv.FormatUint(rand.Uint64(), 36)
-		err := d.Mkdir(name, dirMode)
+		// mkdirat on the volume's descriptor, one component: it never
+		// follows a link and fails on anything already there.
+		err := unix.Mkdirat(d.Fd(), name, uint32(dirMode))
 		if errors.Is(err, unix.EEXIST) {
 			continue
 		}
 		if err != nil {
-			return "", err
+			return "", &os.PathError{Op: "mkdir", Path: d.Name() + "/" + name, Err: err}
 		}
 		// The umask must not narrow what non-root readers need.
 		if err := d.Chmod(name, dirMode); err != nil {

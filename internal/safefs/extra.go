@@ -8,22 +8,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Mkdir creates the directory rel beneath d with mode perm (before the
-// umask). Unlike MkdirAll it fails if rel exists: a caller that must own the
-// directory it fills (an atomic writer's new timestamped directory) cannot
-// accept one that someone else made first.
-func (d *Dir) Mkdir(rel string, perm os.FileMode) error {
-	p, base, err := d.parent(rel)
-	if err != nil {
-		return err
-	}
-	defer p.Close()
-	if err := unix.Mkdirat(p.Fd(), base, uint32(perm.Perm())); err != nil {
-		return &os.PathError{Op: "mkdir", Path: d.join(rel), Err: err}
-	}
-	return nil
-}
-
 // ReadFile reads the regular file rel beneath d without following any link,
 // and at most limit bytes of it (more is an error: the caller knows how
 // large the file it expects can be). It also returns the file's mode, read
