@@ -223,7 +223,7 @@ func (m *Manager) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 		return m.emptyDirPath(pod, vol)
 	case vol.HostPath != nil:
 		return vol.HostPath.Path, checkHostPath(vol)
-	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil:
+	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil, vol.DownwardAPI != nil:
 		return m.apiVolume(pod, vol)
 	default:
 		return "", fmt.Errorf("volume %q: unsupported volume type", vol.Name)
