@@ -9,6 +9,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/safefs"
 )
 
 func TestSubPathExprExpansion(t *testing.T) {
@@ -122,16 +124,21 @@ func (roAPIObjects) ServiceAccountToken(context.Context, *v1.Pod, string, int64)
 func TestAPIVolumesAreReadOnly(t *testing.T) {
 	f := newFixture(t)
 	f.m.opts.APIObjects = roAPIObjects{}
+	f.m.apiVols = f.m.newAPIVolumes()
+	// Secret, projected and downwardAPI volumes are tmpfs mounts.
+	t.Cleanup(func() { _ = safefs.UnmountAll(f.m.opts.RootDir) })
 	pod := testPod(v1.RestartPolicyAlways)
 	pod.Spec.Volumes = []v1.Volume{
 		{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}},
 		{Name: "sec", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}},
 		{Name: "proj", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
 			{ConfigMap: &v1.ConfigMapProjection{LocalObjectReference: v1.LocalObjectReference{Name: "c"}}}}}}},
+		{Name: "dapi", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{Items: []v1.DownwardAPIVolumeFile{
+			{Path: "name", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.name"}}}}}},
 		{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}},
 	}
 	c := &pod.Spec.Containers[0]
-	for _, name := range []string{"cm", "sec", "proj", "scratch"} {
+	for _, name := range []string{"cm", "sec", "proj", "dapi", "scratch"} {
 		c.VolumeMounts = append(c.VolumeMounts, v1.VolumeMount{Name: name, MountPath: "/" + name, ReadOnly: false})
 	}
 	mounts, err := f.m.containerMounts(pod, c, nil)
@@ -143,8 +150,8 @@ func TestAPIVolumesAreReadOnly(t *testing.T) {
 			t.Errorf("%s: read-only %v, want %v", mt.ContainerPath, mt.Readonly, want)
 		}
 	}
-	if !isAPIVolume(&v1.Volume{VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{}}}) {
-		t.Error("downwardAPI volumes are API-object volumes")
+	if len(mounts) != 5 {
+		t.Fatalf("mounts: %v", mounts)
 	}
 }
 
