@@ -17,6 +17,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"knode.io/knode/test/controlplane"
 )
 
 // TestEndpointAuthorization hits every knode-only endpoint, and the
@@ -44,8 +46,9 @@ spec:
     command: ["sh", "-c", "exec sleep 3600"]
 `)
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	srvCrt, srvKey := issue(t, cp.PKI, n.name+"-serving", n.name, controlplane.Loopback())
 	n.startKnode("--kubeconfig", kc, "--authentication-token-webhook", "--authorization-mode", "Webhook",
-		"--client-ca-file", cp.PKI.CAFile)
+		"--client-ca-file", cp.PKI.CAFile, "--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey)
 	ctx := context.Background()
 	n.eventually(60*time.Second, "the node registered", func() bool {
 		_, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
@@ -119,7 +122,7 @@ spec:
 		}
 		var answer struct{ Items []string }
 		if err := json.Unmarshal([]byte(body), &answer); err != nil || len(answer.Items) != 1 {
-			t.Fatalf("checkpoint answer %q", body)
+			t.Fatalf("checkpoint answer %.300q", body)
 		}
 		archive = filepath.Base(answer.Items[0])
 		return true
@@ -147,7 +150,7 @@ spec:
 	for _, d := range denied {
 		code, body := call(d.method, d.path, checkpointer, d.body)
 		if code != 403 || !strings.Contains(body, "Forbidden (user=system:serviceaccount:default:checkpointer, "+d.forbidden) {
-			t.Errorf("%s %s with only nodes/checkpoint: %d %q, want 403 %s", d.method, d.path, code, body, d.forbidden)
+			t.Errorf("%s %s with only nodes/checkpoint: %d %.200q, want 403 %s", d.method, d.path, code, body, d.forbidden)
 		}
 	}
 	// The archive is still there, and the pod still runs.
@@ -161,15 +164,15 @@ spec:
 		t.Fatalf("content with nodes/proxy get: %d (%d bytes)", code, len(body))
 	}
 	if code, body := call("POST", "/restores", proxier, `{}`); code == 401 || code == 403 || code/100 == 2 {
-		t.Errorf("POST /restores with nodes/proxy create and an empty request: %d %q, want the handler's refusal", code, body)
+		t.Errorf("POST /restores with nodes/proxy create and an empty request: %d %.300q, want the handler's refusal", code, body)
 	}
 	if code, body := call("POST", "/pods/default/no-such-pod/stop", proxier, ""); code != 404 {
-		t.Errorf("stop of a pod that does not exist with nodes/proxy create: %d %q, want the handler's 404", code, body)
+		t.Errorf("stop of a pod that does not exist with nodes/proxy create: %d %.300q, want the handler's 404", code, body)
 	}
 	var uid string
 	code, body = call("GET", "/pods", proxier, "")
 	if code != 200 {
-		t.Fatalf("/pods with nodes/proxy (the fallback): %d %q", code, body)
+		t.Fatalf("/pods with nodes/proxy (the fallback): %d %.300q", code, body)
 	}
 	var list v1.PodList
 	if err := json.Unmarshal([]byte(body), &list); err != nil {
@@ -186,13 +189,13 @@ spec:
 	// Through authorization, the handler answers: without an upgrade the
 	// stream is refused (400), the UID of another pod instance is 404.
 	if code, body := call("POST", "/exec/default/"+pod+"/main?command=true&output=1", proxier, ""); code == 401 || code == 403 || code == 404 {
-		t.Errorf("exec with nodes/proxy create: %d %q, want the handler's answer", code, body)
+		t.Errorf("exec with nodes/proxy create: %d %.300q, want the handler's answer", code, body)
 	}
 	if code, body := call("POST", "/exec/default/"+pod+"/not-"+uid+"/main?command=true&output=1", proxier, ""); code != 404 || !strings.Contains(body, "pod not found") {
-		t.Errorf("exec naming another UID: %d %q, want 404 pod not found", code, body)
+		t.Errorf("exec naming another UID: %d %.300q, want 404 pod not found", code, body)
 	}
 	if code, body := call("POST", "/portForward/default/"+pod+"/not-"+uid+"?port=80", proxier, ""); code != 404 || !strings.Contains(body, "pod not found") {
-		t.Errorf("port forward naming another UID: %d %q, want 404 pod not found", code, body)
+		t.Errorf("port forward naming another UID: %d %.300q, want 404 pod not found", code, body)
 	}
 	// HEAD has the kubelet's empty verb, which get does not grant.
 	if code, _ := call("HEAD", "/healthz", proxier, ""); code != 403 {
@@ -214,6 +217,6 @@ spec:
 	}
 	// nodes/checkpoint delete removes the archive.
 	if code, body := call("DELETE", "/checkpoints/"+archive, checkpointer, ""); code != 204 {
-		t.Errorf("delete with nodes/checkpoint delete: %d %q", code, body)
+		t.Errorf("delete with nodes/checkpoint delete: %d %.300q", code, body)
 	}
 }
