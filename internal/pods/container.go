@@ -199,6 +199,12 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 			HostPath:      hostPath,
 			Readonly:      vm.ReadOnly || isAPIVolume(vol),
 		}
+		if err := recursiveReadOnly(vm, mount); err != nil {
+			return nil, err
+		}
+		if len(vm.BindMountOptions) > 0 {
+			return nil, fmt.Errorf("volumeMount %q: bindMountOptions are not supported by knode", vm.Name)
+		}
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
 			case v1.MountPropagationHostToContainer:
@@ -210,6 +216,31 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 		mounts = append(mounts, mount)
 	}
 	return mounts, nil
+}
+
+// recursiveReadOnly applies the volumeMount's recursiveReadOnly: Enabled
+// asks the runtime for a recursively read-only mount (a runtime without it
+// fails the creation, a clear refusal); IfPossible is read-only without
+// recursion, since knode does not ask the runtime what it supports, which
+// the field allows. Both need readOnly and no propagation, as the API
+// server's validation requires.
+func recursiveReadOnly(vm *v1.VolumeMount, mount *runtimeapi.Mount) error {
+	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
+		return nil
+	}
+	switch *vm.RecursiveReadOnly {
+	case v1.RecursiveReadOnlyEnabled, v1.RecursiveReadOnlyIfPossible:
+	default:
+		return fmt.Errorf("volumeMount %q: unknown recursiveReadOnly %q", vm.Name, *vm.RecursiveReadOnly)
+	}
+	if !vm.ReadOnly {
+		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs readOnly: true", vm.Name, *vm.RecursiveReadOnly)
+	}
+	if vm.MountPropagation != nil && *vm.MountPropagation != v1.MountPropagationNone {
+		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs mountPropagation None", vm.Name, *vm.RecursiveReadOnly)
+	}
+	mount.RecursiveReadOnly = *vm.RecursiveReadOnly == v1.RecursiveReadOnlyEnabled
+	return nil
 }
 
 // PodDir is where knode keeps a pod's volumes: <root-dir>/pods/<uid>.

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -209,5 +210,69 @@ func TestHostPathTypes(t *testing.T) {
 	// The dangling link's target was not created through it.
 	if _, err := os.Lstat(filepath.Join(dir, "nowhere")); !os.IsNotExist(err) {
 		t.Errorf("a dangling link was followed: %v", err)
+	}
+}
+
+func TestRecursiveReadOnlyAndBindOptions(t *testing.T) {
+	f := newFixture(t)
+	mode := func(m v1.RecursiveReadOnlyMode) *v1.RecursiveReadOnlyMode { return &m }
+	bidi := v1.MountPropagationBidirectional
+	for _, tt := range []struct {
+		vm      v1.VolumeMount
+		rro     bool
+		wantErr string
+	}{
+		{vm: v1.VolumeMount{ReadOnly: true, RecursiveReadOnly: mode(v1.RecursiveReadOnlyEnabled)}, rro: true},
+		{vm: v1.VolumeMount{ReadOnly: true, RecursiveReadOnly: mode(v1.RecursiveReadOnlyIfPossible)}},
+		{vm: v1.VolumeMount{ReadOnly: true, RecursiveReadOnly: mode(v1.RecursiveReadOnlyDisabled)}},
+		{vm: v1.VolumeMount{RecursiveReadOnly: mode(v1.RecursiveReadOnlyEnabled)}, wantErr: "recursiveReadOnly Enabled needs readOnly: true"},
+		{vm: v1.VolumeMount{ReadOnly: true, RecursiveReadOnly: mode(v1.RecursiveReadOnlyEnabled), MountPropagation: &bidi}, wantErr: "needs mountPropagation None"},
+		{vm: v1.VolumeMount{ReadOnly: true, RecursiveReadOnly: mode("Sometimes")}, wantErr: `unknown recursiveReadOnly "Sometimes"`},
+		{vm: v1.VolumeMount{BindMountOptions: []string{"nosymfollow"}}, wantErr: "bindMountOptions are not supported"},
+	} {
+		pod := subPathPod("")
+		tt.vm.Name, tt.vm.MountPath = "vol", "/data"
+		pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{tt.vm}
+		mounts, err := f.m.containerMounts(pod, &pod.Spec.Containers[0], nil)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%+v: %v, want %q", tt.vm, err, tt.wantErr)
+			}
+		case err != nil:
+			t.Errorf("%+v: %v", tt.vm, err)
+		case !mounts[0].Readonly || mounts[0].RecursiveReadOnly != tt.rro:
+			t.Errorf("%+v: mount %+v", tt.vm, mounts[0])
+		}
+	}
+}
+
+// A container the runtime would not create keeps no subPath bind.
+func TestFailedCreateDropsSubPathBinds(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("bind mounts need root")
+	}
+	f := newFixture(t)
+	t.Cleanup(func() { _ = safefs.UnmountAll(f.m.opts.RootDir) })
+	pod := subPathPod("data")
+	f.rt.InjectError("CreateContainer", errors.New("no room"))
+	st := f.sync(f.worker(pod))
+	if w := st.ContainerStatuses[0].State.Waiting; w == nil || w.Reason != "CreateContainerError" {
+		t.Fatalf("status %+v", st.ContainerStatuses[0].State)
+	}
+	podDir := PodDir(f.m.opts.RootDir, pod)
+	if mps, err := safefs.MountsUnder(podDir); err != nil || len(mps) != 0 {
+		t.Fatalf("mounts left: %v %v", mps, err)
+	}
+	if _, err := os.Stat(filepath.Join(podDir, "volume-subpaths", "vol")); !os.IsNotExist(err) {
+		t.Fatalf("bind targets left: %v", err)
+	}
+	// The next try binds again and the runtime gets the target.
+	f.sync(f.worker(pod))
+	if _, total := f.count("app"); total != 1 {
+		t.Fatalf("containers: %d", total)
+	}
+	if mps, _ := safefs.MountsUnder(podDir); len(mps) != 1 || !strings.HasSuffix(mps[0], "/volume-subpaths/vol/app/0") {
+		t.Fatalf("mounts: %v", mps)
 	}
 }

@@ -559,6 +559,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
 		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -567,6 +568,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
 		_ = rt.RemoveContainer(cctx, id)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -578,6 +580,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.m.log.Warn("start container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		// A container that never started is removed so the next try is clean.
 		_ = rt.RemoveContainer(cctx, id)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -605,6 +608,14 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.m.wakeRelist()
 	s.requeue(time.Second)
+}
+
+// dropSubPaths unmounts and removes the subPath binds made for a container
+// that was not created or was removed before it ran.
+func (s *podSync) dropSubPaths(c *v1.Container) {
+	if err := subpath.CleanContainer(PodDir(s.w.m.opts.RootDir, s.pod), c.Name); err != nil {
+		s.w.m.log.Warn("remove subPath mounts", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+	}
 }
 
 // restoreFailed either fails the pod with the restore's reason or, when the
