@@ -25,13 +25,16 @@ import (
 // and --authorization-mode=Webhook do.
 //
 // Anyone who can reach the port can present a bearer token, so what a
-// token costs is bounded: answers are cached (the kubelet's TTLs), failed
-// reviews too, in a cache of their own so a flood of made-up tokens cannot
-// evict the tokens of real clients; the same token asked for concurrently
-// is reviewed once; and at most maxTokenReviews reviews are in flight; a
-// request that finds no slot within tokenReviewWait is told to retry (429),
-// so the API client's rate budget, shared with nothing else but still the
-// API server's load, is never spent on more than that.
+// token costs is bounded. Answers are cached with the kubelet's TTLs,
+// rejections too, in a cache of their own so a flood of made-up tokens
+// cannot evict the tokens of real clients; the same token asked for
+// concurrently is reviewed once; at most maxTokenReviews reviews are in
+// flight, and a request that finds no slot within tokenReviewWait is told
+// to retry (429). The reviews go through a client of their own (newAPI
+// gives every client its own rate limiter), so however many tokens arrive,
+// the node's lease and status updates keep their rate budget — the
+// kubelet sends its TokenReviews through its main client, where a flood
+// delays its heartbeats.
 type Webhooks struct {
 	api *api
 	key []byte // HMAC key of the token caches: no token is kept in memory

@@ -111,6 +111,7 @@ const (
 	subPods       = "pods"
 	subHealthz    = "healthz"
 	subConfigz    = "configz"
+	subStatusz    = "statusz"
 	subStats      = "stats"
 	subMetrics    = "metrics"
 	subLog        = "log"
@@ -178,6 +179,8 @@ func unroutedSubresources(path string) []string {
 		return []string{subHealthz, subProxy}
 	case isSubpath(path, "/configz"):
 		return []string{subConfigz, subProxy}
+	case isSubpath(path, "/statusz"):
+		return []string{subStatusz, subProxy}
 	case isSubpath(path, "/stats"):
 		return []string{subStats}
 	case isSubpath(path, "/metrics"):

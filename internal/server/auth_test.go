@@ -118,6 +118,7 @@ func TestRouteAuthorization(t *testing.T) {
 		// No route (404 or 405): the kubelet's path rules.
 		{"DELETE", "/pods", "", "delete", fine("pods")},
 		{"PUT", "/configz", "", "update", fine("configz")},
+		{"GET", "/statusz", "", "get", fine("statusz")},
 		{"PATCH", "/pods/x", "", "patch", fine("pods")},
 		{"GET", "/stats", "", "get", only("stats")},
 		{"GET", "/metrics/cadvisor", "", "get", only("metrics")},

@@ -29,7 +29,7 @@ func FuzzRequestParsing(f *testing.F) {
 		f.Add(s.method, s.path, s.query)
 	}
 	allowed := map[string]bool{"stats": true, "metrics": true, "log": true, "checkpoint": true, "proxy": true,
-		"pods": true, "healthz": true, "configz": true}
+		"pods": true, "healthz": true, "configz": true, "statusz": true}
 	verbs := map[string]bool{"get": true, "create": true, "update": true, "patch": true, "delete": true, "": true}
 	srv := fullServer()
 	f.Fuzz(func(t *testing.T, method, path, query string) {

@@ -124,8 +124,9 @@ func New(cfg Config) *Server {
 // Handle adds a route; readOnly also serves it on the read-only port.
 // Patterns are net/http's, with wildcards. On the secure port a request to
 // it is authorized as the pattern's row of routeAuthz says; a pattern
-// without a row is checked against nodes/proxy, the kubelet's default, and
-// TestRouteAuthorization fails until the row is written.
+// without a row would be checked as the kubelet checks its path (nodes/proxy
+// for any path the kubelet does not know), and TestRouteAuthorization fails
+// until the row is written.
 func (s *Server) Handle(pattern string, h http.Handler, readOnly bool) {
 	s.patterns = append(s.patterns, pattern)
 	s.secure.Handle(pattern, h)
