@@ -11,6 +11,7 @@ package apivolume
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -71,6 +72,9 @@ type volumeState struct {
 	mu sync.Mutex
 	// tokens are the service account tokens in the volume, by file path.
 	tokens map[string]issuedToken
+	// written is the digest of the content last written; a rewrite of the
+	// same content means the volume was changed behind knode's back.
+	written [sha256.Size]byte
 }
 
 // issuedToken is a projected service account token and when to renew it:
@@ -176,9 +180,15 @@ func (v *Volumes) Write(ctx context.Context, pod *v1.Pod, vol *v1.Volume, podDir
 	if err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
-	if wrote {
+	digest := contentDigest(files)
+	switch {
+	case wrote && digest == st.written:
+		v.cfg.Log.Warn("volume was not as knode left it (changed from a container or the host); rewritten inside it",
+			"pod", pod.Namespace+"/"+pod.Name, "volume", vol.Name, "dir", dir)
+	case wrote:
 		v.cfg.Log.Debug("volume written", "pod", pod.Namespace+"/"+pod.Name, "volume", vol.Name, "files", len(files))
 	}
+	st.written = digest
 	return dir, nil
 }
 
@@ -235,6 +245,18 @@ func (v *Volumes) content(ctx context.Context, pod *v1.Pod, vol *v1.Volume, st *
 		return files, nil
 	}
 	return nil, fmt.Errorf("not a ConfigMap, Secret, projected or downwardAPI volume")
+}
+
+// contentDigest identifies a volume's files: names, modes and contents.
+func contentDigest(files map[string]atomicwriter.File) [sha256.Size]byte {
+	h := sha256.New()
+	for _, name := range slices.Sorted(maps.Keys(files)) {
+		fmt.Fprintf(h, "%d:%s:%o:%d:", len(name), name, files[name].Mode, len(files[name].Data))
+		h.Write(files[name].Data)
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	return sum
 }
 
 // fileMode checks a mode given by the pod (the API allows 0 to 0777).

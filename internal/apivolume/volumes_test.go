@@ -3,6 +3,7 @@ package apivolume
 import (
 	"bufio"
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,5 +269,36 @@ func TestRefusals(t *testing.T) {
 		if n := len(mountsUnder(t, podDir)); n != 0 {
 			t.Errorf("%s: refused but mounted", tc.vol.Name)
 		}
+	}
+}
+
+// TestTamperingIsLogged: a rewrite of unchanged content (the volume was
+// changed behind knode's back) is a warning; a change of the object is not.
+func TestTamperingIsLogged(t *testing.T) {
+	var logs strings.Builder
+	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1")}}}
+	vols := New(Config{Objects: objs, Now: time.Now, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	podDir := podDirForTest(t)
+	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
+	write := func() string {
+		t.Helper()
+		dir, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dir := write()
+	objs.configMaps["cm"]["a"] = []byte("2")
+	write()
+	if strings.Contains(logs.String(), "WARN") {
+		t.Fatalf("an object's change was reported as tampering:\n%s", logs.String())
+	}
+	if err := os.Symlink("/etc", filepath.Join(dir, "planted")); err != nil {
+		t.Fatal(err)
+	}
+	write()
+	if !strings.Contains(logs.String(), `level=WARN msg="volume was not as knode left it`) {
+		t.Fatalf("tampering not reported:\n%s", logs.String())
 	}
 }
