@@ -148,6 +148,7 @@ func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.Kub
 	}
 	kc.Authentication.X509.ClientCAFile = caFile
 	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
+	kc.Authentication.Webhook.Enabled = &cfg.AuthenticationTokenWebhook
 	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
 	return kc
 }

@@ -16,6 +16,8 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/apivolume"
+	"knode.io/knode/internal/podpath"
 	"knode.io/knode/internal/prober"
 )
 
@@ -158,9 +160,9 @@ type Manager struct {
 	probes *probes
 	// evictions are pods the eviction manager chose, for their workers to stop.
 	evictions map[types.UID]waiting
-	// apiVolumes remembers each API pod's ConfigMap, Secret and projected
-	// volumes between refreshes, by pod and volume name.
-	apiVolumes map[types.UID]map[string]*apiVolumeState
+	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
+	// volumes and remembers them between refreshes.
+	apiVols *apivolume.Volumes
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace map[types.UID]int64
 	// finished are pods that have terminated but whose source still lists them.
@@ -225,7 +227,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 	if opts.RuntimeName == "" {
 		opts.RuntimeName = "cri"
 	}
-	return &Manager{
+	m := &Manager{
 		opts:          opts,
 		log:           opts.Log,
 		backoff:       flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
@@ -235,7 +237,6 @@ func NewManager(opts Options, sources ...string) *Manager {
 		workers:       map[types.UID]*worker{},
 		statuses:      map[types.UID]*v1.PodStatus{},
 		annotations:   map[types.UID]map[string]string{},
-		apiVolumes:    map[types.UID]map[string]*apiVolumeState{},
 		evictions:     map[types.UID]waiting{},
 		deletionGrace: map[types.UID]int64{},
 		relistNow:     make(chan struct{}, 1),
@@ -243,6 +244,8 @@ func NewManager(opts Options, sources ...string) *Manager {
 		cache:         newStatusCache(),
 		probes:        newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
 	}
+	m.apiVols = m.newAPIVolumes()
+	return m
 }
 
 // Run relists the runtime and drives workers until ctx ends, then waits for
@@ -275,6 +278,12 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range pods {
+		// UID, namespace and names become host paths: check them before any
+		// worker builds one (the API server never validates a UID's form).
+		if err := podpath.Check(p); err != nil {
+			m.log.Error("pod refused: a field knode builds host paths from is invalid", "source", source, "pod", p.Namespace+"/"+p.Name, "err", err)
+			continue
+		}
 		if p.DeletionTimestamp != nil {
 			if p.DeletionGracePeriodSeconds != nil {
 				m.deletionGrace[p.UID] = *p.DeletionGracePeriodSeconds
@@ -472,7 +481,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
-	delete(m.apiVolumes, uid)
+	m.apiVols.Forget(uid)
 	delete(m.evictions, uid)
 	m.probes.forget(uid)
 	delete(m.deletionGrace, uid)

@@ -84,12 +84,16 @@ func TestDecodeErrors(t *testing.T) {
 		{"wrong kind", strings.Replace(basic, "kind: Pod", "kind: Deployment", 1), "want apiVersion v1 and kind Pod"},
 		{"no name", strings.Replace(basic, "  name: web\n", "", 1), "metadata.name is required"},
 		{"bad name", strings.Replace(basic, "name: web", "name: Web_1", 1), "metadata.name"},
+		{"uid that climbs out", strings.Replace(basic, "  name: web\n", "  name: web\n  uid: ../../../etc\n", 1), "metadata.uid: Invalid value"},
+		{"uid with a slash", strings.Replace(basic, "  name: web\n", "  name: web\n  uid: a/b\n", 1), "metadata.uid: Invalid value"},
+		{"namespace that climbs out", strings.Replace(basic, "  name: web\n", "  name: web\n  namespace: ../x\n", 1), "metadata.namespace"},
 		{"no containers", "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\nspec: {containers: []}\n", "spec.containers"},
 		{"no image", strings.Replace(basic, "    image: example/app:1.0\n", "", 1), "spec.containers[0].image"},
 		{"duplicate container", strings.Replace(basic, "name: side", "name: app", 1), "Duplicate value"},
 		{"bad restart policy", strings.Replace(basic, "spec:\n", "spec:\n  restartPolicy: Sometimes\n", 1), "spec.restartPolicy"},
 		{"mount of unknown volume", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    volumeMounts: [{name: data, mountPath: /data}]\n", 1), "volumeMounts[0].name"},
 		{"configmap env", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n", 1), "cannot reference ConfigMaps"},
+		{"configMap volume", strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: c, configMap: {name: c}}]\n", 1), "only hostPath, emptyDir and downwardAPI volumes"},
 		{"relative hostPath", strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: h, hostPath: {path: rel}}]\n", 1), "absolute path"},
 		{"probe with two handlers", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, tcpSocket: {port: 80}}\n", 1), "spec.containers[0].livenessProbe: Required value: must have exactly one handler"},
 		{"probe with no handler", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    readinessProbe: {periodSeconds: 5}\n", 1), "readinessProbe: Required value"},
@@ -103,6 +107,14 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeAcceptsDownwardAPIVolumes(t *testing.T) {
+	content := strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}]\n", 1)
+	pod, err := Decode("/m/web.yaml", []byte(content), "n1")
+	if err != nil || pod.Spec.Volumes[0].DownwardAPI == nil {
+		t.Fatalf("a downwardAPI volume was refused: %v", err)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"knode.io/knode/internal/podpath"
 )
 
 // Validate checks the parts of a pod that knode acts on. It is a subset of
@@ -19,6 +21,10 @@ func Validate(pod *v1.Pod) field.ErrorList {
 	}
 	for _, msg := range validation.IsDNS1123Label(pod.Namespace) {
 		errs = append(errs, field.Invalid(meta.Child("namespace"), pod.Namespace, msg))
+	}
+	// The UID names the pod's directory on the host; a manifest may set it.
+	for _, msg := range podpath.UID(string(pod.UID)) {
+		errs = append(errs, field.Invalid(meta.Child("uid"), pod.UID, msg))
 	}
 	spec := field.NewPath("spec")
 	switch pod.Spec.RestartPolicy {
@@ -45,9 +51,11 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			if !path.IsAbs(vol.HostPath.Path) {
 				errs = append(errs, field.Invalid(p.Child("hostPath", "path"), vol.HostPath.Path, "must be an absolute path"))
 			}
-		case vol.EmptyDir != nil:
+		case vol.EmptyDir != nil, vol.DownwardAPI != nil:
 		default:
-			errs = append(errs, field.Forbidden(p, "only hostPath and emptyDir volumes are supported for static pods"))
+			// ConfigMap, Secret and projected volumes need API objects a
+			// static pod may not reference.
+			errs = append(errs, field.Forbidden(p, "only hostPath, emptyDir and downwardAPI volumes are supported for static pods"))
 		}
 	}
 	if len(pod.Spec.Containers) == 0 {

@@ -1,0 +1,81 @@
+// Package podpath checks the pod fields knode builds host paths from, before
+// any path is built.
+//
+// A pod's UID, namespace and name become directory names on the host
+// (<root-dir>/pods/<uid>, <pod-logs-dir>/<ns>_<name>_<uid>/<container>), and
+// a static pod's manifest may set all of them. The API server validates
+// names but never a UID's form, so a manifest with `metadata.uid:
+// ../../etc` would otherwise name a directory anywhere. Every source's pods
+// pass through Check; a pod that fails it never reaches a worker.
+package podpath
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+)
+
+// MaxUIDLength bounds a UID: a UUID has 36 characters; room is left for
+// other generators, not for paths.
+const MaxUIDLength = 128
+
+var uidPattern = regexp.MustCompile(`^[a-zA-Z0-9]([-a-zA-Z0-9_.]*[a-zA-Z0-9])?$`)
+
+// UID lists what is wrong with uid as one directory name: letters, digits,
+// '-', '_' and '.', starting and ending with a letter or digit (so never "."
+// or ".." and never a '/').
+func UID(uid string) []string {
+	var errs []string
+	if len(uid) > MaxUIDLength {
+		errs = append(errs, fmt.Sprintf("must be no more than %d characters", MaxUIDLength))
+	}
+	if !uidPattern.MatchString(uid) {
+		errs = append(errs, "must consist of letters, digits, '-', '_' or '.', and start and end with a letter or digit (for example a UUID)")
+	}
+	return errs
+}
+
+// Check refuses a pod whose UID, namespace, name or container names could
+// not each be one directory or file name, naming the first bad field as the
+// API server would.
+func Check(pod *v1.Pod) error {
+	if errs := UID(string(pod.UID)); len(errs) > 0 {
+		return fmt.Errorf("metadata.uid: Invalid value: %q: %s", pod.UID, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Label(pod.Namespace); len(errs) > 0 {
+		return fmt.Errorf("metadata.namespace: Invalid value: %q: %s", pod.Namespace, strings.Join(errs, "; "))
+	}
+	if errs := validation.IsDNS1123Subdomain(pod.Name); len(errs) > 0 {
+		return fmt.Errorf("metadata.name: Invalid value: %q: %s", pod.Name, strings.Join(errs, "; "))
+	}
+	check := func(kind string, name string) error {
+		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+			return fmt.Errorf("%s name: Invalid value: %q: %s", kind, name, strings.Join(errs, "; "))
+		}
+		return nil
+	}
+	for _, c := range pod.Spec.InitContainers {
+		if err := check("init container", c.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range pod.Spec.Containers {
+		if err := check("container", c.Name); err != nil {
+			return err
+		}
+	}
+	for _, c := range pod.Spec.EphemeralContainers {
+		if err := check("ephemeral container", c.Name); err != nil {
+			return err
+		}
+	}
+	for _, vol := range pod.Spec.Volumes {
+		if err := check("volume", vol.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}

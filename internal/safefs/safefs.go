@@ -1,0 +1,441 @@
+// Package safefs works beneath a directory that a container may have
+// written to, without ever leaving it.
+//
+// A volume's contents (an emptyDir, an API-object volume, the tree under a
+// subPath) can be changed by the containers that mount it, at any time,
+// including between knode's check and its use. So nothing here resolves a
+// path string from the host's root: a Dir is opened once from a path knode
+// built itself, and every later lookup is an openat2(2) relative to that
+// descriptor with RESOLVE_BENEATH, which the kernel enforces atomically —
+// "..", an absolute symlink or a symlink that climbs out all fail with
+// EXDEV instead of leading elsewhere. Operations that create, replace or
+// remove an entry open its parent with RESOLVE_NO_SYMLINKS as well and act
+// on the final name with the *at system calls, which never follow it.
+//
+// This is the kubelet's answer to CVE-2017-1002101 and CVE-2021-25741
+// (subPath through planted links), made the only way knode touches such
+// trees.
+package safefs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrOutside reports a path that leaves its directory, whether by "..", by an
+// absolute path or through a symbolic link.
+var ErrOutside = errors.New("path leaves its directory")
+
+// ErrSymlink reports a symbolic link where knode accepts none.
+var ErrSymlink = errors.New("path goes through a symbolic link")
+
+// Follow says whether symbolic links beneath the directory may be followed,
+// as long as they stay beneath it.
+type Follow bool
+
+const (
+	// NoSymlinks refuses every symbolic link on the way (RESOLVE_NO_SYMLINKS).
+	NoSymlinks Follow = false
+	// InsideLinks follows links that resolve beneath the directory and
+	// refuses the others (RESOLVE_BENEATH alone).
+	InsideLinks Follow = true
+)
+
+// Dir is an open directory that operations are confined to. Its descriptor
+// is O_PATH: it grants no read or write access of its own.
+type Dir struct {
+	f *os.File
+}
+
+// Open opens the directory at p, which must be a path knode built from
+// trusted parts (its root dir, a validated pod UID, a volume name). The last
+// component must not be a symbolic link.
+func Open(p string) (*Dir, error) {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: p, Err: classify(err)}
+	}
+	return &Dir{f: os.NewFile(uintptr(fd), p)}, nil
+}
+
+// Close releases the directory.
+func (d *Dir) Close() error { return d.f.Close() }
+
+// Name is the path the directory was opened as (for messages only).
+func (d *Dir) Name() string { return d.f.Name() }
+
+// Fd is the directory's descriptor, valid until Close.
+func (d *Dir) Fd() int { return int(d.f.Fd()) }
+
+// ProcPath names an open file by its descriptor, /proc/self/fd/N: a mount
+// or a runtime given this path reaches exactly the object that was checked,
+// even if the tree was changed since.
+func ProcPath(f *os.File) string {
+	return "/proc/self/fd/" + strconv.Itoa(int(f.Fd()))
+}
+
+// Clean validates a relative path given by a pod (a subPath, an item path):
+// not absolute, no ".." component, not empty. It returns the cleaned path.
+func Clean(rel string) (string, error) {
+	if rel == "" {
+		return "", fmt.Errorf("%q: %w", rel, errors.New("empty path"))
+	}
+	if strings.HasPrefix(rel, "/") {
+		return "", fmt.Errorf("%q: %w", rel, ErrOutside)
+	}
+	for _, part := range strings.Split(rel, "/") {
+		if part == ".." {
+			return "", fmt.Errorf("%q: %w", rel, ErrOutside)
+		}
+	}
+	return path.Clean(rel), nil
+}
+
+func resolveFlags(follow Follow) uint64 {
+	flags := uint64(unix.RESOLVE_BENEATH | unix.RESOLVE_NO_MAGICLINKS)
+	if follow == NoSymlinks {
+		flags |= unix.RESOLVE_NO_SYMLINKS
+	}
+	return flags
+}
+
+// classify turns the errors openat2 gives for a refused resolution into
+// ErrOutside / ErrSymlink, keeping the others.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, unix.EXDEV):
+		return ErrOutside
+	case errors.Is(err, unix.ELOOP):
+		return ErrSymlink
+	}
+	return err
+}
+
+// openat2 opens rel beneath the directory descriptor dirfd; display names
+// the result in messages.
+func openat2(dirfd int, rel string, flags int, mode uint32, follow Follow, display string) (*os.File, error) {
+	how := unix.OpenHow{Flags: uint64(flags | unix.O_CLOEXEC), Mode: uint64(mode), Resolve: resolveFlags(follow)}
+	for {
+		fd, err := unix.Openat2(dirfd, rel, &how)
+		if errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+			continue // EAGAIN: a rename raced the lookup; the kernel asks to retry
+		}
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), display), nil
+	}
+}
+
+// OpenFile opens rel beneath d with open(2) flags. With O_CREAT the file is
+// created with mode perm; a final symbolic link is never followed when
+// creating (add O_NOFOLLOW or use NoSymlinks to refuse one otherwise).
+func (d *Dir) OpenFile(rel string, flags int, perm os.FileMode, follow Follow) (*os.File, error) {
+	if flags&unix.O_CREAT != 0 {
+		flags |= unix.O_NOFOLLOW
+	}
+	f, err := openat2(d.Fd(), rel, flags, uint32(perm.Perm()), follow, d.join(rel))
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: d.join(rel), Err: classify(err)}
+	}
+	return f, nil
+}
+
+// OpenPath opens rel beneath d as an O_PATH descriptor: enough to stat it,
+// to name it through ProcPath, or to open further beneath it.
+func (d *Dir) OpenPath(rel string, follow Follow) (*os.File, error) {
+	return d.OpenFile(rel, unix.O_PATH, 0, follow)
+}
+
+// OpenDir opens the directory rel beneath d.
+func (d *Dir) OpenDir(rel string, follow Follow) (*Dir, error) {
+	f, err := d.OpenFile(rel, unix.O_PATH|unix.O_DIRECTORY, 0, follow)
+	if err != nil {
+		return nil, err
+	}
+	return &Dir{f: f}, nil
+}
+
+// parent opens the directory holding rel (without following any link) and
+// returns it with rel's last component.
+func (d *Dir) parent(rel string) (*Dir, string, error) {
+	clean, err := Clean(rel)
+	if err != nil {
+		return nil, "", &os.PathError{Op: "resolve", Path: d.join(rel), Err: err}
+	}
+	dir, base := path.Split(clean)
+	if base == "." || base == "" {
+		return nil, "", &os.PathError{Op: "resolve", Path: d.join(rel), Err: errors.New("names the directory itself")}
+	}
+	if dir == "" {
+		dir = "."
+	}
+	p, err := d.OpenDir(dir, NoSymlinks)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, base, nil
+}
+
+// MkdirAll creates rel and its missing parents beneath d with mode perm
+// (before the umask), and opens it. Directories that exist are walked
+// without following any link, so a link planted on the way fails the call
+// instead of leading the new directories elsewhere.
+func (d *Dir) MkdirAll(rel string, perm os.FileMode) (*Dir, error) {
+	clean, err := Clean(rel)
+	if err != nil {
+		return nil, &os.PathError{Op: "mkdir", Path: d.join(rel), Err: err}
+	}
+	cur, err := d.OpenDir(".", NoSymlinks)
+	if err != nil {
+		return nil, err
+	}
+	if clean == "." {
+		return cur, nil
+	}
+	for _, part := range strings.Split(clean, "/") {
+		if err := unix.Mkdirat(cur.Fd(), part, uint32(perm.Perm())); err != nil && !errors.Is(err, unix.EEXIST) {
+			cur.Close()
+			return nil, &os.PathError{Op: "mkdir", Path: d.join(rel), Err: err}
+		}
+		next, err := cur.OpenDir(part, NoSymlinks)
+		cur.Close()
+		if err != nil {
+			return nil, err
+		}
+		cur = next
+	}
+	return cur, nil
+}
+
+// Lstat describes rel beneath d without following it.
+func (d *Dir) Lstat(rel string) (os.FileInfo, error) {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		return nil, err
+	}
+	defer p.Close()
+	// O_PATH|O_NOFOLLOW on a final link opens the link itself.
+	f, err := openat2(p.Fd(), base, unix.O_PATH|unix.O_NOFOLLOW, 0, NoSymlinks, d.join(rel))
+	if err != nil {
+		return nil, &os.PathError{Op: "lstat", Path: d.join(rel), Err: classify(err)}
+	}
+	defer f.Close()
+	return f.Stat()
+}
+
+// Readlink reads the symbolic link rel beneath d.
+func (d *Dir) Readlink(rel string) (string, error) {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		return "", err
+	}
+	defer p.Close()
+	buf := make([]byte, 4096)
+	n, err := unix.Readlinkat(p.Fd(), base, buf)
+	if err != nil {
+		return "", &os.PathError{Op: "readlink", Path: d.join(rel), Err: err}
+	}
+	return string(buf[:n]), nil
+}
+
+// Symlink creates the symbolic link rel beneath d pointing to target. The
+// target is stored, not resolved.
+func (d *Dir) Symlink(target, rel string) error {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	if err := unix.Symlinkat(target, p.Fd(), base); err != nil {
+		return &os.PathError{Op: "symlink", Path: d.join(rel), Err: err}
+	}
+	return nil
+}
+
+// Rename moves oldRel to newRel, both beneath d, replacing newRel (never
+// following either if it is a link: rename(2) acts on the entries).
+func (d *Dir) Rename(oldRel, newRel string) error {
+	op, obase, err := d.parent(oldRel)
+	if err != nil {
+		return err
+	}
+	defer op.Close()
+	np, nbase, err := d.parent(newRel)
+	if err != nil {
+		return err
+	}
+	defer np.Close()
+	if err := unix.Renameat(op.Fd(), obase, np.Fd(), nbase); err != nil {
+		return &os.LinkError{Op: "rename", Old: d.join(oldRel), New: d.join(newRel), Err: err}
+	}
+	return nil
+}
+
+// Remove removes the file, link or empty directory rel beneath d. A link is
+// removed, never what it points to.
+func (d *Dir) Remove(rel string) error {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	err = unix.Unlinkat(p.Fd(), base, 0)
+	if errors.Is(err, unix.EISDIR) {
+		err = unix.Unlinkat(p.Fd(), base, unix.AT_REMOVEDIR)
+	}
+	if err != nil {
+		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
+	}
+	return nil
+}
+
+// RemoveAll removes rel beneath d and everything below it. Links are
+// removed, never followed, and a mount point below is refused rather than
+// emptied: what is mounted there is not the volume's.
+func (d *Dir) RemoveAll(rel string) error {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer p.Close()
+	var parentSt unix.Stat_t
+	if err := unix.Fstat(p.Fd(), &parentSt); err != nil {
+		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
+	}
+	return removeAllAt(p.Fd(), base, parentSt.Dev, d.join(rel))
+}
+
+func removeAllAt(dirfd int, name string, dev uint64, display string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) {
+		return &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		return &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	dir := os.NewFile(uintptr(fd), display)
+	defer dir.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	if st.Dev != dev {
+		return &os.PathError{Op: "remove", Path: display, Err: errors.New("is a mount point; unmount it first")}
+	}
+	// Entries created while this runs (a container still writing) make the
+	// rmdir fail with ENOTEMPTY: list again, a bounded number of times.
+	for range 5 {
+		if _, err := dir.Seek(0, 0); err != nil {
+			return &os.PathError{Op: "remove", Path: display, Err: err}
+		}
+		names, err := dir.Readdirnames(-1)
+		if err != nil {
+			return &os.PathError{Op: "remove", Path: display, Err: err}
+		}
+		for _, n := range names {
+			if err := removeAllAt(fd, n, dev, display+"/"+n); err != nil {
+				return err
+			}
+		}
+		err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+		if err == nil || errors.Is(err, unix.ENOENT) {
+			return nil
+		}
+		if !errors.Is(err, unix.ENOTEMPTY) {
+			return &os.PathError{Op: "remove", Path: display, Err: err}
+		}
+	}
+	return &os.PathError{Op: "remove", Path: display, Err: unix.ENOTEMPTY}
+}
+
+// WriteFile writes data to rel beneath d: the file is created exclusively
+// under a temporary name in the same directory and renamed over rel, so a
+// reader sees the old or the new content and a planted link at rel is
+// replaced, never written through.
+func (d *Dir) WriteFile(rel string, data []byte, perm os.FileMode) error {
+	p, base, err := d.parent(rel)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	tmp := ".." + base + ".tmp" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	f, err := openat2(p.Fd(), tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW, uint32(perm.Perm()), NoSymlinks, d.join(rel))
+	if err != nil {
+		return &os.PathError{Op: "write", Path: d.join(rel), Err: classify(err)}
+	}
+	_, werr := f.Write(data)
+	// The umask must not narrow the mode a pod asked for.
+	if werr == nil {
+		werr = f.Chmod(perm.Perm())
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = unix.Renameat(p.Fd(), tmp, p.Fd(), base)
+	}
+	if werr != nil {
+		_ = unix.Unlinkat(p.Fd(), tmp, 0)
+		return &os.PathError{Op: "write", Path: d.join(rel), Err: werr}
+	}
+	return nil
+}
+
+// Chmod sets the mode of rel beneath d (which must not be a link; Linux has
+// no lchmod, so this goes through an O_PATH descriptor of the entry itself).
+func (d *Dir) Chmod(rel string, perm os.FileMode) error {
+	f, err := d.OpenPath(rel, NoSymlinks)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fchmodat(unix.AT_FDCWD, ProcPath(f), uint32(perm.Perm()), 0); err != nil {
+		return &os.PathError{Op: "chmod", Path: d.join(rel), Err: err}
+	}
+	return nil
+}
+
+// Chown sets the owner of rel beneath d without following a link.
+func (d *Dir) Chown(rel string, uid, gid int) error {
+	f, err := d.OpenPath(rel, NoSymlinks)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := unix.Fchownat(int(f.Fd()), "", uid, gid, unix.AT_EMPTY_PATH); err != nil {
+		return &os.PathError{Op: "chown", Path: d.join(rel), Err: err}
+	}
+	return nil
+}
+
+// ReadDirNames lists the entries of the directory rel beneath d.
+func (d *Dir) ReadDirNames(rel string) ([]string, error) {
+	f, err := d.OpenFile(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0, NoSymlinks)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
+
+func (d *Dir) join(rel string) string {
+	return path.Join(d.f.Name(), rel)
+}
