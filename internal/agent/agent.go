@@ -89,8 +89,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("create restore dir: %w", err)
 	}
 	restores := &checkpoint.Restores{
-		Dirs:    append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
-		Runtime: rt.Description(),
+		Dirs:             append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
+		Runtime:          rt.Description(),
+		AcrossNamespaces: cfg.RestoreAcrossNamespaces,
+		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
+		Log:              log.With("component", "restore"),
 	}
 	var sources []string
 	if cfg.PodManifestPath != "" {
@@ -181,7 +184,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
 		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
 	go evictions.Run(ctx, mgr, usage)
-	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, log)
+	var peerNodes checkpoint.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
+	if node != nil {
+		peerNodes = node
+	}
+	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, peerNodes, log)
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,8 @@ type Flags struct {
 	DevicePluginCallTimeout   time.Duration
 	ContainerLogsDir          string
 	RestoreDirs               []string
+	RestoreAcrossNamespaces   bool
+	RestorePeers              []string
 	PeerClientCertificate     string
 	PeerClientKey             string
 	PeerCertificateAuthority  string
@@ -98,6 +100,8 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
+	fs.BoolVar(&f.RestoreAcrossNamespaces, "restore-across-namespaces", false, "Let a pod restore a checkpoint archive taken in another namespace (off: only in the archive's own namespace)")
+	fs.StringSliceVar(&f.RestorePeers, "restore-peers", nil, "Nodes POST /restores may pull archives from: host, host:port or CIDR (in cluster mode the Node objects' addresses are trusted too)")
 	fs.StringVar(&f.NodeIP, "node-ip", "", "IP address the node reports (default: the first global address of an interface that is up)")
 	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "Join the cluster this kubeconfig points at as a node (registration, lease, node status)")
 	fs.Var(cliflag.NewMapStringString(&f.NodeLabels), "node-labels", "Labels added to the Node object, key=value pairs")
@@ -151,6 +155,8 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		DevicePluginCallTimeout:   f.DevicePluginCallTimeout,
 		ContainerLogsDir:          f.ContainerLogsDir,
 		RestoreDirs:               f.RestoreDirs,
+		RestoreAcrossNamespaces:   f.RestoreAcrossNamespaces,
+		RestorePeers:              f.RestorePeers,
 		PeerClientCertificate:     f.PeerClientCertificate,
 		PeerClientKey:             f.PeerClientKey,
 		PeerCertificateAuthority:  f.PeerCertificateAuthority,
