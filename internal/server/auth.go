@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"strconv"
@@ -269,7 +270,7 @@ func joinSubresources(attrs []authorizer.AttributesRecord) string {
 // withAuth authenticates, then authorizes, every request before h sees it.
 // routes is the mux h serves, asked (without serving) which route the
 // request will take, so the check is the one that route's row names.
-func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, routes *http.ServeMux, h http.Handler) http.Handler {
+func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, routes *http.ServeMux, log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, ok, err := authn.AuthenticateRequest(r)
 		if wait, busy := retryAfter(err); busy {
@@ -289,8 +290,11 @@ func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, ro
 		for _, a := range attrs {
 			decision, _, err := authz.Authorize(r.Context(), a)
 			if err != nil {
-				http.Error(w, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource(s)=[%s]): %v",
-					a.User.GetName(), a.Verb, a.Resource, joinSubresources(attrs), err), http.StatusInternalServerError)
+				// The cause (often the API server's address and a dial
+				// error) is logged, not told to the client, as the kubelet does.
+				log.Error("authorization failed", "user", a.User.GetName(), "verb", a.Verb, "subresource", a.Subresource, "path", a.Path, "err", err)
+				http.Error(w, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource(s)=[%s])",
+					a.User.GetName(), a.Verb, a.Resource, joinSubresources(attrs)), http.StatusInternalServerError)
 				return
 			}
 			if decision == authorizer.DecisionAllow {

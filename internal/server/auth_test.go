@@ -359,7 +359,7 @@ func TestAuthenticationAndAuthorization(t *testing.T) {
 		{"denied", deny, false, &good, "GET", "/pods", 403, "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])"},
 		{"denied metrics", deny, false, &good, "GET", "/metrics", 403, "subresource(s)=[metrics]"},
 		{"anonymous denied", deny, true, nil, "POST", "/checkpoint/a/b/c", 403, "Forbidden (user=system:anonymous, verb=create, resource=nodes, subresource(s)=[checkpoint])"},
-		{"authorizer error", broken, false, &good, "GET", "/pods", 500, "webhook down"},
+		{"authorizer error, its cause not told", broken, false, &good, "GET", "/pods", 500, "Authorization error (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -370,6 +370,13 @@ func TestAuthenticationAndAuthorization(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the authorizer's error is logged, not answered", func(t *testing.T) {
+		ts, _ := testServer(t, ca, broken, false)
+		if code, body := get(t, ts, "GET", "/pods", &good); code != 500 || strings.Contains(body, "webhook down") {
+			t.Fatalf("got %d %q: the cause reached the client", code, body)
+		}
+	})
 
 	t.Run("user and groups from the certificate", func(t *testing.T) {
 		ts, _ := testServer(t, ca, recording, false)

@@ -137,7 +137,7 @@ func (s *Server) Handle(pattern string, h http.Handler, readOnly bool) {
 
 // Handler is the secure API's full chain, for tests and for Serve.
 func (s *Server) Handler() http.Handler {
-	return s.instrument("readwrite", withAuth(s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, s.secure, limitBody(s.secure)))
+	return s.instrument("readwrite", withAuth(s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, s.secure, s.cfg.Log, limitBody(s.secure)))
 }
 
 // ReadOnlyHandler is the read-only port's chain: no authentication, as in the kubelet.
