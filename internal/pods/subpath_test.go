@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -274,5 +275,38 @@ func TestFailedCreateDropsSubPathBinds(t *testing.T) {
 	}
 	if mps, _ := safefs.MountsUnder(podDir); len(mps) != 1 || !strings.HasSuffix(mps[0], "/volume-subpaths/vol/app/0") {
 		t.Fatalf("mounts: %v", mps)
+	}
+}
+
+// Removing a gone pod's files detaches whatever is mounted below its
+// directory first: a bind of a host directory inside an emptyDir (as a
+// Bidirectional mount propagates) is not emptied.
+func TestCleanupFilesLeavesMountedDirectories(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("mounts need root")
+	}
+	f := newFixture(t)
+	t.Cleanup(func() { _ = safefs.UnmountAll(f.m.opts.RootDir) })
+	pod := subPathPod("")
+	host := t.TempDir()
+	if err := os.WriteFile(filepath.Join(host, "keep"), []byte("host"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	podDir := PodDir(f.m.opts.RootDir, pod)
+	inside := filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", "vol", "b")
+	if err := os.MkdirAll(inside, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, inside, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(f.m, pod.UID)
+	w.lastPod = pod
+	w.cleanupFiles()
+	if data, err := os.ReadFile(filepath.Join(host, "keep")); err != nil || string(data) != "host" {
+		t.Fatalf("the mounted directory was emptied: %q %v", data, err)
+	}
+	if _, err := os.Stat(podDir); !os.IsNotExist(err) {
+		t.Fatalf("the pod's directory is still there: %v", err)
 	}
 }

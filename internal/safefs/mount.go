@@ -92,7 +92,8 @@ func IsMountPoint(d *Dir) (bool, error) {
 }
 
 // MountsUnder lists the mount points at dir or below it, from
-// /proc/self/mountinfo, deepest first (the order to unmount them in). dir
+// /proc/self/mountinfo, deepest first (the order to unmount them in), a
+// point with stacked mounts once per mount. dir
 // must be a path knode built; it is resolved once to match the kernel's
 // spelling.
 func MountsUnder(dir string) ([]string, error) {
@@ -109,7 +110,6 @@ func MountsUnder(dir string) ([]string, error) {
 	}
 	defer f.Close()
 	var out []string
-	seen := map[string]bool{}
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for sc.Scan() {
@@ -118,8 +118,9 @@ func MountsUnder(dir string) ([]string, error) {
 			continue
 		}
 		mp := unescapeMountinfo(fields[4])
-		if (mp == real || strings.HasPrefix(mp, real+"/")) && !seen[mp] {
-			seen[mp] = true
+		// A path mounted over several times is listed as often: each
+		// unmount takes one.
+		if mp == real || strings.HasPrefix(mp, real+"/") {
 			out = append(out, mp)
 		}
 	}
