@@ -13,15 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+
+	"knode.io/knode/internal/podsource"
 )
-
-// SourceAPI names the pods that come from the API server.
-const SourceAPI = "api"
-
-// PodSink receives the complete set of API pods bound to this node.
-type PodSink interface {
-	SetPods(source string, pods []*v1.Pod)
-}
 
 // PodStatuses gives the live status of the pods knode runs.
 type PodStatuses interface {
@@ -48,7 +42,7 @@ func (n *Node) NewPods() *Pods {
 }
 
 // Run feeds sink with every change and patches statuses until ctx ends.
-func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
+func (p *Pods) Run(ctx context.Context, sink podsource.Sink, statuses PodStatuses) {
 	changed := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -86,11 +80,11 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 			var pods []*v1.Pod
 			for _, obj := range p.informer.GetStore().List() {
 				// Mirror pods stand for static pods, which knode runs from their files.
-				if pod := obj.(*v1.Pod); !isMirror(pod) {
+				if pod := obj.(*v1.Pod); !podsource.IsMirror(pod) {
 					pods = append(pods, pod.DeepCopy())
 				}
 			}
-			sink.SetPods(SourceAPI, pods)
+			sink.SetPods(podsource.API, pods)
 		case <-statuses.PodsChanged():
 			// Written at once, as the kubelet's status manager does.
 			report()

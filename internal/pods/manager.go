@@ -18,6 +18,7 @@ import (
 
 	"knode.io/knode/internal/apivolume"
 	"knode.io/knode/internal/podpath"
+	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/prober"
 )
 
@@ -272,8 +273,11 @@ func (m *Manager) Run(ctx context.Context) {
 // terminated; new ones start; the first call marks the source ready.
 //
 // A pod with a deletionTimestamp (an API pod being deleted) is no longer
-// desired: it is stopped with its deletionGracePeriodSeconds.
+// desired: it is stopped with its deletionGracePeriodSeconds. Each pod's
+// kubernetes.io/config.source is set to source (the pods are the
+// manager's from here on), so an API object cannot pass for a static pod.
 func (m *Manager) SetPods(source string, pods []*v1.Pod) {
+	podsource.Stamp(source, pods)
 	next := make(map[types.UID]*v1.Pod, len(pods))
 	m.mu.Lock()
 	defer m.mu.Unlock()

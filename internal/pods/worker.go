@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
@@ -207,7 +208,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		delete(w.waits, "")
 	}
 	sb := rp.newestSandbox()
-	if sb != nil && sb.Annotations[annotationConfigHash] != pod.Annotations[annotationConfigHash] {
+	if sb != nil && sb.Annotations[podsource.HashAnnotation] != pod.Annotations[podsource.HashAnnotation] {
 		w.m.log.Info("pod spec changed, replacing pod", "pod", podRef(pod, nil))
 		w.killPod(ctx, rp, w.terminationGrace(rp))
 		w.removePod(ctx, rp)
