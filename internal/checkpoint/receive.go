@@ -148,6 +148,10 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 			return nil, bad("namespace %q: %s", req.Namespace, strings.Join(msgs, "; "))
 		}
 	}
+	manifestName := "restored-" + req.Name + ".json"
+	if _, err := os.Lstat(filepath.Join(r.ManifestDir, manifestName)); err == nil {
+		return nil, bad("%s already exists", filepath.Join(r.ManifestDir, manifestName))
+	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "443"
@@ -216,11 +220,11 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 		os.Remove(archive)
 		return nil, refuse(http.StatusUnprocessableEntity, "InvalidCheckpoint: "+err.Error(), err)
 	}
-	target, err := WriteNewFile(r.ManifestDir, "restored-"+req.Name+".json", manifest)
+	target, err := WriteNewFile(r.ManifestDir, manifestName, manifest)
 	if err != nil {
 		os.Remove(archive)
 		if errors.Is(err, os.ErrExist) {
-			return nil, bad("%s already exists", filepath.Join(r.ManifestDir, "restored-"+req.Name+".json"))
+			return nil, bad("%s already exists", filepath.Join(r.ManifestDir, manifestName))
 		}
 		return nil, err
 	}
