@@ -159,7 +159,10 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	ok, err := r.Peers.Trusted(ctx, host, port)
 	if err != nil {
 		r.Log.Warn("restore refused: cannot tell whether the source is a trusted peer", "source", u.Host, "err", err)
-		return nil, refuse(http.StatusServiceUnavailable, "PeersUnavailable: this node cannot list its trusted peers now; retry later", err)
+		e := refuse(http.StatusServiceUnavailable, "PeersUnavailable: this node cannot list the cluster's Nodes to check the source "+
+			"(see its log: it needs list on nodes, which the Node authorizer alone does not give)", err)
+		e.RetryAfter = receiveRetryAfter
+		return nil, e
 	}
 	if !ok {
 		r.Log.Warn("restore refused: the source is not a trusted peer", "source", u.Host)
