@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Annotations that ask for a restore while the manifest keeps its normal image.
@@ -57,7 +58,8 @@ type Restores struct {
 }
 
 // configSourceAnnotation and sourceFile mark static pods, as the kubelet's
-// kubernetes.io/config.source: "file" (knode's manifest source sets it).
+// kubernetes.io/config.source: "file". knode's sources set it (the API
+// source overwrites whatever an API pod's author wrote with "api").
 const (
 	configSourceAnnotation = "kubernetes.io/config.source"
 	sourceFile             = "file"
@@ -243,6 +245,10 @@ func (r *Restores) Describe(archive string) string {
 func RestoreManifest(d *Details, archive, podName, namespace string) ([]byte, error) {
 	if d.ContainerName == "" || d.Image == "" {
 		return nil, fmt.Errorf("the archive does not record its container's name and image")
+	}
+	// The name comes from the archive: it becomes an annotation key and a container name.
+	if msgs := validation.IsDNS1123Label(d.ContainerName); len(msgs) > 0 {
+		return nil, fmt.Errorf("the archive's container name %q: %s", d.ContainerName, strings.Join(msgs, "; "))
 	}
 	if namespace == "" {
 		namespace = firstNonEmpty(d.PodNamespace, "default")
