@@ -229,3 +229,47 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestWriteNewFileStaysBeneathItsDirectory: the manifest writer of
+// `knode restore --to` and POST /restores neither follows a planted link
+// nor replaces a file.
+func TestWriteNewFileStaysBeneathItsDirectory(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	must(t, os.WriteFile(victim, []byte("keep"), 0o600))
+	// Links where the temporary and the target go.
+	must(t, os.Symlink(victim, filepath.Join(dir, ".tmp-a.json")))
+	if _, err := WriteNewFile(dir, "a.json", []byte("x")); err == nil {
+		t.Fatal("wrote through a planted temporary link")
+	}
+	must(t, os.Symlink(victim, filepath.Join(dir, "b.json")))
+	if _, err := WriteNewFile(dir, "b.json", []byte("x")); err == nil {
+		t.Fatal("replaced a planted link")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep" {
+		t.Fatalf("the file outside was changed: %q", data)
+	}
+	for _, bad := range []string{"../x.json", "sub/x.json", "..", ""} {
+		if _, err := WriteNewFile(dir, bad, []byte("x")); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	got, err := WriteNewFile(dir, "c.json", []byte("x"))
+	if err != nil || got != filepath.Join(dir, "c.json") {
+		t.Fatalf("plain write: %q %v", got, err)
+	}
+	if _, err := WriteNewFile(dir, "c.json", []byte("y")); err == nil {
+		t.Fatal("overwrote a file")
+	}
+}
+
+func TestRestoreManifestChecksTheArchivesNames(t *testing.T) {
+	d := &Details{ContainerName: "../../etc/x", Image: "busybox"}
+	if _, err := RestoreManifest(d, "/a.tar", "p", "default"); err == nil {
+		t.Fatal("a container name from the archive that is no DNS label was accepted")
+	}
+	d.ContainerName = "app"
+	if _, err := RestoreManifest(d, "/a.tar", "p", "default"); err != nil {
+		t.Fatal(err)
+	}
+}
