@@ -9,18 +9,23 @@ export PATH := $(TOOLS_DIR)/criu-trixie/wrapper:$(TOOLS_DIR)/containerd-$(CONTAI
 export KNODE_TOOLS_DIR := $(TOOLS_DIR)
 GO_TEST_FLAGS ?=
 
-.PHONY: all build setup run stop test unit integration fmt vet conformance
+.PHONY: all build setup setup-run run stop test unit integration fmt vet conformance
 
 all: build
 
 build:
 	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
 
+# Everything the tests need (CRIU, the restore runtime, the control plane).
 setup:
 	bash hack/setup-node.sh
 
+# Only what the example agent needs: runc, CNI, containerd 2.4.2, the images.
+setup-run:
+	bash hack/setup-node.sh run
+
 # Sets up the node, starts knode with the example static pods and shows them running.
-run: setup build
+run: setup-run build
 	bash hack/run-examples.sh
 
 stop:

@@ -3,7 +3,13 @@
 # (as root): runc, CNI plugins and busybox from Debian, containerd built with
 # the Go command, and the local test images. Safe to run again: each step is
 # skipped when its result is already there.
+#
+# `hack/setup-node.sh run` sets up only what `make run` needs (Debian's
+# runc, CNI plugins and busybox, containerd 2.4.2, the images); without an
+# argument it also installs what the tests need (Debian's CRIU, containerd
+# 2.3.7 for restore, CRIU 4.1, etcd and kube-apiserver).
 set -euo pipefail
+MODE="${1:-test}"
 cd "$(dirname "$0")/.."
 
 CONTAINERD_VERSION="${CONTAINERD_VERSION:-v2.4.2}"
@@ -15,7 +21,9 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 need_pkgs=()
 # criu is Debian 12's own 3.17: the tests show what it says on this kernel;
 # checkpoints use CRIU 4.1 from hack/setup-criu.sh.
-for pair in runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip criu:/usr/sbin/criu; do
+pairs="runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip"
+[ "$MODE" = run ] || pairs="$pairs criu:/usr/sbin/criu"
+for pair in $pairs; do
   pkg=${pair%%:*}; file=${pair#*:}
   [ -e "$file" ] || need_pkgs+=("$pkg")
 done
@@ -38,13 +46,14 @@ build_containerd() {
   log "containerd: $("$dir/containerd" --version)"
 }
 build_containerd "$CONTAINERD_VERSION"
-# containerd 2.3 still restores a checkpoint archive given as a container's
-# image (2.4 removed that path); the restore tests run on it.
-build_containerd "${RESTORE_CONTAINERD_VERSION:-v2.3.7}"
-
-bash hack/setup-criu.sh >/dev/null
-# etcd and kube-apiserver for the cluster-mode tests (about 10 minutes cold).
-bash hack/setup-control-plane.sh >/dev/null
+if [ "$MODE" != run ]; then
+  # containerd 2.3 still restores a checkpoint archive given as a container's
+  # image (2.4 removed that path); the restore tests run on it.
+  build_containerd "${RESTORE_CONTAINERD_VERSION:-v2.3.7}"
+  bash hack/setup-criu.sh >/dev/null
+  # etcd and kube-apiserver for the cluster-mode tests (about 10 minutes cold).
+  bash hack/setup-control-plane.sh >/dev/null
+fi
 
 mkdir -p _output/bin _output/images
 log "building the pause binary and the test images"

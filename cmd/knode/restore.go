@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/client"
@@ -59,24 +60,35 @@ func newRestoreCommand() *cobra.Command {
 			if podName == "" {
 				podName = d.ContainerName + "-restored"
 			}
+			// Names become file names: the archive's (which its source wrote)
+			// as much as the operator's.
+			if msgs := validation.IsDNS1123Label(podName); len(msgs) > 0 {
+				os.Remove(archive)
+				return fmt.Errorf("pod name %q (give one with --name): %s", podName, strings.Join(msgs, "; "))
+			}
+			if namespace != "" {
+				if msgs := validation.IsDNS1123Label(namespace); len(msgs) > 0 {
+					os.Remove(archive)
+					return fmt.Errorf("namespace %q: %s", namespace, strings.Join(msgs, "; "))
+				}
+			}
 			manifest, err := checkpoint.RestoreManifest(d, archive, podName, namespace)
 			if err != nil {
+				os.Remove(archive)
 				return err
 			}
-			target := manifestFile
-			if target == "" {
-				if manifestDir == "" {
-					fmt.Fprintln(cmd.OutOrStdout(), string(manifest))
-					return nil
-				}
-				target = filepath.Join(manifestDir, podName+".json")
+			dir, file := manifestDir, podName+".json"
+			if manifestFile != "" {
+				dir, file = filepath.Dir(manifestFile), filepath.Base(manifestFile)
+			} else if manifestDir == "" {
+				fmt.Fprintln(cmd.OutOrStdout(), string(manifest))
+				return nil
 			}
-			tmp := filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".tmp")
-			if err := os.WriteFile(tmp, manifest, 0o600); err != nil {
-				return err
-			}
-			if err := os.Rename(tmp, target); err != nil {
-				return err
+			// Written beneath the directory, never through a link, never over a file.
+			target, err := checkpoint.WriteNewFile(dir, file, manifest)
+			if err != nil {
+				os.Remove(archive)
+				return fmt.Errorf("write the manifest: %w", err)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), target)
 			return nil

@@ -25,6 +25,7 @@ import (
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/staticpod"
 	"knode.io/knode/internal/stats"
 	"knode.io/knode/internal/version"
@@ -89,12 +90,15 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		return fmt.Errorf("create restore dir: %w", err)
 	}
 	restores := &checkpoint.Restores{
-		Dirs:    append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
-		Runtime: rt.Description(),
+		Dirs:             append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
+		Runtime:          rt.Description(),
+		AcrossNamespaces: cfg.RestoreAcrossNamespaces,
+		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
+		Log:              log.With("component", "restore"),
 	}
 	var sources []string
 	if cfg.PodManifestPath != "" {
-		sources = append(sources, staticpod.SourceFile)
+		sources = append(sources, podsource.File)
 	}
 	thresholds, err := eviction.ParseMap(cfg.EvictionHard)
 	if err != nil {
@@ -134,7 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		clusterEvents := node.NewEvents()
 		go clusterEvents.Run(ctx)
 		events = clusterEvents
-		sources = append(sources, cluster.SourceAPI)
+		sources = append(sources, podsource.API)
 	}
 	mgr := pods.NewManager(pods.Options{
 		Runtime:          rt,
@@ -181,7 +185,11 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
 		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
 	go evictions.Run(ctx, mgr, usage)
-	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, log)
+	var peerNodes checkpoint.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
+	if node != nil {
+		peerNodes = node
+	}
+	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, peerNodes, log)
 	if err != nil {
 		return err
 	}
@@ -194,20 +202,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	if cfg.PodManifestPath != "" {
 		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))
-		snapshots := make(chan staticpod.Snapshot)
 		go func() {
-			if err := src.Run(ctx, snapshots); err != nil {
+			if err := src.Run(ctx, mgr); err != nil {
 				log.Error("static pod source stopped", "err", err)
-			}
-		}()
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case snap := <-snapshots:
-					mgr.SetPods(staticpod.SourceFile, snap.Pods)
-				}
 			}
 		}()
 	}

@@ -29,7 +29,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -61,6 +61,10 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		}
 	}
 	authz, err := server.NewAuthorizer(cfg.AuthorizationMode, webhookAuthz)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := receiver(cfg, peerNodes, log)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +117,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		},
 		Checkpoints: checkpoints,
 		Devices:     dm,
-		Receiver:    receiver(cfg),
+		Receiver:    rc,
 		Stopper:     stopper(cfg, mgr),
 		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
 		Log:         log.With("component", "server"),
@@ -144,23 +148,32 @@ func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.Kub
 	}
 	kc.Authentication.X509.ClientCAFile = caFile
 	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
+	kc.Authentication.Webhook.Enabled = &cfg.AuthenticationTokenWebhook
 	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
 	return kc
 }
 
-// receiver serves POST /restores: this node pulls an archive from another
-// node with its peer credentials and runs the pod that resumes it.
-func receiver(cfg *config.Config) server.Receiver {
+// receiver serves POST /restores: this node pulls an archive from a
+// trusted peer with its peer credentials and runs the pod that resumes it.
+func receiver(cfg *config.Config, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (server.Receiver, error) {
+	peers, err := checkpoint.NewPeers(cfg.RestorePeers, peerNodes)
+	if err != nil {
+		return nil, err
+	}
 	r := &checkpoint.Receiver{
-		RestoreDir:  filepath.Join(cfg.RootDir, "restore"),
-		ManifestDir: cfg.PodManifestPath,
-		NodeName:    cfg.NodeName,
+		RestoreDir:       filepath.Join(cfg.RootDir, "restore"),
+		ManifestDir:      cfg.PodManifestPath,
+		NodeName:         cfg.NodeName,
+		Peers:            peers,
+		AcrossNamespaces: cfg.RestoreAcrossNamespaces,
+		MaxTotalBytes:    cfg.CheckpointMaxTotalBytes,
+		Log:              log.With("component", "restore"),
 	}
 	if cfg.PeerClientCertificate != "" {
 		r.Peer = &client.Options{CertFile: cfg.PeerClientCertificate, KeyFile: cfg.PeerClientKey,
 			CAFile: cfg.PeerCertificateAuthority, RootDir: cfg.RootDir}
 	}
-	return r
+	return r, nil
 }
 
 // stopper serves POST /pods/{ns}/{name}/stop for static pods.

@@ -69,6 +69,11 @@ func ReadDetails(path string) (*Details, error) {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
+	return readDetails(f)
+}
+
+// readDetails reads the archive f, already opened (safely) by the caller.
+func readDetails(f io.Reader) (*Details, error) {
 	d := &Details{Runtime: "unknown", Members: []Member{}}
 	var cfg configDump
 	var spec specDump

@@ -80,6 +80,12 @@ type Config struct {
 	// RestoreDirs hold checkpoint archives that pods may be restored from,
 	// besides <root-dir>/checkpoints and <root-dir>/restore.
 	RestoreDirs []string
+	// RestoreAcrossNamespaces lets a pod restore an archive taken in another
+	// namespace; off, an archive is restored only in its own namespace.
+	RestoreAcrossNamespaces bool
+	// RestorePeers are the nodes POST /restores may pull archives from
+	// (host, host:port or CIDR), besides the cluster's Node objects.
+	RestorePeers []string
 	// ContainerLogsDir gets the kubelet's log symlinks; empty disables them.
 	ContainerLogsDir string
 	// Device plugins (knode's own knobs; the kubelet's values are the defaults).

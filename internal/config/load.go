@@ -53,6 +53,8 @@ type Flags struct {
 	DevicePluginCallTimeout   time.Duration
 	ContainerLogsDir          string
 	RestoreDirs               []string
+	RestoreAcrossNamespaces   bool
+	RestorePeers              []string
 	PeerClientCertificate     string
 	PeerClientKey             string
 	PeerCertificateAuthority  string
@@ -98,6 +100,8 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.CheckpointMaxAge, "checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)")
 	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	fs.StringSliceVar(&f.RestoreDirs, "restore-dirs", nil, "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)")
+	fs.BoolVar(&f.RestoreAcrossNamespaces, "restore-across-namespaces", false, "Let a pod restore a checkpoint archive taken in another namespace (off: only in the archive's own namespace)")
+	fs.StringSliceVar(&f.RestorePeers, "restore-peers", nil, "Nodes POST /restores may pull archives from: host, host:port or CIDR (in cluster mode the Node objects' addresses are trusted too)")
 	fs.StringVar(&f.NodeIP, "node-ip", "", "IP address the node reports (default: the first global address of an interface that is up)")
 	fs.StringVar(&f.Kubeconfig, "kubeconfig", "", "Join the cluster this kubeconfig points at as a node (registration, lease, node status)")
 	fs.Var(cliflag.NewMapStringString(&f.NodeLabels), "node-labels", "Labels added to the Node object, key=value pairs")
@@ -151,6 +155,8 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		DevicePluginCallTimeout:   f.DevicePluginCallTimeout,
 		ContainerLogsDir:          f.ContainerLogsDir,
 		RestoreDirs:               f.RestoreDirs,
+		RestoreAcrossNamespaces:   f.RestoreAcrossNamespaces,
+		RestorePeers:              f.RestorePeers,
 		PeerClientCertificate:     f.PeerClientCertificate,
 		PeerClientKey:             f.PeerClientKey,
 		PeerCertificateAuthority:  f.PeerCertificateAuthority,
@@ -188,6 +194,11 @@ func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 		}
 	}
 	applyFlags(fs, f, cfg, gates)
+	if f.ConfigFile != "" {
+		if err := fileAuthNeedsCluster(fs, f.ConfigFile, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
 	if fs.Changed("eviction-hard") || cfg.EvictionHard == nil {
 		cfg.EvictionHard = map[string]string{}
 		for _, part := range strings.Split(f.EvictionHard, ",") {
@@ -243,7 +254,6 @@ func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[s
 	setString(&cfg.TLSCertFile, kc.TLSCertFile)
 	setString(&cfg.TLSPrivateKeyFile, kc.TLSPrivateKeyFile)
 	setString(&cfg.ClientCAFile, kc.Authentication.X509.ClientCAFile)
-	setString(&cfg.AuthorizationMode, string(kc.Authorization.Mode))
 	setString(&cfg.CgroupRoot, kc.CgroupRoot)
 	setString(&cfg.CgroupDriver, kc.CgroupDriver)
 	setString(&cfg.PodCIDR, kc.PodCIDR)
@@ -270,15 +280,56 @@ func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[s
 	if kc.ReadOnlyPort != 0 {
 		cfg.ReadOnlyPort = kc.ReadOnlyPort
 	}
-	if kc.Authentication.Anonymous.Enabled != nil {
-		cfg.AnonymousAuth = *kc.Authentication.Anonymous.Enabled
-	}
-	if kc.Authentication.Webhook.Enabled != nil {
-		cfg.AuthenticationTokenWebhook = *kc.Authentication.Webhook.Enabled
-	}
+	applyFileAuthDefaults(cfg, kc)
 	for k, v := range kc.FeatureGates {
 		gates[k] = v
 	}
+}
+
+// applyFileAuthDefaults applies a file's authentication and authorization
+// with the kubelet's v1beta1 defaults for what it leaves unset (the
+// kubelet's SetDefaults_KubeletConfiguration): bearer tokens checked by
+// TokenReview, no anonymous access, authorization by SubjectAccessReview.
+// A KubeletConfiguration written for the kubelet therefore means the same
+// to knode; flags keep their own defaults.
+func applyFileAuthDefaults(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration) {
+	cfg.AuthenticationTokenWebhook = true
+	if kc.Authentication.Webhook.Enabled != nil {
+		cfg.AuthenticationTokenWebhook = *kc.Authentication.Webhook.Enabled
+	}
+	cfg.AnonymousAuth = false
+	if kc.Authentication.Anonymous.Enabled != nil {
+		cfg.AnonymousAuth = *kc.Authentication.Anonymous.Enabled
+	}
+	cfg.AuthorizationMode = string(kubeletv1beta1.KubeletAuthorizationModeWebhook)
+	if kc.Authorization.Mode != "" {
+		cfg.AuthorizationMode = string(kc.Authorization.Mode)
+	}
+}
+
+// fileAuthNeedsCluster refuses a configuration file whose authentication or
+// authorization (set or defaulted, and not overridden by a flag) asks the
+// API server while knode has none to ask, naming the field to set. The
+// kubelet refuses such a file too ("no client provided, cannot use webhook
+// authentication"); knode never falls back to AlwaysAllow for it.
+func fileAuthNeedsCluster(fs *pflag.FlagSet, file string, cfg *Config) error {
+	if cfg.Kubeconfig != "" {
+		return nil
+	}
+	var reasons, fixes []string
+	if cfg.AuthenticationTokenWebhook && !fs.Changed("authentication-token-webhook") {
+		reasons = append(reasons, "authentication.webhook.enabled is true (the default when unset) and asks TokenReview")
+		fixes = append(fixes, "authentication.webhook.enabled: false")
+	}
+	if cfg.AuthorizationMode == string(kubeletv1beta1.KubeletAuthorizationModeWebhook) && !fs.Changed("authorization-mode") {
+		reasons = append(reasons, "authorization.mode is Webhook (the default when unset) and asks SubjectAccessReview")
+		fixes = append(fixes, "authorization.mode: AlwaysAllow")
+	}
+	if len(reasons) == 0 {
+		return nil
+	}
+	return fmt.Errorf("config file %s: %s, but without --kubeconfig there is no API server to ask (the kubelet: no client provided, cannot use webhook authentication): set %s in the file, or give --kubeconfig",
+		file, strings.Join(reasons, " and "), strings.Join(fixes, " and "))
 }
 
 // applyFlags lets every explicitly set flag win over the file, as the kubelet does.

@@ -30,6 +30,12 @@ func load(t *testing.T, file string, args ...string) (*Config, []string, error) 
 
 const header = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n"
 
+// standalone is a file for a node without --kubeconfig: the kubelet's
+// v1beta1 defaults (webhook authentication and authorization) need an API
+// server, so such a file says what to do instead.
+const standalone = header + "authorization:\n  mode: AlwaysAllow\n"
+const standaloneAuthn = "  webhook:\n    enabled: false\n"
+
 func TestLoad(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -53,7 +59,7 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "file values apply",
-			file: header + "staticPodPath: /etc/manifests\nport: 11250\nruntimeRequestTimeout: 30s\nauthentication:\n  anonymous:\n    enabled: true\n  x509:\n    clientCAFile: /ca.crt\nfeatureGates:\n  ContainerCheckpoint: false\n",
+			file: standalone + "staticPodPath: /etc/manifests\nport: 11250\nruntimeRequestTimeout: 30s\nauthentication:\n" + standaloneAuthn + "  anonymous:\n    enabled: true\n  x509:\n    clientCAFile: /ca.crt\nfeatureGates:\n  ContainerCheckpoint: false\n",
 			check: func(t *testing.T, c *Config) {
 				if c.PodManifestPath != "/etc/manifests" || c.Port != 11250 || c.RuntimeRequestTimeout != 30*time.Second ||
 					!c.AnonymousAuth || c.ClientCAFile != "/ca.crt" || c.FeatureGates.Enabled(ContainerCheckpoint) {
@@ -63,7 +69,7 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "flags override the file",
-			file: header + "staticPodPath: /etc/manifests\nport: 11250\nfeatureGates:\n  ContainerCheckpoint: false\n",
+			file: standalone + "authentication:\n" + standaloneAuthn + "staticPodPath: /etc/manifests\nport: 11250\nfeatureGates:\n  ContainerCheckpoint: false\n",
 			args: []string{"--pod-manifest-path", "/other", "--port", "12000", "--feature-gates", "ContainerCheckpoint=true"},
 			check: func(t *testing.T, c *Config) {
 				if c.PodManifestPath != "/other" || c.Port != 12000 || !c.FeatureGates.Enabled(ContainerCheckpoint) {
@@ -73,7 +79,7 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name: "a flag left at its default does not override the file",
-			file: header + "port: 11250\n",
+			file: standalone + "authentication:\n" + standaloneAuthn + "port: 11250\n",
 			args: []string{"--root-dir", "/tmp/x"},
 			check: func(t *testing.T, c *Config) {
 				if c.Port != 11250 {
@@ -83,7 +89,7 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:     "unsupported fields are named",
-			file:     header + "maxPods: 50\nauthentication:\n  webhook:\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
+			file:     standalone + "maxPods: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
 			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"maxPods"`},
 		},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
@@ -94,7 +100,7 @@ func TestLoad(t *testing.T) {
 		{name: "non-positive runtime timeout", args: []string{"--runtime-request-timeout", "0s"}, err: "must be positive"},
 		{
 			name: "container log limits from the file, size overridden by the flag",
-			file: header + "containerLogMaxSize: 20Mi\ncontainerLogMaxFiles: 3\n",
+			file: standalone + "authentication:\n" + standaloneAuthn + "containerLogMaxSize: 20Mi\ncontainerLogMaxFiles: 3\n",
 			args: []string{"--container-log-max-size", "1Mi"},
 			check: func(t *testing.T, c *Config) {
 				if c.ContainerLogMaxSize != 1<<20 || c.ContainerLogMaxFiles != 3 {
@@ -115,7 +121,7 @@ func TestLoad(t *testing.T) {
 		{name: "non-positive sync frequency", args: []string{"--sync-frequency", "0s"}, err: "--sync-frequency must be positive"},
 		{
 			name: "sync frequency from the file, then the flag",
-			file: header + "syncFrequency: 30s\n",
+			file: standalone + "authentication:\n" + standaloneAuthn + "syncFrequency: 30s\n",
 			args: []string{"--sync-frequency", "5s"},
 			check: func(t *testing.T, c *Config) {
 				if c.SyncFrequency != 5*time.Second {
@@ -146,6 +152,81 @@ func TestLoad(t *testing.T) {
 			}
 			if tt.check != nil {
 				tt.check(t, c)
+			}
+		})
+	}
+}
+
+// TestFileAuthDefaults: a KubeletConfiguration gets the kubelet's v1beta1
+// authentication and authorization defaults; where they cannot work (no
+// --kubeconfig) knode refuses to start and names the field to set; flags
+// keep their defaults and win over the file.
+func TestFileAuthDefaults(t *testing.T) {
+	const (
+		needWebhookOff = "authentication.webhook.enabled: false"
+		needAllow      = "authorization.mode: AlwaysAllow"
+	)
+	type want struct {
+		webhook, anonymous bool
+		mode               string
+	}
+	tests := []struct {
+		name    string
+		file    string
+		args    []string
+		want    want
+		errHas  []string
+		errNot  []string
+		noError bool
+	}{
+		{name: "flags only: the flags' defaults, as before", noError: true,
+			want: want{webhook: false, anonymous: false, mode: "AlwaysAllow"}},
+		{name: "a file without auth in cluster mode: webhook authentication and authorization, no anonymous",
+			file: header, args: []string{"--kubeconfig", "/etc/knode/kubeconfig"}, noError: true,
+			want: want{webhook: true, anonymous: false, mode: "Webhook"}},
+		{name: "a file without auth and without --kubeconfig is refused, naming both fields",
+			file: header, errHas: []string{needWebhookOff, needAllow, "--kubeconfig"}},
+		{name: "only the field still missing is named (authorization)",
+			file: header + "authentication:\n  webhook:\n    enabled: false\n", errHas: []string{needAllow}, errNot: []string{needWebhookOff}},
+		{name: "only the field still missing is named (authentication)",
+			file: header + "authorization:\n  mode: AlwaysAllow\n", errHas: []string{needWebhookOff}, errNot: []string{needAllow}},
+		{name: "Webhook set explicitly in the file without --kubeconfig",
+			file: header + "authentication:\n  webhook:\n    enabled: false\nauthorization:\n  mode: Webhook\n", errHas: []string{needAllow}},
+		{name: "flags win over the file's defaults",
+			file: header, args: []string{"--authentication-token-webhook=false", "--authorization-mode", "AlwaysAllow"}, noError: true,
+			want: want{webhook: false, anonymous: false, mode: "AlwaysAllow"}},
+		{name: "the file's explicit values",
+			file: header + "authentication:\n  webhook:\n    enabled: false\n  anonymous:\n    enabled: true\nauthorization:\n  mode: AlwaysAllow\n", noError: true,
+			want: want{webhook: false, anonymous: true, mode: "AlwaysAllow"}},
+		{name: "--anonymous-auth over the file's default",
+			file: header, args: []string{"--kubeconfig", "/k", "--anonymous-auth"}, noError: true,
+			want: want{webhook: true, anonymous: true, mode: "Webhook"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, _, err := load(t, tt.file, tt.args...)
+			if tt.noError {
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := want{webhook: c.AuthenticationTokenWebhook, anonymous: c.AnonymousAuth, mode: c.AuthorizationMode}
+				if got != tt.want {
+					t.Fatalf("got %+v, want %+v", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("loaded %+v, want a refusal", c)
+			}
+			for _, s := range tt.errHas {
+				if !strings.Contains(err.Error(), s) {
+					t.Fatalf("error %q does not name %q", err, s)
+				}
+			}
+			for _, s := range tt.errNot {
+				if strings.Contains(err.Error(), s) {
+					t.Fatalf("error %q names %q, which is already set", err, s)
+				}
 			}
 		})
 	}

@@ -1,8 +1,6 @@
 package pods
 
 import (
-	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -10,107 +8,50 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// apiObjects is an in-memory API server for volumes.
-type apiObjects struct {
-	configMaps map[string]map[string][]byte
-	tokens     int // TokenRequests answered
-}
-
-func (a *apiObjects) ConfigMap(_ context.Context, _, name string) (map[string][]byte, error) {
-	data, ok := a.configMaps[name]
-	if !ok {
-		return nil, fmt.Errorf("configmaps %q not found", name)
-	}
-	return data, nil
-}
-
-func (a *apiObjects) Secret(context.Context, string, string) (map[string][]byte, error) {
-	return nil, fmt.Errorf("no secrets here")
-}
-
-func (a *apiObjects) ServiceAccountToken(context.Context, *v1.Pod, string, int64) (string, error) {
-	a.tokens++
-	return fmt.Sprintf("token-%d", a.tokens), nil
-}
-
-func TestAPIVolumesFollowTheirObjects(t *testing.T) {
-	objects := &apiObjects{configMaps: map[string]map[string][]byte{"settings": {"a": []byte("1"), "b": []byte("2")}}}
-	now := time.Unix(1_800_000_000, 0)
-	m := NewManager(Options{RootDir: t.TempDir(), APIObjects: objects, RequestTimeout: time.Second,
-		Now: func() time.Time { return now }, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "api")
-	exp := int64(3600)
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-v"},
-		Spec: v1.PodSpec{Volumes: []v1.Volume{
-			{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "settings"}}}},
-			{Name: "token", VolumeSource: v1.VolumeSource{Projected: &v1.ProjectedVolumeSource{Sources: []v1.VolumeProjection{
-				{ServiceAccountToken: &v1.ServiceAccountTokenProjection{Path: "token", ExpirationSeconds: &exp}}}}}},
-		}}}
-	cmDir, err := m.apiVolume(pod, &pod.Spec.Volumes[0])
+// TestDownwardAPIVolumeOfAStaticPod: without an API server a downwardAPI
+// volume is written (it was refused as unsupported), with the values the
+// env var resolver gives, on tmpfs.
+func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
+	root := t.TempDir()
+	m := NewManager(Options{RootDir: root, RequestTimeout: time.Second, Now: time.Now,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "file")
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-d", Labels: map[string]string{"app": "web"}},
+		Spec: v1.PodSpec{
+			Containers: []v1.Container{{Name: "c", Resources: v1.ResourceRequirements{
+				Limits: v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}}}},
+			Volumes: []v1.Volume{{Name: "podinfo", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{
+				Items: []v1.DownwardAPIVolumeFile{
+					{Path: "app", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}},
+					{Path: "mem", ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "c", Resource: "limits.memory",
+						Divisor: resource.MustParse("1Mi")}},
+				}}}}},
+		}}
+	dir, err := m.volumeHostPath(pod, &pod.Spec.Volumes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokenDir, err := m.apiVolume(pod, &pod.Spec.Volumes[1])
-	if err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
+	if want := filepath.Join(root, "pods", "uid-d", "volumes", "kubernetes.io~downward-api", "podinfo"); dir != want {
+		t.Fatalf("dir %s, want %s", dir, want)
 	}
-	read := func(dir, name string) string {
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return "<" + err.Error() + ">"
-		}
-		return string(data)
-	}
-	dataTarget := func() string { target, _ := os.Readlink(filepath.Join(cmDir, "..data")); return target }
-	first := dataTarget()
-
-	steps := []struct {
-		name        string
-		change      func()
-		advance     time.Duration
-		wantFiles   map[string]string // "" = the file must not exist
-		wantToken   string
-		wantRewrite bool
-	}{
-		{"nothing changed: nothing written, the token reused", func() {}, time.Minute,
-			map[string]string{"a": "1", "b": "2"}, "token-1", false},
-		{"a value changed", func() { objects.configMaps["settings"]["a"] = []byte("one") }, time.Minute,
-			map[string]string{"a": "one", "b": "2"}, "token-1", true},
-		{"a key removed", func() { delete(objects.configMaps["settings"], "b") }, time.Minute,
-			map[string]string{"a": "one", "b": ""}, "token-1", true},
-		{"the object unreadable: the old content stays", func() { delete(objects.configMaps, "settings") }, time.Minute,
-			map[string]string{"a": "one", "b": ""}, "token-1", false},
-		{"the token at 80% of its hour is renewed", func() {}, 45 * time.Minute,
-			map[string]string{"a": "one"}, "token-2", false},
-	}
-	for _, step := range steps {
-		before := dataTarget()
-		step.change()
-		now = now.Add(step.advance)
-		m.refreshAPIVolumes(pod)
-		for name, want := range step.wantFiles {
-			got := read(cmDir, name)
-			if want == "" {
-				if _, err := os.Lstat(filepath.Join(cmDir, name)); !os.IsNotExist(err) {
-					t.Fatalf("%s: %s still exists (%q)", step.name, name, got)
-				}
-				continue
-			}
-			if got != want {
-				t.Fatalf("%s: %s = %q, want %q", step.name, name, got, want)
-			}
-		}
-		if got := read(tokenDir, "token"); got != step.wantToken {
-			t.Fatalf("%s: token %q, want %q", step.name, got, step.wantToken)
-		}
-		if rewritten := dataTarget() != before; rewritten != step.wantRewrite {
-			t.Fatalf("%s: rewritten = %v, want %v", step.name, rewritten, step.wantRewrite)
+	for p, want := range map[string]string{"app": "web", "mem": "64"} {
+		if data, err := os.ReadFile(filepath.Join(dir, p)); err != nil || string(data) != want {
+			t.Fatalf("%s = %q %v, want %q", p, data, err, want)
 		}
 	}
-	if dataTarget() == first {
-		t.Fatal("the volume was never rewritten")
+	var fs unix.Statfs_t
+	if err := unix.Statfs(dir, &fs); err != nil || fs.Type != unix.TMPFS_MAGIC {
+		t.Fatalf("not on tmpfs: %#x %v", fs.Type, err)
+	}
+	pod.Labels["app"] = "api"
+	m.refreshAPIVolumes(pod)
+	if data, err := os.ReadFile(filepath.Join(dir, "app")); err != nil || string(data) != "api" {
+		t.Fatalf("after the refresh app = %q %v", data, err)
 	}
 }

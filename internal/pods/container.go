@@ -2,6 +2,7 @@ package pods
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"os"
@@ -13,6 +14,9 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/safefs"
+	"knode.io/knode/internal/subpath"
 )
 
 // containerConfig builds the CRI container config the way the kubelet does.
@@ -21,7 +25,7 @@ func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := m.containerMounts(pod, c)
+	mounts, err := m.containerMounts(pod, c, envs)
 	if err != nil {
 		return nil, err
 	}
@@ -150,35 +154,56 @@ func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxCon
 }
 
 // containerMounts turns volume mounts into CRI mounts, creating emptyDir and
-// DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins do.
-func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.Mount, error) {
+// DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins
+// do. A subPath is resolved inside its volume and bind-mounted through a
+// descriptor (bindSubPath); API-object volumes are always read-only.
+func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
 	volumes := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
-	var mounts []*runtimeapi.Mount
-	for _, vm := range c.VolumeMounts {
+	podDir := PodDir(m.opts.RootDir, pod)
+	// An earlier instance's subPath binds are replaced, not stacked; and a
+	// container that cannot be created keeps none.
+	if err := subpath.CleanContainer(podDir, c.Name); err != nil {
+		return nil, fmt.Errorf("remove the subPath mounts of container %q's earlier instance: %w", c.Name, err)
+	}
+	defer func() {
+		if err != nil {
+			if cerr := subpath.CleanContainer(podDir, c.Name); cerr != nil {
+				m.log.Warn("remove subPath mounts", "pod", podRef(pod, nil), "container", c.Name, "err", cerr)
+			}
+		}
+	}()
+	for i := range c.VolumeMounts {
+		vm := &c.VolumeMounts[i]
 		vol := volumes[vm.Name]
 		if vol == nil {
 			return nil, fmt.Errorf("volume %q not found", vm.Name)
+		}
+		sub, err := mountSubPath(vm, envs)
+		if err != nil {
+			return nil, err
 		}
 		hostPath, err := m.volumeHostPath(pod, vol)
 		if err != nil {
 			return nil, err
 		}
-		if vm.SubPath != "" {
-			if filepath.IsAbs(vm.SubPath) || strings.Contains(filepath.Clean(vm.SubPath), "..") {
-				return nil, fmt.Errorf("volume mount %q: subPath %q must be a relative path inside the volume", vm.Name, vm.SubPath)
-			}
-			hostPath = filepath.Join(hostPath, vm.SubPath)
-			if err := os.MkdirAll(hostPath, 0o755); err != nil {
-				return nil, fmt.Errorf("volume mount %q: create subPath: %w", vm.Name, err)
+		if sub != "" {
+			if hostPath, err = m.bindSubPath(pod, vol, hostPath, c, i, sub); err != nil {
+				return nil, err
 			}
 		}
 		mount := &runtimeapi.Mount{
 			ContainerPath: vm.MountPath,
 			HostPath:      hostPath,
-			Readonly:      vm.ReadOnly,
+			Readonly:      vm.ReadOnly || isAPIVolume(vol),
+		}
+		if err := recursiveReadOnly(vm, mount); err != nil {
+			return nil, err
+		}
+		if len(vm.BindMountOptions) > 0 {
+			return nil, fmt.Errorf("volumeMount %q: bindMountOptions are not supported by knode", vm.Name)
 		}
 		if vm.MountPropagation != nil {
 			switch *vm.MountPropagation {
@@ -193,6 +218,31 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container) ([]*runtimeapi.M
 	return mounts, nil
 }
 
+// recursiveReadOnly applies the volumeMount's recursiveReadOnly: Enabled
+// asks the runtime for a recursively read-only mount (a runtime without it
+// fails the creation, a clear refusal); IfPossible is read-only without
+// recursion, since knode does not ask the runtime what it supports, which
+// the field allows. Both need readOnly and no propagation, as the API
+// server's validation requires.
+func recursiveReadOnly(vm *v1.VolumeMount, mount *runtimeapi.Mount) error {
+	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
+		return nil
+	}
+	switch *vm.RecursiveReadOnly {
+	case v1.RecursiveReadOnlyEnabled, v1.RecursiveReadOnlyIfPossible:
+	default:
+		return fmt.Errorf("volumeMount %q: unknown recursiveReadOnly %q", vm.Name, *vm.RecursiveReadOnly)
+	}
+	if !vm.ReadOnly {
+		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs readOnly: true", vm.Name, *vm.RecursiveReadOnly)
+	}
+	if vm.MountPropagation != nil && *vm.MountPropagation != v1.MountPropagationNone {
+		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs mountPropagation None", vm.Name, *vm.RecursiveReadOnly)
+	}
+	mount.RecursiveReadOnly = *vm.RecursiveReadOnly == v1.RecursiveReadOnlyEnabled
+	return nil
+}
+
 // PodDir is where knode keeps a pod's volumes: <root-dir>/pods/<uid>.
 func PodDir(rootDir string, pod *v1.Pod) string {
 	return filepath.Join(rootDir, "pods", string(pod.UID))
@@ -201,109 +251,190 @@ func PodDir(rootDir string, pod *v1.Pod) string {
 func (m *Manager) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	switch {
 	case vol.EmptyDir != nil:
-		dir := filepath.Join(PodDir(m.opts.RootDir, pod), "volumes", "kubernetes.io~empty-dir", vol.Name)
-		if err := os.MkdirAll(dir, 0o777); err != nil {
-			return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
-		}
-		if vol.EmptyDir.Medium == v1.StorageMediumMemory {
-			if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
-				return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
-			}
-		}
-		// World-writable like the kubelet's, so non-root containers can use it.
-		if err := os.Chmod(dir, 0o777); err != nil {
-			return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
-		}
-		return dir, nil
+		return m.emptyDirPath(pod, vol)
 	case vol.HostPath != nil:
 		return vol.HostPath.Path, checkHostPath(vol)
-	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil:
+	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil, vol.DownwardAPI != nil:
 		return m.apiVolume(pod, vol)
 	default:
 		return "", fmt.Errorf("volume %q: unsupported volume type", vol.Name)
 	}
 }
 
+// checkHostPath applies a hostPath volume's type as the kubelet does, with
+// its messages. The path is opened once and the check is made on that
+// descriptor (fstat), so what is checked is one object, not whatever each
+// of several stat calls finds. The Create variants follow links only in
+// the part of the path that exists; what they create is made with
+// mkdirat/openat beneath an opened parent and never followed through a
+// link, so a link planted in a directory knode has just made cannot send
+// the rest elsewhere. Like the kubelet, the runtime then gets the path.
 func checkHostPath(vol *v1.Volume) error {
 	p := vol.HostPath.Path
 	t := v1.HostPathUnset
 	if vol.HostPath.Type != nil {
 		t = *vol.HostPath.Type
 	}
-	fi, statErr := os.Stat(p)
-	fail := func(want string) error {
-		return fmt.Errorf("hostPath volume %q: %s is not %s", vol.Name, p, want)
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("hostPath volume %q: path %q must be absolute", vol.Name, p)
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return fmt.Errorf("hostPath volume %q: path %q must not contain '..'", vol.Name, p)
+		}
+	}
+	if t == v1.HostPathUnset {
+		return nil
+	}
+	var st unix.Stat_t
+	statErr := statPath(p, &st)
+	if statErr != nil && !errors.Is(statErr, unix.ENOENT) {
+		return fmt.Errorf("hostPath volume %q: %w", vol.Name, &os.PathError{Op: "open", Path: p, Err: statErr})
+	}
+	exists := statErr == nil
+	format := st.Mode & unix.S_IFMT
+	fail := func(what string) error {
+		return fmt.Errorf("hostPath type check failed: %s is not %s", p, what)
 	}
 	switch t {
-	case v1.HostPathUnset:
-		return nil
 	case v1.HostPathDirectoryOrCreate:
-		if statErr != nil {
-			return os.MkdirAll(p, 0o755)
+		if !exists {
+			return makeHostDir(p)
 		}
-		if !fi.IsDir() {
+		if format != unix.S_IFDIR {
+			return fail("a directory")
+		}
+	case v1.HostPathDirectory:
+		if !exists || format != unix.S_IFDIR {
 			return fail("a directory")
 		}
 	case v1.HostPathFileOrCreate:
-		if statErr != nil {
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				return err
-			}
-			f, err := os.OpenFile(p, os.O_CREATE|os.O_RDONLY, 0o644)
-			if err != nil {
-				return fmt.Errorf("hostPath volume %q: %w", vol.Name, err)
-			}
-			return f.Close()
+		if !exists {
+			return makeHostFile(p)
 		}
-		if !fi.Mode().IsRegular() {
+		if format != unix.S_IFREG {
 			return fail("a file")
 		}
-	case v1.HostPathDirectory:
-		if statErr != nil || !fi.IsDir() {
-			return fail("an existing directory")
-		}
 	case v1.HostPathFile:
-		if statErr != nil || !fi.Mode().IsRegular() {
-			return fail("an existing file")
+		if !exists || format != unix.S_IFREG {
+			return fail("a file")
 		}
 	case v1.HostPathSocket:
-		if statErr != nil || fi.Mode()&os.ModeSocket == 0 {
-			return fail("a socket")
+		if !exists || format != unix.S_IFSOCK {
+			return fail("a socket file")
 		}
 	case v1.HostPathCharDev:
-		if statErr != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		if !exists || format != unix.S_IFCHR {
 			return fail("a character device")
 		}
 	case v1.HostPathBlockDev:
-		if statErr != nil || fi.Mode()&os.ModeDevice == 0 || fi.Mode()&os.ModeCharDevice != 0 {
+		if !exists || format != unix.S_IFBLK {
 			return fail("a block device")
 		}
 	default:
-		return fmt.Errorf("hostPath volume %q: unknown type %q", vol.Name, t)
+		return fmt.Errorf("%s is an invalid volume type", t)
 	}
 	return nil
 }
 
-// mountTmpfs backs a memory emptyDir with tmpfs (once), sized by its limit.
-func mountTmpfs(dir string, limit *resource.Quantity) error {
-	var st, parent unix.Stat_t
-	if unix.Stat(dir, &st) == nil && unix.Stat(filepath.Dir(dir), &parent) == nil && st.Dev != parent.Dev {
-		return nil // already a mount point
+// statPath opens p (following links, as a hostPath is meant) with O_PATH,
+// which neither blocks on a FIFO nor needs read access, and describes the
+// object it reached.
+func statPath(p string, st *unix.Stat_t) error {
+	fd, err := unix.Open(p, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fstat(fd, st)
+}
+
+// openHostParents opens the deepest existing directory on the way to p
+// (following the links that are there) and returns it with the components
+// still missing below it.
+func openHostParents(p string) (fd int, missing []string, err error) {
+	parts := strings.Split(strings.Trim(filepath.Clean(p), "/"), "/")
+	fd, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, nil, err
+	}
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		next, err := unix.Openat(fd, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOENT) {
+			return fd, parts[i:], nil
+		}
+		unix.Close(fd)
+		if err != nil {
+			return -1, nil, &os.PathError{Op: "open", Path: "/" + strings.Join(parts[:i+1], "/"), Err: err}
+		}
+		fd = next
+	}
+	return fd, nil, nil
+}
+
+// makeHostDir is DirectoryOrCreate's mkdir -p with mode 0755: each missing
+// level is made with mkdirat and entered with O_NOFOLLOW.
+func makeHostDir(p string) error {
+	fd, missing, err := openHostParents(p)
+	if err != nil {
+		return fmt.Errorf("create hostPath directory %s: %w", p, err)
+	}
+	defer func() { unix.Close(fd) }()
+	for _, part := range missing {
+		if err := unix.Mkdirat(fd, part, 0o755); err != nil && !errors.Is(err, unix.EEXIST) {
+			return fmt.Errorf("create hostPath directory %s: %w", p, err)
+		}
+		next, err := unix.Openat(fd, part, unix.O_PATH|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("create hostPath directory %s: %s changed while it was made: %w", p, part, err)
+		}
+		unix.Close(fd)
+		fd = next
+	}
+	return nil
+}
+
+// makeHostFile is FileOrCreate's: an empty file, mode 0644, in a directory
+// that must exist (the kubelet does not create the parents either). A
+// dangling link at p is refused rather than followed to create its target.
+func makeHostFile(p string) error {
+	dir, base := filepath.Split(filepath.Clean(p))
+	dfd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("create hostPath file %s: %w", p, &os.PathError{Op: "open", Path: dir, Err: err})
+	}
+	defer unix.Close(dfd)
+	fd, err := unix.Openat(dfd, base, unix.O_RDONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0o644)
+	if err != nil {
+		return fmt.Errorf("create hostPath file %s: %w", p, err)
+	}
+	return unix.Close(fd)
+}
+
+// mountTmpfs backs a memory emptyDir with tmpfs (once), sized by its
+// limit, mounting on the opened directory d.
+func mountTmpfs(d *safefs.Dir, limit *resource.Quantity) error {
+	mounted, err := safefs.IsMountPoint(d)
+	if err != nil {
+		return err
+	}
+	if mounted {
+		return nil
 	}
 	opts := "mode=0777"
 	if limit != nil && !limit.IsZero() {
 		opts += ",size=" + strconv.FormatInt(limit.Value(), 10)
 	}
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
-		return fmt.Errorf("mount tmpfs: %w", err)
-	}
-	return nil
+	return safefs.MountTmpfs(d, opts)
 }
 
-// unmountVolumes detaches the tmpfs mounts under a pod's directory before it is removed.
-func unmountVolumes(podDir string) {
-	dirs, _ := filepath.Glob(filepath.Join(podDir, "volumes", "kubernetes.io~empty-dir", "*"))
-	for _, d := range dirs {
-		_ = unix.Unmount(d, unix.MNT_DETACH)
-	}
+// unmountVolumes detaches every mount under a pod's directory (tmpfs
+// emptyDirs and secrets, subPath binds), deepest first, before the
+// directory is removed: a removal that went into a bind would empty
+// whatever the bind shows.
+func unmountVolumes(podDir string) error {
+	return safefs.UnmountAll(podDir)
 }

@@ -3,6 +3,8 @@ package pods
 import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // Evict stops a pod because the node is short of a resource: its worker
@@ -28,15 +30,11 @@ func (m *Manager) takeEviction(uid types.UID) (waiting, bool) {
 	return ev, ok
 }
 
-// IsStatic tells a static pod (from a manifest file): the kubelet counts
-// them critical, never refused or evicted for pressure.
-func IsStatic(pod *v1.Pod) bool { return pod.Annotations[configSourceAnnotation] == "file" }
-
 // refusedUnderPressure is the kubelet's admission rule: a BestEffort pod
 // that has not started is refused while the node is under memory pressure
 // (static pods, critical to the kubelet, are not).
 func (m *Manager) refusedUnderPressure(pod *v1.Pod, rp *runtimePod) bool {
-	if m.opts.Pressure == nil || rp.newestSandbox() != nil || qosClass(pod) != v1.PodQOSBestEffort || IsStatic(pod) {
+	if m.opts.Pressure == nil || rp.newestSandbox() != nil || qosClass(pod) != v1.PodQOSBestEffort || podsource.IsStatic(pod) {
 		return false
 	}
 	under, err := m.opts.Pressure.MemoryPressure()

@@ -16,7 +16,9 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/apivolume"
 	"knode.io/knode/internal/podpath"
+	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/prober"
 )
 
@@ -159,9 +161,9 @@ type Manager struct {
 	probes *probes
 	// evictions are pods the eviction manager chose, for their workers to stop.
 	evictions map[types.UID]waiting
-	// apiVolumes remembers each API pod's ConfigMap, Secret and projected
-	// volumes between refreshes, by pod and volume name.
-	apiVolumes map[types.UID]map[string]*apiVolumeState
+	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
+	// volumes and remembers them between refreshes.
+	apiVols *apivolume.Volumes
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace map[types.UID]int64
 	// finished are pods that have terminated but whose source still lists them.
@@ -226,7 +228,7 @@ func NewManager(opts Options, sources ...string) *Manager {
 	if opts.RuntimeName == "" {
 		opts.RuntimeName = "cri"
 	}
-	return &Manager{
+	m := &Manager{
 		opts:          opts,
 		log:           opts.Log,
 		backoff:       flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
@@ -236,7 +238,6 @@ func NewManager(opts Options, sources ...string) *Manager {
 		workers:       map[types.UID]*worker{},
 		statuses:      map[types.UID]*v1.PodStatus{},
 		annotations:   map[types.UID]map[string]string{},
-		apiVolumes:    map[types.UID]map[string]*apiVolumeState{},
 		evictions:     map[types.UID]waiting{},
 		deletionGrace: map[types.UID]int64{},
 		relistNow:     make(chan struct{}, 1),
@@ -244,6 +245,8 @@ func NewManager(opts Options, sources ...string) *Manager {
 		cache:         newStatusCache(),
 		probes:        newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
 	}
+	m.apiVols = m.newAPIVolumes()
+	return m
 }
 
 // Run relists the runtime and drives workers until ctx ends, then waits for
@@ -270,8 +273,11 @@ func (m *Manager) Run(ctx context.Context) {
 // terminated; new ones start; the first call marks the source ready.
 //
 // A pod with a deletionTimestamp (an API pod being deleted) is no longer
-// desired: it is stopped with its deletionGracePeriodSeconds.
+// desired: it is stopped with its deletionGracePeriodSeconds. Each pod's
+// kubernetes.io/config.source is set to source (the pods are the
+// manager's from here on), so an API object cannot pass for a static pod.
 func (m *Manager) SetPods(source string, pods []*v1.Pod) {
+	podsource.Stamp(source, pods)
 	next := make(map[types.UID]*v1.Pod, len(pods))
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -479,7 +485,7 @@ func (m *Manager) workerDone(uid types.UID) bool {
 	delete(m.workers, uid)
 	delete(m.statuses, uid)
 	delete(m.annotations, uid)
-	delete(m.apiVolumes, uid)
+	m.apiVols.Forget(uid)
 	delete(m.evictions, uid)
 	m.probes.forget(uid)
 	delete(m.deletionGrace, uid)

@@ -12,8 +12,13 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/safefs"
+	"knode.io/knode/internal/subpath"
 )
 
 // waiting is why a container is not running, in the kubelet's words
@@ -203,7 +208,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		delete(w.waits, "")
 	}
 	sb := rp.newestSandbox()
-	if sb != nil && sb.Annotations[annotationConfigHash] != pod.Annotations[annotationConfigHash] {
+	if sb != nil && sb.Annotations[podsource.HashAnnotation] != pod.Annotations[podsource.HashAnnotation] {
 		w.m.log.Info("pod spec changed, replacing pod", "pod", podRef(pod, nil))
 		w.killPod(ctx, rp, w.terminationGrace(rp))
 		w.removePod(ctx, rp)
@@ -555,6 +560,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.waits[c.Name] = waiting{reason: "CreateContainerError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
 		w.m.log.Warn("create container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -563,6 +569,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.waits[c.Name] = waiting{reason: "RunContainerError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
 		_ = rt.RemoveContainer(cctx, id)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -574,6 +581,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.m.log.Warn("start container failed", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 		// A container that never started is removed so the next try is clean.
 		_ = rt.RemoveContainer(cctx, id)
+		s.dropSubPaths(c)
 		s.requeue(10 * time.Second)
 		return
 	}
@@ -601,6 +609,14 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	w.m.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.m.wakeRelist()
 	s.requeue(time.Second)
+}
+
+// dropSubPaths unmounts and removes the subPath binds made for a container
+// that was not created or was removed before it ran.
+func (s *podSync) dropSubPaths(c *v1.Container) {
+	if err := subpath.CleanContainer(PodDir(s.w.m.opts.RootDir, s.pod), c.Name); err != nil {
+		s.w.m.log.Warn("remove subPath mounts", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
+	}
 }
 
 // restoreFailed either fails the pod with the restore's reason or, when the
@@ -784,6 +800,11 @@ func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
 		}
 		cancel()
 	}
+	// The containers' subPath binds go with them.
+	podDir := PodDir(w.m.opts.RootDir, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}})
+	if err := subpath.CleanPod(podDir); err != nil {
+		w.m.log.Warn("remove subPath mounts", "pod", podRef(w.lastPod, rp), "err", err)
+	}
 	for _, sb := range rp.sandboxes {
 		sctx, cancel := context.WithTimeout(ctx, w.m.opts.RequestTimeout)
 		if err := rt.RemovePodSandbox(sctx, sb.Id); err != nil {
@@ -797,16 +818,37 @@ func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
 }
 
 // cleanupFiles removes the pod's volume and log directories once it is gone.
+// Every mount below the pod's directory (tmpfs volumes, subPath binds of a
+// volume's or a hostPath's directories) is detached first, and the removal
+// itself never crosses a mount point nor follows a link, so nothing outside
+// the pod's own directories is touched even if a detach failed.
 func (w *worker) cleanupFiles() {
 	if w.lastPod == nil {
 		return
 	}
-	unmountVolumes(PodDir(w.m.opts.RootDir, w.lastPod))
-	for _, dir := range []string{PodDir(w.m.opts.RootDir, w.lastPod), LogDir(w.m.opts.PodLogsDir, w.lastPod)} {
-		if err := os.RemoveAll(dir); err != nil {
+	podDir := PodDir(w.m.opts.RootDir, w.lastPod)
+	if err := unmountVolumes(podDir); err != nil {
+		w.m.log.Warn("unmount pod volumes", "dir", podDir, "err", err)
+	}
+	for _, dir := range []string{podDir, LogDir(w.m.opts.PodLogsDir, w.lastPod)} {
+		if err := removeBeneath(dir); err != nil {
 			w.m.log.Warn("remove pod directory", "dir", dir, "err", err)
 		}
 	}
+}
+
+// removeBeneath removes dir (a path knode built) and its tree, working
+// beneath its opened parent with safefs.
+func removeBeneath(dir string) error {
+	parent, err := safefs.Open(filepath.Dir(dir))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	defer parent.Close()
+	return parent.RemoveAll(filepath.Base(dir))
 }
 
 func podRef(pod *v1.Pod, rp *runtimePod) string {

@@ -3,11 +3,16 @@ package server
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
+	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 	"k8s.io/apiserver/pkg/authentication/group"
 	"k8s.io/apiserver/pkg/authentication/request/anonymous"
@@ -101,26 +106,110 @@ func (alwaysAllow) Authorize(context.Context, authorizer.Attributes) (authorizer
 	return authorizer.DecisionAllow, "", nil
 }
 
-// Attributes builds the authorization request exactly as the kubelet does:
-// the verb from the HTTP method, resource nodes named after this node, and the
-// subresource chosen by path.
-func Attributes(u user.Info, method, path, nodeName string) authorizer.AttributesRecord {
-	return authorizer.AttributesRecord{
-		User:            u,
-		Verb:            verb(method),
-		APIGroup:        "",
-		APIVersion:      "v1",
-		Resource:        "nodes",
-		Subresource:     subresource(path),
-		Name:            nodeName,
-		ResourceRequest: true,
-		Path:            path,
+// Subresources of nodes that knode's routes are authorized against.
+const (
+	subProxy      = "proxy"
+	subPods       = "pods"
+	subHealthz    = "healthz"
+	subConfigz    = "configz"
+	subStatusz    = "statusz"
+	subStats      = "stats"
+	subMetrics    = "metrics"
+	subLog        = "log"
+	subCheckpoint = "checkpoint"
+)
+
+// routeAuthz is THE authorization table: every route the secure port
+// registers (its net/http pattern, exactly as passed to Server.Handle) and
+// the nodes subresources a request to it is checked against, in order. The
+// first subresource is the fine-grained one; later ones are fallbacks, as
+// the kubelet's KubeletFineGrainedAuthz (GA in v1.36) checks `pods` and then
+// `proxy`. The verb always comes from the HTTP method (requestVerb).
+//
+// The kubelet's paths keep the kubelet's mapping. knode's own endpoints ask
+// for what they give: an archive's content is a memory dump and restores
+// and stops start and stop workloads, so they need what exec needs
+// (nodes/proxy); only metadata and taking or deleting an archive stay on
+// nodes/checkpoint. README.md shows this table; TestRouteAuthorization
+// checks it row by row and that every registered route has a row.
+var routeAuthz = map[string][]string{
+	// The kubelet's endpoints.
+	"/healthz":              {subHealthz, subProxy},
+	"/healthz/{check}":      {subHealthz, subProxy},
+	"GET /pods":             {subPods, subProxy},
+	"GET /runningpods/":     {subPods, subProxy},
+	"GET /configz":          {subConfigz, subProxy},
+	"GET /metrics":          {subMetrics},
+	"GET /metrics/resource": {subMetrics},
+	"GET /stats/summary":    {subStats},
+	"GET /containerLogs/{namespace}/{pod}/{container}": {subProxy},
+	"POST /checkpoint/{namespace}/{pod}/{container}":   {subCheckpoint},
+	"/checkpoint/{namespace}/{pod}/{container}":        {subCheckpoint}, // other methods: 405
+	"GET /exec/{namespace}/{pod}/{container}":          {subProxy},
+	"POST /exec/{namespace}/{pod}/{container}":         {subProxy},
+	"GET /exec/{namespace}/{pod}/{uid}/{container}":    {subProxy},
+	"POST /exec/{namespace}/{pod}/{uid}/{container}":   {subProxy},
+	"GET /attach/{namespace}/{pod}/{container}":        {subProxy},
+	"POST /attach/{namespace}/{pod}/{container}":       {subProxy},
+	"GET /attach/{namespace}/{pod}/{uid}/{container}":  {subProxy},
+	"POST /attach/{namespace}/{pod}/{uid}/{container}": {subProxy},
+	"GET /portForward/{namespace}/{pod}":               {subProxy},
+	"POST /portForward/{namespace}/{pod}":              {subProxy},
+	"GET /portForward/{namespace}/{pod}/{uid}":         {subProxy},
+	"POST /portForward/{namespace}/{pod}/{uid}":        {subProxy},
+	// knode's own endpoints.
+	"GET /devices":                       {subProxy},
+	"GET /checkpoints":                   {subCheckpoint},
+	"GET /checkpoints/{archive}":         {subCheckpoint},
+	"DELETE /checkpoints/{archive}":      {subCheckpoint},
+	"GET /checkpoints/{archive}/content": {subProxy},
+	"POST /restores":                     {subProxy},
+	"DELETE /restores/{name}":            {subProxy},
+	"POST /pods/{namespace}/{name}/stop": {subProxy},
+}
+
+// unroutedSubresources maps a request no route matches (404, 405, a
+// redirect to the canonical path) by path prefix, exactly as the kubelet
+// maps every request, so an authenticated caller learns nothing about which
+// paths exist without the permission the kubelet would ask for.
+func unroutedSubresources(path string) []string {
+	switch {
+	case isSubpath(path, "/pods"), isSubpath(path, "/runningpods"):
+		return []string{subPods, subProxy}
+	case isSubpath(path, "/healthz"):
+		return []string{subHealthz, subProxy}
+	case isSubpath(path, "/configz"):
+		return []string{subConfigz, subProxy}
+	case isSubpath(path, "/statusz"):
+		return []string{subStatusz, subProxy}
+	case isSubpath(path, "/stats"):
+		return []string{subStats}
+	case isSubpath(path, "/metrics"):
+		return []string{subMetrics}
+	case isSubpath(path, "/logs"):
+		return []string{subLog}
+	case isSubpath(path, "/checkpoint"):
+		return []string{subCheckpoint}
+	default:
+		return []string{subProxy}
 	}
 }
 
-func verb(method string) string {
+// subresourcesFor returns the subresources to check for a request that the
+// mux routes to pattern ("" when it routes nowhere).
+func subresourcesFor(pattern, path string) []string {
+	if subs, ok := routeAuthz[pattern]; ok {
+		return subs
+	}
+	return unroutedSubresources(path)
+}
+
+// requestVerb is the kubelet's verb for an HTTP method. The kubelet maps
+// only these five; HEAD and every other method get the empty verb, which an
+// RBAC rule grants only through "*".
+func requestVerb(method string) string {
 	switch method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet:
 		return "get"
 	case http.MethodPost:
 		return "create"
@@ -131,55 +220,116 @@ func verb(method string) string {
 	case http.MethodDelete:
 		return "delete"
 	default:
-		return strings.ToLower(method)
+		return ""
 	}
 }
 
-func subresource(path string) string {
-	switch {
-	case isSubpath(path, "/stats"):
-		return "stats"
-	case isSubpath(path, "/metrics"):
-		return "metrics"
-	case isSubpath(path, "/logs"):
-		return "log"
-	case isSubpath(path, "/checkpoint"), isSubpath(path, "/checkpoints"), isSubpath(path, "/restores"):
-		return "checkpoint"
-	default:
-		return "proxy"
+// Attributes builds the authorization requests for one request exactly as
+// the kubelet does — the verb from the HTTP method, resource nodes named
+// after this node — one per subresource in the order they are tried.
+// pattern is the route the mux chose for the request ("" for none).
+func Attributes(u user.Info, method, path, pattern, nodeName string) []authorizer.AttributesRecord {
+	subs := subresourcesFor(pattern, path)
+	out := make([]authorizer.AttributesRecord, 0, len(subs))
+	for _, sub := range subs {
+		out = append(out, authorizer.AttributesRecord{
+			User:            u,
+			Verb:            requestVerb(method),
+			APIGroup:        "",
+			APIVersion:      "v1",
+			Resource:        "nodes",
+			Subresource:     sub,
+			Name:            nodeName,
+			ResourceRequest: true,
+			Path:            path,
+		})
 	}
+	return out
 }
 
+// isSubpath is the kubelet's: path itself or anything below it.
 func isSubpath(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
-// forbiddenMessage is the kubelet's 403 body.
-func forbiddenMessage(a authorizer.Attributes) string {
+// forbiddenMessage is the kubelet's 403 body, listing every subresource tried.
+func forbiddenMessage(attrs []authorizer.AttributesRecord) string {
+	a := attrs[0]
 	return fmt.Sprintf("Forbidden (user=%s, verb=%s, resource=%s, subresource(s)=[%s])",
-		a.GetUser().GetName(), a.GetVerb(), a.GetResource(), a.GetSubresource())
+		a.GetUser().GetName(), a.GetVerb(), a.GetResource(), joinSubresources(attrs))
+}
+
+func joinSubresources(attrs []authorizer.AttributesRecord) string {
+	subs := make([]string, len(attrs))
+	for i, a := range attrs {
+		subs[i] = a.Subresource
+	}
+	return strings.Join(subs, " ")
 }
 
 // withAuth authenticates, then authorizes, every request before h sees it.
-func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, h http.Handler) http.Handler {
+// routes is the mux h serves, asked (without serving) which route the
+// request will take, so the check is the one that route's row names.
+func withAuth(authn authenticator.Request, authz Authorizer, nodeName string, routes *http.ServeMux, log *slog.Logger, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		resp, ok, err := authn.AuthenticateRequest(r)
+		if wait, busy := retryAfter(err); busy {
+			// Too many credentials being checked at once: ask the client
+			// to come back rather than queue without bound or answer 401
+			// to a credential that may well be valid.
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
+			http.Error(w, "Too many requests, please try again later.", http.StatusTooManyRequests)
+			return
+		}
 		if err != nil || !ok {
 			http.Error(w, "Unauthorized", http.StatusUnauthorized)
 			return
 		}
-		attrs := Attributes(resp.User, r.Method, r.URL.Path, nodeName)
-		decision, reason, err := authz.Authorize(r.Context(), attrs)
-		if err != nil {
-			http.Error(w, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource(s)=[%s]): %v",
-				attrs.User.GetName(), attrs.Verb, attrs.Resource, attrs.Subresource, err), http.StatusInternalServerError)
-			return
+		_, pattern := routes.Handler(r)
+		attrs := Attributes(resp.User, r.Method, r.URL.Path, pattern, nodeName)
+		for _, a := range attrs {
+			decision, _, err := authz.Authorize(r.Context(), a)
+			if err != nil {
+				// The cause (often the API server's address and a dial
+				// error) is logged, not told to the client, as the kubelet does.
+				log.Error("authorization failed", "user", a.User.GetName(), "verb", a.Verb, "subresource", a.Subresource, "path", a.Path, "err", err)
+				http.Error(w, fmt.Sprintf("Authorization error (user=%s, verb=%s, resource=%s, subresource(s)=[%s])",
+					a.User.GetName(), a.Verb, a.Resource, joinSubresources(attrs)), http.StatusInternalServerError)
+				return
+			}
+			if decision == authorizer.DecisionAllow {
+				h.ServeHTTP(w, r)
+				return
+			}
 		}
-		if decision != authorizer.DecisionAllow {
-			_ = reason
-			http.Error(w, forbiddenMessage(attrs), http.StatusForbidden)
-			return
-		}
-		h.ServeHTTP(w, r)
+		http.Error(w, forbiddenMessage(attrs), http.StatusForbidden)
 	})
+}
+
+// overloaded is what an authenticator returns when it will not check a
+// credential now because too many checks are in flight (the TokenReview
+// webhook's bound); the server answers 429 with Retry-After, not 401.
+type overloaded interface {
+	error
+	RetryAfter() time.Duration
+}
+
+// retryAfter finds an overloaded error, also inside the aggregate the
+// authenticator union returns.
+func retryAfter(err error) (time.Duration, bool) {
+	if err == nil {
+		return 0, false
+	}
+	var o overloaded
+	if errors.As(err, &o) {
+		return max(o.RetryAfter(), time.Second), true
+	}
+	if agg, ok := err.(utilerrors.Aggregate); ok {
+		for _, e := range agg.Errors() {
+			if d, ok := retryAfter(e); ok {
+				return d, true
+			}
+		}
+	}
+	return 0, false
 }

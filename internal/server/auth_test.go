@@ -11,44 +11,213 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/authorization/authorizer"
 	certutil "k8s.io/client-go/util/cert"
+	statsapi "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
+
+	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/devicemanager"
 )
 
-func TestAttributes(t *testing.T) {
+// unused stands in for every service behind a route; routing and
+// authorization never call it.
+type unused struct{}
+
+func (unused) Resolve(string, string, string) (checkpoint.Target, error) {
+	return checkpoint.Target{}, errUnused
+}
+func (unused) Checkpoint(context.Context, checkpoint.Target, int64) (checkpoint.Result, error) {
+	return checkpoint.Result{}, errUnused
+}
+func (unused) List(checkpoint.Filter) ([]checkpoint.Archive, error) { return nil, errUnused }
+func (unused) Inspect(string) (*checkpoint.Details, error)          { return nil, errUnused }
+func (unused) Delete(string) error                                  { return errUnused }
+func (unused) Open(string) (*os.File, string, error)                { return nil, "", errUnused }
+func (unused) Digest(*os.File) string                               { return "" }
+func (unused) Receive(context.Context, checkpoint.ReceiveRequest) (*checkpoint.ReceiveResult, error) {
+	return nil, errUnused
+}
+func (unused) Undo(string) error                               { return errUnused }
+func (unused) StopPod(string, string) (string, error)          { return "", errUnused }
+func (unused) Summary(context.Context, bool) *statsapi.Summary { return nil }
+func (unused) Resources() []devicemanager.Resource             { return nil }
+
+var errUnused = errors.New("not used by this test")
+
+// fullServer has every optional route installed.
+func fullServer() *Server {
+	return New(Config{
+		NodeName: "node1", Pods: &fakePods{}, Logs: &fakeLogs{},
+		Checkpoints: unused{}, Receiver: unused{}, Stopper: unused{}, Stats: unused{}, Devices: unused{},
+		ResourceMetrics: prometheus.NewRegistry(), Streaming: &fakeStreaming{},
+	})
+}
+
+// TestRouteAuthorization checks routeAuthz row by row through the real
+// mux: each request's verb and the subresources it is checked against, in
+// order. Every registered route must be covered by a row here and have one
+// in routeAuthz, so a new endpoint cannot slip in with a default.
+func TestRouteAuthorization(t *testing.T) {
+	fine := func(sub string) []string { return []string{sub, "proxy"} }
+	only := func(sub string) []string { return []string{sub} }
 	tests := []struct {
-		method, path, verb, subresource string
+		method, path string
+		route        string // the pattern the mux picks; "" for none
+		verb         string
+		subresources []string
 	}{
-		{"GET", "/stats/summary", "get", "stats"},
-		{"GET", "/stats", "get", "stats"},
-		{"GET", "/metrics", "get", "metrics"},
-		{"GET", "/metrics/cadvisor", "get", "metrics"},
-		{"GET", "/logs/syslog", "get", "log"},
-		{"POST", "/checkpoint/default/p/c", "create", "checkpoint"},
-		{"GET", "/checkpoints", "get", "checkpoint"},
-		{"DELETE", "/checkpoints/a.tar", "delete", "checkpoint"},
-		{"POST", "/restores", "create", "checkpoint"},
-		{"GET", "/pods", "get", "proxy"},
-		{"GET", "/healthz", "get", "proxy"},
-		{"GET", "/containerLogs/ns/p/c", "get", "proxy"},
-		{"GET", "/statsfoo", "get", "proxy"},
-		{"PUT", "/configz", "update", "proxy"},
-		{"PATCH", "/pods", "patch", "proxy"},
-		{"HEAD", "/healthz", "get", "proxy"},
+		// The kubelet's paths, with its fine-grained subresources and the proxy fallback.
+		{"GET", "/healthz", "/healthz", "get", fine("healthz")},
+		{"GET", "/healthz/syncloop", "/healthz/{check}", "get", fine("healthz")},
+		{"HEAD", "/healthz", "/healthz", "", fine("healthz")},
+		{"POST", "/healthz", "/healthz", "create", fine("healthz")},
+		{"GET", "/pods", "GET /pods", "get", fine("pods")},
+		{"HEAD", "/pods", "GET /pods", "", fine("pods")},
+		{"GET", "/runningpods/", "GET /runningpods/", "get", fine("pods")},
+		{"GET", "/configz", "GET /configz", "get", fine("configz")},
+		{"GET", "/metrics", "GET /metrics", "get", only("metrics")},
+		{"GET", "/metrics/resource", "GET /metrics/resource", "get", only("metrics")},
+		{"GET", "/stats/summary", "GET /stats/summary", "get", only("stats")},
+		{"GET", "/containerLogs/ns/p/c", "GET /containerLogs/{namespace}/{pod}/{container}", "get", only("proxy")},
+		{"POST", "/checkpoint/ns/p/c", "POST /checkpoint/{namespace}/{pod}/{container}", "create", only("checkpoint")},
+		{"GET", "/checkpoint/ns/p/c", "/checkpoint/{namespace}/{pod}/{container}", "get", only("checkpoint")},
+		{"GET", "/exec/ns/p/c", "GET /exec/{namespace}/{pod}/{container}", "get", only("proxy")},
+		{"POST", "/exec/ns/p/c", "POST /exec/{namespace}/{pod}/{container}", "create", only("proxy")},
+		{"GET", "/exec/ns/p/u/c", "GET /exec/{namespace}/{pod}/{uid}/{container}", "get", only("proxy")},
+		{"POST", "/exec/ns/p/u/c", "POST /exec/{namespace}/{pod}/{uid}/{container}", "create", only("proxy")},
+		{"GET", "/attach/ns/p/c", "GET /attach/{namespace}/{pod}/{container}", "get", only("proxy")},
+		{"POST", "/attach/ns/p/c", "POST /attach/{namespace}/{pod}/{container}", "create", only("proxy")},
+		{"GET", "/attach/ns/p/u/c", "GET /attach/{namespace}/{pod}/{uid}/{container}", "get", only("proxy")},
+		{"POST", "/attach/ns/p/u/c", "POST /attach/{namespace}/{pod}/{uid}/{container}", "create", only("proxy")},
+		{"GET", "/portForward/ns/p", "GET /portForward/{namespace}/{pod}", "get", only("proxy")},
+		{"POST", "/portForward/ns/p", "POST /portForward/{namespace}/{pod}", "create", only("proxy")},
+		{"GET", "/portForward/ns/p/u", "GET /portForward/{namespace}/{pod}/{uid}", "get", only("proxy")},
+		{"POST", "/portForward/ns/p/u", "POST /portForward/{namespace}/{pod}/{uid}", "create", only("proxy")},
+		// knode's own: metadata and taking or deleting an archive on
+		// nodes/checkpoint; what hands out a memory dump or starts and
+		// stops workloads on nodes/proxy, as exec.
+		{"GET", "/devices", "GET /devices", "get", only("proxy")},
+		{"GET", "/checkpoints", "GET /checkpoints", "get", only("checkpoint")},
+		{"GET", "/checkpoints/a.tar", "GET /checkpoints/{archive}", "get", only("checkpoint")},
+		{"DELETE", "/checkpoints/a.tar", "DELETE /checkpoints/{archive}", "delete", only("checkpoint")},
+		{"GET", "/checkpoints/a.tar/content", "GET /checkpoints/{archive}/content", "get", only("proxy")},
+		{"HEAD", "/checkpoints/a.tar/content", "GET /checkpoints/{archive}/content", "", only("proxy")},
+		{"POST", "/restores", "POST /restores", "create", only("proxy")},
+		{"DELETE", "/restores/r1", "DELETE /restores/{name}", "delete", only("proxy")},
+		{"POST", "/pods/ns/p/stop", "POST /pods/{namespace}/{name}/stop", "create", only("proxy")},
+		// No route (404 or 405): the kubelet's path rules.
+		{"DELETE", "/pods", "", "delete", fine("pods")},
+		{"PUT", "/configz", "", "update", fine("configz")},
+		{"GET", "/statusz", "", "get", fine("statusz")},
+		{"PATCH", "/pods/x", "", "patch", fine("pods")},
+		{"GET", "/stats", "", "get", only("stats")},
+		{"GET", "/metrics/cadvisor", "", "get", only("metrics")},
+		{"GET", "/logs/syslog", "", "get", only("log")},
+		{"POST", "/checkpoint", "", "create", only("checkpoint")},
+		{"GET", "/checkpoints/a.tar/content/more", "", "get", only("proxy")},
+		{"PUT", "/restores", "", "update", only("proxy")},
+		{"GET", "/statsfoo", "", "get", only("proxy")},
+		{"OPTIONS", "/pods", "", "", fine("pods")},
+		{"GET", "/nothing", "", "get", only("proxy")},
 	}
+	s := fullServer()
+	covered := map[string]bool{}
 	u := &user.DefaultInfo{Name: "alice"}
 	for _, tt := range tests {
-		a := Attributes(u, tt.method, tt.path, "node1")
-		if a.Verb != tt.verb || a.Subresource != tt.subresource || a.Resource != "nodes" || a.Name != "node1" ||
-			a.APIVersion != "v1" || a.APIGroup != "" || !a.ResourceRequest || a.User.GetName() != "alice" {
-			t.Errorf("%s %s: got verb=%s subresource=%s %+v", tt.method, tt.path, a.Verb, a.Subresource, a)
+		r := httptest.NewRequest(tt.method, tt.path, nil)
+		_, pattern := s.secure.Handler(r)
+		if pattern != tt.route {
+			t.Errorf("%s %s: routed to %q, want %q", tt.method, tt.path, pattern, tt.route)
+			continue
 		}
+		covered[pattern] = true
+		attrs := Attributes(u, tt.method, tt.path, pattern, "node1")
+		var subs []string
+		for _, a := range attrs {
+			subs = append(subs, a.Subresource)
+			if a.Verb != tt.verb || a.Resource != "nodes" || a.Name != "node1" || a.APIVersion != "v1" || a.APIGroup != "" ||
+				!a.ResourceRequest || a.User.GetName() != "alice" || a.Path != tt.path || a.Namespace != "" {
+				t.Errorf("%s %s: attributes %+v, want verb %q", tt.method, tt.path, a, tt.verb)
+			}
+		}
+		if !slices.Equal(subs, tt.subresources) {
+			t.Errorf("%s %s: subresources %v, want %v", tt.method, tt.path, subs, tt.subresources)
+		}
+	}
+	for _, p := range s.patterns {
+		if !covered[p] {
+			t.Errorf("route %q is not tested here", p)
+		}
+		if _, ok := routeAuthz[p]; !ok {
+			t.Errorf("route %q has no row in routeAuthz", p)
+		}
+	}
+	for p := range routeAuthz {
+		if !slices.Contains(s.patterns, p) {
+			t.Errorf("routeAuthz row %q is no route", p)
+		}
+	}
+}
+
+// TestFineGrainedFallback checks the order of checks over HTTP: the
+// fine-grained subresource first, then proxy; the first allowed one lets
+// the request through; the 403 names every subresource tried.
+func TestFineGrainedFallback(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	alice := ca.client(t, "alice")
+	grant := func(subs ...string) (Authorizer, *[]string) {
+		var asked []string
+		return authzFunc(func(a authorizer.Attributes) (authorizer.Decision, string, error) {
+			asked = append(asked, a.GetVerb()+" "+a.GetSubresource())
+			if slices.Contains(subs, a.GetSubresource()) {
+				return authorizer.DecisionAllow, "", nil
+			}
+			return authorizer.DecisionDeny, "", nil
+		}), &asked
+	}
+	tests := []struct {
+		name    string
+		granted []string
+		method  string
+		path    string
+		code    int
+		body    string
+		asked   []string
+	}{
+		{"pods alone reads /pods", []string{"pods"}, "GET", "/pods", 200, `"kind":"PodList"`, []string{"get pods"}},
+		{"proxy is the fallback for /pods", []string{"proxy"}, "GET", "/pods", 200, `"kind":"PodList"`, []string{"get pods", "get proxy"}},
+		{"neither", []string{"checkpoint"}, "GET", "/pods", 403,
+			"Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])", []string{"get pods", "get proxy"}},
+		{"healthz alone", []string{"healthz"}, "GET", "/healthz", 200, "ok", []string{"get healthz"}},
+		{"HEAD has the kubelet's empty verb", []string{"checkpoint"}, "HEAD", "/healthz", 403, "", []string{" healthz", " proxy"}},
+		{"pods does not read logs", []string{"pods"}, "GET", "/containerLogs/default/web/app", 403,
+			"Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[proxy])", []string{"get proxy"}},
+		{"an unknown path is still checked", []string{"checkpoint"}, "GET", "/nothing", 403,
+			"subresource(s)=[proxy]", []string{"get proxy"}},
+		{"an unknown path with the permission is 404", []string{"proxy"}, "GET", "/nothing", 404, "", []string{"get proxy"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			authz, asked := grant(tt.granted...)
+			ts, _ := testServer(t, ca, authz, false)
+			code, body := get(t, ts, tt.method, tt.path, &alice)
+			if code != tt.code || !strings.Contains(body, tt.body) {
+				t.Fatalf("got %d %q, want %d containing %q", code, body, tt.code, tt.body)
+			}
+			if !slices.Equal(*asked, tt.asked) {
+				t.Fatalf("asked %q, want %q", *asked, tt.asked)
+			}
+		})
 	}
 }
 
@@ -187,10 +356,10 @@ func TestAuthenticationAndAuthorization(t *testing.T) {
 		{"good certificate", allow, false, &good, "GET", "/pods", 200, `"kind":"PodList"`},
 		{"anonymous when enabled", allow, true, nil, "GET", "/healthz", 200, "ok"},
 		{"foreign certificate rejected even with anonymous on", allow, true, &foreign, "GET", "/pods", 401, "Unauthorized"},
-		{"denied", deny, false, &good, "GET", "/pods", 403, "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[proxy])"},
+		{"denied", deny, false, &good, "GET", "/pods", 403, "Forbidden (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])"},
 		{"denied metrics", deny, false, &good, "GET", "/metrics", 403, "subresource(s)=[metrics]"},
 		{"anonymous denied", deny, true, nil, "POST", "/checkpoint/a/b/c", 403, "Forbidden (user=system:anonymous, verb=create, resource=nodes, subresource(s)=[checkpoint])"},
-		{"authorizer error", broken, false, &good, "GET", "/pods", 500, "webhook down"},
+		{"authorizer error, its cause not told", broken, false, &good, "GET", "/pods", 500, "Authorization error (user=alice, verb=get, resource=nodes, subresource(s)=[pods proxy])"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -201,6 +370,13 @@ func TestAuthenticationAndAuthorization(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("the authorizer's error is logged, not answered", func(t *testing.T) {
+		ts, _ := testServer(t, ca, broken, false)
+		if code, body := get(t, ts, "GET", "/pods", &good); code != 500 || strings.Contains(body, "webhook down") {
+			t.Fatalf("got %d %q: the cause reached the client", code, body)
+		}
+	})
 
 	t.Run("user and groups from the certificate", func(t *testing.T) {
 		ts, _ := testServer(t, ca, recording, false)

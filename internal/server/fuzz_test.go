@@ -11,7 +11,7 @@ import (
 
 // FuzzRequestParsing feeds arbitrary paths and queries through the parts of
 // the server that read client input before any handler: the authorization
-// attributes, the path parameter validation and the log query parser. None
+// attributes (routed through the real mux), the path parameter validation and the log query parser. None
 // may panic; accepted names must be clean; the subresource must come from
 // the kubelet's fixed set.
 func FuzzRequestParsing(f *testing.F) {
@@ -28,11 +28,27 @@ func FuzzRequestParsing(f *testing.F) {
 	for _, s := range seeds {
 		f.Add(s.method, s.path, s.query)
 	}
-	allowed := map[string]bool{"stats": true, "metrics": true, "log": true, "checkpoint": true, "proxy": true}
+	allowed := map[string]bool{"stats": true, "metrics": true, "log": true, "checkpoint": true, "proxy": true,
+		"pods": true, "healthz": true, "configz": true, "statusz": true}
+	verbs := map[string]bool{"get": true, "create": true, "update": true, "patch": true, "delete": true, "": true}
+	srv := fullServer()
 	f.Fuzz(func(t *testing.T, method, path, query string) {
-		a := Attributes(&user.DefaultInfo{Name: "u"}, method, path, "node")
-		if !allowed[a.Subresource] || a.Resource != "nodes" || a.Name != "node" {
-			t.Fatalf("attributes for %q: %+v", path, a)
+		pattern := ""
+		if r, err := http.NewRequest(method, "https://node"+path, nil); err == nil {
+			_, pattern = srv.secure.Handler(r)
+		}
+		attrs := Attributes(&user.DefaultInfo{Name: "u"}, method, path, pattern, "node")
+		if len(attrs) == 0 {
+			t.Fatalf("no authorization check for %s %q", method, path)
+		}
+		for i, a := range attrs {
+			if !allowed[a.Subresource] || !verbs[a.Verb] || a.Resource != "nodes" || a.Name != "node" {
+				t.Fatalf("attributes for %q: %+v", path, a)
+			}
+			// Only proxy, the kubelet's catch-all, may come after another.
+			if i > 0 && a.Subresource != "proxy" {
+				t.Fatalf("fallback %q for %s %q", a.Subresource, method, path)
+			}
 		}
 		parts := strings.SplitN(strings.TrimPrefix(path, "/"), "/", 4)
 		for len(parts) < 4 {

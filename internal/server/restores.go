@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 
 	"knode.io/knode/internal/checkpoint"
@@ -22,21 +23,30 @@ type PodStopper interface {
 	StopPod(namespace, name string) (string, error)
 }
 
+// maxRestoreRequest bounds a POST /restores body: three short strings.
+const maxRestoreRequest = 64 << 10
+
 func (s *Server) installMigration(rc Receiver, stopper PodStopper) {
 	if rc != nil {
 		s.Handle("POST /restores", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			var req checkpoint.ReceiveRequest
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			dec := json.NewDecoder(io.LimitReader(r.Body, maxRestoreRequest))
+			// A field knode does not know is refused, never ignored.
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&req); err != nil {
 				writeError(w, badRequest(fmt.Sprintf("decode restore request: %v", err)))
 				return
 			}
 			res, err := rc.Receive(r.Context(), req)
-			if errors.Is(err, checkpoint.ErrBadReceive) {
-				writeError(w, badRequest(err.Error()))
-				return
-			}
 			if err != nil {
-				writeError(w, internal(err.Error()))
+				// Receive answers with *checkpoint.Error (a stable text); anything
+				// else is logged here and answered without its details.
+				var ce *checkpoint.Error
+				if !errors.As(err, &ce) {
+					s.cfg.Log.Error("POST /restores failed", "err", err)
+					err = internal("ReceiveFailed: the archive could not be received (see the node's log)")
+				}
+				writeError(w, err)
 				return
 			}
 			writeJSON(w, http.StatusCreated, res)

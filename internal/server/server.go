@@ -84,6 +84,8 @@ type Server struct {
 	cfg      Config
 	secure   *http.ServeMux
 	readOnly *http.ServeMux
+	// patterns are the secure port's routes, each a row of routeAuthz.
+	patterns []string
 	podsJSON podsCache
 }
 
@@ -120,8 +122,13 @@ func New(cfg Config) *Server {
 }
 
 // Handle adds a route; readOnly also serves it on the read-only port.
-// Patterns are net/http's, with wildcards.
+// Patterns are net/http's, with wildcards. On the secure port a request to
+// it is authorized as the pattern's row of routeAuthz says; a pattern
+// without a row would be checked as the kubelet checks its path (nodes/proxy
+// for any path the kubelet does not know), and TestRouteAuthorization fails
+// until the row is written.
 func (s *Server) Handle(pattern string, h http.Handler, readOnly bool) {
+	s.patterns = append(s.patterns, pattern)
 	s.secure.Handle(pattern, h)
 	if readOnly {
 		s.readOnly.Handle(pattern, h)
@@ -130,7 +137,7 @@ func (s *Server) Handle(pattern string, h http.Handler, readOnly bool) {
 
 // Handler is the secure API's full chain, for tests and for Serve.
 func (s *Server) Handler() http.Handler {
-	return s.instrument("readwrite", withAuth(s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, limitBody(s.secure)))
+	return s.instrument("readwrite", withAuth(s.cfg.Authenticator, s.cfg.Authorizer, s.cfg.NodeName, s.secure, s.cfg.Log, limitBody(s.secure)))
 }
 
 // ReadOnlyHandler is the read-only port's chain: no authentication, as in the kubelet.

@@ -71,6 +71,10 @@ func (s *Server) streamHandler(st Streaming, exec bool) http.Handler {
 			writeError(w, err)
 			return
 		}
+		if err := s.checkPodUID(ns, podName, r.PathValue("uid")); err != nil {
+			writeError(w, err)
+			return
+		}
 		var u *url.URL
 		if exec {
 			cmd := r.URL.Query()["command"]
@@ -96,6 +100,10 @@ func (s *Server) portForward(st Streaming, w http.ResponseWriter, r *http.Reques
 		writeError(w, err)
 		return
 	}
+	if err := s.checkPodUID(ns, podName, r.PathValue("uid")); err != nil {
+		writeError(w, err)
+		return
+	}
 	// Ports may come as query parameters (websocket clients); SPDY clients
 	// name them per stream, which the runtime reads.
 	var ports []int32
@@ -113,6 +121,26 @@ func (s *Server) portForward(st Streaming, w http.ResponseWriter, r *http.Reques
 		return
 	}
 	proxyStream(w, r, u)
+}
+
+// checkPodUID answers 404 when the path names a pod UID that is not the
+// pod's: the caller meant one instance of the pod, and a pod deleted and
+// created again under the same name is another one, whose containers it
+// must not reach. The kubelet answers so for port forwarding ("pod not
+// found"); for exec and attach it resolves by name alone, knode checks all
+// three alike.
+func (s *Server) checkPodUID(namespace, name, uid string) error {
+	if uid == "" {
+		return nil
+	}
+	pod, ok := s.cfg.Pods.GetPod(namespace, name)
+	if !ok {
+		return notFound("pod does not exist")
+	}
+	if string(pod.UID) != uid {
+		return notFound("pod not found")
+	}
+	return nil
 }
 
 func streamError(err error) error {

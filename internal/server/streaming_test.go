@@ -13,6 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"knode.io/knode/internal/pods"
 )
 
@@ -74,6 +77,13 @@ func TestStreaming(t *testing.T) {
 			`exec default/web/app ["sh" "-c" "true"] {Stdin:true Stdout:true Stderr:false TTY:true}`, true},
 		{"exec with the pod's UID in the path", "/exec/default/web/uid-1/app?command=ls&output=1&error=1", nil, 101,
 			`exec default/web/app ["ls"] {Stdin:false Stdout:true Stderr:true TTY:false}`, true},
+		{"attach with the pod's UID", "/attach/default/web/uid-1/app?output=1", nil, 101, "attach default/web/app {Stdin:false Stdout:true Stderr:false TTY:false}", true},
+		{"port forward with the pod's UID", "/portForward/default/web/uid-1?port=8080", nil, 101, "portforward default/web [8080]", true},
+		// Another UID is another instance of the pod: 404, the runtime never asked.
+		{"exec with another UID", "/exec/default/web/uid-2/app?command=ls&output=1", nil, 404, "-", false},
+		{"attach with another UID", "/attach/default/web/uid-2/app?output=1", nil, 404, "-", false},
+		{"port forward with another UID", "/portForward/default/web/uid-2?port=8080", nil, 404, "-", false},
+		{"UID of a pod that does not exist", "/exec/default/gone/uid-1/app?command=ls&output=1", nil, 404, "-", false},
 		{"attach", "/attach/default/web/app?output=1", nil, 101, "attach default/web/app {Stdin:false Stdout:true Stderr:false TTY:false}", true},
 		{"port forward", "/portForward/default/web?port=8080", nil, 101, "portforward default/web [8080]", true},
 		{"no command", "/exec/default/web/app?output=1", nil, 400, "", false},
@@ -88,7 +98,8 @@ func TestStreaming(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			fake := &fakeStreaming{upstream: upstream, err: tt.err}
-			s := New(Config{NodeName: "n1", Pods: &fakePods{}, Streaming: fake})
+			web := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", UID: "uid-1"}}
+			s := New(Config{NodeName: "n1", Pods: &fakePods{pods: []*v1.Pod{web}}, Streaming: fake})
 			ts := httptest.NewServer(s.secure)
 			defer ts.Close()
 			conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
@@ -106,7 +117,10 @@ func TestStreaming(t *testing.T) {
 				body, _ := io.ReadAll(resp.Body)
 				t.Fatalf("status %d %s, want %d", resp.StatusCode, body, tt.code)
 			}
-			if tt.got != "" && fake.got != tt.got {
+			if tt.got == "-" && fake.got != "" {
+				t.Fatalf("the runtime was asked: %s", fake.got)
+			}
+			if tt.got != "" && tt.got != "-" && fake.got != tt.got {
 				t.Fatalf("asked the runtime for %s, want %s", fake.got, tt.got)
 			}
 			if tt.echo {

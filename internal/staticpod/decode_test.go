@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 const basic = `apiVersion: v1
@@ -40,7 +42,7 @@ func TestDecodeNamingAndDefaults(t *testing.T) {
 	if got := pod.Spec.Containers[1].ImagePullPolicy; got != v1.PullAlways {
 		t.Fatalf("untagged image pull policy = %s", got)
 	}
-	if pod.Annotations[ConfigSourceAnnotation] != "file" || pod.Annotations[ConfigHashAnnotation] == "" {
+	if pod.Annotations[podsource.SourceAnnotation] != "file" || pod.Annotations[podsource.HashAnnotation] == "" {
 		t.Fatalf("config annotations missing: %v", pod.Annotations)
 	}
 }
@@ -93,6 +95,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"bad restart policy", strings.Replace(basic, "spec:\n", "spec:\n  restartPolicy: Sometimes\n", 1), "spec.restartPolicy"},
 		{"mount of unknown volume", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    volumeMounts: [{name: data, mountPath: /data}]\n", 1), "volumeMounts[0].name"},
 		{"configmap env", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    env: [{name: X, valueFrom: {configMapKeyRef: {name: c, key: k}}}]\n", 1), "cannot reference ConfigMaps"},
+		{"configMap volume", strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: c, configMap: {name: c}}]\n", 1), "only hostPath, emptyDir and downwardAPI volumes"},
 		{"relative hostPath", strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: h, hostPath: {path: rel}}]\n", 1), "absolute path"},
 		{"probe with two handlers", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, tcpSocket: {port: 80}}\n", 1), "spec.containers[0].livenessProbe: Required value: must have exactly one handler"},
 		{"probe with no handler", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    readinessProbe: {periodSeconds: 5}\n", 1), "readinessProbe: Required value"},
@@ -106,6 +109,14 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeAcceptsDownwardAPIVolumes(t *testing.T) {
+	content := strings.Replace(basic, "spec:\n", "spec:\n  volumes: [{name: info, downwardAPI: {items: [{path: labels, fieldRef: {fieldPath: metadata.labels}}]}}]\n", 1)
+	pod, err := Decode("/m/web.yaml", []byte(content), "n1")
+	if err != nil || pod.Spec.Volumes[0].DownwardAPI == nil {
+		t.Fatalf("a downwardAPI volume was refused: %v", err)
 	}
 }
 

@@ -51,9 +51,11 @@ func Validate(pod *v1.Pod) field.ErrorList {
 			if !path.IsAbs(vol.HostPath.Path) {
 				errs = append(errs, field.Invalid(p.Child("hostPath", "path"), vol.HostPath.Path, "must be an absolute path"))
 			}
-		case vol.EmptyDir != nil:
+		case vol.EmptyDir != nil, vol.DownwardAPI != nil:
 		default:
-			errs = append(errs, field.Forbidden(p, "only hostPath and emptyDir volumes are supported for static pods"))
+			// ConfigMap, Secret and projected volumes need API objects a
+			// static pod may not reference.
+			errs = append(errs, field.Forbidden(p, "only hostPath, emptyDir and downwardAPI volumes are supported for static pods"))
 		}
 	}
 	if len(pod.Spec.Containers) == 0 {

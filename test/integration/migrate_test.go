@@ -49,7 +49,7 @@ func TestMigrateCommand(t *testing.T) {
 	c := newNodeWithCRIU(t, criu41(t)) // containerd 2.4.2: cannot restore
 	a.writeManifest("hog.yaml", "apiVersion: v1\nkind: Pod\nmetadata: {name: hog}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - {name: hog, image: "+busybox+", command: [memhog, \"16\"]}\n")
 	for _, n := range []*node{a, b, c} {
-		n.startKnode(clusterFlags(t, pki, n.name)...)
+		n.startKnode(append(clusterFlags(t, pki, n.name), "--restore-peers", "127.0.0.1")...)
 	}
 	a.waitRunning("default", "hog", "hog")
 	a.eventually(30*time.Second, "a few ticks", func() bool {

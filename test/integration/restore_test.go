@@ -150,7 +150,7 @@ spec:
 	n.writeManifest("r3.yaml", restorePod("r3", notArchive, ""))
 	n.writeManifest("r4.yaml", restorePod("r4", "checkpoint-missing_default-main-2026-01-01T00:00:00Z.tar", ""))
 	n.writeManifest("r5.yaml", restorePod("r5", archive, "\n    checkpoint.knode.io/restore-fallback: image"))
-	want := map[string]string{"r1": "RestoreNotSupported", "r2": "CheckpointNotAllowed", "r3": "InvalidCheckpoint", "r4": "CheckpointNotFound"}
+	want := map[string]string{"r1": "RestoreNotSupported", "r2": "CheckpointNotFound", "r3": "InvalidCheckpoint", "r4": "CheckpointNotFound"}
 	n.eventually(60*time.Second, "each bad restore to fail with its reason", func() bool {
 		list, err := n.api().Pods(t.Context())
 		if err != nil {
