@@ -19,7 +19,7 @@ import (
 
 // testArchive is a small checkpoint archive as containerd writes it: the
 // runtime's spec.dump names the pod's namespace.
-func testArchive(t *testing.T, namespace string) []byte {
+func testArchive(t testing.TB, namespace string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -42,7 +42,7 @@ func testArchive(t *testing.T, namespace string) []byte {
 	return buf.Bytes()
 }
 
-func writeArchive(t *testing.T, path, namespace string) {
+func writeArchive(t testing.TB, path, namespace string) {
 	t.Helper()
 	if err := os.WriteFile(path, testArchive(t, namespace), 0o600); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,12 @@ type restoreWorld struct {
 // newRestoreWorld: an allowed directory holding an archive of team-a, a
 // second allowed directory, and a directory outside both.
 func newRestoreWorld(t *testing.T) *restoreWorld {
-	base := t.TempDir()
+	return newRestoreWorldAt(t, t.TempDir())
+}
+
+// newRestoreWorldAt also plants, for the fuzz test, an archive of another
+// namespace, links out of the directory, and a FIFO.
+func newRestoreWorldAt(t testing.TB, base string) *restoreWorld {
 	w := &restoreWorld{dir: filepath.Join(base, "checkpoints"), other: filepath.Join(base, "extra"), outside: filepath.Join(base, "outside")}
 	for _, d := range []string{w.dir, w.other, w.outside} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -80,6 +85,15 @@ func newRestoreWorld(t *testing.T) *restoreWorld {
 	writeArchive(t, filepath.Join(w.dir, "a.tar"), "team-a")
 	w.r = &Restores{Dirs: []string{w.dir, w.other}, APIPods: true, Log: quietLog()}
 	return w
+}
+
+// plantTraps adds what a fuzzer should never get through.
+func (w *restoreWorld) plantTraps(t testing.TB) {
+	writeArchive(t, filepath.Join(w.outside, "secret.tar"), "team-a")
+	writeArchive(t, filepath.Join(w.dir, "b.tar"), "team-b")
+	must(t, os.Symlink(filepath.Join(w.outside, "secret.tar"), filepath.Join(w.dir, "escape.tar")))
+	must(t, os.Symlink(w.outside, filepath.Join(w.dir, "sub")))
+	must(t, unix.Mkfifo(filepath.Join(w.dir, "fifo.tar"), 0o600))
 }
 
 func reasonOf(err error) string {
@@ -223,7 +237,7 @@ func TestRestorePathIsTheCheckedFile(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
