@@ -19,6 +19,7 @@ import (
 	"knode.io/knode/internal/apivolume"
 	"knode.io/knode/internal/podpath"
 	"knode.io/knode/internal/prober"
+	"knode.io/knode/internal/staticpod"
 )
 
 // Options configure a Manager.
@@ -284,6 +285,7 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 			m.log.Error("pod refused: a field knode builds host paths from is invalid", "source", source, "pod", p.Namespace+"/"+p.Name, "err", err)
 			continue
 		}
+		markSource(p, source)
 		if p.DeletionTimestamp != nil {
 			if p.DeletionGracePeriodSeconds != nil {
 				m.deletionGrace[p.UID] = *p.DeletionGracePeriodSeconds
@@ -307,6 +309,25 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 		}
 	}
 	m.wakeRelist()
+}
+
+// markSource records on pod the source it came from, overwriting what the
+// pod says, as the kubelet annotates every pod with its real source before
+// anything reads it. An API pod's author controls its annotations: one
+// that claimed kubernetes.io/config.source "file" would pass for a static
+// pod, which skips the ContainerCheckpoint gate for restores and is never
+// evicted, and one that named a manifest in knode.io/config.file would let
+// POST /pods/{ns}/{name}/stop move that static pod's manifest aside. Only
+// the file source sets the manifest's path; it is dropped from the others.
+// The pods given to SetPods are the caller's copies.
+func markSource(pod *v1.Pod, source string) {
+	if pod.Annotations == nil {
+		pod.Annotations = map[string]string{}
+	}
+	pod.Annotations[configSourceAnnotation] = source
+	if source != staticpod.SourceFile {
+		delete(pod.Annotations, staticpod.ConfigFileAnnotation)
+	}
 }
 
 // Pods returns copies of the pods knode manages with their live status,
