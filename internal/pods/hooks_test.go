@@ -107,7 +107,9 @@ func TestBestEffortPodRefusedUnderMemoryPressure(t *testing.T) {
 	f := newFixture(t)
 	f.m.opts.Pressure = memoryPressure(true)
 	pod := testPod(v1.RestartPolicyAlways) // no requests: BestEffort
-	w := f.worker(pod)
+	// From the API server: a static pod (source file) is never evicted.
+	f.m.SetPods("api", []*v1.Pod{pod})
+	w := newWorker(f.m, pod.UID)
 	st := f.sync(w)
 	if _, total := f.count("app"); total != 0 || st.Phase != v1.PodFailed || st.Reason != "Evicted" ||
 		st.Message != "The node had condition: [MemoryPressure]. " {
