@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/client"
@@ -31,6 +32,13 @@ func newMigrateCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, pod := splitPodRef(args[0])
 			container := args[1]
+			if name == "" {
+				name = container + "-migrated"
+			}
+			// The destination makes a file name of it: say so here, before the checkpoint.
+			if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+				return fmt.Errorf("pod name %q (give one with --name): %s", name, strings.Join(msgs, "; "))
+			}
 			if to == "" {
 				return fmt.Errorf("--to https://<destination node>:10250 is required")
 			}
@@ -67,9 +75,6 @@ func newMigrateCommand() *cobra.Command {
 
 			// 2. The destination pulls the archive from the source and writes the pod.
 			start = time.Now()
-			if name == "" {
-				name = container + "-migrated"
-			}
 			body, _ := json.Marshal(checkpoint.ReceiveRequest{Source: strings.TrimSuffix(opts.Server, "/") + "/checkpoints/" + archive, Name: name, Namespace: ns})
 			res, err := postJSON(ctx, dst, "/restores", body)
 			if err != nil {

@@ -25,6 +25,7 @@ import (
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/staticpod"
 	"knode.io/knode/internal/stats"
 	"knode.io/knode/internal/version"
@@ -97,7 +98,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	var sources []string
 	if cfg.PodManifestPath != "" {
-		sources = append(sources, staticpod.SourceFile)
+		sources = append(sources, podsource.File)
 	}
 	thresholds, err := eviction.ParseMap(cfg.EvictionHard)
 	if err != nil {
@@ -137,7 +138,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		clusterEvents := node.NewEvents()
 		go clusterEvents.Run(ctx)
 		events = clusterEvents
-		sources = append(sources, cluster.SourceAPI)
+		sources = append(sources, podsource.API)
 	}
 	mgr := pods.NewManager(pods.Options{
 		Runtime:          rt,
@@ -201,20 +202,9 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 
 	if cfg.PodManifestPath != "" {
 		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))
-		snapshots := make(chan staticpod.Snapshot)
 		go func() {
-			if err := src.Run(ctx, snapshots); err != nil {
+			if err := src.Run(ctx, mgr); err != nil {
 				log.Error("static pod source stopped", "err", err)
-			}
-		}()
-		go func() {
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case snap := <-snapshots:
-					mgr.SetPods(staticpod.SourceFile, snap.Pods)
-				}
 			}
 		}()
 	}

@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knode.io/knode/internal/client"
+	"knode.io/knode/internal/podsource"
 )
 
 // Receiver pulls archives from other nodes and writes the static pods that
@@ -148,6 +149,10 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 			return nil, bad("namespace %q: %s", req.Namespace, strings.Join(msgs, "; "))
 		}
 	}
+	manifestName := "restored-" + req.Name + ".json"
+	if _, err := os.Lstat(filepath.Join(r.ManifestDir, manifestName)); err == nil {
+		return nil, bad("%s already exists", filepath.Join(r.ManifestDir, manifestName))
+	}
 	host, port := u.Hostname(), u.Port()
 	if port == "" {
 		port = "443"
@@ -155,7 +160,10 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	ok, err := r.Peers.Trusted(ctx, host, port)
 	if err != nil {
 		r.Log.Warn("restore refused: cannot tell whether the source is a trusted peer", "source", u.Host, "err", err)
-		return nil, refuse(http.StatusServiceUnavailable, "PeersUnavailable: this node cannot list its trusted peers now; retry later", err)
+		e := refuse(http.StatusServiceUnavailable, "PeersUnavailable: this node cannot list the cluster's Nodes to check the source "+
+			"(see its log: it needs list on nodes, which the Node authorizer alone does not give)", err)
+		e.RetryAfter = receiveRetryAfter
+		return nil, e
 	}
 	if !ok {
 		r.Log.Warn("restore refused: the source is not a trusted peer", "source", u.Host)
@@ -216,15 +224,15 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 		os.Remove(archive)
 		return nil, refuse(http.StatusUnprocessableEntity, "InvalidCheckpoint: "+err.Error(), err)
 	}
-	target, err := WriteNewFile(r.ManifestDir, "restored-"+req.Name+".json", manifest)
+	target, err := WriteNewFile(r.ManifestDir, manifestName, manifest)
 	if err != nil {
 		os.Remove(archive)
 		if errors.Is(err, os.ErrExist) {
-			return nil, bad("%s already exists", filepath.Join(r.ManifestDir, "restored-"+req.Name+".json"))
+			return nil, bad("%s already exists", filepath.Join(r.ManifestDir, manifestName))
 		}
 		return nil, err
 	}
-	return &ReceiveResult{Archive: archive, Manifest: target, Namespace: ns, Pod: req.Name + "-" + r.NodeName, SHA256: sum}, nil
+	return &ReceiveResult{Archive: archive, Manifest: target, Namespace: ns, Pod: podsource.StaticName(req.Name, r.NodeName), SHA256: sum}, nil
 }
 
 // fetchRefusal turns a download failure into a stable answer: what went

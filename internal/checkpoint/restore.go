@@ -11,6 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // Annotations that ask for a restore while the manifest keeps its normal image.
@@ -56,13 +59,6 @@ type Restores struct {
 	Log *slog.Logger
 }
 
-// configSourceAnnotation and sourceFile mark static pods, as the kubelet's
-// kubernetes.io/config.source: "file" (knode's manifest source sets it).
-const (
-	configSourceAnnotation = "kubernetes.io/config.source"
-	sourceFile             = "file"
-)
-
 // Source returns the archive c should be restored from ("" for none), and
 // whether the pod asked to fall back to the image when that fails. The
 // image field holding an absolute path, or the restore annotation, asks
@@ -77,7 +73,7 @@ func (r *Restores) Source(pod *v1.Pod, c *v1.Container) (string, bool, error) {
 	default:
 		return "", false, nil
 	}
-	if !r.APIPods && pod.Annotations[configSourceAnnotation] != sourceFile {
+	if !r.APIPods && !podsource.IsStatic(pod) {
 		return "", fallback, &RestoreError{reason: "CheckpointNotAllowed", message: fmt.Sprintf(
 			"container %s asks to be restored from checkpoint %q, but restoring pods from the API server needs the ContainerCheckpoint feature gate, which is off on this node", c.Name, ref)}
 	}
@@ -243,6 +239,10 @@ func (r *Restores) Describe(archive string) string {
 func RestoreManifest(d *Details, archive, podName, namespace string) ([]byte, error) {
 	if d.ContainerName == "" || d.Image == "" {
 		return nil, fmt.Errorf("the archive does not record its container's name and image")
+	}
+	// The name comes from the archive: it becomes an annotation key and a container name.
+	if msgs := validation.IsDNS1123Label(d.ContainerName); len(msgs) > 0 {
+		return nil, fmt.Errorf("the archive's container name %q: %s", d.ContainerName, strings.Join(msgs, "; "))
 	}
 	if namespace == "" {
 		namespace = firstNonEmpty(d.PodNamespace, "default")

@@ -19,7 +19,7 @@ import (
 
 // testArchive is a small checkpoint archive as containerd writes it: the
 // runtime's spec.dump names the pod's namespace.
-func testArchive(t *testing.T, namespace string) []byte {
+func testArchive(t testing.TB, namespace string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -42,7 +42,7 @@ func testArchive(t *testing.T, namespace string) []byte {
 	return buf.Bytes()
 }
 
-func writeArchive(t *testing.T, path, namespace string) {
+func writeArchive(t testing.TB, path, namespace string) {
 	t.Helper()
 	if err := os.WriteFile(path, testArchive(t, namespace), 0o600); err != nil {
 		t.Fatal(err)
@@ -70,7 +70,12 @@ type restoreWorld struct {
 // newRestoreWorld: an allowed directory holding an archive of team-a, a
 // second allowed directory, and a directory outside both.
 func newRestoreWorld(t *testing.T) *restoreWorld {
-	base := t.TempDir()
+	return newRestoreWorldAt(t, t.TempDir())
+}
+
+// newRestoreWorldAt also plants, for the fuzz test, an archive of another
+// namespace, links out of the directory, and a FIFO.
+func newRestoreWorldAt(t testing.TB, base string) *restoreWorld {
 	w := &restoreWorld{dir: filepath.Join(base, "checkpoints"), other: filepath.Join(base, "extra"), outside: filepath.Join(base, "outside")}
 	for _, d := range []string{w.dir, w.other, w.outside} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
@@ -80,6 +85,15 @@ func newRestoreWorld(t *testing.T) *restoreWorld {
 	writeArchive(t, filepath.Join(w.dir, "a.tar"), "team-a")
 	w.r = &Restores{Dirs: []string{w.dir, w.other}, APIPods: true, Log: quietLog()}
 	return w
+}
+
+// plantTraps adds what a fuzzer should never get through.
+func (w *restoreWorld) plantTraps(t testing.TB) {
+	writeArchive(t, filepath.Join(w.outside, "secret.tar"), "team-a")
+	writeArchive(t, filepath.Join(w.dir, "b.tar"), "team-b")
+	must(t, os.Symlink(filepath.Join(w.outside, "secret.tar"), filepath.Join(w.dir, "escape.tar")))
+	must(t, os.Symlink(w.outside, filepath.Join(w.dir, "sub")))
+	must(t, unix.Mkfifo(filepath.Join(w.dir, "fifo.tar"), 0o600))
 }
 
 func reasonOf(err error) string {
@@ -223,9 +237,53 @@ func TestRestorePathIsTheCheckedFile(t *testing.T) {
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestWriteNewFileStaysBeneathItsDirectory: the manifest writer of
+// `knode restore --to` and POST /restores neither follows a planted link
+// nor replaces a file.
+func TestWriteNewFileStaysBeneathItsDirectory(t *testing.T) {
+	dir, outside := t.TempDir(), t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	must(t, os.WriteFile(victim, []byte("keep"), 0o600))
+	// Links where the temporary and the target go.
+	must(t, os.Symlink(victim, filepath.Join(dir, ".tmp-a.json")))
+	if _, err := WriteNewFile(dir, "a.json", []byte("x")); err == nil {
+		t.Fatal("wrote through a planted temporary link")
+	}
+	must(t, os.Symlink(victim, filepath.Join(dir, "b.json")))
+	if _, err := WriteNewFile(dir, "b.json", []byte("x")); err == nil {
+		t.Fatal("replaced a planted link")
+	}
+	if data, _ := os.ReadFile(victim); string(data) != "keep" {
+		t.Fatalf("the file outside was changed: %q", data)
+	}
+	for _, bad := range []string{"../x.json", "sub/x.json", "..", ""} {
+		if _, err := WriteNewFile(dir, bad, []byte("x")); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+	got, err := WriteNewFile(dir, "c.json", []byte("x"))
+	if err != nil || got != filepath.Join(dir, "c.json") {
+		t.Fatalf("plain write: %q %v", got, err)
+	}
+	if _, err := WriteNewFile(dir, "c.json", []byte("y")); err == nil {
+		t.Fatal("overwrote a file")
+	}
+}
+
+func TestRestoreManifestChecksTheArchivesNames(t *testing.T) {
+	d := &Details{ContainerName: "../../etc/x", Image: "busybox"}
+	if _, err := RestoreManifest(d, "/a.tar", "p", "default"); err == nil {
+		t.Fatal("a container name from the archive that is no DNS label was accepted")
+	}
+	d.ContainerName = "app"
+	if _, err := RestoreManifest(d, "/a.tar", "p", "default"); err != nil {
 		t.Fatal(err)
 	}
 }

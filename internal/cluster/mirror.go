@@ -9,21 +9,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+
+	"knode.io/knode/internal/podsource"
 )
-
-// Annotations of static pods and their mirrors.
-const (
-	mirrorAnnotation = "kubernetes.io/config.mirror"
-	hashAnnotation   = "kubernetes.io/config.hash"
-	sourceAnnotation = "kubernetes.io/config.source"
-)
-
-func isMirror(p *v1.Pod) bool { _, ok := p.Annotations[mirrorAnnotation]; return ok }
-
-func isStatic(p *v1.Pod) bool {
-	src := p.Annotations[sourceAnnotation]
-	return src != "" && src != "api"
-}
 
 // syncMirrors makes the API hold one mirror pod per static pod, as the
 // kubelet does: created when missing, replaced when the manifest changed
@@ -31,19 +19,19 @@ func isStatic(p *v1.Pod) bool {
 func (p *Pods) syncMirrors(ctx context.Context, pods []*v1.Pod) {
 	want := map[string]*v1.Pod{}
 	for _, pod := range pods {
-		if isStatic(pod) {
+		if podsource.IsStatic(pod) {
 			want[pod.Namespace+"/"+pod.Name] = pod
 		}
 	}
 	have := map[string]*v1.Pod{}
 	for _, obj := range p.informer.GetStore().List() {
-		if m := obj.(*v1.Pod); isMirror(m) {
+		if m := obj.(*v1.Pod); podsource.IsMirror(m) {
 			have[m.Namespace+"/"+m.Name] = m
 		}
 	}
 	for key, m := range have {
 		static, ok := want[key]
-		if ok && m.Annotations[mirrorAnnotation] == static.Annotations[hashAnnotation] && m.DeletionTimestamp == nil {
+		if ok && m.Annotations[podsource.MirrorAnnotation] == static.Annotations[podsource.HashAnnotation] && m.DeletionTimestamp == nil {
 			continue
 		}
 		if m.DeletionTimestamp != nil && ok {
@@ -75,7 +63,7 @@ func (p *Pods) syncMirrors(ctx context.Context, pods []*v1.Pod) {
 		for k, v := range static.Annotations {
 			mirror.Annotations[k] = v
 		}
-		mirror.Annotations[mirrorAnnotation] = static.Annotations[hashAnnotation]
+		mirror.Annotations[podsource.MirrorAnnotation] = static.Annotations[podsource.HashAnnotation]
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := p.node.api.createPod(cctx, mirror)
 		cancel()

@@ -13,15 +13,9 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+
+	"knode.io/knode/internal/podsource"
 )
-
-// SourceAPI names the pods that come from the API server.
-const SourceAPI = "api"
-
-// PodSink receives the complete set of API pods bound to this node.
-type PodSink interface {
-	SetPods(source string, pods []*v1.Pod)
-}
 
 // PodStatuses gives the live status of the pods knode runs.
 type PodStatuses interface {
@@ -48,7 +42,7 @@ func (n *Node) NewPods() *Pods {
 }
 
 // Run feeds sink with every change and patches statuses until ctx ends.
-func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
+func (p *Pods) Run(ctx context.Context, sink podsource.Sink, statuses PodStatuses) {
 	changed := make(chan struct{}, 1)
 	notify := func() {
 		select {
@@ -83,14 +77,7 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 		case <-ctx.Done():
 			return
 		case <-changed:
-			var pods []*v1.Pod
-			for _, obj := range p.informer.GetStore().List() {
-				// Mirror pods stand for static pods, which knode runs from their files.
-				if pod := obj.(*v1.Pod); !isMirror(pod) {
-					pods = append(pods, pod.DeepCopy())
-				}
-			}
-			sink.SetPods(SourceAPI, pods)
+			sink.SetPods(podsource.API, apiPods(p.informer.GetStore().List()))
 		case <-statuses.PodsChanged():
 			// Written at once, as the kubelet's status manager does.
 			report()
@@ -105,6 +92,25 @@ func (p *Pods) Run(ctx context.Context, sink PodSink, statuses PodStatuses) {
 			}
 		}
 	}
+}
+
+// apiPods are copies of the bound pods knode runs, each marked as coming
+// from the API server (kubernetes.io/config.source: api) whatever its
+// author wrote there, as the kubelet's pod config marks them: a pod that
+// claimed "file" would pass for a static pod, which knode trusts further
+// (restores without the ContainerCheckpoint gate, eviction, mirror pods).
+func apiPods(objs []any) []*v1.Pod {
+	var pods []*v1.Pod
+	for _, obj := range objs {
+		pod, ok := obj.(*v1.Pod)
+		// Mirror pods stand for static pods, which knode runs from their files.
+		if !ok || podsource.IsMirror(pod) {
+			continue
+		}
+		pods = append(pods, pod.DeepCopy())
+	}
+	podsource.Stamp(podsource.API, pods)
+	return pods
 }
 
 // patchStatuses writes each API pod's status when it changed; it reports

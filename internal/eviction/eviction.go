@@ -22,7 +22,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/nodeinfo"
-	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/podsource"
 )
 
 // The signals knode measures, named as the kubelet's.
@@ -301,7 +301,7 @@ func rank(all []*v1.Pod, usage map[types.UID]uint64) (*v1.Pod, uint64, uint64) {
 	}
 	var cands []candidate
 	for _, p := range all {
-		if pods.IsStatic(p) || p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
+		if podsource.IsStatic(p) || p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded {
 			continue // static pods are critical to the kubelet; finished pods use nothing
 		}
 		prio := int32(0)

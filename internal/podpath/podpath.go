@@ -51,31 +51,45 @@ func Check(pod *v1.Pod) error {
 	if errs := validation.IsDNS1123Subdomain(pod.Name); len(errs) > 0 {
 		return fmt.Errorf("metadata.name: Invalid value: %q: %s", pod.Name, strings.Join(errs, "; "))
 	}
-	check := func(kind string, name string) error {
-		if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
-			return fmt.Errorf("%s name: Invalid value: %q: %s", kind, name, strings.Join(errs, "; "))
-		}
-		return nil
+	named := []struct {
+		kind  string
+		names []string
+	}{
+		{"init container", containerNames(pod.Spec.InitContainers)},
+		{"container", containerNames(pod.Spec.Containers)},
+		{"ephemeral container", ephemeralNames(pod.Spec.EphemeralContainers)},
+		{"volume", volumeNames(pod.Spec.Volumes)},
 	}
-	for _, c := range pod.Spec.InitContainers {
-		if err := check("init container", c.Name); err != nil {
-			return err
-		}
-	}
-	for _, c := range pod.Spec.Containers {
-		if err := check("container", c.Name); err != nil {
-			return err
-		}
-	}
-	for _, c := range pod.Spec.EphemeralContainers {
-		if err := check("ephemeral container", c.Name); err != nil {
-			return err
-		}
-	}
-	for _, vol := range pod.Spec.Volumes {
-		if err := check("volume", vol.Name); err != nil {
-			return err
+	for _, group := range named {
+		for _, name := range group.names {
+			if errs := validation.IsDNS1123Label(name); len(errs) > 0 {
+				return fmt.Errorf("%s name: Invalid value: %q: %s", group.kind, name, strings.Join(errs, "; "))
+			}
 		}
 	}
 	return nil
+}
+
+func containerNames(list []v1.Container) []string {
+	names := make([]string, len(list))
+	for i := range list {
+		names[i] = list[i].Name
+	}
+	return names
+}
+
+func ephemeralNames(list []v1.EphemeralContainer) []string {
+	names := make([]string, len(list))
+	for i := range list {
+		names[i] = list[i].Name
+	}
+	return names
+}
+
+func volumeNames(list []v1.Volume) []string {
+	names := make([]string, len(list))
+	for i := range list {
+		names[i] = list[i].Name
+	}
+	return names
 }

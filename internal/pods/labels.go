@@ -21,16 +21,11 @@ const (
 	annotationTerminationMsgPolicy   = "io.kubernetes.container.terminationMessagePolicy"
 	annotationPodTerminationGrace    = "io.kubernetes.pod.terminationGracePeriod"
 	annotationContainerPorts         = "io.kubernetes.container.ports"
-	// annotationConfigHash on a sandbox records which pod spec created it;
-	// a different hash means the pod was replaced.
-	annotationConfigHash = "kubernetes.io/config.hash"
 	// restoredFromAnnotation names the archive (and digest) a pod's
 	// container was restored from; knode adds it to the pod it serves.
 	restoredFromAnnotation = "checkpoint.knode.io/restored-from"
 	// annotationInit marks init containers (the kubelet keeps this in its own state).
 	annotationInit = "knode.io/init-container"
-	// configSourceAnnotation says where a pod came from ("file": a static pod).
-	configSourceAnnotation = "kubernetes.io/config.source"
 )
 
 // OwnerSelector selects the sandboxes and containers the knode named node

@@ -4,35 +4,28 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// An API pod's author sets its annotations: claiming to come from a
-// manifest file must not make it a static pod (exempt from eviction,
-// restorable without the ContainerCheckpoint gate) nor name a manifest
-// that POST /pods/{ns}/{name}/stop would move aside.
-func TestAPIPodCannotClaimToBeStatic(t *testing.T) {
+// An API object whose author wrote kubernetes.io/config.source: file must
+// not pass for a static pod (exempt from eviction and pressure admission,
+// allowed to restore without the ContainerCheckpoint gate): the sink
+// records the source that declared the pod, as the kubelet's config merge.
+func TestSetPodsRecordsTheDeclaringSource(t *testing.T) {
 	f := newFixture(t)
-	forged := testPod(v1.RestartPolicyAlways)
-	forged.Annotations[configSourceAnnotation] = "file"
-	forged.Annotations["knode.io/config.file"] = "/etc/kubernetes/manifests/kube-apiserver.yaml"
-	static := testPod(v1.RestartPolicyAlways)
-	static.Name, static.UID = "static-n1", "uid-static"
-	static.Annotations = map[string]string{configSourceAnnotation: "file", "knode.io/config.file": "/etc/knode/manifests/static.yaml"}
-	f.m.SetPods("api", []*v1.Pod{forged})
-	f.m.SetPods("file", []*v1.Pod{static})
-
-	got, ok := f.m.GetPod("default", "web-n1")
-	if !ok {
-		t.Fatal("the API pod is not managed")
-	}
-	if IsStatic(got) || got.Annotations[configSourceAnnotation] != "api" {
-		t.Errorf("the API pod passes for a static pod: config.source %q", got.Annotations[configSourceAnnotation])
-	}
-	if file, ok := got.Annotations["knode.io/config.file"]; ok {
-		t.Errorf("the API pod keeps the manifest path it claimed: %q", file)
-	}
-	st, ok := f.m.GetPod("default", "static-n1")
-	if !ok || !IsStatic(st) || st.Annotations["knode.io/config.file"] != "/etc/knode/manifests/static.yaml" {
-		t.Errorf("the static pod lost its source: %v", st.Annotations)
+	forged := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-forged",
+		Annotations: map[string]string{"kubernetes.io/config.source": "file"}},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app", Image: image}}}}
+	plain := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "q", Namespace: "default", UID: "uid-plain"},
+		Spec: v1.PodSpec{Containers: []v1.Container{{Name: "app", Image: image}}}}
+	f.m.SetPods("api", []*v1.Pod{forged, plain})
+	for _, name := range []string{"p", "q"} {
+		got, ok := f.m.GetPod("default", name)
+		if !ok {
+			t.Fatalf("pod %s not managed", name)
+		}
+		if src := got.Annotations["kubernetes.io/config.source"]; src != "api" {
+			t.Errorf("pod %s: config.source = %q, want api", name, src)
+		}
 	}
 }

@@ -13,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
+
+	"knode.io/knode/internal/podsource"
 )
 
 const image = "example/app:1"
@@ -67,7 +69,7 @@ func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
 	grace := int64(7)
 	pod := &v1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "default", UID: "uid-1",
-			Annotations: map[string]string{annotationConfigHash: "h1"}},
+			Annotations: map[string]string{podsource.HashAnnotation: "h1"}},
 		Spec: v1.PodSpec{
 			RestartPolicy:                 policy,
 			TerminationGracePeriodSeconds: &grace,
@@ -83,7 +85,7 @@ func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
 // worker makes pod the file source's only pod and returns its worker.
 func (f *fixture) worker(pod *v1.Pod) *worker {
 	f.m.SetPods("file", []*v1.Pod{pod})
-	return newWorker(f.m, pod.UID)
+	return newWorker(f.m.d, pod.UID)
 }
 
 // sync runs one worker pass for the pod and returns its status.
@@ -225,7 +227,7 @@ func TestRestartPolicy(t *testing.T) {
 			f := newFixture(t)
 			pod := testPod(tt.policy)
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m, pod.UID)
+			w := newWorker(f.m.d, pod.UID)
 			f.sync(w)
 			f.exit("app", tt.exit)
 			st := f.sync(w)
@@ -326,12 +328,12 @@ func TestSpecChangeReplacesPod(t *testing.T) {
 	w := f.worker(pod)
 	f.sync(w)
 	changed := pod.DeepCopy()
-	changed.Annotations[annotationConfigHash] = "h2"
+	changed.Annotations[podsource.HashAnnotation] = "h2"
 	f.m.SetPods("file", []*v1.Pod{changed})
 	f.sync(w) // kills and removes the old pod
 	f.sync(w) // creates it anew
 	for _, sb := range f.rt.Sandboxes {
-		if sb.Annotations[annotationConfigHash] != "h2" {
+		if sb.Annotations[podsource.HashAnnotation] != "h2" {
 			t.Fatalf("sandbox of the old spec survived")
 		}
 	}
@@ -361,7 +363,7 @@ func TestImagePullPolicies(t *testing.T) {
 			pod := testPod(v1.RestartPolicyAlways)
 			pod.Spec.Containers[0].ImagePullPolicy = tt.policy
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m, pod.UID)
+			w := newWorker(f.m.d, pod.UID)
 			st := f.sync(w)
 			pulled := false
 			for _, c := range f.img.Called {

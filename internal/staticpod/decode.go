@@ -15,14 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
-)
 
-// Annotations the kubelet puts on pods from its config sources.
-const (
-	ConfigSourceAnnotation = "kubernetes.io/config.source"
-	ConfigHashAnnotation   = "kubernetes.io/config.hash"
-	ConfigFileAnnotation   = "knode.io/config.file"
-	SourceFile             = "file"
+	"knode.io/knode/internal/podsource"
 )
 
 // Decode turns one manifest into a defaulted, validated Pod for nodeName.
@@ -64,14 +58,14 @@ func Decode(path string, data []byte, nodeName string) (*v1.Pod, error) {
 	if pod.UID == "" {
 		pod.UID = derivedUID(path, nodeName, data)
 	}
-	pod.Name = pod.Name + "-" + nodeName
+	pod.Name = podsource.StaticName(pod.Name, nodeName)
 	pod.Spec.NodeName = nodeName
 	if pod.Annotations == nil {
 		pod.Annotations = map[string]string{}
 	}
-	pod.Annotations[ConfigSourceAnnotation] = SourceFile
-	pod.Annotations[ConfigHashAnnotation] = contentHash(path, nodeName, data)
-	pod.Annotations[ConfigFileAnnotation] = path
+	pod.Annotations[podsource.SourceAnnotation] = podsource.File
+	pod.Annotations[podsource.HashAnnotation] = contentHash(path, nodeName, data)
+	pod.Annotations[podsource.FileAnnotation] = path
 	SetDefaults(&pod)
 	if errs := Validate(&pod); len(errs) > 0 {
 		msgs := make([]string, len(errs))

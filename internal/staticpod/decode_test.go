@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 const basic = `apiVersion: v1
@@ -40,7 +42,7 @@ func TestDecodeNamingAndDefaults(t *testing.T) {
 	if got := pod.Spec.Containers[1].ImagePullPolicy; got != v1.PullAlways {
 		t.Fatalf("untagged image pull policy = %s", got)
 	}
-	if pod.Annotations[ConfigSourceAnnotation] != "file" || pod.Annotations[ConfigHashAnnotation] == "" {
+	if pod.Annotations[podsource.SourceAnnotation] != "file" || pod.Annotations[podsource.HashAnnotation] == "" {
 		t.Fatalf("config annotations missing: %v", pod.Annotations)
 	}
 }

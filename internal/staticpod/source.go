@@ -13,6 +13,8 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // FileError is a manifest that was skipped, and why.
@@ -46,9 +48,10 @@ func NewSource(dir, nodeName string, resync time.Duration, log *slog.Logger) *So
 	return &Source{dir: dir, nodeName: nodeName, resync: resync, log: log, reported: map[string]string{}}
 }
 
-// Run publishes a Snapshot at start and after every change until ctx ends.
-// A snapshot is sent only when it differs from the previous one.
-func (s *Source) Run(ctx context.Context, out chan<- Snapshot) error {
+// Run pushes the directory's pods into sink at start and after every change
+// until ctx ends, as source podsource.File; a set is pushed only when it
+// differs from the previous one. The pods' errors are logged by Scan.
+func (s *Source) Run(ctx context.Context, sink podsource.Sink) error {
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		return fmt.Errorf("watch manifests: %w", err)
@@ -91,11 +94,7 @@ func (s *Source) Run(ctx context.Context, out chan<- Snapshot) error {
 				continue
 			}
 			lastKey = key
-			select {
-			case out <- snap:
-			case <-ctx.Done():
-				return nil
-			}
+			sink.SetPods(podsource.File, snap.Pods)
 		}
 	}
 }
@@ -175,7 +174,7 @@ func snapshotKey(s Snapshot) string {
 	for _, p := range s.Pods {
 		b.WriteString(string(p.UID))
 		b.WriteByte(0)
-		b.WriteString(p.Annotations[ConfigHashAnnotation])
+		b.WriteString(p.Annotations[podsource.HashAnnotation])
 		b.WriteByte(0)
 	}
 	for _, e := range s.Errors {

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // ErrNotStatic means the pod has no manifest file here to move aside.
@@ -29,7 +31,7 @@ func (s *Stopper) StopPod(namespace, name string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%w: pod %s/%s", ErrNotStatic, namespace, name)
 	}
-	file := pod.Annotations[ConfigFileAnnotation]
+	file := pod.Annotations[podsource.FileAnnotation]
 	if file == "" || filepath.Dir(file) != filepath.Clean(s.ManifestDir) {
 		return "", fmt.Errorf("%w: pod %s/%s", ErrNotStatic, namespace, name)
 	}

@@ -1,0 +1,70 @@
+// Package podsource is the one vocabulary of where pods come from: the
+// kubelet's config annotations, the source names, which pods are static or
+// mirrors, the static pod naming rule, and the Sink every source pushes its
+// pods into. Sources (internal/staticpod, internal/cluster), the pod manager
+// and the checkpoint code all ask here, so the rules cannot drift apart.
+package podsource
+
+import v1 "k8s.io/api/core/v1"
+
+// Annotations the kubelet puts on pods from its config sources; knode
+// writes and reads the same keys so tools written for the kubelet agree.
+const (
+	// SourceAnnotation names the source that declared the pod ("file",
+	// "api"); the sink sets it, so a pod cannot claim another source.
+	SourceAnnotation = "kubernetes.io/config.source"
+	// HashAnnotation identifies a static pod's manifest content; a sandbox
+	// records it, and a different hash means the pod was replaced.
+	HashAnnotation = "kubernetes.io/config.hash"
+	// MirrorAnnotation marks the API object that stands for a static pod;
+	// its value is the static pod's hash.
+	MirrorAnnotation = "kubernetes.io/config.mirror"
+	// FileAnnotation is knode's own: the manifest a static pod came from,
+	// so it can be stopped by moving that file aside.
+	FileAnnotation = "knode.io/config.file"
+)
+
+// Source names, the values of SourceAnnotation.
+const (
+	// File is the manifest directory (--pod-manifest-path): static pods.
+	File = "file"
+	// API is the API server (cluster mode).
+	API = "api"
+)
+
+// Sink receives the complete set of pods one source declares, each time it
+// changes; the first call marks the source as having reported.
+// pods.Manager implements it.
+type Sink interface {
+	SetPods(source string, pods []*v1.Pod)
+}
+
+// IsStatic tells a pod that no API server declared (a static pod), by the
+// kubelet's rule: a source is recorded and it is not the API server. The
+// kubelet counts such pods critical: never refused or evicted for pressure.
+func IsStatic(pod *v1.Pod) bool {
+	src, ok := pod.Annotations[SourceAnnotation]
+	return ok && src != "" && src != API
+}
+
+// IsMirror tells the API object that stands for a static pod.
+func IsMirror(pod *v1.Pod) bool {
+	_, ok := pod.Annotations[MirrorAnnotation]
+	return ok
+}
+
+// StaticName is a static pod's name on node: the manifest's name with the
+// suffix -<node>, as the kubelet names it.
+func StaticName(name, node string) string { return name + "-" + node }
+
+// Stamp records source on each pod, as the kubelet's config merge does:
+// what a source says about itself (or what an API object's author wrote
+// into the annotation) never decides whether a pod is static.
+func Stamp(source string, pods []*v1.Pod) {
+	for _, p := range pods {
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[SourceAnnotation] = source
+	}
+}
