@@ -9,7 +9,7 @@ export PATH := $(TOOLS_DIR)/criu-trixie/wrapper:$(TOOLS_DIR)/containerd-$(CONTAI
 export KNODE_TOOLS_DIR := $(TOOLS_DIR)
 GO_TEST_FLAGS ?=
 
-.PHONY: all build setup setup-run run stop test unit integration fmt vet
+.PHONY: all build setup setup-run run stop test unit integration fmt vet conformance
 
 all: build
 
@@ -36,6 +36,14 @@ test: setup build
 	@unformatted=$$(gofmt -l cmd internal hack test bench); if [ -n "$$unformatted" ]; then echo "gofmt -w these files: $$unformatted"; exit 1; fi
 	go vet ./...
 	KNODE_INTEGRATION=1 go test -count=1 -timeout 25m $(GO_TEST_FLAGS) ./...
+
+# The Kubernetes e2e node conformance selection against knode, then the
+# real kubelet on the same machine, side by side (docs/conformance.md). By
+# hand: it takes about an hour; reports in _output/conformance/<agent>/.
+CONFORMANCE_AGENTS ?= knode kubelet
+conformance: setup
+	for agent in $(CONFORMANCE_AGENTS); do go run ./test/conformance -agent $$agent || exit 1; done
+	if [ -f _output/conformance/knode/summary.json ] && [ -f _output/conformance/kubelet/summary.json ]; then go run ./test/conformance -compare; fi
 
 unit:
 	go test -count=1 ./internal/... ./cmd/...

@@ -20,12 +20,12 @@ import (
 )
 
 // containerConfig builds the CRI container config the way the kubelet does.
-func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
-	envs, err := m.containerEnv(pod, c, podIP)
+func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+	envs, err := d.containerEnv(pod, c, podIP)
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := m.containerMounts(pod, c, envs)
+	mounts, err := d.containerMounts(pod, c, envs)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +61,7 @@ func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int
 			labelPodNamespace:  pod.Namespace,
 			labelPodUID:        string(pod.UID),
 			labelManagedBy:     managedByValue,
-			labelNode:          m.opts.NodeName,
+			labelNode:          d.NodeName,
 		},
 		Annotations: annotations,
 		LogPath:     filepath.Join(c.Name, strconv.Itoa(restartCount)+".log"),
@@ -73,7 +73,7 @@ func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int
 			SecurityContext: containerSecurityContext(pod, c),
 		},
 	}
-	m.opts.Devices.Apply(pod, c, cfg)
+	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil
 }
 
@@ -157,12 +157,12 @@ func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxCon
 // DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins
 // do. A subPath is resolved inside its volume and bind-mounted through a
 // descriptor (bindSubPath); API-object volumes are always read-only.
-func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
+func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
 	volumes := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
-	podDir := PodDir(m.opts.RootDir, pod)
+	podDir := PodDir(d.RootDir, pod)
 	// An earlier instance's subPath binds are replaced, not stacked; and a
 	// container that cannot be created keeps none.
 	if err := subpath.CleanContainer(podDir, c.Name); err != nil {
@@ -171,7 +171,7 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 	defer func() {
 		if err != nil {
 			if cerr := subpath.CleanContainer(podDir, c.Name); cerr != nil {
-				m.log.Warn("remove subPath mounts", "pod", podRef(pod, nil), "container", c.Name, "err", cerr)
+				d.log.Warn("remove subPath mounts", "pod", podRef(pod, nil), "container", c.Name, "err", cerr)
 			}
 		}
 	}()
@@ -185,12 +185,12 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 		if err != nil {
 			return nil, err
 		}
-		hostPath, err := m.volumeHostPath(pod, vol)
+		hostPath, err := d.volumeHostPath(pod, vol)
 		if err != nil {
 			return nil, err
 		}
 		if sub != "" {
-			if hostPath, err = m.bindSubPath(pod, vol, hostPath, c, i, sub); err != nil {
+			if hostPath, err = d.bindSubPath(pod, vol, hostPath, c, i, sub); err != nil {
 				return nil, err
 			}
 		}
@@ -248,14 +248,14 @@ func PodDir(rootDir string, pod *v1.Pod) string {
 	return filepath.Join(rootDir, "pods", string(pod.UID))
 }
 
-func (m *Manager) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+func (d *workerDeps) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	switch {
 	case vol.EmptyDir != nil:
-		return m.emptyDirPath(pod, vol)
+		return d.emptyDirPath(pod, vol)
 	case vol.HostPath != nil:
 		return vol.HostPath.Path, checkHostPath(vol)
 	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil, vol.DownwardAPI != nil:
-		return m.apiVolume(pod, vol)
+		return d.apiVolume(pod, vol)
 	default:
 		return "", fmt.Errorf("volume %q: unsupported volume type", vol.Name)
 	}

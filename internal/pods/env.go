@@ -14,7 +14,7 @@ import (
 // containerEnv resolves a container's env list: literal values with $(VAR)
 // expansion against earlier entries, and the downward API fields that make
 // sense without an API server.
-func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
+func (d *workerDeps) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
 	values := map[string]string{}
 	var out []*runtimeapi.KeyValue
 	for _, e := range c.Env {
@@ -26,13 +26,13 @@ func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*r
 				return v, ok
 			})
 		case e.ValueFrom.FieldRef != nil:
-			v, err := m.podField(pod, e.ValueFrom.FieldRef.FieldPath, podIP)
+			v, err := d.podField(pod, e.ValueFrom.FieldRef.FieldPath, podIP)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 			val = v
 		case e.ValueFrom.ResourceFieldRef != nil:
-			v, err := m.resourceField(pod, c, e.ValueFrom.ResourceFieldRef)
+			v, err := d.resourceField(pod, c, e.ValueFrom.ResourceFieldRef)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
@@ -55,7 +55,7 @@ func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*r
 	return out, nil
 }
 
-func (m *Manager) podField(pod *v1.Pod, path, podIP string) (string, error) {
+func (d *workerDeps) podField(pod *v1.Pod, path, podIP string) (string, error) {
 	if key, ok := subscript(path, "metadata.labels"); ok {
 		return pod.Labels[key], nil
 	}
@@ -74,10 +74,10 @@ func (m *Manager) podField(pod *v1.Pod, path, podIP string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
-		return m.opts.HostIP, nil
+		return d.HostIP, nil
 	case "status.podIP", "status.podIPs":
 		if pod.Spec.HostNetwork {
-			return m.opts.HostIP, nil
+			return d.HostIP, nil
 		}
 		return podIP, nil
 	}
@@ -94,7 +94,7 @@ func subscript(path, prefix string) (string, bool) {
 	return key, ok
 }
 
-func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) (string, error) {
+func (d *workerDeps) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) (string, error) {
 	if ref.ContainerName != "" && ref.ContainerName != c.Name {
 		found := false
 		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
@@ -118,7 +118,7 @@ func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFi
 	case "limits.cpu":
 		q, ok = c.Resources.Limits[v1.ResourceCPU]
 		if !ok {
-			q = *resource.NewQuantity(int64(m.opts.NodeCPUs), resource.DecimalSI)
+			q = *resource.NewQuantity(int64(d.node.CPUs), resource.DecimalSI)
 		}
 		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
 	case "requests.cpu":
@@ -130,7 +130,7 @@ func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFi
 	case "limits.memory":
 		q, ok = c.Resources.Limits[v1.ResourceMemory]
 		if !ok {
-			q = *resource.NewQuantity(m.opts.NodeMemoryBytes, resource.BinarySI)
+			q = *resource.NewQuantity(d.node.MemoryBytes, resource.BinarySI)
 		}
 	case "requests.memory":
 		q = c.Resources.Requests[v1.ResourceMemory]

@@ -18,7 +18,7 @@ func LogDir(root string, pod *v1.Pod) string {
 }
 
 // sandboxConfig builds the CRI sandbox config the way the kubelet does.
-func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	labels := maps.Clone(pod.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -27,7 +27,7 @@ func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 	labels[labelPodNamespace] = pod.Namespace
 	labels[labelPodUID] = string(pod.UID)
 	labels[labelManagedBy] = managedByValue
-	labels[labelNode] = m.opts.NodeName
+	labels[labelNode] = d.NodeName
 	annotations := maps.Clone(pod.Annotations)
 	if annotations == nil {
 		annotations = map[string]string{}
@@ -39,11 +39,11 @@ func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 			Uid:       string(pod.UID),
 			Attempt:   attempt,
 		},
-		LogDirectory: LogDir(m.opts.PodLogsDir, pod),
+		LogDirectory: LogDir(d.PodLogsDir, pod),
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: m.cgroupParent(pod),
+			CgroupParent: d.cgroupParent(pod),
 			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
 				NamespaceOptions: namespaceOptions(pod),
 				Privileged:       podHasPrivileged(pod),
@@ -66,7 +66,7 @@ func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 			cfg.Linux.Sysctls[s.Name] = s.Value
 		}
 	}
-	dns, err := m.dnsConfig(pod)
+	dns, err := d.dnsConfig(pod)
 	if err != nil {
 		return nil, err
 	}
@@ -87,8 +87,8 @@ func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSan
 	return cfg, nil
 }
 
-func (m *Manager) cgroupParent(pod *v1.Pod) string {
-	return filepath.Join(m.opts.CgroupRoot, "pod"+string(pod.UID))
+func (d *workerDeps) cgroupParent(pod *v1.Pod) string {
+	return filepath.Join(d.node.CgroupRoot, "pod"+string(pod.UID))
 }
 
 func podHostname(pod *v1.Pod) string {
@@ -156,10 +156,10 @@ func int64Value(p *int64) *runtimeapi.Int64Value {
 // dnsConfig follows the kubelet for a node without cluster DNS: every policy
 // falls back to the host's resolv.conf, except None, which uses only the
 // pod's dnsConfig; the pod's dnsConfig is appended in all cases.
-func (m *Manager) dnsConfig(pod *v1.Pod) (*runtimeapi.DNSConfig, error) {
+func (d *workerDeps) dnsConfig(pod *v1.Pod) (*runtimeapi.DNSConfig, error) {
 	cfg := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != v1.DNSNone && m.opts.ResolvConf != "" {
-		host, err := readResolvConf(m.opts.ResolvConf)
+	if pod.Spec.DNSPolicy != v1.DNSNone && d.node.ResolvConf != "" {
+		host, err := readResolvConf(d.node.ResolvConf)
 		if err != nil {
 			return nil, err
 		}

@@ -65,10 +65,10 @@ func expandSubPathExpr(expr string, envs []*runtimeapi.KeyValue) (string, error)
 // returns the bind target the runtime mounts instead (see package subpath).
 // Refusals name the subPath but not the host's paths, as the kubelet keeps
 // the details of a failed subPath out of the pod's status.
-func (m *Manager) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
+func (d *workerDeps) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
 	vm := &c.VolumeMounts[index]
 	fail := func(why string, err error) error {
-		m.log.Warn("subPath refused", "pod", podRef(pod, nil), "container", c.Name, "volumeMount", vm.Name, "subPath", p, "err", err)
+		d.log.Warn("subPath refused", "pod", podRef(pod, nil), "container", c.Name, "volumeMount", vm.Name, "subPath", p, "err", err)
 		return fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: subPath %q %s", vm.Name, c.Name, p, why)
 	}
 	var vd *safefs.Dir
@@ -99,9 +99,9 @@ func (m *Manager) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1
 		return "", fail("cannot be resolved", err)
 	}
 	defer f.Close()
-	target, err := subpath.Bind(PodDir(m.opts.RootDir, pod), vol.Name, c.Name, index, f)
+	target, err := subpath.Bind(PodDir(d.RootDir, pod), vol.Name, c.Name, index, f)
 	if err != nil {
-		m.log.Error("subPath bind mount failed", "pod", podRef(pod, nil), "container", c.Name, "subPath", p, "err", err)
+		d.log.Error("subPath bind mount failed", "pod", podRef(pod, nil), "container", c.Name, "subPath", p, "err", err)
 		return "", fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", vm.Name, c.Name)
 	}
 	return target, nil
@@ -118,8 +118,8 @@ func isAPIVolume(vol *v1.Volume) bool {
 // emptyDirPath makes an emptyDir beneath the pod's directory, opened and
 // chmodded through descriptors, with tmpfs for medium Memory mounted on the
 // opened directory.
-func (m *Manager) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
-	podDir := PodDir(m.opts.RootDir, pod)
+func (d *workerDeps) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+	podDir := PodDir(d.RootDir, pod)
 	if err := os.MkdirAll(podDir, 0o750); err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
@@ -129,13 +129,13 @@ func (m *Manager) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	}
 	defer pd.Close()
 	rel := path.Join("volumes", "kubernetes.io~empty-dir", vol.Name)
-	d, err := pd.MkdirAll(rel, 0o777)
+	dir, err := pd.MkdirAll(rel, 0o777)
 	if err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
-	defer d.Close()
+	defer dir.Close()
 	if vol.EmptyDir.Medium == v1.StorageMediumMemory {
-		if err := mountTmpfs(d, vol.EmptyDir.SizeLimit); err != nil {
+		if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
 			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
 		}
 	}

@@ -83,6 +83,11 @@ func WriteBusybox(out, busyboxBinary string, extra map[string]string) error {
 }
 
 func write(out, ref string, files []file, cfg v1.Config) error {
+	return writeTags(out, []string{ref}, files, cfg)
+}
+
+// writeTags writes one image under several names (one archive, one image).
+func writeTags(out string, refs []string, files []file, cfg v1.Config) error {
 	layerTar, err := tarFiles(files)
 	if err != nil {
 		return err
@@ -107,11 +112,15 @@ func write(out, ref string, files []file, cfg v1.Config) error {
 	if err != nil {
 		return fmt.Errorf("set config: %w", err)
 	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return fmt.Errorf("image name: %w", err)
+	tags := map[name.Reference]v1.Image{}
+	for _, ref := range refs {
+		tag, err := name.NewTag(ref)
+		if err != nil {
+			return fmt.Errorf("image name: %w", err)
+		}
+		tags[tag] = img
 	}
-	if err := tarball.WriteToFile(out, tag, img); err != nil {
+	if err := tarball.MultiRefWriteToFile(out, tags); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
 	return nil

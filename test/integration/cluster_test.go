@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -301,7 +300,7 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNodeWithCRIU(t, criu41(t))
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	nodeIP := routableIP(t, n.name)
+	nodeIP := routableIP(t)
 	srvCrt, srvKey := issue(t, cp.PKI, n.name+"-serving", n.name, []net.IP{net.ParseIP("127.0.0.1"), nodeIP})
 	n.startKnode("--kubeconfig", kc, "--address", "0.0.0.0", "--node-ip", nodeIP.String(),
 		"--authentication-token-webhook", "--authorization-mode", "Webhook",
@@ -443,20 +442,16 @@ func throughAPIServer(t *testing.T, cp *controlPlane, n *node) {
 }
 
 // routableIP gives a node an address the API server's node proxy will dial:
-// the proxy refuses loopback addresses ("address not allowed"), and loopback
-// is all a test machine is sure to have. A private /32 on the loopback
-// device is local without being a loopback address.
-func routableIP(t *testing.T, seed string) net.IP {
+// the proxy refuses loopback addresses ("address not allowed"). It is this
+// machine's own address (the default route's interface), which nodes share
+// on their own ports; traffic to it never leaves the machine.
+func routableIP(t *testing.T) net.IP {
 	t.Helper()
-	h := fnv.New32a()
-	h.Write([]byte(seed))
-	sum := h.Sum32()
-	cidr := net.IPv4(10, 254, byte(sum>>8), byte(sum|1)).String() + "/32"
-	if out, err := exec.Command("ip", "addr", "add", cidr, "dev", "lo").CombinedOutput(); err != nil {
-		t.Fatalf("ip addr add %s dev lo: %v %s", cidr, err, out)
+	ip, _, err := controlplane.MachineAddress()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = exec.Command("ip", "addr", "del", cidr, "dev", "lo").Run() })
-	return net.IPv4(10, 254, byte(sum>>8), byte(sum|1))
+	return ip
 }
 
 func nodeReady(cp *controlPlane, name string) (bool, string) {
