@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"knode.io/knode/internal/apierr"
+
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -94,7 +96,7 @@ func parseLogOptions(r *http.Request) (*v1.PodLogOptions, error) {
 		return vals[len(vals)-1], true
 	}
 	invalid := func(key, val, why string) error {
-		return &httpError{code: http.StatusUnprocessableEntity, body: fmt.Sprintf("invalid %s %q: %s", key, val, why)}
+		return apierr.New(apierr.Unprocessable, fmt.Sprintf("invalid %s %q: %s", key, val, why))
 	}
 	for _, key := range []string{"follow", "previous", "timestamps"} {
 		if v, ok := last(key); ok {
