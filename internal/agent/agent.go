@@ -12,7 +12,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
@@ -22,10 +21,12 @@ import (
 	"knode.io/knode/internal/imagegc"
 	"knode.io/knode/internal/logrotation"
 	"knode.io/knode/internal/metrics"
+	"knode.io/knode/internal/migrate"
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/restore"
 	"knode.io/knode/internal/staticpod"
 	"knode.io/knode/internal/stats"
 	"knode.io/knode/internal/version"
@@ -89,7 +90,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := os.MkdirAll(restoreDir, 0o700); err != nil {
 		return fmt.Errorf("create restore dir: %w", err)
 	}
-	restores := &checkpoint.Restores{
+	restores := &restore.Selector{
 		Dirs:             append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
 		Runtime:          rt.Description(),
 		AcrossNamespaces: cfg.RestoreAcrossNamespaces,
@@ -120,7 +121,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 			Facts: cluster.Facts{
 				NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
 				RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
-				KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
+				KernelVersion: nodeinfo.KernelRelease(), OSImage: nodeinfo.OSImage(),
 				CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
 			},
 			Health:   runtimeHealth{rt},
@@ -185,7 +186,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
 		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
 	go evictions.Run(ctx, mgr, usage)
-	var peerNodes checkpoint.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
+	var peerNodes migrate.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
 	if node != nil {
 		peerNodes = node
 	}

@@ -17,8 +17,10 @@ import (
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/criu"
 	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/metrics"
+	"knode.io/knode/internal/migrate"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
@@ -29,7 +31,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, peerNodes migrate.NodeEndpoints, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -81,7 +83,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 				MaxAge:          cfg.CheckpointMaxAge,
 				MaxTotalBytes:   cfg.CheckpointMaxTotalBytes,
 			},
-			Diagnose: func(err error) string { return checkpoint.Diagnosis(err, rt.Description()) },
+			Diagnose: func(err error) string { return criu.Diagnosis(err, rt.Description()) },
 			Deleted:  func(reason string) { m.CheckpointsDeleted.WithLabelValues(reason).Inc() },
 			Log:      log.With("component", "checkpoint"),
 		})
@@ -155,12 +157,12 @@ func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.Kub
 
 // receiver serves POST /restores: this node pulls an archive from a
 // trusted peer with its peer credentials and runs the pod that resumes it.
-func receiver(cfg *config.Config, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (server.Receiver, error) {
-	peers, err := checkpoint.NewPeers(cfg.RestorePeers, peerNodes)
+func receiver(cfg *config.Config, peerNodes migrate.NodeEndpoints, log *slog.Logger) (server.Receiver, error) {
+	peers, err := migrate.NewPeers(cfg.RestorePeers, peerNodes)
 	if err != nil {
 		return nil, err
 	}
-	r := &checkpoint.Receiver{
+	r := &migrate.Receiver{
 		RestoreDir:       filepath.Join(cfg.RootDir, "restore"),
 		ManifestDir:      cfg.PodManifestPath,
 		NodeName:         cfg.NodeName,

@@ -1,4 +1,7 @@
-// Package checkpoint implements the kubelet checkpoint API's node side,
+// Package checkpoint is the node's checkpoint archive store: it takes and
+// publishes archives (this file), applies retention (retention.go), and
+// lists, inspects and serves them (list.go, content.go). It implements the
+// kubelet checkpoint API's node side,
 // safer than the kubelet's: the runtime writes to a hidden temporary file
 // that becomes the archive only on success (never overwriting one),
 // archives are root-only, one checkpoint per container runs at a time,
@@ -22,6 +25,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/format"
 	"knode.io/knode/internal/podcontainer"
 )
 
@@ -85,6 +90,9 @@ type Service struct {
 	digestMu sync.Mutex
 }
 
+// Errors carry kinds (internal/apierr); their text is the exact body the
+// kubelet answers, which internal/server writes with the kind's code.
+
 // New prepares the directory (0700), removes temporaries a crash left, and
 // applies retention once.
 func New(opts Options) (*Service, error) {
@@ -110,7 +118,7 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("restrict checkpoints directory: %w", err)
 	}
 	s := &Service{opts: opts, slots: make(chan struct{}, opts.MaxParallel), inflight: map[string]bool{}, retain: make(chan string, 1)}
-	temps, _ := filepath.Glob(filepath.Join(opts.Dir, tempPrefix+"*"))
+	temps, _ := filepath.Glob(filepath.Join(opts.Dir, format.TempPrefix+"*"))
 	for _, t := range temps {
 		if err := os.RemoveAll(t); err == nil {
 			opts.Log.Warn("removed an unfinished checkpoint left by an earlier run", "file", t)
@@ -154,35 +162,23 @@ type Target struct {
 	ContainerID string
 }
 
-// Error is a failure with the kubelet's HTTP status and exact body.
-type Error struct {
-	Code int
-	Body string
-	// RetryAfter, when > 0, is a hint in seconds (for 409 and 503).
-	RetryAfter int
-	Err        error
-}
-
-func (e *Error) Error() string { return e.Body }
-func (e *Error) Unwrap() error { return e.Err }
-
 // Resolve finds the pod and container as the kubelet does: app, init and
 // ephemeral containers are all valid names.
 func (s *Service) Resolve(namespace, pod, container string) (Target, error) {
 	ref, err := podcontainer.ContainerID(s.opts.Pods, namespace, pod, container)
 	if ref.Pod == nil {
-		return Target{}, &Error{Code: 404, Body: "pod does not exist"}
+		return Target{}, apierr.New(apierr.NotFound, "pod does not exist")
 	}
 	if err != nil {
-		return Target{}, &Error{Code: 404, Body: fmt.Sprintf("container %s does not exist", container)}
+		return Target{}, apierr.New(apierr.NotFound, fmt.Sprintf("container %s does not exist", container))
 	}
 	return Target{Namespace: namespace, Pod: pod, Container: container, ContainerID: ref.ID}, nil
 }
 
 func (t Target) ref() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }
 
-func (t Target) failed(err error) *Error {
-	return &Error{Code: 500, Body: fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), Err: err}
+func (t Target) failed(err error) *apierr.Error {
+	return apierr.Wrap(apierr.Internal, fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), err)
 }
 
 // Result is a finished checkpoint and where its time went.
@@ -205,8 +201,8 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		return "", res, t.failed(fmt.Errorf("container %s not found running", t.Container))
 	}
 	if !s.begin(t.ContainerID) {
-		return "", res, &Error{Code: 409, RetryAfter: 5,
-			Body: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
+		return "", res, &apierr.Error{Kind: apierr.Conflict, RetryAfter: 5,
+			Msg: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
 	}
 	defer s.end(t.ContainerID)
 
@@ -222,15 +218,15 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		cancel()
 	case <-waitCtx.Done():
 		cancel()
-		return "", res, &Error{Code: 503, RetryAfter: 10,
-			Body: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
+		return "", res, &apierr.Error{Kind: apierr.Unavailable, RetryAfter: 10,
+			Msg: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
 	}
 	defer func() { <-s.slots }()
 	res.Waited = time.Since(waitStart)
 
 	now := s.opts.Now()
-	name := ArchiveName(t.Pod, t.Namespace, t.Container, now)
-	tmp := filepath.Join(s.opts.Dir, tempPrefix+randomHex()+"-"+name)
+	name := format.Name(t.Pod, t.Namespace, t.Container, now)
+	tmp := filepath.Join(s.opts.Dir, format.TempPrefix+randomHex()+"-"+name)
 	req := &runtimeapi.CheckpointContainerRequest{ContainerId: t.ContainerID, Location: tmp, Timeout: timeout}
 	callStart := time.Now()
 	err := s.opts.Runtime.CheckpointContainer(ctx, req)
@@ -240,7 +236,7 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		e := t.failed(err)
 		if s.opts.Diagnose != nil {
 			if hint := s.opts.Diagnose(err); hint != "" {
-				e.Body += "\n" + hint
+				e.Msg += "\n" + hint
 			}
 		}
 		s.opts.Log.Warn("checkpoint failed", "container", t.ref(), "err", err)
@@ -286,11 +282,11 @@ func (s *Service) publish(tmp, name string, t Target) (string, error) {
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return "", fmt.Errorf("restrict archive: %w", err)
 	}
-	setLabels(tmp, t)
+	format.SetLabels(tmp, t.Namespace, t.Pod, t.Container)
 	s.dirMu.Lock()
 	defer s.dirMu.Unlock()
 	for n := 0; n < 1000; n++ {
-		final := filepath.Join(s.opts.Dir, withSuffix(name, n))
+		final := filepath.Join(s.opts.Dir, format.WithSuffix(name, n))
 		err := os.Link(tmp, final)
 		if err == nil {
 			_ = os.Remove(tmp)

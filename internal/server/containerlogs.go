@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/podcontainer"
 )
 
@@ -75,7 +76,7 @@ func parseLogOptions(r *http.Request) (*v1.PodLogOptions, error) {
 		return vals[len(vals)-1], true
 	}
 	invalid := func(key, val, why string) error {
-		return &httpError{code: http.StatusUnprocessableEntity, body: fmt.Sprintf("invalid %s %q: %s", key, val, why)}
+		return apierr.New(apierr.Unprocessable, fmt.Sprintf("invalid %s %q: %s", key, val, why))
 	}
 	for _, key := range []string{"follow", "previous", "timestamps"} {
 		if v, ok := last(key); ok {
