@@ -6,6 +6,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"knode.io/knode/internal/apivolume"
+	"knode.io/knode/internal/crispec"
 )
 
 // APIObjects reads what ConfigMap, Secret and projected volumes need from
@@ -18,11 +19,11 @@ func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
 	return apivolume.New(apivolume.Config{
 		Objects: objects,
 		PodField: func(pod *v1.Pod, path string) (string, error) {
-			return d.podField(pod, path, "")
+			return crispec.PodField(pod, path, "", d.node)
 		},
 		ResourceField: func(pod *v1.Pod, ref *v1.ResourceFieldSelector) (string, error) {
 			// ref.ContainerName is set: resourceField looks the container up.
-			return d.resourceField(pod, &v1.Container{}, ref)
+			return crispec.ResourceField(pod, &v1.Container{}, ref, d.node)
 		},
 		Now: d.Now,
 		Log: d.log,

@@ -1,10 +1,8 @@
 package pods
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,13 +13,17 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
 
-// containerConfig builds the CRI container config the way the kubelet does.
+// containerConfig builds a container instance's CRI config: the env and
+// the volumes' host paths are prepared here (emptyDirs made, subPaths
+// bound, API-object volumes written), the config is crispec's, and the
+// device plugins' answers are merged in last.
 func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
-	envs, err := d.containerEnv(pod, c, podIP)
+	envs, err := crispec.Env(pod, c, podIP, d.node)
 	if err != nil {
 		return nil, err
 	}
@@ -29,128 +31,9 @@ func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount 
 	if err != nil {
 		return nil, err
 	}
-	lookup := envLookup(envs)
-	command := expandAll(c.Command, lookup)
-	args := expandAll(c.Args, lookup)
-	annotations := map[string]string{
-		annotationContainerHash:          containerHash(c),
-		annotationRestartCount:           strconv.Itoa(restartCount),
-		annotationTerminationMessagePath: c.TerminationMessagePath,
-		annotationTerminationMsgPolicy:   string(c.TerminationMessagePolicy),
-		annotationPodTerminationGrace:    strconv.FormatInt(gracePeriod(pod), 10),
-	}
-	if len(c.Ports) > 0 {
-		if b, err := json.Marshal(c.Ports); err == nil {
-			annotations[annotationContainerPorts] = string(b)
-		}
-	}
-	if isInit {
-		annotations[annotationInit] = "true"
-	}
-	cfg := &runtimeapi.ContainerConfig{
-		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(restartCount)},
-		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
-		Command:    command,
-		Args:       args,
-		WorkingDir: c.WorkingDir,
-		Envs:       envs,
-		Mounts:     mounts,
-		Labels: map[string]string{
-			labelContainerName: c.Name,
-			labelPodName:       pod.Name,
-			labelPodNamespace:  pod.Namespace,
-			labelPodUID:        string(pod.UID),
-			labelManagedBy:     managedByValue,
-			labelNode:          d.NodeName,
-		},
-		Annotations: annotations,
-		LogPath:     filepath.Join(c.Name, strconv.Itoa(restartCount)+".log"),
-		Stdin:       c.Stdin,
-		StdinOnce:   c.StdinOnce,
-		Tty:         c.TTY,
-		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       linuxResources(c),
-			SecurityContext: containerSecurityContext(pod, c),
-		},
-	}
+	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts}, d.node)
 	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil
-}
-
-func gracePeriod(pod *v1.Pod) int64 {
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		return *pod.Spec.TerminationGracePeriodSeconds
-	}
-	return v1.DefaultTerminationGracePeriodSeconds
-}
-
-// containerHash identifies a container's spec, as the kubelet's annotation does.
-func containerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
-	h := fnv.New32a()
-	h.Write(b)
-	return strconv.FormatUint(uint64(h.Sum32()), 16)
-}
-
-func linuxResources(c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{}
-	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
-	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
-	} else {
-		res.CpuShares = 2
-	}
-	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		const period = 100000
-		res.CpuPeriod = period
-		res.CpuQuota = max(q.MilliValue()*period/1000, 1000)
-	}
-	if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
-		res.MemoryLimitInBytes = q.Value()
-	}
-	return res
-}
-
-func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
-	if psc := pod.Spec.SecurityContext; psc != nil {
-		sc.RunAsUser = int64Value(psc.RunAsUser)
-		sc.RunAsGroup = int64Value(psc.RunAsGroup)
-		sc.SupplementalGroups = psc.SupplementalGroups
-		if psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser == nil {
-			sc.RunAsUsername = ""
-		}
-	}
-	csc := c.SecurityContext
-	if csc == nil {
-		return sc
-	}
-	if csc.Privileged != nil {
-		sc.Privileged = *csc.Privileged
-	}
-	if csc.RunAsUser != nil {
-		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
-	}
-	if csc.RunAsGroup != nil {
-		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
-	}
-	if csc.ReadOnlyRootFilesystem != nil {
-		sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
-	}
-	if csc.AllowPrivilegeEscalation != nil {
-		sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
-	}
-	if caps := csc.Capabilities; caps != nil {
-		sc.Capabilities = &runtimeapi.Capability{}
-		for _, c := range caps.Add {
-			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(c))
-		}
-		for _, c := range caps.Drop {
-			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(c))
-		}
-	}
-	return sc
 }
 
 // containerMounts turns volume mounts into CRI mounts, creating emptyDir and
@@ -181,7 +64,7 @@ func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runti
 		if vol == nil {
 			return nil, fmt.Errorf("volume %q not found", vm.Name)
 		}
-		sub, err := mountSubPath(vm, envs)
+		sub, err := crispec.SubPath(vm, envs)
 		if err != nil {
 			return nil, err
 		}
@@ -194,53 +77,13 @@ func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runti
 				return nil, err
 			}
 		}
-		mount := &runtimeapi.Mount{
-			ContainerPath: vm.MountPath,
-			HostPath:      hostPath,
-			Readonly:      vm.ReadOnly || isAPIVolume(vol),
-		}
-		if err := recursiveReadOnly(vm, mount); err != nil {
+		mount, err := crispec.Mount(vm, vol, hostPath)
+		if err != nil {
 			return nil, err
-		}
-		if len(vm.BindMountOptions) > 0 {
-			return nil, fmt.Errorf("volumeMount %q: bindMountOptions are not supported by knode", vm.Name)
-		}
-		if vm.MountPropagation != nil {
-			switch *vm.MountPropagation {
-			case v1.MountPropagationHostToContainer:
-				mount.Propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-			case v1.MountPropagationBidirectional:
-				mount.Propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
-			}
 		}
 		mounts = append(mounts, mount)
 	}
 	return mounts, nil
-}
-
-// recursiveReadOnly applies the volumeMount's recursiveReadOnly: Enabled
-// asks the runtime for a recursively read-only mount (a runtime without it
-// fails the creation, a clear refusal); IfPossible is read-only without
-// recursion, since knode does not ask the runtime what it supports, which
-// the field allows. Both need readOnly and no propagation, as the API
-// server's validation requires.
-func recursiveReadOnly(vm *v1.VolumeMount, mount *runtimeapi.Mount) error {
-	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
-		return nil
-	}
-	switch *vm.RecursiveReadOnly {
-	case v1.RecursiveReadOnlyEnabled, v1.RecursiveReadOnlyIfPossible:
-	default:
-		return fmt.Errorf("volumeMount %q: unknown recursiveReadOnly %q", vm.Name, *vm.RecursiveReadOnly)
-	}
-	if !vm.ReadOnly {
-		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs readOnly: true", vm.Name, *vm.RecursiveReadOnly)
-	}
-	if vm.MountPropagation != nil && *vm.MountPropagation != v1.MountPropagationNone {
-		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs mountPropagation None", vm.Name, *vm.RecursiveReadOnly)
-	}
-	mount.RecursiveReadOnly = *vm.RecursiveReadOnly == v1.RecursiveReadOnlyEnabled
-	return nil
 }
 
 // PodDir is where knode keeps a pod's volumes: <root-dir>/pods/<uid>.

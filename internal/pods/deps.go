@@ -9,6 +9,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"knode.io/knode/internal/apivolume"
+	"knode.io/knode/internal/crispec"
 )
 
 // workerDeps is everything a pod worker uses, and nothing of the manager's
@@ -17,13 +18,15 @@ import (
 // needs something new gets a field here, so what a sync may touch stays
 // visible in one place.
 type workerDeps struct {
-	Runtime        Runtime
-	Images         Images
-	RuntimeName    string
-	NodeName       string
-	RootDir        string
-	PodLogsDir     string
-	HostIP         string
+	Runtime     Runtime
+	Images      Images
+	RuntimeName string
+	NodeName    string
+	RootDir     string
+	PodLogsDir  string
+	HostIP      string
+	// ResolvConf is the host's resolv.conf the pods' DNS starts from ("": none).
+	ResolvConf     string
 	RequestTimeout time.Duration
 	ResyncPeriod   time.Duration
 	Now            func() time.Time
@@ -47,7 +50,7 @@ type workerDeps struct {
 	// volumes and remembers them between refreshes.
 	apiVols *apivolume.Volumes
 	// node is what the CRI configs are built from besides the pod.
-	node nodeFacts
+	node crispec.Node
 	// records is the manager's side of each pod: its desired spec, status
 	// and what others asked of it (eviction, deletion grace).
 	records podRecords
@@ -96,22 +99,11 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		backoff:          flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
 		cache:            newStatusCache(),
 		probes:           newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
-		node: nodeFacts{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot, ResolvConf: opts.ResolvConf,
+		ResolvConf:       opts.ResolvConf,
+		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
 			PodLogsDir: opts.PodLogsDir, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
 		records: records,
 	}
 	d.apiVols = d.newAPIVolumes(opts.APIObjects)
 	return d
-}
-
-// nodeFacts are the node's settings the CRI configs are built from.
-type nodeFacts struct {
-	NodeName   string
-	HostIP     string
-	CgroupRoot string
-	ResolvConf string
-	PodLogsDir string
-	// CPUs and MemoryBytes stand in for a missing limit in the downward API.
-	CPUs        int
-	MemoryBytes int64
 }

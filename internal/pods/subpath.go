@@ -5,61 +5,13 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
-
-// mountSubPath is the volume mount's subPath, subPathExpr expanded with the
-// container's environment, checked as the kubelet checks it; "" for none.
-func mountSubPath(vm *v1.VolumeMount, envs []*runtimeapi.KeyValue) (string, error) {
-	p := vm.SubPath
-	if vm.SubPathExpr != "" {
-		if vm.SubPath != "" {
-			return "", fmt.Errorf("volumeMount %q: subPathExpr and subPath are mutually exclusive", vm.Name)
-		}
-		var err error
-		if p, err = expandSubPathExpr(vm.SubPathExpr, envs); err != nil {
-			return "", err
-		}
-	}
-	if p == "" {
-		return "", nil
-	}
-	if err := subpath.Validate(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// expandSubPathExpr expands $(VAR) references from the container's env, as
-// the kubelet's ExpandContainerVolumeMounts: only the env (no other
-// source), $$ escapes a dollar, and a reference to a variable that is not
-// set or is empty fails the container naming every such variable.
-func expandSubPathExpr(expr string, envs []*runtimeapi.KeyValue) (string, error) {
-	values := envLookup(envs)
-	var missing []string
-	out := expand(expr, func(name string) (string, bool) {
-		v, ok := values(name)
-		if !ok || v == "" {
-			if !slices.Contains(missing, name) {
-				missing = append(missing, name)
-			}
-		}
-		return v, true
-	})
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return "", fmt.Errorf("missing value for %s", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
 
 // bindSubPath resolves the subPath p inside the volume at volPath and
 // returns the bind target the runtime mounts instead (see package subpath).
@@ -105,14 +57,6 @@ func (d *workerDeps) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c 
 		return "", fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", vm.Name, c.Name)
 	}
 	return target, nil
-}
-
-// isAPIVolume reports the volume kinds whose content knode writes from API
-// objects: containers get them read-only whatever the volumeMount says
-// (CVE-2017-1002102: a writable one lets a container plant what knode's
-// next refresh would follow).
-func isAPIVolume(vol *v1.Volume) bool {
-	return vol.ConfigMap != nil || vol.Secret != nil || vol.Projected != nil || vol.DownwardAPI != nil
 }
 
 // emptyDirPath makes an emptyDir beneath the pod's directory, opened and

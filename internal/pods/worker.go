@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
@@ -344,10 +345,10 @@ func (w *worker) terminationGrace(rp *runtimePod) int64 {
 		return g
 	}
 	if w.lastPod != nil {
-		return gracePeriod(w.lastPod)
+		return crispec.GracePeriod(w.lastPod)
 	}
 	for _, c := range rp.allContainers() {
-		if g, err := strconv.ParseInt(c.Annotations[annotationPodTerminationGrace], 10, 64); err == nil {
+		if g, err := strconv.ParseInt(c.Annotations[crispec.AnnotationPodTerminationGrace], 10, 64); err == nil {
 			return g
 		}
 	}

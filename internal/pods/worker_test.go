@@ -380,24 +380,3 @@ func TestImagePullPolicies(t *testing.T) {
 		})
 	}
 }
-
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "1", "B": "two"}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	tests := map[string]string{
-		"plain":       "plain",
-		"$(A)":        "1",
-		"x$(A)y$(B)z": "x1ytwoz",
-		"$(MISSING)":  "$(MISSING)",
-		"$$(A)":       "$(A)",
-		"$$":          "$",
-		"cost $5":     "cost $5",
-		"open $(A":    "open $(A",
-		"trailing $":  "trailing $",
-	}
-	for in, want := range tests {
-		if got := expand(in, lookup); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
