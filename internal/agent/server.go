@@ -7,9 +7,6 @@ import (
 	"path/filepath"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
-
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 
 	"knode.io/knode/internal/checkpoint"
@@ -121,38 +118,9 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		Devices:     dm,
 		Receiver:    rc,
 		Stopper:     stopper(cfg, mgr),
-		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
+		Configz:     func() any { return cfg.KubeletConfiguration(caFile) },
 		Log:         log.With("component", "server"),
 	}), nil
-}
-
-// kubeletConfiguration presents the effective configuration in the
-// kubelet's own type for /configz. It holds paths, never key material.
-func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.KubeletConfiguration {
-	kc := &kubeletv1beta1.KubeletConfiguration{
-		TypeMeta:                 metav1.TypeMeta{Kind: "KubeletConfiguration", APIVersion: kubeletv1beta1.SchemeGroupVersion.String()},
-		StaticPodPath:            cfg.PodManifestPath,
-		PodLogsDir:               cfg.PodLogsDir,
-		SyncFrequency:            metav1.Duration{Duration: cfg.SyncFrequency},
-		FileCheckFrequency:       metav1.Duration{Duration: cfg.FileCheckFrequency},
-		Address:                  cfg.Address,
-		Port:                     cfg.Port,
-		ReadOnlyPort:             cfg.ReadOnlyPort,
-		TLSCertFile:              cfg.TLSCertFile,
-		TLSPrivateKeyFile:        cfg.TLSPrivateKeyFile,
-		CgroupRoot:               cfg.CgroupRoot,
-		CgroupDriver:             "cgroupfs",
-		RuntimeRequestTimeout:    metav1.Duration{Duration: cfg.RuntimeRequestTimeout},
-		PodCIDR:                  cfg.PodCIDR,
-		ResolverConfig:           &cfg.ResolvConf,
-		FeatureGates:             cfg.FeatureGates.Map(),
-		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
-	}
-	kc.Authentication.X509.ClientCAFile = caFile
-	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
-	kc.Authentication.Webhook.Enabled = &cfg.AuthenticationTokenWebhook
-	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
-	return kc
 }
 
 // receiver serves POST /restores: this node pulls an archive from a

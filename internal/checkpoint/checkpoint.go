@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +27,7 @@ import (
 
 	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/podcontainer"
 )
 
 // Runtime is the CRI call the service needs. cri-client's implementation
@@ -165,33 +165,14 @@ type Target struct {
 // Resolve finds the pod and container as the kubelet does: app, init and
 // ephemeral containers are all valid names.
 func (s *Service) Resolve(namespace, pod, container string) (Target, error) {
-	p, ok := s.opts.Pods.GetPod(namespace, pod)
-	if !ok {
+	ref, err := podcontainer.ContainerID(s.opts.Pods, namespace, pod, container)
+	if ref.Pod == nil {
 		return Target{}, apierr.New(apierr.NotFound, "pod does not exist")
 	}
-	declared := false
-	for _, c := range p.Spec.Containers {
-		declared = declared || c.Name == container
-	}
-	for _, c := range p.Spec.InitContainers {
-		declared = declared || c.Name == container
-	}
-	for _, c := range p.Spec.EphemeralContainers {
-		declared = declared || c.Name == container
-	}
-	if !declared {
+	if err != nil {
 		return Target{}, apierr.New(apierr.NotFound, fmt.Sprintf("container %s does not exist", container))
 	}
-	t := Target{Namespace: namespace, Pod: pod, Container: container}
-	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses, p.Status.EphemeralContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name == container && cs.State.Running != nil {
-				_, id, _ := strings.Cut(cs.ContainerID, "://")
-				t.ContainerID = id
-			}
-		}
-	}
-	return t, nil
+	return Target{Namespace: namespace, Pod: pod, Container: container, ContainerID: ref.ID}, nil
 }
 
 func (t Target) ref() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }

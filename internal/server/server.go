@@ -53,8 +53,10 @@ type Config struct {
 	Port         int32
 	ReadOnlyPort int32
 	TLS          tls.Certificate
-	// ClientCAs are offered as hints in the TLS handshake; verification is
-	// the authenticator's job, so other clients still reach 401.
+	// Authenticator verifies client certificates against the client CA (and
+	// bearer tokens, and anonymous access when allowed). The TLS handshake
+	// only requests a certificate, names no CA and verifies nothing, so a
+	// client of another CA gets the kubelet's 401, not a failed handshake.
 	Authenticator authenticator.Request
 	Authorizer    Authorizer
 	Pods          Pods
