@@ -299,8 +299,9 @@ func (d *Dir) Remove(rel string) error {
 }
 
 // RemoveAll removes rel beneath d and everything below it. Links are
-// removed, never followed, and a mount point below is refused rather than
-// emptied: what is mounted there is not the volume's.
+// removed, never followed, and a mount point below (a bind of the same file
+// system included) is refused rather than emptied: what is mounted there
+// is not the volume's.
 //
 // The tree is a container's: it can be nested far deeper than knode can
 // hold descriptors open (mkdir -p of 1024 levels at a time builds tens of
@@ -318,8 +319,8 @@ func (d *Dir) RemoveAll(rel string) error {
 		return err
 	}
 	defer p.Close()
-	var parentSt unix.Stat_t
-	if err := unix.Fstat(p.Fd(), &parentSt); err != nil {
+	parentID, err := mountOf(p.Fd())
+	if err != nil {
 		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
 	}
 	err = unix.Unlinkat(p.Fd(), base, 0)
@@ -329,12 +330,12 @@ func (d *Dir) RemoveAll(rel string) error {
 	if !errors.Is(err, unix.EISDIR) {
 		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
 	}
-	top, err := openForRemoval(p.Fd(), base, parentSt.Dev, d.join(rel))
+	top, err := openForRemoval(p.Fd(), base, parentID, d.join(rel))
 	if top < 0 {
 		return err
 	}
 	defer unix.Close(top)
-	r := &remover{top: top, dev: parentSt.Dev}
+	r := &remover{top: top, mount: parentID}
 	return r.removeDir(p.Fd(), base, top, d.join(rel), 0)
 }
 
@@ -345,17 +346,43 @@ const (
 	removeBatch    = 1024
 )
 
-// remover takes apart the tree under top (an open directory on device dev).
+// remover takes apart the tree under top, all on one mount.
 type remover struct {
 	top   int
-	dev   uint64
+	mount mountID
 	moved uint64 // directories moved up to top so far
 }
 
+// mountID tells which mount an open file is on: its device and, where the
+// kernel reports it (statx STATX_MNT_ID, Linux 5.8), the mount's ID. The
+// device alone misses a bind mount of a directory of the same file system
+// (a hostPath subPath bind, a mount left in an emptyDir), and removing
+// through one would empty the host's directory it shows.
+type mountID struct {
+	devMajor, devMinor uint32
+	mnt                uint64
+	hasMnt             bool
+}
+
+func mountOf(fd int) (mountID, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return mountID{}, err
+	}
+	return mountID{devMajor: stx.Dev_major, devMinor: stx.Dev_minor, mnt: stx.Mnt_id, hasMnt: stx.Mask&unix.STATX_MNT_ID != 0}, nil
+}
+
+func (a mountID) same(b mountID) bool {
+	if a.devMajor != b.devMajor || a.devMinor != b.devMinor {
+		return false
+	}
+	return !a.hasMnt || !b.hasMnt || a.mnt == b.mnt
+}
+
 // openForRemoval opens the directory name in dirfd without following a
-// link and checks that it is on dev (not a mount point). It returns -1 and
-// nil when the entry is gone.
-func openForRemoval(dirfd int, name string, dev uint64, display string) (int, error) {
+// link and checks that it is on mount (not a mount point). It returns -1
+// and nil when the entry is gone.
+func openForRemoval(dirfd int, name string, mount mountID, display string) (int, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
@@ -363,12 +390,12 @@ func openForRemoval(dirfd int, name string, dev uint64, display string) (int, er
 		}
 		return -1, &os.PathError{Op: "remove", Path: display, Err: err}
 	}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
+	id, err := mountOf(fd)
+	if err != nil {
 		unix.Close(fd)
 		return -1, &os.PathError{Op: "remove", Path: display, Err: err}
 	}
-	if st.Dev != dev {
+	if !id.same(mount) {
 		unix.Close(fd)
 		return -1, &os.PathError{Op: "remove", Path: display, Err: errors.New("is a mount point; unmount it first")}
 	}
@@ -446,7 +473,7 @@ func (r *remover) removeAt(dirfd int, name, display string, depth int) error {
 	if depth >= maxRemoveDepth {
 		return r.moveUp(dirfd, name, display)
 	}
-	fd, err := openForRemoval(dirfd, name, r.dev, display)
+	fd, err := openForRemoval(dirfd, name, r.mount, display)
 	if fd < 0 {
 		return err
 	}
