@@ -10,6 +10,7 @@ import (
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 
 	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/retention"
 	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
@@ -75,7 +76,7 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 			Pods:           mgr,
 			DefaultTimeout: cfg.RuntimeRequestTimeout,
 			MaxParallel:    cfg.MaxParallelCheckpoints,
-			Retention: checkpoint.Retention{
+			Retention: retention.Policy{
 				MaxPerContainer: cfg.CheckpointMaxPerContainer,
 				MaxAge:          cfg.CheckpointMaxAge,
 				MaxTotalBytes:   cfg.CheckpointMaxTotalBytes,

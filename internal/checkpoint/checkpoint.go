@@ -1,12 +1,12 @@
 // Package checkpoint is the node's checkpoint archive store: it takes and
-// publishes archives (this file), applies retention (retention.go), and
-// lists, inspects and serves them (list.go, content.go). It implements the
-// kubelet checkpoint API's node side,
-// safer than the kubelet's: the runtime writes to a hidden temporary file
-// that becomes the archive only on success (never overwriting one),
-// archives are root-only, one checkpoint per container runs at a time,
-// parallelism is bounded, and a retention policy keeps the directory from
-// growing without end.
+// publishes archives (this file), lists, inspects and serves them
+// (list.go, content.go), and applies the retention policy
+// (internal/checkpoint/retention) after each checkpoint. It implements the
+// kubelet checkpoint API's node side, safer than the kubelet's: the
+// runtime writes to a hidden temporary file that becomes the archive only
+// on success (never overwriting one), archives are root-only, one
+// checkpoint per container runs at a time, parallelism is bounded, and
+// retention keeps the directory from growing without end.
 package checkpoint
 
 import (
@@ -27,6 +27,7 @@ import (
 
 	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/checkpoint/retention"
 	"knode.io/knode/internal/podcontainer"
 )
 
@@ -41,18 +42,6 @@ type Pods interface {
 	GetPod(namespace, name string) (*v1.Pod, bool)
 }
 
-// Retention bounds the checkpoints directory; zero values turn a limit off.
-type Retention struct {
-	MaxPerContainer int
-	MaxAge          time.Duration
-	MaxTotalBytes   int64
-}
-
-// DefaultRetention keeps the last 5 archives of each container, none older
-// than 7 days, and at most 20 GiB in all: enough for forensics and moves,
-// bounded for a node's disk.
-var DefaultRetention = Retention{MaxPerContainer: 5, MaxAge: 7 * 24 * time.Hour, MaxTotalBytes: 20 << 30}
-
 // Options configure a Service.
 type Options struct {
 	Dir     string
@@ -62,7 +51,7 @@ type Options struct {
 	// request without (or with a smaller) timeout.
 	DefaultTimeout time.Duration
 	MaxParallel    int
-	Retention      Retention
+	Retention      retention.Policy
 	// Diagnose explains a runtime error for an operator; may be nil.
 	Diagnose func(error) string
 	// Deleted is called for every archive retention removes, with the reason

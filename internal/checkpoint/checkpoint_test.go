@@ -18,6 +18,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/retention"
 )
 
 // writingRuntime writes a small file at the requested location.
@@ -42,7 +43,7 @@ func (onePod) GetPod(ns, name string) (*v1.Pod, bool) {
 			State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}}}}}, true
 }
 
-func newService(t *testing.T, r Retention, now func() time.Time, rt Runtime) (*Service, *[]string) {
+func newService(t *testing.T, r retention.Policy, now func() time.Time, rt Runtime) (*Service, *[]string) {
 	t.Helper()
 	var deleted []string
 	s, err := New(Options{Dir: filepath.Join(t.TempDir(), "checkpoints"), Runtime: rt, Pods: onePod{}, Retention: r, Now: now,
@@ -65,7 +66,7 @@ func settle(s *Service) {
 }
 
 func TestResolve(t *testing.T) {
-	s, _ := newService(t, Retention{}, nil, writingRuntime{})
+	s, _ := newService(t, retention.Policy{}, nil, writingRuntime{})
 	for _, tt := range []struct {
 		ns, pod, container string
 		kind               apierr.Kind
@@ -100,7 +101,7 @@ func TestResolve(t *testing.T) {
 func TestRetention(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	s, deleted := newService(t, Retention{MaxPerContainer: 2, MaxAge: time.Hour}, clock, writingRuntime{})
+	s, deleted := newService(t, retention.Policy{MaxPerContainer: 2, MaxAge: time.Hour}, clock, writingRuntime{})
 	tgt, _ := s.Resolve("default", "web", "app")
 	var paths []string
 	for i := 0; i < 3; i++ {
@@ -142,7 +143,7 @@ func TestRetention(t *testing.T) {
 }
 
 func TestFailureLeavesNothing(t *testing.T) {
-	s, _ := newService(t, Retention{}, nil, writingRuntime{err: status.Error(codes.Unimplemented, "no")})
+	s, _ := newService(t, retention.Policy{}, nil, writingRuntime{err: status.Error(codes.Unimplemented, "no")})
 	tgt, _ := s.Resolve("default", "web", "app")
 	_, err := s.Checkpoint(context.Background(), tgt, 0)
 	var e *apierr.Error

@@ -10,6 +10,7 @@ import (
 
 	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/checkpoint/retention"
 )
 
 // Archive is one finished checkpoint in the directory.
@@ -149,13 +150,10 @@ func (s *Service) Delete(name string) error {
 	return nil
 }
 
-// older orders archives by the time in their names, then by collision counter.
-func older(a, b Archive) bool {
-	if !a.Time.Equal(b.Time) {
-		return a.Time.Before(b.Time)
-	}
-	if a.seq != b.seq {
-		return a.seq < b.seq
-	}
-	return a.Name < b.Name
+// item is the archive as the retention policy sees it.
+func (a Archive) item() retention.Item {
+	return retention.Item{Path: a.Path, Group: a.key, Time: a.Time, Seq: a.seq, Name: a.Name, Size: a.Size}
 }
+
+// older orders archives oldest first, by the rule retention uses.
+func older(a, b Archive) bool { return retention.Older(a.item(), b.item()) }

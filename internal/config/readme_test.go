@@ -1,7 +1,9 @@
 package config
 
 import (
+	"io/fs"
 	"os"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -63,5 +65,38 @@ func TestReadmeListsTheFlags(t *testing.T) {
 	}
 	for name := range documented {
 		t.Errorf("README documents --%s, which is not registered", name)
+	}
+}
+
+// TestReadmeLayoutListsEveryPackage: the README's Layout has a line for
+// every package under internal/.
+func TestReadmeLayoutListsEveryPackage(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(data)
+	start := strings.Index(text, "## Layout")
+	if start < 0 {
+		t.Fatal("README has no Layout")
+	}
+	layout := text[start:]
+	if end := strings.Index(layout[1:], "\n## "); end >= 0 {
+		layout = layout[:end+1]
+	}
+	seen := map[string]bool{}
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		pkg := "internal/" + filepath.ToSlash(strings.TrimPrefix(filepath.Dir(path), "../"))
+		if !seen[pkg] && !strings.Contains(layout, "`"+pkg+"`") {
+			t.Errorf("README's Layout has no line for %s", pkg)
+		}
+		seen[pkg] = true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -489,7 +489,12 @@ func (r *remover) moveUp(dirfd int, name, display string) error {
 		r.moved++
 		fresh := ".safefs-removing-" + strconv.FormatUint(r.moved, 10)
 		err := unix.Renameat2(dirfd, name, r.top, fresh, unix.RENAME_NOREPLACE)
-		if errors.Is(err, unix.EEXIST) {
+		if errors.Is(err, unix.EINVAL) {
+			// A file system without RENAME_NOREPLACE: what a plain rename
+			// could replace is in the tree being removed anyway.
+			err = unix.Renameat(dirfd, name, r.top, fresh)
+		}
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
 			continue
 		}
 		if err != nil && !errors.Is(err, unix.ENOENT) {

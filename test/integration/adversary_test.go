@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -118,5 +119,40 @@ func TestAPIPodClaimingToBeStatic(t *testing.T) {
 	}
 	if resp.StatusCode != http.StatusNotFound {
 		t.Errorf("POST /pods/default/tenant/stop: %d %s, want 404", resp.StatusCode, body)
+	}
+}
+
+// A pod writes 4 MiB into a disk emptyDir limited to 1 MiB: the emptyDir
+// shares the node's root file system with the host, so the limit must hold
+// (the kubelet evicts such a pod); knode accepted it and ignored it.
+func TestEmptyDirSizeLimitEvicts(t *testing.T) {
+	t.Parallel()
+	cp := newControlPlane(t)
+	n := newNode(t)
+	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+	ctx := context.Background()
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	limit := resource.MustParse("1Mi")
+	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: new(int64),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sh", "-c", "dd if=/dev/zero of=/scratch/fill bs=1048576 count=4 && exec sleep 3600"},
+				VolumeMounts: []v1.VolumeMount{{Name: "scratch", MountPath: "/scratch"}}}},
+			Volumes: []v1.Volume{{Name: "scratch", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{SizeLimit: &limit}}}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var status v1.PodStatus
+	n.eventually(90*time.Second, "the pod evicted for its emptyDir", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "filler", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		status = p.Status
+		return p.Status.Phase == v1.PodFailed
+	})
+	if status.Reason != "Evicted" || status.Message != `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ` {
+		t.Fatalf("status %s %q", status.Reason, status.Message)
 	}
 }
