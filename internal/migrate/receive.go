@@ -346,7 +346,7 @@ func WriteNewFile(dir, name string, data []byte) (string, error) {
 // the pod, and the archive it restored from).
 func (r *Receiver) Undo(name string) error {
 	if len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return fmt.Errorf("%w: pod name %q", ErrBadReceive, name)
+		return bad("pod name %q is not a DNS-1123 subdomain", name)
 	}
 	target := filepath.Join(r.ManifestDir, "restored-"+name+".json")
 	data, err := os.ReadFile(target)

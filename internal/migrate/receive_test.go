@@ -381,3 +381,17 @@ func TestPeersParse(t *testing.T) {
 		}
 	}
 }
+
+// TestUndoOfABadNameIsInvalid: a name that cannot be a pod's is the caller's
+// mistake (400), not the node's failure (500).
+func TestUndoOfABadNameIsInvalid(t *testing.T) {
+	r := &Receiver{ManifestDir: t.TempDir(), RestoreDir: t.TempDir()}
+	for _, name := range []string{"../etc", "Bad_Name", ""} {
+		if err := r.Undo(name); apierr.KindOf(err) != apierr.Invalid {
+			t.Errorf("Undo(%q) = %v (kind %v); want an Invalid error", name, err, apierr.KindOf(err))
+		}
+	}
+	if err := r.Undo("gone"); apierr.KindOf(err) != apierr.NotFound {
+		t.Errorf("Undo of a pod never received = %v; want NotFound", err)
+	}
+}
