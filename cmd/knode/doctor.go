@@ -9,7 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/klog/v2"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/retention"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/doctor"
@@ -50,7 +50,7 @@ func newDoctorCommand() *cobra.Command {
 				PodLogsDir:     cfg.PodLogsDir,
 				Endpoint:       cfg.ContainerRuntimeEndpoint,
 				CheckpointGate: cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
-				Retention: checkpoint.Retention{MaxPerContainer: cfg.CheckpointMaxPerContainer,
+				Retention: retention.Policy{MaxPerContainer: cfg.CheckpointMaxPerContainer,
 					MaxAge: cfg.CheckpointMaxAge, MaxTotalBytes: cfg.CheckpointMaxTotalBytes},
 				RequestTimeout:   cfg.RuntimeRequestTimeout,
 				KnownSockets:     doctor.DefaultKnownSockets,

@@ -16,8 +16,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/client"
+	"knode.io/knode/internal/migrate"
 )
 
 func newMigrateCommand() *cobra.Command {
@@ -75,7 +75,7 @@ func newMigrateCommand() *cobra.Command {
 
 			// 2. The destination pulls the archive from the source and writes the pod.
 			start = time.Now()
-			body, _ := json.Marshal(checkpoint.ReceiveRequest{Source: strings.TrimSuffix(opts.Server, "/") + "/checkpoints/" + archive, Name: name, Namespace: ns})
+			body, _ := json.Marshal(migrate.ReceiveRequest{Source: strings.TrimSuffix(opts.Server, "/") + "/checkpoints/" + archive, Name: name, Namespace: ns})
 			res, err := postJSON(ctx, dst, "/restores", body)
 			if err != nil {
 				return fmt.Errorf("transfer to the destination failed; the source keeps running: %w", err)
@@ -113,13 +113,13 @@ func newMigrateCommand() *cobra.Command {
 	return cmd
 }
 
-func postJSON(ctx context.Context, c *client.Client, path string, body []byte) (*checkpoint.ReceiveResult, error) {
+func postJSON(ctx context.Context, c *client.Client, path string, body []byte) (*migrate.ReceiveResult, error) {
 	resp, err := c.DoBody(ctx, http.MethodPost, path, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
 	defer resp.Body.Close()
-	var res checkpoint.ReceiveResult
+	var res migrate.ReceiveResult
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&res); err != nil {
 		return nil, fmt.Errorf("decode answer: %w", err)
 	}

@@ -13,8 +13,9 @@ import (
 	"golang.org/x/term"
 	"k8s.io/apimachinery/pkg/util/validation"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/format"
 	"knode.io/knode/internal/client"
+	"knode.io/knode/internal/migrate"
 )
 
 func newRestoreCommand() *cobra.Command {
@@ -30,7 +31,7 @@ func newRestoreCommand() *cobra.Command {
 				return fmt.Errorf("--from must be https://<node>:10250/checkpoints/<archive>")
 			}
 			name := path.Base(strings.TrimSuffix(u.Path, "/content"))
-			if !checkpoint.ValidArchiveName(name) {
+			if !format.ValidName(name) {
 				return fmt.Errorf("%q is not a checkpoint archive name", name)
 			}
 			opts.Server = u.Scheme + "://" + u.Host
@@ -50,9 +51,9 @@ func newRestoreCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			checkpoint.RecordDigest(archive, sum)
+			format.RecordDigest(archive, sum)
 			fmt.Fprintf(cmd.ErrOrStderr(), "fetched %s (sha256 %s) in %.1fs\n", archive, sum[:16], time.Since(start).Seconds())
-			d, err := checkpoint.ReadDetails(archive)
+			d, err := format.ReadDetails(archive)
 			if err != nil {
 				os.Remove(archive)
 				return fmt.Errorf("%s: %w", archive, err)
@@ -72,7 +73,7 @@ func newRestoreCommand() *cobra.Command {
 					return fmt.Errorf("namespace %q: %s", namespace, strings.Join(msgs, "; "))
 				}
 			}
-			manifest, err := checkpoint.RestoreManifest(d, archive, podName, namespace)
+			manifest, err := migrate.RestoreManifest(d, archive, podName, namespace)
 			if err != nil {
 				os.Remove(archive)
 				return err
@@ -85,7 +86,7 @@ func newRestoreCommand() *cobra.Command {
 				return nil
 			}
 			// Written beneath the directory, never through a link, never over a file.
-			target, err := checkpoint.WriteNewFile(dir, file, manifest)
+			target, err := migrate.WriteNewFile(dir, file, manifest)
 			if err != nil {
 				os.Remove(archive)
 				return fmt.Errorf("write the manifest: %w", err)

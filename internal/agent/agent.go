@@ -12,7 +12,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
@@ -22,10 +21,13 @@ import (
 	"knode.io/knode/internal/imagegc"
 	"knode.io/knode/internal/logrotation"
 	"knode.io/knode/internal/metrics"
+	"knode.io/knode/internal/migrate"
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/restore"
+	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
 	"knode.io/knode/internal/stats"
 	"knode.io/knode/internal/version"
@@ -37,47 +39,131 @@ type runtimeHealth struct{ rt *cri.Runtime }
 func (h runtimeHealth) RuntimeErr() error { return h.rt.Health().Err() }
 func (h runtimeHealth) NetworkErr() error { return h.rt.Health().NetworkErr() }
 
+// agent is what the steps of Run build, each step reading what earlier
+// steps made. A new component goes in the step its data flows through.
+type agent struct {
+	cfg *config.Config
+	log *slog.Logger
+	// closers run when Run returns, last added first.
+	closers []func()
+
+	// start runtime
+	endpoint string
+	rt       *cri.Runtime
+	metrics  *metrics.Metrics
+	// node facts
+	hostIP string
+	memory int64
+	// devices and pressure
+	devices   *devicemanager.Manager
+	evictions *eviction.Manager
+	// cluster (nil without --kubeconfig)
+	node       *cluster.Node
+	apiPods    *cluster.Pods
+	onRemoved  func(types.UID)
+	apiObjects pods.APIObjects
+	events     pods.EventRecorder
+	// workers
+	mgr   *pods.Manager
+	usage *stats.Collector
+	// servers
+	srv *server.Server
+}
+
+// step is one named stage of Run.
+type step struct {
+	name string
+	run  func(context.Context) error
+}
+
 // Run starts the agent and blocks until ctx ends. Pods keep running after
-// it returns; a restarted knode adopts them.
+// it returns; a restarted knode adopts them. The steps run in the order
+// data flows: config → runtime connection → pod sources → pod workers →
+// runtime, with the servers asking the services the steps built.
 func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
+	a := &agent{cfg: cfg, log: log}
+	defer a.close()
+	for _, s := range []step{
+		{"start runtime", a.startRuntime},
+		{"node facts", a.readNodeFacts},
+		{"devices", a.startDevices},
+		{"pressure", a.watchPressure},
+		{"cluster", a.joinCluster},
+		{"workers", a.startWorkers},
+		{"housekeeping", a.startHousekeeping},
+		{"servers", a.startServers},
+		{"sources", a.startSources},
+	} {
+		if err := s.run(ctx); err != nil {
+			return err
+		}
+	}
+	return a.serve(ctx)
+}
+
+func (a *agent) onClose(f func()) { a.closers = append(a.closers, f) }
+
+func (a *agent) close() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
+	}
+}
+
+// startRuntime connects to the CRI runtime, first starting the embedded
+// containerd when no endpoint is configured.
+func (a *agent) startRuntime(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
 	}
-	endpoint := cfg.ContainerRuntimeEndpoint
-	if endpoint == "" {
+	a.endpoint = cfg.ContainerRuntimeEndpoint
+	if a.endpoint == "" {
 		sup, err := startEmbedded(ctx, cfg, log)
 		if err != nil {
 			return err
 		}
-		defer sup.Stop(30 * time.Second)
-		endpoint = sup.Endpoint()
+		a.onClose(func() { sup.Stop(30 * time.Second) })
+		a.endpoint = sup.Endpoint()
 	}
-	rt, err := cri.Connect(ctx, log, endpoint, cfg.RuntimeRequestTimeout)
+	rt, err := cri.Connect(ctx, log, a.endpoint, cfg.RuntimeRequestTimeout)
 	if err != nil {
 		return err
 	}
-	m := metrics.New()
-	rt.Instrument(m.ObserveRuntimeOperation)
-	defer rt.Close(context.Background())
-	log.Info("container runtime", "runtime", rt.Description(), "endpoint", endpoint)
+	a.rt = rt
+	a.metrics = metrics.New()
+	rt.Instrument(a.metrics.ObserveRuntimeOperation)
+	a.onClose(func() { rt.Close(context.Background()) })
+	log.Info("container runtime", "runtime", rt.Description(), "endpoint", a.endpoint)
 	go rt.Health().Watch(ctx, log, 5*time.Second)
+	return nil
+}
 
-	hostIP := cfg.NodeIP
-	if hostIP == "" {
-		if hostIP, err = nodeinfo.HostIP(); err != nil {
+// readNodeFacts reads what pods and the node status report about this machine.
+func (a *agent) readNodeFacts(context.Context) error {
+	a.hostIP = a.cfg.NodeIP
+	if a.hostIP == "" {
+		ip, err := nodeinfo.HostIP()
+		if err != nil {
 			return err
 		}
+		a.hostIP = ip
 	}
 	memory, err := nodeinfo.MemoryBytes()
 	if err != nil {
 		return err
 	}
+	a.memory = memory
+	return nil
+}
+
+// startDevices serves the device plugin registration socket.
+func (a *agent) startDevices(ctx context.Context) error {
 	dm, err := devicemanager.New(devicemanager.Options{
-		Dir:         filepath.Join(cfg.RootDir, "device-plugins"),
-		GracePeriod: cfg.DevicePluginGracePeriod,
-		CallTimeout: cfg.DevicePluginCallTimeout,
-		Observer:    m,
-		Log:         log.With("component", "devices"),
+		Dir:         filepath.Join(a.cfg.RootDir, "device-plugins"),
+		GracePeriod: a.cfg.DevicePluginGracePeriod,
+		CallTimeout: a.cfg.DevicePluginCallTimeout,
+		Observer:    a.metrics,
+		Log:         a.log.With("component", "devices"),
 	})
 	if err != nil {
 		return err
@@ -85,62 +171,82 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err := dm.Start(ctx); err != nil {
 		return err
 	}
+	a.devices = dm
+	return nil
+}
+
+// watchPressure sets up the eviction thresholds; the node status reports
+// the pressure and the eviction loop (housekeeping) acts on it.
+func (a *agent) watchPressure(context.Context) error {
+	thresholds, err := eviction.ParseMap(a.cfg.EvictionHard)
+	if err != nil {
+		return err
+	}
+	if ignored := eviction.Ignored(a.cfg.EvictionHard); len(ignored) > 0 {
+		a.log.Warn("eviction thresholds on signals knode does not measure are ignored", "signals", ignored)
+	}
+	a.evictions = eviction.New(thresholds, a.cfg.RootDir, a.log.With("component", "eviction"))
+	return nil
+}
+
+// joinCluster (cluster mode): the Node, and the pods the scheduler bound
+// to it. Its loops start with the sources, once the workers exist.
+func (a *agent) joinCluster(ctx context.Context) error {
+	cfg := a.cfg
+	if cfg.Kubeconfig == "" {
+		return nil
+	}
+	node, err := cluster.New(cluster.Config{
+		Kubeconfig: cfg.Kubeconfig,
+		Facts: cluster.Facts{
+			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: a.hostIP, Hostname: cfg.NodeName,
+			RuntimeVersion: a.rt.Description(), KubeletVersion: version.Version,
+			KernelVersion: nodeinfo.KernelRelease(), OSImage: nodeinfo.OSImage(),
+			CPUs: nodeinfo.CPUs(), MemoryBytes: a.memory, MaxPods: 110, Port: cfg.Port,
+		},
+		Health:   runtimeHealth{a.rt},
+		Pressure: a.evictions,
+		Devices:  a.devices,
+		Requests: a.metrics,
+		Log:      a.log.With("component", "cluster"),
+	})
+	if err != nil {
+		return err
+	}
+	a.node = node
+	a.apiPods = node.NewPods()
+	a.onRemoved = a.apiPods.Removed
+	a.apiObjects = node
+	clusterEvents := node.NewEvents()
+	go clusterEvents.Run(ctx)
+	a.events = clusterEvents
+	return nil
+}
+
+// startWorkers builds the pod workers and what they ask: restore selection.
+// They run from serve, with the API.
+func (a *agent) startWorkers(context.Context) error {
+	cfg, rt := a.cfg, a.rt
 	restoreDir := filepath.Join(cfg.RootDir, "restore")
 	if err := os.MkdirAll(restoreDir, 0o700); err != nil {
 		return fmt.Errorf("create restore dir: %w", err)
 	}
-	restores := &checkpoint.Restores{
+	restores := &restore.Selector{
 		Dirs:             append([]string{filepath.Join(cfg.RootDir, "checkpoints"), restoreDir}, cfg.RestoreDirs...),
 		Runtime:          rt.Description(),
 		AcrossNamespaces: cfg.RestoreAcrossNamespaces,
 		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
-		Log:              log.With("component", "restore"),
+		Log:              a.log.With("component", "restore"),
 	}
+	// The sources the workers wait for before they remove pods they do not know.
 	var sources []string
 	if cfg.PodManifestPath != "" {
 		sources = append(sources, podsource.File)
 	}
-	thresholds, err := eviction.ParseMap(cfg.EvictionHard)
-	if err != nil {
-		return err
-	}
-	if ignored := eviction.Ignored(cfg.EvictionHard); len(ignored) > 0 {
-		log.Warn("eviction thresholds on signals knode does not measure are ignored", "signals", ignored)
-	}
-	evictions := eviction.New(thresholds, cfg.RootDir, log.With("component", "eviction"))
-	// Cluster mode: the node, and the pods the scheduler bound to it.
-	var node *cluster.Node
-	var apiPods *cluster.Pods
-	var onRemoved func(types.UID)
-	var apiObjects pods.APIObjects
-	var events pods.EventRecorder
-	if cfg.Kubeconfig != "" {
-		node, err = cluster.New(cluster.Config{
-			Kubeconfig: cfg.Kubeconfig,
-			Facts: cluster.Facts{
-				NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: hostIP, Hostname: cfg.NodeName,
-				RuntimeVersion: rt.Description(), KubeletVersion: version.Version,
-				KernelVersion: checkpoint.KernelRelease(), OSImage: nodeinfo.OSImage(),
-				CPUs: nodeinfo.CPUs(), MemoryBytes: memory, MaxPods: 110, Port: cfg.Port,
-			},
-			Health:   runtimeHealth{rt},
-			Pressure: evictions,
-			Devices:  dm,
-			Requests: m,
-			Log:      log.With("component", "cluster"),
-		})
-		if err != nil {
-			return err
-		}
-		apiPods = node.NewPods()
-		onRemoved = apiPods.Removed
-		apiObjects = node
-		clusterEvents := node.NewEvents()
-		go clusterEvents.Run(ctx)
-		events = clusterEvents
+	if a.node != nil {
 		sources = append(sources, podsource.API)
 	}
-	mgr := pods.NewManager(pods.Options{
+	a.mgr = pods.NewManager(pods.Options{
 		Runtime:          rt,
 		Images:           rt,
 		RuntimeName:      rt.Name(),
@@ -148,24 +254,31 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		PodLogsDir:       cfg.PodLogsDir,
 		CgroupRoot:       cfg.CgroupRoot,
 		ResolvConf:       cfg.ResolvConf,
-		HostIP:           hostIP,
+		HostIP:           a.hostIP,
 		NodeName:         cfg.NodeName,
 		NodeCPUs:         nodeinfo.CPUs(),
-		NodeMemoryBytes:  memory,
+		NodeMemoryBytes:  a.memory,
 		ResyncPeriod:     cfg.SyncFrequency,
 		RequestTimeout:   cfg.RuntimeRequestTimeout,
-		Log:              log.With("component", "pods"),
-		Recorder:         m,
-		Devices:          dm,
+		Log:              a.log.With("component", "pods"),
+		Recorder:         a.metrics,
+		Devices:          a.devices,
 		ContainerLogsDir: cfg.ContainerLogsDir,
 		Restores:         restores,
-		OnRemoved:        onRemoved,
-		APIObjects:       apiObjects,
-		Events:           events,
-		Pressure:         evictions,
+		OnRemoved:        a.onRemoved,
+		APIObjects:       a.apiObjects,
+		Events:           a.events,
+		Pressure:         a.evictions,
 	}, sources...)
-	m.AddRunning(mgr)
-	m.AddDockershimDependents(mgr.DockershimDependentPods)
+	a.metrics.AddRunning(a.mgr)
+	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
+	return nil
+}
+
+// startHousekeeping runs what keeps the node's disks and memory in bounds:
+// log rotation, image garbage collection, usage stats and evictions.
+func (a *agent) startHousekeeping(ctx context.Context) error {
+	cfg, rt, log := a.cfg, a.rt, a.log
 	rotator, err := logrotation.New(logrotation.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName),
 		MaxSize: cfg.ContainerLogMaxSize, MaxFiles: cfg.ContainerLogMaxFiles, RequestTimeout: cfg.RuntimeRequestTimeout,
 		Log: log.With("component", "log-rotation")})
@@ -182,47 +295,66 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	}
 	go imageGC.Run(ctx)
 
-	usage := stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
+	a.usage = stats.NewCollector(stats.Options{Runtime: rt, Selector: pods.OwnerSelector(cfg.NodeName), Timeout: cfg.RuntimeRequestTimeout,
 		NodeName: cfg.NodeName, RootDir: cfg.RootDir})
-	go evictions.Run(ctx, mgr, usage)
-	var peerNodes checkpoint.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
-	if node != nil {
-		peerNodes = node
+	go a.evictions.Run(ctx, a.mgr, a.usage)
+	return nil
+}
+
+// startServers builds the HTTPS API (it serves from serve) and serves the
+// pod resources socket.
+func (a *agent) startServers(ctx context.Context) error {
+	var peerNodes migrate.NodeEndpoints // cluster mode: POST /restores trusts the Nodes
+	if a.node != nil {
+		peerNodes = a.node
 	}
-	srv, err := newServer(ctx, cfg, rt, mgr, dm, m, usage, peerNodes, log)
+	srv, err := newServer(ctx, a.cfg, a.rt, a.mgr, a.devices, a.metrics, a.usage, peerNodes, a.log)
 	if err != nil {
 		return err
 	}
+	a.srv = srv
 	go func() {
-		socket := filepath.Join(cfg.RootDir, "pod-resources", "kubelet.sock")
-		if err := podresources.Serve(ctx, socket, mgr, dm, log.With("component", "podresources")); err != nil {
-			log.Error("pod resources API stopped", "err", err)
+		socket := filepath.Join(a.cfg.RootDir, "pod-resources", "kubelet.sock")
+		if err := podresources.Serve(ctx, socket, a.mgr, a.devices, a.log.With("component", "podresources")); err != nil {
+			a.log.Error("pod resources API stopped", "err", err)
 		}
 	}()
+	return nil
+}
 
+// startSources starts the pod sources, which push pods into the workers:
+// the manifest directory, and in cluster mode the API server (with the
+// Node's own loops).
+func (a *agent) startSources(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
 	if cfg.PodManifestPath != "" {
 		src := staticpod.NewSource(cfg.PodManifestPath, cfg.NodeName, cfg.FileCheckFrequency, log.With("component", "static-pods"))
 		go func() {
-			if err := src.Run(ctx, mgr); err != nil {
+			if err := src.Run(ctx, a.mgr); err != nil {
 				log.Error("static pod source stopped", "err", err)
 			}
 		}()
 	}
 	log.Info("knode is running", "node", cfg.NodeName, "rootDir", cfg.RootDir, "manifests", cfg.PodManifestPath)
-	if node != nil {
-		go node.Run(ctx)
-		go apiPods.Run(ctx, mgr, mgr)
+	if a.node != nil {
+		go a.node.Run(ctx)
+		go a.apiPods.Run(ctx, a.mgr, a.mgr)
 	}
-	// The API and the pod workers run until ctx ends or the API cannot serve.
+	return nil
+}
+
+// serve runs the API and the pod workers until ctx ends or the API cannot serve.
+func (a *agent) serve(ctx context.Context) error {
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(runCtx) }()
+	go func() { serveErr <- a.srv.Serve(runCtx) }()
 	mgrDone := make(chan struct{})
 	go func() {
-		mgr.Run(runCtx)
+		a.mgr.Run(runCtx)
 		close(mgrDone)
 	}()
+	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-serveErr:
@@ -232,7 +364,7 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("knode stopped; pods keep running in the runtime")
+	a.log.Info("knode stopped; pods keep running in the runtime")
 	return nil
 }
 

@@ -7,18 +7,18 @@ import (
 	"path/filepath"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
-
 	"k8s.io/apiserver/pkg/authentication/authenticator"
 
 	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/retention"
 	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/criu"
 	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/metrics"
+	"knode.io/knode/internal/migrate"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
@@ -29,7 +29,7 @@ import (
 // before /healthz/syncloop fails (the kubelet's PLEG threshold).
 const syncLoopStuckAfter = 3 * time.Minute
 
-func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (*server.Server, error) {
+func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *pods.Manager, dm *devicemanager.Manager, m *metrics.Metrics, usage *stats.Collector, peerNodes migrate.NodeEndpoints, log *slog.Logger) (*server.Server, error) {
 	pki := filepath.Join(cfg.RootDir, "pki")
 	cert, err := server.ServingCertificate(cfg.TLSCertFile, cfg.TLSPrivateKeyFile, pki, cfg.NodeName)
 	if err != nil {
@@ -76,12 +76,12 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 			Pods:           mgr,
 			DefaultTimeout: cfg.RuntimeRequestTimeout,
 			MaxParallel:    cfg.MaxParallelCheckpoints,
-			Retention: checkpoint.Retention{
+			Retention: retention.Policy{
 				MaxPerContainer: cfg.CheckpointMaxPerContainer,
 				MaxAge:          cfg.CheckpointMaxAge,
 				MaxTotalBytes:   cfg.CheckpointMaxTotalBytes,
 			},
-			Diagnose: func(err error) string { return checkpoint.Diagnosis(err, rt.Description()) },
+			Diagnose: func(err error) string { return criu.Diagnosis(err, rt.Description()) },
 			Deleted:  func(reason string) { m.CheckpointsDeleted.WithLabelValues(reason).Inc() },
 			Log:      log.With("component", "checkpoint"),
 		})
@@ -119,48 +119,19 @@ func newServer(ctx context.Context, cfg *config.Config, rt *cri.Runtime, mgr *po
 		Devices:     dm,
 		Receiver:    rc,
 		Stopper:     stopper(cfg, mgr),
-		Configz:     func() any { return kubeletConfiguration(cfg, caFile) },
+		Configz:     func() any { return cfg.KubeletConfiguration(caFile) },
 		Log:         log.With("component", "server"),
 	}), nil
 }
 
-// kubeletConfiguration presents the effective configuration in the
-// kubelet's own type for /configz. It holds paths, never key material.
-func kubeletConfiguration(cfg *config.Config, caFile string) *kubeletv1beta1.KubeletConfiguration {
-	kc := &kubeletv1beta1.KubeletConfiguration{
-		TypeMeta:                 metav1.TypeMeta{Kind: "KubeletConfiguration", APIVersion: kubeletv1beta1.SchemeGroupVersion.String()},
-		StaticPodPath:            cfg.PodManifestPath,
-		PodLogsDir:               cfg.PodLogsDir,
-		SyncFrequency:            metav1.Duration{Duration: cfg.SyncFrequency},
-		FileCheckFrequency:       metav1.Duration{Duration: cfg.FileCheckFrequency},
-		Address:                  cfg.Address,
-		Port:                     cfg.Port,
-		ReadOnlyPort:             cfg.ReadOnlyPort,
-		TLSCertFile:              cfg.TLSCertFile,
-		TLSPrivateKeyFile:        cfg.TLSPrivateKeyFile,
-		CgroupRoot:               cfg.CgroupRoot,
-		CgroupDriver:             "cgroupfs",
-		RuntimeRequestTimeout:    metav1.Duration{Duration: cfg.RuntimeRequestTimeout},
-		PodCIDR:                  cfg.PodCIDR,
-		ResolverConfig:           &cfg.ResolvConf,
-		FeatureGates:             cfg.FeatureGates.Map(),
-		ContainerRuntimeEndpoint: cfg.ContainerRuntimeEndpoint,
-	}
-	kc.Authentication.X509.ClientCAFile = caFile
-	kc.Authentication.Anonymous.Enabled = &cfg.AnonymousAuth
-	kc.Authentication.Webhook.Enabled = &cfg.AuthenticationTokenWebhook
-	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(cfg.AuthorizationMode)
-	return kc
-}
-
 // receiver serves POST /restores: this node pulls an archive from a
 // trusted peer with its peer credentials and runs the pod that resumes it.
-func receiver(cfg *config.Config, peerNodes checkpoint.NodeEndpoints, log *slog.Logger) (server.Receiver, error) {
-	peers, err := checkpoint.NewPeers(cfg.RestorePeers, peerNodes)
+func receiver(cfg *config.Config, peerNodes migrate.NodeEndpoints, log *slog.Logger) (server.Receiver, error) {
+	peers, err := migrate.NewPeers(cfg.RestorePeers, peerNodes)
 	if err != nil {
 		return nil, err
 	}
-	r := &checkpoint.Receiver{
+	r := &migrate.Receiver{
 		RestoreDir:       filepath.Join(cfg.RootDir, "restore"),
 		ManifestDir:      cfg.PodManifestPath,
 		NodeName:         cfg.NodeName,

@@ -1,9 +1,12 @@
-// Package checkpoint implements the kubelet checkpoint API's node side,
-// safer than the kubelet's: the runtime writes to a hidden temporary file
-// that becomes the archive only on success (never overwriting one),
-// archives are root-only, one checkpoint per container runs at a time,
-// parallelism is bounded, and a retention policy keeps the directory from
-// growing without end.
+// Package checkpoint is the node's checkpoint archive store: it takes and
+// publishes archives (this file), lists, inspects and serves them
+// (list.go, content.go), and applies the retention policy
+// (internal/checkpoint/retention) after each checkpoint. It implements the
+// kubelet checkpoint API's node side, safer than the kubelet's: the
+// runtime writes to a hidden temporary file that becomes the archive only
+// on success (never overwriting one), archives are root-only, one
+// checkpoint per container runs at a time, parallelism is bounded, and
+// retention keeps the directory from growing without end.
 package checkpoint
 
 import (
@@ -15,13 +18,17 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/checkpoint/retention"
+	"knode.io/knode/internal/podcontainer"
 )
 
 // Runtime is the CRI call the service needs. cri-client's implementation
@@ -35,18 +42,6 @@ type Pods interface {
 	GetPod(namespace, name string) (*v1.Pod, bool)
 }
 
-// Retention bounds the checkpoints directory; zero values turn a limit off.
-type Retention struct {
-	MaxPerContainer int
-	MaxAge          time.Duration
-	MaxTotalBytes   int64
-}
-
-// DefaultRetention keeps the last 5 archives of each container, none older
-// than 7 days, and at most 20 GiB in all: enough for forensics and moves,
-// bounded for a node's disk.
-var DefaultRetention = Retention{MaxPerContainer: 5, MaxAge: 7 * 24 * time.Hour, MaxTotalBytes: 20 << 30}
-
 // Options configure a Service.
 type Options struct {
 	Dir     string
@@ -56,7 +51,7 @@ type Options struct {
 	// request without (or with a smaller) timeout.
 	DefaultTimeout time.Duration
 	MaxParallel    int
-	Retention      Retention
+	Retention      retention.Policy
 	// Diagnose explains a runtime error for an operator; may be nil.
 	Diagnose func(error) string
 	// Deleted is called for every archive retention removes, with the reason
@@ -84,6 +79,9 @@ type Service struct {
 	digestMu sync.Mutex
 }
 
+// Errors carry kinds (internal/apierr); their text is the exact body the
+// kubelet answers, which internal/server writes with the kind's code.
+
 // New prepares the directory (0700), removes temporaries a crash left, and
 // applies retention once.
 func New(opts Options) (*Service, error) {
@@ -109,7 +107,7 @@ func New(opts Options) (*Service, error) {
 		return nil, fmt.Errorf("restrict checkpoints directory: %w", err)
 	}
 	s := &Service{opts: opts, slots: make(chan struct{}, opts.MaxParallel), inflight: map[string]bool{}, retain: make(chan string, 1)}
-	temps, _ := filepath.Glob(filepath.Join(opts.Dir, tempPrefix+"*"))
+	temps, _ := filepath.Glob(filepath.Join(opts.Dir, format.TempPrefix+"*"))
 	for _, t := range temps {
 		if err := os.RemoveAll(t); err == nil {
 			opts.Log.Warn("removed an unfinished checkpoint left by an earlier run", "file", t)
@@ -153,54 +151,23 @@ type Target struct {
 	ContainerID string
 }
 
-// Error is a failure with the kubelet's HTTP status and exact body.
-type Error struct {
-	Code int
-	Body string
-	// RetryAfter, when > 0, is a hint in seconds (for 409 and 503).
-	RetryAfter int
-	Err        error
-}
-
-func (e *Error) Error() string { return e.Body }
-func (e *Error) Unwrap() error { return e.Err }
-
 // Resolve finds the pod and container as the kubelet does: app, init and
 // ephemeral containers are all valid names.
 func (s *Service) Resolve(namespace, pod, container string) (Target, error) {
-	p, ok := s.opts.Pods.GetPod(namespace, pod)
-	if !ok {
-		return Target{}, &Error{Code: 404, Body: "pod does not exist"}
+	ref, err := podcontainer.ContainerID(s.opts.Pods, namespace, pod, container)
+	if ref.Pod == nil {
+		return Target{}, apierr.New(apierr.NotFound, "pod does not exist")
 	}
-	declared := false
-	for _, c := range p.Spec.Containers {
-		declared = declared || c.Name == container
+	if err != nil {
+		return Target{}, apierr.New(apierr.NotFound, fmt.Sprintf("container %s does not exist", container))
 	}
-	for _, c := range p.Spec.InitContainers {
-		declared = declared || c.Name == container
-	}
-	for _, c := range p.Spec.EphemeralContainers {
-		declared = declared || c.Name == container
-	}
-	if !declared {
-		return Target{}, &Error{Code: 404, Body: fmt.Sprintf("container %s does not exist", container)}
-	}
-	t := Target{Namespace: namespace, Pod: pod, Container: container}
-	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses, p.Status.EphemeralContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name == container && cs.State.Running != nil {
-				_, id, _ := strings.Cut(cs.ContainerID, "://")
-				t.ContainerID = id
-			}
-		}
-	}
-	return t, nil
+	return Target{Namespace: namespace, Pod: pod, Container: container, ContainerID: ref.ID}, nil
 }
 
 func (t Target) ref() string { return t.Namespace + "/" + t.Pod + "/" + t.Container }
 
-func (t Target) failed(err error) *Error {
-	return &Error{Code: 500, Body: fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), Err: err}
+func (t Target) failed(err error) *apierr.Error {
+	return apierr.Wrap(apierr.Internal, fmt.Sprintf("checkpointing of %s failed (%v)", t.ref(), err), err)
 }
 
 // Result is a finished checkpoint and where its time went.
@@ -223,8 +190,8 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		return "", res, t.failed(fmt.Errorf("container %s not found running", t.Container))
 	}
 	if !s.begin(t.ContainerID) {
-		return "", res, &Error{Code: 409, RetryAfter: 5,
-			Body: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
+		return "", res, &apierr.Error{Kind: apierr.Conflict, RetryAfter: 5,
+			Msg: fmt.Sprintf("a checkpoint of %s is already in progress; retry when it is done", t.ref())}
 	}
 	defer s.end(t.ContainerID)
 
@@ -240,15 +207,15 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		cancel()
 	case <-waitCtx.Done():
 		cancel()
-		return "", res, &Error{Code: 503, RetryAfter: 10,
-			Body: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
+		return "", res, &apierr.Error{Kind: apierr.Unavailable, RetryAfter: 10,
+			Msg: fmt.Sprintf("checkpointing of %s failed (no free checkpoint slot within %s: %d checkpoints in progress)", t.ref(), wait, cap(s.slots))}
 	}
 	defer func() { <-s.slots }()
 	res.Waited = time.Since(waitStart)
 
 	now := s.opts.Now()
-	name := ArchiveName(t.Pod, t.Namespace, t.Container, now)
-	tmp := filepath.Join(s.opts.Dir, tempPrefix+randomHex()+"-"+name)
+	name := format.Name(t.Pod, t.Namespace, t.Container, now)
+	tmp := filepath.Join(s.opts.Dir, format.TempPrefix+randomHex()+"-"+name)
 	req := &runtimeapi.CheckpointContainerRequest{ContainerId: t.ContainerID, Location: tmp, Timeout: timeout}
 	callStart := time.Now()
 	err := s.opts.Runtime.CheckpointContainer(ctx, req)
@@ -258,7 +225,7 @@ func (s *Service) checkpoint(ctx context.Context, t Target, timeout int64) (stri
 		e := t.failed(err)
 		if s.opts.Diagnose != nil {
 			if hint := s.opts.Diagnose(err); hint != "" {
-				e.Body += "\n" + hint
+				e.Msg += "\n" + hint
 			}
 		}
 		s.opts.Log.Warn("checkpoint failed", "container", t.ref(), "err", err)
@@ -304,11 +271,11 @@ func (s *Service) publish(tmp, name string, t Target) (string, error) {
 	if err := os.Chmod(tmp, 0o600); err != nil {
 		return "", fmt.Errorf("restrict archive: %w", err)
 	}
-	setLabels(tmp, t)
+	format.SetLabels(tmp, t.Namespace, t.Pod, t.Container)
 	s.dirMu.Lock()
 	defer s.dirMu.Unlock()
 	for n := 0; n < 1000; n++ {
-		final := filepath.Join(s.opts.Dir, withSuffix(name, n))
+		final := filepath.Join(s.opts.Dir, format.WithSuffix(name, n))
 		err := os.Link(tmp, final)
 		if err == nil {
 			_ = os.Remove(tmp)

@@ -16,35 +16,10 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-)
 
-func TestNames(t *testing.T) {
-	ts := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	name := ArchiveName("web-node1", "kube-system", "my-app", ts)
-	if name != "checkpoint-web-node1_kube-system-my-app-2026-01-02T03:04:05Z.tar" {
-		t.Fatalf("name %q", name)
-	}
-	for _, tt := range []struct {
-		name string
-		ok   bool
-		seq  int
-	}{
-		{name, true, 0},
-		{withSuffix(name, 2), true, 2},
-		{"checkpoint-web_default-app-2026-01-02T03:04:05+02:00.tar", true, 0},
-		{"../" + name, false, 0},
-		{".tmp-abc-" + name, false, 0},
-		{"checkpoint-web_default-app.tar", false, 0},
-		{"checkpoint-Web_default-app-2026-01-02T03:04:05Z.tar", false, 0},
-		{"checkpoint-web_default-app-2026-01-02T03:04:05Z.tar.gz", false, 0},
-		{"checkpoint-web_default-app-2026-13-45T03:04:05Z.tar", false, 0},
-	} {
-		p, ok := parseName(tt.name)
-		if ok != tt.ok || ValidArchiveName(tt.name) != tt.ok || (ok && p.seq != tt.seq) {
-			t.Errorf("%q: ok=%v seq=%d, want %v %d", tt.name, ok, p.seq, tt.ok, tt.seq)
-		}
-	}
-}
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/retention"
+)
 
 // writingRuntime writes a small file at the requested location.
 type writingRuntime struct{ err error }
@@ -68,7 +43,7 @@ func (onePod) GetPod(ns, name string) (*v1.Pod, bool) {
 			State: v1.ContainerState{Running: &v1.ContainerStateRunning{}}}}}}, true
 }
 
-func newService(t *testing.T, r Retention, now func() time.Time, rt Runtime) (*Service, *[]string) {
+func newService(t *testing.T, r retention.Policy, now func() time.Time, rt Runtime) (*Service, *[]string) {
 	t.Helper()
 	var deleted []string
 	s, err := New(Options{Dir: filepath.Join(t.TempDir(), "checkpoints"), Runtime: rt, Pods: onePod{}, Retention: r, Now: now,
@@ -91,23 +66,23 @@ func settle(s *Service) {
 }
 
 func TestResolve(t *testing.T) {
-	s, _ := newService(t, Retention{}, nil, writingRuntime{})
+	s, _ := newService(t, retention.Policy{}, nil, writingRuntime{})
 	for _, tt := range []struct {
 		ns, pod, container string
-		code               int
+		kind               apierr.Kind
 		body               string
 		id                 string
 	}{
-		{"default", "nope", "app", 404, "pod does not exist", ""},
-		{"default", "web", "nope", 404, "container nope does not exist", ""},
+		{"default", "nope", "app", apierr.NotFound, "pod does not exist", ""},
+		{"default", "web", "nope", apierr.NotFound, "container nope does not exist", ""},
 		{"default", "web", "app", 0, "", "abc"},
 		{"default", "web", "init", 0, "", ""},
 	} {
 		tgt, err := s.Resolve(tt.ns, tt.pod, tt.container)
-		var e *Error
-		if tt.code != 0 {
-			if !errors.As(err, &e) || e.Code != tt.code || e.Body != tt.body {
-				t.Errorf("%s: %v, want %d %q", tt.container, err, tt.code, tt.body)
+		var e *apierr.Error
+		if tt.kind != apierr.Unknown {
+			if !errors.As(err, &e) || e.Kind != tt.kind || e.Msg != tt.body {
+				t.Errorf("%s: %v, want %d %q", tt.container, err, tt.kind, tt.body)
 			}
 			continue
 		}
@@ -117,8 +92,8 @@ func TestResolve(t *testing.T) {
 	}
 	tgt, _ := s.Resolve("default", "web", "init")
 	_, err := s.Checkpoint(context.Background(), tgt, 0)
-	var e *Error
-	if !errors.As(err, &e) || e.Code != 500 || e.Body != "checkpointing of default/web/init failed (container init not found running)" {
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Kind != apierr.Internal || e.Msg != "checkpointing of default/web/init failed (container init not found running)" {
 		t.Fatalf("not running: %v", err)
 	}
 }
@@ -126,7 +101,7 @@ func TestResolve(t *testing.T) {
 func TestRetention(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	s, deleted := newService(t, Retention{MaxPerContainer: 2, MaxAge: time.Hour}, clock, writingRuntime{})
+	s, deleted := newService(t, retention.Policy{MaxPerContainer: 2, MaxAge: time.Hour}, clock, writingRuntime{})
 	tgt, _ := s.Resolve("default", "web", "app")
 	var paths []string
 	for i := 0; i < 3; i++ {
@@ -168,49 +143,15 @@ func TestRetention(t *testing.T) {
 }
 
 func TestFailureLeavesNothing(t *testing.T) {
-	s, _ := newService(t, Retention{}, nil, writingRuntime{err: status.Error(codes.Unimplemented, "no")})
+	s, _ := newService(t, retention.Policy{}, nil, writingRuntime{err: status.Error(codes.Unimplemented, "no")})
 	tgt, _ := s.Resolve("default", "web", "app")
 	_, err := s.Checkpoint(context.Background(), tgt, 0)
-	var e *Error
-	if !errors.As(err, &e) || e.Code != 500 || !strings.HasPrefix(e.Body, "checkpointing of default/web/app failed (rpc error: code = Unimplemented desc = no)") {
+	var e *apierr.Error
+	if !errors.As(err, &e) || e.Kind != apierr.Internal || !strings.HasPrefix(e.Msg, "checkpointing of default/web/app failed (rpc error: code = Unimplemented desc = no)") {
 		t.Fatalf("got %v", err)
 	}
 	entries, _ := os.ReadDir(s.Dir())
 	if len(entries) != 0 {
 		t.Fatalf("left %d files", len(entries))
-	}
-}
-
-func TestDiagnosis(t *testing.T) {
-	for _, tt := range []struct {
-		err  error
-		want string
-	}{
-		{status.Error(codes.Unimplemented, "method CheckpointContainer not implemented"), "does not implement CheckpointContainer"},
-		{errors.New("criu failed: Error (criu/vdso.c:...): vdso: Unexpected rt vDSO area bounds"), "older than 4.1"},
-		{errors.New(`exec: "criu": executable file not found in $PATH`), "CRIU is not installed"},
-		{errors.New("something else"), ""},
-	} {
-		got := Diagnosis(tt.err, "containerd://1.6.20")
-		if (tt.want == "") != (got == "") || !strings.Contains(got, tt.want) {
-			t.Errorf("%v: %q, want %q", tt.err, got, tt.want)
-		}
-	}
-	if !strings.Contains(Diagnosis(status.Error(codes.Unimplemented, "x"), "containerd://1.6.20"), "containerd://1.6.20") {
-		t.Error("the Unimplemented hint must name the runtime and version")
-	}
-}
-
-func TestVersions(t *testing.T) {
-	for _, tt := range []struct {
-		v, min string
-		want   bool
-	}{{"6.18.44-fc", "6.13", true}, {"6.12.9", "6.13", false}, {"4.1.1", "4.1", true}, {"3.17.1", "4.1", false}, {"4.1", "4.1", true}} {
-		if got := VersionAtLeast(tt.v, tt.min); got != tt.want {
-			t.Errorf("%s >= %s: %v", tt.v, tt.min, got)
-		}
-	}
-	if !VDSOProblem("3.17.1", "6.18.0") || VDSOProblem("4.1.1", "6.18.0") || VDSOProblem("3.17.1", "6.1.0") {
-		t.Error("VDSOProblem rule")
 	}
 }

@@ -1,16 +1,16 @@
 package checkpoint
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/checkpoint/retention"
 )
 
 // Archive is one finished checkpoint in the directory.
@@ -39,7 +39,14 @@ func (f Filter) match(a Archive) bool {
 }
 
 // ErrArchiveNotFound is returned for names that are not an archive here.
-var ErrArchiveNotFound = errors.New("checkpoint archive not found")
+var ErrArchiveNotFound = apierr.New(apierr.NotFound, "checkpoint archive not found")
+
+// Details is an archive in the directory and what its content tells
+// (`checkpointctl show`).
+type Details struct {
+	Archive
+	format.Details
+}
 
 // List returns the finished archives, oldest first.
 func (s *Service) List(f Filter) ([]Archive, error) {
@@ -63,7 +70,7 @@ func (s *Service) scan() ([]Archive, error) {
 	}
 	var out []Archive
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !ValidArchiveName(e.Name()) {
+		if !e.Type().IsRegular() || !format.ValidName(e.Name()) {
 			continue
 		}
 		a, ok := s.describe(e.Name())
@@ -79,7 +86,7 @@ func (s *Service) scan() ([]Archive, error) {
 
 // describe reads one archive's facts from its name, xattrs and stat.
 func (s *Service) describe(name string) (Archive, bool) {
-	parsed, ok := parseName(name)
+	parsed, ok := format.ParseName(name)
 	if !ok {
 		return Archive{}, false
 	}
@@ -88,13 +95,13 @@ func (s *Service) describe(name string) (Archive, bool) {
 	if err != nil || !fi.Mode().IsRegular() {
 		return Archive{}, false
 	}
-	a := Archive{Name: name, Path: path, Pod: parsed.pod, Time: parsed.time, Size: fi.Size(),
-		key: parsed.pod + "_" + parsed.nsContainer, seq: parsed.seq}
-	a.Namespace, a.Container = getLabel(path, xattrNamespace), getLabel(path, xattrContainer)
-	if a.Namespace == "" || !strings.HasPrefix(parsed.nsContainer, a.Namespace+"-") {
+	a := Archive{Name: name, Path: path, Pod: parsed.Pod, Time: parsed.Time, Size: fi.Size(),
+		key: parsed.Pod + "_" + parsed.NSContainer, seq: parsed.Seq}
+	a.Namespace, a.Container = format.Labels(path)
+	if a.Namespace == "" || !strings.HasPrefix(parsed.NSContainer, a.Namespace+"-") {
 		// Not written by knode (or no xattrs): the first "-" is the best split
 		// the name allows.
-		a.Namespace, a.Container, _ = strings.Cut(parsed.nsContainer, "-")
+		a.Namespace, a.Container, _ = strings.Cut(parsed.NSContainer, "-")
 	}
 	return a, true
 }
@@ -102,7 +109,7 @@ func (s *Service) describe(name string) (Archive, bool) {
 // Get resolves an archive name safely: only plain names of archives in the
 // directory, never a path.
 func (s *Service) Get(name string) (Archive, error) {
-	if !ValidArchiveName(name) {
+	if !format.ValidName(name) {
 		return Archive{}, ErrArchiveNotFound
 	}
 	a, ok := s.describe(name)
@@ -118,12 +125,11 @@ func (s *Service) Inspect(name string) (*Details, error) {
 	if err != nil {
 		return nil, err
 	}
-	d, err := ReadDetails(a.Path)
+	d, err := format.ReadDetails(a.Path)
 	if err != nil {
 		return nil, err
 	}
-	d.Archive = a
-	return d, nil
+	return &Details{Archive: a, Details: *d}, nil
 }
 
 // Delete removes one archive.
@@ -144,57 +150,10 @@ func (s *Service) Delete(name string) error {
 	return nil
 }
 
-// older orders archives by the time in their names, then by collision counter.
-func older(a, b Archive) bool {
-	if !a.Time.Equal(b.Time) {
-		return a.Time.Before(b.Time)
-	}
-	if a.seq != b.seq {
-		return a.seq < b.seq
-	}
-	return a.Name < b.Name
+// item is the archive as the retention policy sees it.
+func (a Archive) item() retention.Item {
+	return retention.Item{Path: a.Path, Group: a.key, Time: a.Time, Seq: a.seq, Name: a.Name, Size: a.Size}
 }
 
-// xattrSHA256 caches an archive's digest, computed at its first download.
-const xattrSHA256 = "user.knode.sha256"
-
-// digest computes and records an archive's SHA-256 unless known.
-func (s *Service) digest(path string) {
-	s.digestMu.Lock()
-	defer s.digestMu.Unlock()
-	if KnownDigest(path) != "" {
-		return
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err == nil {
-		RecordDigest(path, hex.EncodeToString(h.Sum(nil)))
-	}
-}
-
-// Digest returns an archive's SHA-256, computing it if needed.
-func (s *Service) Digest(f *os.File) string {
-	s.digest(f.Name())
-	return KnownDigest(f.Name())
-}
-
-// Open returns an archive for reading with its SHA-256 (hex) when already
-// known ("" otherwise: Digest computes it).
-func (s *Service) Open(name string) (*os.File, string, error) {
-	a, err := s.Get(name)
-	if err != nil {
-		return nil, "", err
-	}
-	f, err := os.Open(a.Path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return nil, "", ErrArchiveNotFound
-		}
-		return nil, "", fmt.Errorf("open archive: %w", err)
-	}
-	return f, KnownDigest(a.Path), nil
-}
+// older orders archives oldest first, by the rule retention uses.
+func older(a, b Archive) bool { return retention.Older(a.item(), b.item()) }

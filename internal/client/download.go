@@ -160,8 +160,13 @@ type FetchOptions struct {
 	Admit func(size int64) error
 	// ConnectTimeout bounds the TCP connection and the TLS handshake;
 	// ReadTimeout the wait for the answer's headers and for each read of
-	// the body (the download may take longer, as long as bytes keep coming).
+	// the body.
 	ConnectTimeout, ReadTimeout time.Duration
+	// MinRate (bytes per second, default 1 MiB/s) bounds the whole body:
+	// it must arrive within ReadTimeout + size/MinRate, so a source that
+	// sends a byte just before each read deadline cannot hold one of the
+	// node's few receive slots for ever.
+	MinRate int64
 }
 
 // Fetch downloads path into dir/name for a node acting on someone else's
@@ -182,6 +187,9 @@ func (c *Client) Fetch(ctx context.Context, path, dir, name string, o FetchOptio
 	}
 	if o.ReadTimeout <= 0 {
 		o.ReadTimeout = time.Minute
+	}
+	if o.MinRate <= 0 {
+		o.MinRate = 1 << 20
 	}
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -230,9 +238,13 @@ func (c *Client) Fetch(ctx context.Context, path, dir, name string, o FetchOptio
 			root.Remove(tmpName)
 		}
 	}()
-	// Each read must bring bytes within ReadTimeout, or the request ends.
+	// Each read must bring bytes within ReadTimeout, and the whole body
+	// must come at MinRate, or the request ends.
 	idle := time.AfterFunc(o.ReadTimeout, func() { cancel(errReadTimeout) })
 	defer idle.Stop()
+	whole := o.ReadTimeout + time.Duration(size/o.MinRate)*time.Second
+	slow := time.AfterFunc(whole, func() { cancel(fmt.Errorf("%w (%d bytes in %s)", errTooSlow, size, whole)) })
+	defer slow.Stop()
 	h := sha256.New()
 	n, err := io.Copy(io.MultiWriter(f, h), &idleReader{r: io.LimitReader(resp.Body, size+1), timer: idle, d: o.ReadTimeout})
 	if err != nil {
@@ -266,7 +278,10 @@ func (c *Client) Fetch(ctx context.Context, path, dir, name string, o FetchOptio
 	return filepath.Join(dir, name), got, nil
 }
 
-var errReadTimeout = errors.New("no data from the source within the read timeout")
+var (
+	errReadTimeout = errors.New("no data from the source within the read timeout")
+	errTooSlow     = errors.New("the source sends slower than the minimum rate")
+)
 
 // bounded is the client with connect and header deadlines and without
 // redirects (a source must not send this node elsewhere).

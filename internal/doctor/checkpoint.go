@@ -14,7 +14,9 @@ import (
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/format"
+	"knode.io/knode/internal/criu"
+	"knode.io/knode/internal/nodeinfo"
 )
 
 func checkCheckpoint(ctx context.Context, env Env, r *Report) {
@@ -38,18 +40,18 @@ func checkCheckpoint(ctx context.Context, env Env, r *Report) {
 		checkArchives(env, dir, r)
 	}
 	probeCheckpoint(ctx, env, r)
-	criu := checkpoint.FindCRIU()
-	kernel := checkpoint.KernelRelease()
+	found := criu.Find()
+	kernel := nodeinfo.KernelRelease()
 	switch {
-	case criu.Err != nil:
-		r.problem(area, "criu", criu.Err.Error(), "install CRIU >= 4.1 (Debian 12: hack/setup-criu.sh) and put it first on the runtime's PATH")
-	case checkpoint.VDSOProblem(criu.Version, kernel):
-		r.problem(area, "criu", fmt.Sprintf("CRIU %s (%s) on kernel %s: CRIU before 4.1 fails on kernels from 6.13 with \"Unexpected rt vDSO area bounds\" (the vvar_vclock split)", criu.Version, criu.Path, kernel),
+	case found.Err != nil:
+		r.problem(area, "criu", found.Err.Error(), "install CRIU >= 4.1 (Debian 12: hack/setup-criu.sh) and put it first on the runtime's PATH")
+	case criu.VDSOProblem(found.Version, kernel):
+		r.problem(area, "criu", fmt.Sprintf("CRIU %s (%s) on kernel %s: CRIU before 4.1 fails on kernels from 6.13 with \"Unexpected rt vDSO area bounds\" (the vvar_vclock split)", found.Version, found.Path, kernel),
 			"install CRIU >= 4.1 (Debian 12: hack/setup-criu.sh) and put it first on the runtime's PATH")
-	case !checkpoint.VersionAtLeast(criu.Version, "3.16"):
-		r.problem(area, "criu", fmt.Sprintf("CRIU %s at %s is older than 3.16, which runc needs", criu.Version, criu.Path), "install CRIU >= 4.1")
+	case !criu.VersionAtLeast(found.Version, "3.16"):
+		r.problem(area, "criu", fmt.Sprintf("CRIU %s at %s is older than 3.16, which runc needs", found.Version, found.Path), "install CRIU >= 4.1")
 	default:
-		r.ok(area, "criu", fmt.Sprintf("CRIU %s at %s, kernel %s", criu.Version, criu.Path, kernel))
+		r.ok(area, "criu", fmt.Sprintf("CRIU %s at %s, kernel %s", found.Version, found.Path, kernel))
 	}
 }
 
@@ -64,7 +66,7 @@ func checkArchives(env Env, dir string, r *Report) {
 	var count int
 	var bytes int64
 	for _, e := range entries {
-		if !checkpoint.ValidArchiveName(e.Name()) {
+		if !format.ValidName(e.Name()) {
 			continue
 		}
 		if info, err := e.Info(); err == nil {
@@ -103,7 +105,7 @@ func probeCheckpoint(ctx context.Context, env Env, r *Report) {
 	})
 	_ = os.Remove(filepath.Join(os.TempDir(), "knode-doctor-probe.tar"))
 	if status.Code(err) == codes.Unimplemented {
-		r.problem(area, "runtime support", checkpoint.Diagnosis(err, rt.Description()),
+		r.problem(area, "runtime support", criu.Diagnosis(err, rt.Description()),
 			"use containerd 2.x, or CRI-O >= 1.25 with enable_criu_support = true")
 		return
 	}
@@ -119,10 +121,10 @@ func checkRestore(ctx context.Context, name, description string, rt interface {
 	const area = "checkpoint"
 	version := strings.TrimPrefix(strings.TrimPrefix(description, name+"://"), "v")
 	switch {
-	case name == "containerd" && checkpoint.VersionAtLeast(version, "2.4"):
+	case name == "containerd" && criu.VersionAtLeast(version, "2.4"):
 		r.problem(area, "restore", fmt.Sprintf("%s cannot restore a checkpoint through CRI: 2.4 removed restore via CreateContainer", description),
 			"restore on containerd 2.1–2.3 with enable_experimental_restore_via_create = true, or on CRI-O with checkpoint/restore enabled")
-	case name == "containerd" && checkpoint.VersionAtLeast(version, "2.1"):
+	case name == "containerd" && criu.VersionAtLeast(version, "2.1"):
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		st, err := rt.Status(sctx, true)

@@ -9,7 +9,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/retention"
 	dmcheckpoint "knode.io/knode/internal/devicemanager/checkpoint"
 	"knode.io/knode/test/fakecri"
 )
@@ -82,7 +82,7 @@ func TestCheckpointArea(t *testing.T) {
 	dir := filepath.Join(root, "checkpoints")
 	os.MkdirAll(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "checkpoint-web_default-app-2026-01-02T03:04:05Z.tar"), make([]byte, 2048), 0o600)
-	env := Env{RootDir: root, Endpoint: endpoint, CheckpointGate: false, Retention: checkpoint.Retention{MaxTotalBytes: 1024}}
+	env := Env{RootDir: root, Endpoint: endpoint, CheckpointGate: false, Retention: retention.Policy{MaxTotalBytes: 1024}}
 	r, _ := Run(t.Context(), env, "checkpoint")
 	expect(t, r, "checkpoint", "feature gate", Warning, "ContainerCheckpoint is off")
 	expect(t, r, "checkpoint", "directory", Problem, "is mode -rwxr-xr-x")
@@ -92,7 +92,7 @@ func TestCheckpointArea(t *testing.T) {
 	os.Chmod(dir, 0o700)
 	fake.SetBehavior(fakecri.Behavior{Unimplemented: true})
 	env.CheckpointGate = true
-	env.Retention = checkpoint.Retention{}
+	env.Retention = retention.Policy{}
 	r, _ = Run(t.Context(), env, "checkpoint")
 	expect(t, r, "checkpoint", "feature gate", OK, "on")
 	expect(t, r, "checkpoint", "directory", OK, "0700")

@@ -7,7 +7,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/checkpoint/retention"
 )
 
 // Env is what the checks look at.
@@ -18,7 +18,7 @@ type Env struct {
 	// Endpoint is the configured CRI endpoint; empty means knode's embedded containerd.
 	Endpoint       string
 	CheckpointGate bool
-	Retention      checkpoint.Retention
+	Retention      retention.Policy
 	RequestTimeout time.Duration
 	// KnownSockets are the usual CRI sockets looked for besides the configured one.
 	KnownSockets []string

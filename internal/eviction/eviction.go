@@ -7,6 +7,7 @@ package eviction
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/safefs"
 )
 
 // The signals knode measures, named as the kubelet's.
@@ -247,9 +249,13 @@ func (m *Manager) Run(ctx context.Context, pods Pods, usage Usage) {
 // Synchronize observes once and, under memory pressure, evicts the pod the
 // kubelet would: among pods that are neither static nor critical, first
 // those using more memory than they request, then the lowest priority,
-// then the most memory above the request. Disk pressure is reported, not
-// acted on: knode does not measure pods' disk use.
+// then the most memory above the request. Before that, a pod whose disk
+// emptyDir exceeds its sizeLimit is evicted (emptyDirOverLimit). Node disk
+// pressure is reported, not acted on.
 func (m *Manager) Synchronize(ctx context.Context, pods Pods, usage Usage) (evicted types.UID) {
+	if uid := m.emptyDirOverLimit(pods); uid != "" {
+		return uid
+	}
 	obs, err := m.observe()
 	if err != nil {
 		m.log.Warn("eviction signals cannot be measured", "err", err)
@@ -280,6 +286,54 @@ func (m *Manager) Synchronize(ctx context.Context, pods Pods, usage Usage) (evic
 	if pods.Evict(victim.UID, message) {
 		m.log.Warn("evicting a pod under memory pressure", "pod", victim.Namespace+"/"+victim.Name, "message", message)
 		return victim.UID
+	}
+	return ""
+}
+
+// emptyDirOverLimit evicts the first pod found whose disk emptyDir holds
+// more than its sizeLimit, with the kubelet's message. Without it the
+// limit would be accepted and ignored, and a pod could fill the node's
+// root file system, which its emptyDirs share with the host. (Memory
+// emptyDirs are bounded by their tmpfs size.) A volume too deep to measure
+// counts as over: burying data must not hide it. Static and critical pods
+// are not evicted, as in the kubelet.
+func (m *Manager) emptyDirOverLimit(pods Pods) types.UID {
+	for _, p := range pods.Pods() {
+		if podsource.IsStatic(p) || p.Status.Phase == v1.PodFailed || p.Status.Phase == v1.PodSucceeded ||
+			p.Spec.Priority != nil && *p.Spec.Priority >= CriticalPriority {
+			continue
+		}
+		for _, vol := range p.Spec.Volumes {
+			ed := vol.EmptyDir
+			if ed == nil || ed.Medium == v1.StorageMediumMemory || ed.SizeLimit == nil || ed.SizeLimit.Sign() <= 0 {
+				continue
+			}
+			limit := ed.SizeLimit.Value()
+			// Where the pod manager makes it (internal/pods: PodDir, emptyDirPath).
+			dir := filepath.Join(m.rootDir, "pods", string(p.UID), "volumes", "kubernetes.io~empty-dir", vol.Name)
+			d, err := safefs.Open(dir)
+			if err != nil {
+				continue // not made yet, or already gone
+			}
+			used, err := d.DiskUsage(limit)
+			d.Close()
+			var message string
+			switch {
+			case errors.Is(err, safefs.ErrTooDeep):
+				message = fmt.Sprintf("Usage of EmptyDir volume %q cannot be measured (its directories are nested too deep), limit %q. ", vol.Name, ed.SizeLimit.String())
+			case err != nil:
+				m.log.Warn("emptyDir usage cannot be measured", "pod", p.Namespace+"/"+p.Name, "volume", vol.Name, "err", err)
+				continue
+			case used > limit:
+				message = fmt.Sprintf("Usage of EmptyDir volume %q exceeds the limit %q. ", vol.Name, ed.SizeLimit.String())
+			default:
+				continue
+			}
+			if pods.Evict(p.UID, message) {
+				m.log.Warn("evicting a pod over its emptyDir sizeLimit", "pod", p.Namespace+"/"+p.Name, "message", message)
+				return p.UID
+			}
+		}
 	}
 	return ""
 }

@@ -1,5 +1,5 @@
 // Package nodeinfo reads facts about this machine that pods and the node
-// status report: its IP address, CPU count and memory.
+// status report: its IP address, CPU count, memory and kernel release.
 package nodeinfo
 
 import (
@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // HostIP picks the node's address as the kubelet does without --node-ip:
@@ -101,4 +103,13 @@ func OSImage() string {
 		}
 	}
 	return "unknown"
+}
+
+// KernelRelease is uname -r ("" when it cannot be read).
+func KernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }

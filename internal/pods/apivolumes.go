@@ -6,6 +6,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"knode.io/knode/internal/apivolume"
+	"knode.io/knode/internal/crispec"
 )
 
 // APIObjects reads what ConfigMap, Secret and projected volumes need from
@@ -14,18 +15,18 @@ type APIObjects = apivolume.Objects
 
 // newAPIVolumes gives the volume writer the pod fields env vars resolve,
 // so a downwardAPI file and an env var say the same.
-func (m *Manager) newAPIVolumes() *apivolume.Volumes {
+func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
 	return apivolume.New(apivolume.Config{
-		Objects: m.opts.APIObjects,
+		Objects: objects,
 		PodField: func(pod *v1.Pod, path string) (string, error) {
-			return m.podField(pod, path, "")
+			return crispec.PodField(pod, path, "", d.node)
 		},
 		ResourceField: func(pod *v1.Pod, ref *v1.ResourceFieldSelector) (string, error) {
 			// ref.ContainerName is set: resourceField looks the container up.
-			return m.resourceField(pod, &v1.Container{}, ref)
+			return crispec.ResourceField(pod, &v1.Container{}, ref, d.node)
 		},
-		Now: m.opts.Now,
-		Log: m.opts.Log,
+		Now: d.Now,
+		Log: d.log,
 	})
 }
 
@@ -33,22 +34,22 @@ func (m *Manager) newAPIVolumes() *apivolume.Volumes {
 // downwardAPI volumes up to date, and repairs them if they were tampered
 // with. A volume whose objects cannot be read keeps its content, as with
 // the kubelet.
-func (m *Manager) refreshAPIVolumes(pod *v1.Pod) {
+func (d *workerDeps) refreshAPIVolumes(pod *v1.Pod) {
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
 		if !apivolume.Handles(vol) {
 			continue
 		}
-		if _, err := m.apiVolume(pod, vol); err != nil {
-			m.log.Warn("volume refresh failed; the old content stays", "pod", podRef(pod, nil), "volume", vol.Name, "err", err)
+		if _, err := d.apiVolume(pod, vol); err != nil {
+			d.log.Warn("volume refresh failed; the old content stays", "pod", podRef(pod, nil), "volume", vol.Name, "err", err)
 		}
 	}
 }
 
 // apiVolume writes a ConfigMap, Secret, projected or downwardAPI volume
 // into the pod's directory and returns its path.
-func (m *Manager) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.RequestTimeout)
+func (d *workerDeps) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.RequestTimeout)
 	defer cancel()
-	return m.apiVols.Write(ctx, pod, vol, PodDir(m.opts.RootDir, pod))
+	return d.apiVols.Write(ctx, pod, vol, PodDir(d.RootDir, pod))
 }

@@ -32,7 +32,7 @@ func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
 						Divisor: resource.MustParse("1Mi")}},
 				}}}}},
 		}}
-	dir, err := m.volumeHostPath(pod, &pod.Spec.Volumes[0])
+	dir, err := m.d.volumeHostPath(pod, &pod.Spec.Volumes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +50,7 @@ func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
 		t.Fatalf("not on tmpfs: %#x %v", fs.Type, err)
 	}
 	pod.Labels["app"] = "api"
-	m.refreshAPIVolumes(pod)
+	m.d.refreshAPIVolumes(pod)
 	if data, err := os.ReadFile(filepath.Join(dir, "app")); err != nil || string(data) != "api" {
 		t.Fatalf("after the refresh app = %q %v", data, err)
 	}

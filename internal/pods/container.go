@@ -1,10 +1,8 @@
 package pods
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,154 +13,39 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
 
-// containerConfig builds the CRI container config the way the kubelet does.
-func (m *Manager) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
-	envs, err := m.containerEnv(pod, c, podIP)
+// containerConfig builds a container instance's CRI config: the env and
+// the volumes' host paths are prepared here (emptyDirs made, subPaths
+// bound, API-object volumes written), the config is crispec's, and the
+// device plugins' answers are merged in last.
+func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+	envs, err := crispec.Env(pod, c, podIP, d.node)
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := m.containerMounts(pod, c, envs)
+	mounts, err := d.containerMounts(pod, c, envs)
 	if err != nil {
 		return nil, err
 	}
-	lookup := envLookup(envs)
-	command := expandAll(c.Command, lookup)
-	args := expandAll(c.Args, lookup)
-	annotations := map[string]string{
-		annotationContainerHash:          containerHash(c),
-		annotationRestartCount:           strconv.Itoa(restartCount),
-		annotationTerminationMessagePath: c.TerminationMessagePath,
-		annotationTerminationMsgPolicy:   string(c.TerminationMessagePolicy),
-		annotationPodTerminationGrace:    strconv.FormatInt(gracePeriod(pod), 10),
-	}
-	if len(c.Ports) > 0 {
-		if b, err := json.Marshal(c.Ports); err == nil {
-			annotations[annotationContainerPorts] = string(b)
-		}
-	}
-	if isInit {
-		annotations[annotationInit] = "true"
-	}
-	cfg := &runtimeapi.ContainerConfig{
-		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(restartCount)},
-		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
-		Command:    command,
-		Args:       args,
-		WorkingDir: c.WorkingDir,
-		Envs:       envs,
-		Mounts:     mounts,
-		Labels: map[string]string{
-			labelContainerName: c.Name,
-			labelPodName:       pod.Name,
-			labelPodNamespace:  pod.Namespace,
-			labelPodUID:        string(pod.UID),
-			labelManagedBy:     managedByValue,
-			labelNode:          m.opts.NodeName,
-		},
-		Annotations: annotations,
-		LogPath:     filepath.Join(c.Name, strconv.Itoa(restartCount)+".log"),
-		Stdin:       c.Stdin,
-		StdinOnce:   c.StdinOnce,
-		Tty:         c.TTY,
-		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       linuxResources(c),
-			SecurityContext: containerSecurityContext(pod, c),
-		},
-	}
-	m.opts.Devices.Apply(pod, c, cfg)
+	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts}, d.node)
+	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil
-}
-
-func gracePeriod(pod *v1.Pod) int64 {
-	if pod.Spec.TerminationGracePeriodSeconds != nil {
-		return *pod.Spec.TerminationGracePeriodSeconds
-	}
-	return v1.DefaultTerminationGracePeriodSeconds
-}
-
-// containerHash identifies a container's spec, as the kubelet's annotation does.
-func containerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
-	h := fnv.New32a()
-	h.Write(b)
-	return strconv.FormatUint(uint64(h.Sum32()), 16)
-}
-
-func linuxResources(c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{}
-	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
-	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
-	} else {
-		res.CpuShares = 2
-	}
-	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		const period = 100000
-		res.CpuPeriod = period
-		res.CpuQuota = max(q.MilliValue()*period/1000, 1000)
-	}
-	if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
-		res.MemoryLimitInBytes = q.Value()
-	}
-	return res
-}
-
-func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
-	if psc := pod.Spec.SecurityContext; psc != nil {
-		sc.RunAsUser = int64Value(psc.RunAsUser)
-		sc.RunAsGroup = int64Value(psc.RunAsGroup)
-		sc.SupplementalGroups = psc.SupplementalGroups
-		if psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser == nil {
-			sc.RunAsUsername = ""
-		}
-	}
-	csc := c.SecurityContext
-	if csc == nil {
-		return sc
-	}
-	if csc.Privileged != nil {
-		sc.Privileged = *csc.Privileged
-	}
-	if csc.RunAsUser != nil {
-		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
-	}
-	if csc.RunAsGroup != nil {
-		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
-	}
-	if csc.ReadOnlyRootFilesystem != nil {
-		sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
-	}
-	if csc.AllowPrivilegeEscalation != nil {
-		sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
-	}
-	if caps := csc.Capabilities; caps != nil {
-		sc.Capabilities = &runtimeapi.Capability{}
-		for _, c := range caps.Add {
-			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(c))
-		}
-		for _, c := range caps.Drop {
-			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(c))
-		}
-	}
-	return sc
 }
 
 // containerMounts turns volume mounts into CRI mounts, creating emptyDir and
 // DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins
 // do. A subPath is resolved inside its volume and bind-mounted through a
 // descriptor (bindSubPath); API-object volumes are always read-only.
-func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
+func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
 	volumes := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
-	podDir := PodDir(m.opts.RootDir, pod)
+	podDir := PodDir(d.RootDir, pod)
 	// An earlier instance's subPath binds are replaced, not stacked; and a
 	// container that cannot be created keeps none.
 	if err := subpath.CleanContainer(podDir, c.Name); err != nil {
@@ -171,7 +54,7 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 	defer func() {
 		if err != nil {
 			if cerr := subpath.CleanContainer(podDir, c.Name); cerr != nil {
-				m.log.Warn("remove subPath mounts", "pod", podRef(pod, nil), "container", c.Name, "err", cerr)
+				d.log.Warn("remove subPath mounts", "pod", podRef(pod, nil), "container", c.Name, "err", cerr)
 			}
 		}
 	}()
@@ -181,66 +64,26 @@ func (m *Manager) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimea
 		if vol == nil {
 			return nil, fmt.Errorf("volume %q not found", vm.Name)
 		}
-		sub, err := mountSubPath(vm, envs)
+		sub, err := crispec.SubPath(vm, envs)
 		if err != nil {
 			return nil, err
 		}
-		hostPath, err := m.volumeHostPath(pod, vol)
+		hostPath, err := d.volumeHostPath(pod, vol)
 		if err != nil {
 			return nil, err
 		}
 		if sub != "" {
-			if hostPath, err = m.bindSubPath(pod, vol, hostPath, c, i, sub); err != nil {
+			if hostPath, err = d.bindSubPath(pod, vol, hostPath, c, i, sub); err != nil {
 				return nil, err
 			}
 		}
-		mount := &runtimeapi.Mount{
-			ContainerPath: vm.MountPath,
-			HostPath:      hostPath,
-			Readonly:      vm.ReadOnly || isAPIVolume(vol),
-		}
-		if err := recursiveReadOnly(vm, mount); err != nil {
+		mount, err := crispec.Mount(vm, vol, hostPath)
+		if err != nil {
 			return nil, err
-		}
-		if len(vm.BindMountOptions) > 0 {
-			return nil, fmt.Errorf("volumeMount %q: bindMountOptions are not supported by knode", vm.Name)
-		}
-		if vm.MountPropagation != nil {
-			switch *vm.MountPropagation {
-			case v1.MountPropagationHostToContainer:
-				mount.Propagation = runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER
-			case v1.MountPropagationBidirectional:
-				mount.Propagation = runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL
-			}
 		}
 		mounts = append(mounts, mount)
 	}
 	return mounts, nil
-}
-
-// recursiveReadOnly applies the volumeMount's recursiveReadOnly: Enabled
-// asks the runtime for a recursively read-only mount (a runtime without it
-// fails the creation, a clear refusal); IfPossible is read-only without
-// recursion, since knode does not ask the runtime what it supports, which
-// the field allows. Both need readOnly and no propagation, as the API
-// server's validation requires.
-func recursiveReadOnly(vm *v1.VolumeMount, mount *runtimeapi.Mount) error {
-	if vm.RecursiveReadOnly == nil || *vm.RecursiveReadOnly == v1.RecursiveReadOnlyDisabled {
-		return nil
-	}
-	switch *vm.RecursiveReadOnly {
-	case v1.RecursiveReadOnlyEnabled, v1.RecursiveReadOnlyIfPossible:
-	default:
-		return fmt.Errorf("volumeMount %q: unknown recursiveReadOnly %q", vm.Name, *vm.RecursiveReadOnly)
-	}
-	if !vm.ReadOnly {
-		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs readOnly: true", vm.Name, *vm.RecursiveReadOnly)
-	}
-	if vm.MountPropagation != nil && *vm.MountPropagation != v1.MountPropagationNone {
-		return fmt.Errorf("volumeMount %q: recursiveReadOnly %s needs mountPropagation None", vm.Name, *vm.RecursiveReadOnly)
-	}
-	mount.RecursiveReadOnly = *vm.RecursiveReadOnly == v1.RecursiveReadOnlyEnabled
-	return nil
 }
 
 // PodDir is where knode keeps a pod's volumes: <root-dir>/pods/<uid>.
@@ -248,14 +91,14 @@ func PodDir(rootDir string, pod *v1.Pod) string {
 	return filepath.Join(rootDir, "pods", string(pod.UID))
 }
 
-func (m *Manager) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+func (d *workerDeps) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	switch {
 	case vol.EmptyDir != nil:
-		return m.emptyDirPath(pod, vol)
+		return d.emptyDirPath(pod, vol)
 	case vol.HostPath != nil:
 		return vol.HostPath.Path, checkHostPath(vol)
 	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil, vol.DownwardAPI != nil:
-		return m.apiVolume(pod, vol)
+		return d.apiVolume(pod, vol)
 	default:
 		return "", fmt.Errorf("volume %q: unsupported volume type", vol.Name)
 	}

@@ -19,14 +19,14 @@ const minGraceAfterPreStop = 2
 
 // runHook runs a container's postStart or preStop handler: exec in the
 // container, an HTTP GET (2xx and 3xx pass, as probes), or a sleep.
-func (m *Manager) runHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Container, containerID, podIP string) error {
+func (d *workerDeps) runHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Container, containerID, podIP string) error {
 	switch {
 	case h.Exec != nil:
 		timeout := time.Minute
 		if deadline, ok := ctx.Deadline(); ok {
 			timeout = time.Until(deadline)
 		}
-		stdout, stderr, err := m.opts.Runtime.ExecSync(ctx, containerID, h.Exec.Command, timeout)
+		stdout, stderr, err := d.Runtime.ExecSync(ctx, containerID, h.Exec.Command, timeout)
 		if err != nil {
 			return fmt.Errorf("command %q: %w: %s", strings.Join(h.Exec.Command, " "), err, strings.TrimSpace(string(stdout)+string(stderr)))
 		}
@@ -36,7 +36,7 @@ func (m *Manager) runHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Con
 		if deadline, ok := ctx.Deadline(); ok {
 			timeout = int32(max(time.Until(deadline)/time.Second, 1))
 		}
-		r := m.opts.Prober.Probe(ctx, &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: h.HTTPGet}, TimeoutSeconds: timeout},
+		r := d.Prober.Probe(ctx, &v1.Probe{ProbeHandler: v1.ProbeHandler{HTTPGet: h.HTTPGet}, TimeoutSeconds: timeout},
 			prober.Target{ContainerID: containerID, PodIP: podIP, Ports: c.Ports})
 		if !r.Success {
 			return errors.New(r.Output)
@@ -73,22 +73,22 @@ func specContainer(pod *v1.Pod, name string) *v1.Container {
 // stopContainer stops a container the kubelet's way: its preStop hook
 // first, within the grace period, then StopContainer with what is left of
 // it (at least 2 s).
-func (m *Manager) stopContainer(ctx context.Context, pod *v1.Pod, ct *runtimeapi.Container, grace int64, podIP string) {
+func (d *workerDeps) stopContainer(ctx context.Context, pod *v1.Pod, ct *runtimeapi.Container, grace int64, podIP string) {
 	if c := specContainer(pod, ct.GetMetadata().GetName()); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil &&
 		ct.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		start := time.Now()
 		hctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second)
-		err := m.runHook(hctx, c.Lifecycle.PreStop, c, ct.Id, podIP)
+		err := d.runHook(hctx, c.Lifecycle.PreStop, c, ct.Id, podIP)
 		cancel()
 		if err != nil {
-			m.opts.Events.Event(pod, v1.EventTypeWarning, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: %v", err))
-			m.log.Warn("preStop hook failed", "pod", podRef(pod, nil), "container", c.Name, "err", err)
+			d.Events.Event(pod, v1.EventTypeWarning, "FailedPreStopHook", fmt.Sprintf("PreStopHook failed: %v", err))
+			d.log.Warn("preStop hook failed", "pod", podRef(pod, nil), "container", c.Name, "err", err)
 		}
 		grace = max(grace-int64(time.Since(start)/time.Second), minGraceAfterPreStop)
 	}
-	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+m.opts.RequestTimeout)
+	cctx, cancel := context.WithTimeout(ctx, time.Duration(grace)*time.Second+d.RequestTimeout)
 	defer cancel()
-	if err := m.opts.Runtime.StopContainer(cctx, ct.Id, grace); err != nil {
-		m.log.Warn("stop container failed", "container", ct.Id, "err", err)
+	if err := d.Runtime.StopContainer(cctx, ct.Id, grace); err != nil {
+		d.log.Warn("stop container failed", "container", ct.Id, "err", err)
 	}
 }

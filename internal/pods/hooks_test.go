@@ -80,7 +80,7 @@ func TestEvictedPodStopsAndFails(t *testing.T) {
 		t.Fatal("a pod without a registered worker was evicted")
 	}
 	f.m.mu.Lock()
-	f.m.workers[pod.UID] = w
+	f.m.recordLocked(pod.UID).worker = w
 	f.m.mu.Unlock()
 	if !f.m.Evict(pod.UID, "The node was low on resource: memory.") {
 		t.Fatal("Evict did not know the pod")
@@ -105,22 +105,22 @@ func (p memoryPressure) MemoryPressure() (bool, error) { return bool(p), nil }
 
 func TestBestEffortPodRefusedUnderMemoryPressure(t *testing.T) {
 	f := newFixture(t)
-	f.m.opts.Pressure = memoryPressure(true)
+	f.m.d.Pressure = memoryPressure(true)
 	// An API pod (static pods are critical: never refused) without requests: BestEffort.
 	pod := testPod(v1.RestartPolicyAlways)
 	f.m.SetPods("api", []*v1.Pod{pod})
-	st := f.sync(newWorker(f.m, pod.UID))
+	st := f.sync(newWorker(f.m.d, pod.UID))
 	if _, total := f.count("app"); total != 0 || st.Phase != v1.PodFailed || st.Reason != "Evicted" ||
 		st.Message != "The node had condition: [MemoryPressure]. " {
 		t.Fatalf("under memory pressure: %d containers, status %s %s %q", total, st.Phase, st.Reason, st.Message)
 	}
 	// A pod with requests (Burstable) is admitted.
 	f2 := newFixture(t)
-	f2.m.opts.Pressure = memoryPressure(true)
+	f2.m.d.Pressure = memoryPressure(true)
 	burstable := testPod(v1.RestartPolicyAlways)
 	burstable.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
 	f2.m.SetPods("api", []*v1.Pod{burstable})
-	f2.sync(newWorker(f2.m, burstable.UID))
+	f2.sync(newWorker(f2.m.d, burstable.UID))
 	if running, _ := f2.count("app"); running != 1 {
 		t.Fatal("a Burstable pod was refused under memory pressure")
 	}

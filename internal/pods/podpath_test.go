@@ -22,7 +22,7 @@ func TestPodWithPathLikeUIDIsRefused(t *testing.T) {
 		t.Fatalf("pods = %v; want only the valid one", pods)
 	}
 	f.m.mu.Lock()
-	_, hasWorker := f.m.workers[bad.UID]
+	hasWorker := f.m.workerLocked(bad.UID) != nil
 	f.m.mu.Unlock()
 	if hasWorker {
 		t.Fatal("a worker was started for the pod with a path-like UID")

@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/crispec"
 )
 
 // runtimePod is what the runtime holds for one pod UID, newest first.
@@ -57,7 +59,7 @@ func restartCount(c *runtimeapi.Container) int {
 	if c == nil {
 		return 0
 	}
-	if n, err := strconv.Atoi(c.Annotations[annotationRestartCount]); err == nil {
+	if n, err := strconv.Atoi(c.Annotations[crispec.AnnotationRestartCount]); err == nil {
 		return n
 	}
 	return int(c.GetMetadata().GetAttempt())
@@ -68,7 +70,7 @@ func restartCount(c *runtimeapi.Container) int {
 func listRuntime(ctx context.Context, rt Runtime, node string, uid *types.UID) (map[types.UID]*runtimePod, error) {
 	selector := OwnerSelector(node)
 	if uid != nil {
-		selector[labelPodUID] = string(*uid)
+		selector[crispec.LabelPodUID] = string(*uid)
 	}
 	sandboxes, err := rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: selector})
 	if err != nil {
@@ -88,13 +90,13 @@ func listRuntime(ctx context.Context, rt Runtime, node string, uid *types.UID) (
 		return rp
 	}
 	for _, s := range sandboxes {
-		if u := s.Labels[labelPodUID]; u != "" {
+		if u := s.Labels[crispec.LabelPodUID]; u != "" {
 			rp := get(u)
 			rp.sandboxes = append(rp.sandboxes, s)
 		}
 	}
 	for _, c := range containers {
-		if u := c.Labels[labelPodUID]; u != "" {
+		if u := c.Labels[crispec.LabelPodUID]; u != "" {
 			rp := get(u)
 			rp.containers = append(rp.containers, c)
 		}

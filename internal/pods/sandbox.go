@@ -1,184 +1,32 @@
 package pods
 
 import (
-	"bufio"
 	"fmt"
-	"maps"
 	"os"
-	"path/filepath"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/crispec"
 )
 
 // LogDir is the kubelet's per-pod log directory: <root>/<ns>_<name>_<uid>.
-func LogDir(root string, pod *v1.Pod) string {
-	return filepath.Join(root, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
-}
+func LogDir(root string, pod *v1.Pod) string { return crispec.LogDir(root, pod) }
 
-// sandboxConfig builds the CRI sandbox config the way the kubelet does.
-func (m *Manager) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
-	labels := maps.Clone(pod.Labels)
-	if labels == nil {
-		labels = map[string]string{}
-	}
-	labels[labelPodName] = pod.Name
-	labels[labelPodNamespace] = pod.Namespace
-	labels[labelPodUID] = string(pod.UID)
-	labels[labelManagedBy] = managedByValue
-	labels[labelNode] = m.opts.NodeName
-	annotations := maps.Clone(pod.Annotations)
-	if annotations == nil {
-		annotations = map[string]string{}
-	}
-	cfg := &runtimeapi.PodSandboxConfig{
-		Metadata: &runtimeapi.PodSandboxMetadata{
-			Name:      pod.Name,
-			Namespace: pod.Namespace,
-			Uid:       string(pod.UID),
-			Attempt:   attempt,
-		},
-		LogDirectory: LogDir(m.opts.PodLogsDir, pod),
-		Labels:       labels,
-		Annotations:  annotations,
-		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: m.cgroupParent(pod),
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: namespaceOptions(pod),
-				Privileged:       podHasPrivileged(pod),
-			},
-		},
-	}
-	// runc cannot set a host name without a private UTS namespace, and the
-	// kubelet leaves it out for host-network pods too.
-	if !pod.Spec.HostNetwork {
-		cfg.Hostname = podHostname(pod)
-	}
-	if sc := pod.Spec.SecurityContext; sc != nil {
-		cfg.Linux.SecurityContext.RunAsUser = int64Value(sc.RunAsUser)
-		cfg.Linux.SecurityContext.RunAsGroup = int64Value(sc.RunAsGroup)
-		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
-		for _, s := range sc.Sysctls {
-			if cfg.Linux.Sysctls == nil {
-				cfg.Linux.Sysctls = map[string]string{}
-			}
-			cfg.Linux.Sysctls[s.Name] = s.Value
-		}
-	}
-	dns, err := m.dnsConfig(pod)
-	if err != nil {
-		return nil, err
-	}
-	cfg.DnsConfig = dns
-	for _, c := range pod.Spec.Containers {
-		for _, p := range c.Ports {
-			if p.HostPort == 0 {
-				continue
-			}
-			cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
-				Protocol:      protocol(p.Protocol),
-				ContainerPort: p.ContainerPort,
-				HostPort:      p.HostPort,
-				HostIp:        p.HostIP,
-			})
-		}
-	}
-	return cfg, nil
-}
-
-func (m *Manager) cgroupParent(pod *v1.Pod) string {
-	return filepath.Join(m.opts.CgroupRoot, "pod"+string(pod.UID))
-}
-
-func podHostname(pod *v1.Pod) string {
-	name := pod.Name
-	if pod.Spec.Hostname != "" {
-		name = pod.Spec.Hostname
-	}
-	// A host name is at most 63 bytes; the kubelet truncates the same way.
-	if len(name) > 63 {
-		name = strings.TrimRight(name[:63], "-.")
-	}
-	return name
-}
-
-func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
-	opts := &runtimeapi.NamespaceOption{
-		Network: runtimeapi.NamespaceMode_POD,
-		Pid:     runtimeapi.NamespaceMode_CONTAINER,
-		Ipc:     runtimeapi.NamespaceMode_POD,
-	}
-	if pod.Spec.HostNetwork {
-		opts.Network = runtimeapi.NamespaceMode_NODE
-	}
-	if pod.Spec.HostIPC {
-		opts.Ipc = runtimeapi.NamespaceMode_NODE
-	}
-	switch {
-	case pod.Spec.HostPID:
-		opts.Pid = runtimeapi.NamespaceMode_NODE
-	case pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace:
-		opts.Pid = runtimeapi.NamespaceMode_POD
-	}
-	return opts
-}
-
-func podHasPrivileged(pod *v1.Pod) bool {
-	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range list {
-			if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-func protocol(p v1.Protocol) runtimeapi.Protocol {
-	switch p {
-	case v1.ProtocolUDP:
-		return runtimeapi.Protocol_UDP
-	case v1.ProtocolSCTP:
-		return runtimeapi.Protocol_SCTP
-	default:
-		return runtimeapi.Protocol_TCP
-	}
-}
-
-func int64Value(p *int64) *runtimeapi.Int64Value {
-	if p == nil {
-		return nil
-	}
-	return &runtimeapi.Int64Value{Value: *p}
-}
-
-// dnsConfig follows the kubelet for a node without cluster DNS: every policy
-// falls back to the host's resolv.conf, except None, which uses only the
-// pod's dnsConfig; the pod's dnsConfig is appended in all cases.
-func (m *Manager) dnsConfig(pod *v1.Pod) (*runtimeapi.DNSConfig, error) {
-	cfg := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != v1.DNSNone && m.opts.ResolvConf != "" {
-		host, err := readResolvConf(m.opts.ResolvConf)
-		if err != nil {
+// sandboxConfig builds the pod's CRI sandbox config with the host's
+// resolv.conf as it is now.
+func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+	var hostDNS *runtimeapi.DNSConfig
+	if d.ResolvConf != "" {
+		var err error
+		if hostDNS, err = readResolvConf(d.ResolvConf); err != nil {
 			return nil, err
 		}
-		cfg = host
 	}
-	if pc := pod.Spec.DNSConfig; pc != nil {
-		cfg.Servers = append(cfg.Servers, pc.Nameservers...)
-		cfg.Searches = append(cfg.Searches, pc.Searches...)
-		for _, o := range pc.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			cfg.Options = append(cfg.Options, opt)
-		}
-	}
-	return cfg, nil
+	return crispec.Sandbox(pod, attempt, d.node, hostDNS), nil
 }
 
+// readResolvConf reads the host's resolv.conf; a missing one is empty.
 func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -188,21 +36,5 @@ func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 		return nil, fmt.Errorf("read resolv.conf: %w", err)
 	}
 	defer f.Close()
-	cfg := &runtimeapi.DNSConfig{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		switch fields[0] {
-		case "nameserver":
-			cfg.Servers = append(cfg.Servers, fields[1])
-		case "search":
-			cfg.Searches = append(cfg.Searches, fields[1:]...)
-		case "options":
-			cfg.Options = append(cfg.Options, fields[1:]...)
-		}
-	}
-	return cfg, sc.Err()
+	return crispec.ParseResolvConf(f)
 }

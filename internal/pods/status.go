@@ -15,11 +15,11 @@ import (
 // the worker's recorded waiting reasons, as the kubelet's status manager does.
 func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *v1.PodStatus {
 	st := &v1.PodStatus{
-		HostIP:   w.m.opts.HostIP,
+		HostIP:   w.d.HostIP,
 		QOSClass: qosClass(pod),
 	}
-	if w.m.opts.HostIP != "" {
-		st.HostIPs = []v1.HostIP{{IP: w.m.opts.HostIP}}
+	if w.d.HostIP != "" {
+		st.HostIPs = []v1.HostIP{{IP: w.d.HostIP}}
 	}
 	if w.startTime != nil {
 		t := metav1.NewTime(*w.startTime)
@@ -30,8 +30,8 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	if sandboxReady {
 		var ips []string
 		if pod.Spec.HostNetwork {
-			ips = []string{w.m.opts.HostIP}
-		} else if got, err := w.m.cache.sandboxIPsFor(ctx, w.m.opts.Runtime, sb); err == nil {
+			ips = []string{w.d.HostIP}
+		} else if got, err := w.d.cache.sandboxIPsFor(ctx, w.d.Runtime, sb); err == nil {
 			ips = got
 		}
 		for _, ip := range ips {
@@ -83,7 +83,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		st.Phase, st.Reason, st.Message = v1.PodFailed, w.rejected.reason, w.rejected.message
 		allReady = false
 	}
-	prev := w.m.statusOf(w.uid)
+	prev := w.d.records.statusOf(w.uid)
 	st.Conditions = []v1.PodCondition{
 		condition(prev, v1.PodReadyToStartContainers, sandboxReady, ""),
 		condition(prev, v1.PodInitialized, initialized, "ContainersNotInitialized"),
@@ -122,9 +122,9 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	latest := instances[0]
 	cs.RestartCount = int32(restartCount(latest))
-	cs.ContainerID = w.m.opts.RuntimeName + "://" + latest.Id
+	cs.ContainerID = w.d.RuntimeName + "://" + latest.Id
 	cs.ImageID = latest.ImageRef
-	rst, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, latest)
+	rst, err := w.d.cache.containerStatus(ctx, w.d.Runtime, latest)
 	if err != nil {
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: "ContainerStatusUnknown", Message: err.Error()}
 		return cs
@@ -134,9 +134,9 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		started := w.m.probes.started(c, latest.Id)
+		started := w.d.probes.started(c, latest.Id)
 		cs.Started = &started
-		cs.Ready = w.m.probes.ready(c, latest.Id)
+		cs.Ready = w.d.probes.ready(c, latest.Id)
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, rst.StartedAt))}
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		started := false
@@ -156,8 +156,8 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 		cs.State.Waiting = &v1.ContainerStateWaiting{Reason: reason, Message: wt.message}
 	}
 	if cs.LastTerminationState.Terminated == nil && len(instances) > 1 && instances[1].State == runtimeapi.ContainerState_CONTAINER_EXITED {
-		if prev, err := w.m.cache.containerStatus(ctx, w.m.opts.Runtime, instances[1]); err == nil {
-			cs.LastTerminationState.Terminated = terminated(w.m.opts.RuntimeName+"://"+instances[1].Id, prev)
+		if prev, err := w.d.cache.containerStatus(ctx, w.d.Runtime, instances[1]); err == nil {
+			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev)
 		}
 	}
 	return cs

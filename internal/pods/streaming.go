@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"strings"
 
-	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/podcontainer"
 )
 
 // Streamer is the part of the runtime that serves exec, attach and port
@@ -22,7 +22,7 @@ type Streamer interface {
 
 // ErrNotFound means the pod or container is not one of knode's; the server
 // answers 404.
-var ErrNotFound = errors.New("not found")
+var ErrNotFound = podcontainer.ErrNotFound
 
 // ErrNotRunning means the container exists but does not run; the server
 // answers 400.
@@ -80,25 +80,23 @@ func (m *Manager) PortForwardURL(ctx context.Context, namespace, pod string, por
 	return url.Parse(resp.Url)
 }
 
+// ContainerID finds a managed pod's container by the one rule logs, exec,
+// attach and checkpoints share (package podcontainer): app, init and
+// ephemeral containers, with the running instance's ID.
+func (m *Manager) ContainerID(namespace, pod, container string) (podcontainer.Ref, error) {
+	return podcontainer.ContainerID(m, namespace, pod, container)
+}
+
 // runningContainer finds the running instance of a pod's container.
 func (m *Manager) runningContainer(namespace, pod, container string) (string, error) {
-	p, ok := m.GetPod(namespace, pod)
-	if !ok {
-		return "", fmt.Errorf("pod %s/%s: %w", namespace, pod, ErrNotFound)
+	ref, err := m.ContainerID(namespace, pod, container)
+	if err != nil {
+		return "", err
 	}
-	for _, list := range [][]v1.ContainerStatus{p.Status.ContainerStatuses, p.Status.InitContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name != container {
-				continue
-			}
-			if cs.State.Running == nil {
-				return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotRunning)
-			}
-			_, id, _ := strings.Cut(cs.ContainerID, "://")
-			return id, nil
-		}
+	if ref.ID == "" {
+		return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotRunning)
 	}
-	return "", fmt.Errorf("container %s in pod %s/%s: %w", container, namespace, pod, ErrNotFound)
+	return ref.ID, nil
 }
 
 func (m *Manager) streamer() Streamer {

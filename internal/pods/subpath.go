@@ -5,70 +5,22 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
 
-// mountSubPath is the volume mount's subPath, subPathExpr expanded with the
-// container's environment, checked as the kubelet checks it; "" for none.
-func mountSubPath(vm *v1.VolumeMount, envs []*runtimeapi.KeyValue) (string, error) {
-	p := vm.SubPath
-	if vm.SubPathExpr != "" {
-		if vm.SubPath != "" {
-			return "", fmt.Errorf("volumeMount %q: subPathExpr and subPath are mutually exclusive", vm.Name)
-		}
-		var err error
-		if p, err = expandSubPathExpr(vm.SubPathExpr, envs); err != nil {
-			return "", err
-		}
-	}
-	if p == "" {
-		return "", nil
-	}
-	if err := subpath.Validate(p); err != nil {
-		return "", err
-	}
-	return p, nil
-}
-
-// expandSubPathExpr expands $(VAR) references from the container's env, as
-// the kubelet's ExpandContainerVolumeMounts: only the env (no other
-// source), $$ escapes a dollar, and a reference to a variable that is not
-// set or is empty fails the container naming every such variable.
-func expandSubPathExpr(expr string, envs []*runtimeapi.KeyValue) (string, error) {
-	values := envLookup(envs)
-	var missing []string
-	out := expand(expr, func(name string) (string, bool) {
-		v, ok := values(name)
-		if !ok || v == "" {
-			if !slices.Contains(missing, name) {
-				missing = append(missing, name)
-			}
-		}
-		return v, true
-	})
-	if len(missing) > 0 {
-		slices.Sort(missing)
-		return "", fmt.Errorf("missing value for %s", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
-
 // bindSubPath resolves the subPath p inside the volume at volPath and
 // returns the bind target the runtime mounts instead (see package subpath).
 // Refusals name the subPath but not the host's paths, as the kubelet keeps
 // the details of a failed subPath out of the pod's status.
-func (m *Manager) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
+func (d *workerDeps) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
 	vm := &c.VolumeMounts[index]
 	fail := func(why string, err error) error {
-		m.log.Warn("subPath refused", "pod", podRef(pod, nil), "container", c.Name, "volumeMount", vm.Name, "subPath", p, "err", err)
+		d.log.Warn("subPath refused", "pod", podRef(pod, nil), "container", c.Name, "volumeMount", vm.Name, "subPath", p, "err", err)
 		return fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q: subPath %q %s", vm.Name, c.Name, p, why)
 	}
 	var vd *safefs.Dir
@@ -99,27 +51,19 @@ func (m *Manager) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1
 		return "", fail("cannot be resolved", err)
 	}
 	defer f.Close()
-	target, err := subpath.Bind(PodDir(m.opts.RootDir, pod), vol.Name, c.Name, index, f)
+	target, err := subpath.Bind(PodDir(d.RootDir, pod), vol.Name, c.Name, index, f)
 	if err != nil {
-		m.log.Error("subPath bind mount failed", "pod", podRef(pod, nil), "container", c.Name, "subPath", p, "err", err)
+		d.log.Error("subPath bind mount failed", "pod", podRef(pod, nil), "container", c.Name, "subPath", p, "err", err)
 		return "", fmt.Errorf("failed to prepare subPath for volumeMount %q of container %q", vm.Name, c.Name)
 	}
 	return target, nil
 }
 
-// isAPIVolume reports the volume kinds whose content knode writes from API
-// objects: containers get them read-only whatever the volumeMount says
-// (CVE-2017-1002102: a writable one lets a container plant what knode's
-// next refresh would follow).
-func isAPIVolume(vol *v1.Volume) bool {
-	return vol.ConfigMap != nil || vol.Secret != nil || vol.Projected != nil || vol.DownwardAPI != nil
-}
-
 // emptyDirPath makes an emptyDir beneath the pod's directory, opened and
 // chmodded through descriptors, with tmpfs for medium Memory mounted on the
 // opened directory.
-func (m *Manager) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
-	podDir := PodDir(m.opts.RootDir, pod)
+func (d *workerDeps) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+	podDir := PodDir(d.RootDir, pod)
 	if err := os.MkdirAll(podDir, 0o750); err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
@@ -129,13 +73,13 @@ func (m *Manager) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	}
 	defer pd.Close()
 	rel := path.Join("volumes", "kubernetes.io~empty-dir", vol.Name)
-	d, err := pd.MkdirAll(rel, 0o777)
+	dir, err := pd.MkdirAll(rel, 0o777)
 	if err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
-	defer d.Close()
+	defer dir.Close()
 	if vol.EmptyDir.Medium == v1.StorageMediumMemory {
-		if err := mountTmpfs(d, vol.EmptyDir.SizeLimit); err != nil {
+		if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
 			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
 		}
 	}

@@ -10,50 +10,9 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/safefs"
 )
-
-func TestSubPathExprExpansion(t *testing.T) {
-	envs := []*runtimeapi.KeyValue{
-		{Key: "POD_NAME", Value: []byte("web-1")},
-		{Key: "NS", Value: []byte("prod")},
-		{Key: "EMPTY", Value: nil},
-		{Key: "UP", Value: []byte("..")},
-		{Key: "ABS", Value: []byte("/tmp")},
-	}
-	for _, tt := range []struct {
-		vm      v1.VolumeMount
-		want    string
-		wantErr string
-	}{
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "$(POD_NAME)"}, want: "web-1"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "logs/$(NS)/$(POD_NAME)"}, want: "logs/prod/web-1"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "$$(POD_NAME)"}, want: "$(POD_NAME)"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "a$b"}, want: "a$b"},
-		{vm: v1.VolumeMount{Name: "v", SubPath: "plain/$(POD_NAME)"}, want: "plain/$(POD_NAME)"},
-		{vm: v1.VolumeMount{Name: "v"}, want: ""},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "$(NOPE)/$(EMPTY)/$(NOPE)"}, wantErr: "missing value for EMPTY, NOPE"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "$(UP)"}, wantErr: "unable to provision SubPath `..`: must not contain '..'"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "x/$(UP)/y"}, wantErr: "unable to provision SubPath `x/../y`: must not contain '..'"},
-		{vm: v1.VolumeMount{Name: "v", SubPathExpr: "$(ABS)"}, wantErr: "error SubPath `/tmp` must not be an absolute path"},
-		{vm: v1.VolumeMount{Name: "v", SubPath: "/etc"}, wantErr: "error SubPath `/etc` must not be an absolute path"},
-		{vm: v1.VolumeMount{Name: "v", SubPath: "a/../../b"}, wantErr: "unable to provision SubPath `a/../../b`: must not contain '..'"},
-		{vm: v1.VolumeMount{Name: "v", SubPath: "a", SubPathExpr: "b"}, wantErr: `volumeMount "v": subPathExpr and subPath are mutually exclusive`},
-	} {
-		got, err := mountSubPath(&tt.vm, envs)
-		if tt.wantErr != "" {
-			if err == nil || err.Error() != tt.wantErr {
-				t.Errorf("%+v: got %q, %v; want error %q", tt.vm, got, err, tt.wantErr)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("%+v: got %q, %v; want %q", tt.vm, got, err, tt.want)
-		}
-	}
-}
 
 // subPathPod has an emptyDir "vol" that its app container mounts with subPath.
 func subPathPod(sub string) *v1.Pod {
@@ -126,7 +85,7 @@ func (roAPIObjects) ServiceAccountToken(context.Context, *v1.Pod, string, int64)
 func TestAPIVolumesAreReadOnly(t *testing.T) {
 	f := newFixture(t)
 	f.m.opts.APIObjects = roAPIObjects{}
-	f.m.apiVols = f.m.newAPIVolumes()
+	f.m.d.apiVols = f.m.d.newAPIVolumes(f.m.opts.APIObjects)
 	// Secret, projected and downwardAPI volumes are tmpfs mounts.
 	t.Cleanup(func() { _ = safefs.UnmountAll(f.m.opts.RootDir) })
 	pod := testPod(v1.RestartPolicyAlways)
@@ -143,7 +102,7 @@ func TestAPIVolumesAreReadOnly(t *testing.T) {
 	for _, name := range []string{"cm", "sec", "proj", "dapi", "scratch"} {
 		c.VolumeMounts = append(c.VolumeMounts, v1.VolumeMount{Name: name, MountPath: "/" + name, ReadOnly: false})
 	}
-	mounts, err := f.m.containerMounts(pod, c, nil)
+	mounts, err := f.m.d.containerMounts(pod, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,7 +193,7 @@ func TestRecursiveReadOnlyAndBindOptions(t *testing.T) {
 		pod := subPathPod("")
 		tt.vm.Name, tt.vm.MountPath = "vol", "/data"
 		pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{tt.vm}
-		mounts, err := f.m.containerMounts(pod, &pod.Spec.Containers[0], nil)
+		mounts, err := f.m.d.containerMounts(pod, &pod.Spec.Containers[0], nil)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -300,7 +259,7 @@ func TestCleanupFilesLeavesMountedDirectories(t *testing.T) {
 	if err := unix.Mount(host, inside, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
-	w := newWorker(f.m, pod.UID)
+	w := newWorker(f.m.d, pod.UID)
 	w.lastPod = pod
 	w.cleanupFiles()
 	if data, err := os.ReadFile(filepath.Join(host, "keep")); err != nil || string(data) != "host" {

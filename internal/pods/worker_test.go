@@ -85,7 +85,7 @@ func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
 // worker makes pod the file source's only pod and returns its worker.
 func (f *fixture) worker(pod *v1.Pod) *worker {
 	f.m.SetPods("file", []*v1.Pod{pod})
-	return newWorker(f.m, pod.UID)
+	return newWorker(f.m.d, pod.UID)
 }
 
 // sync runs one worker pass for the pod and returns its status.
@@ -227,7 +227,7 @@ func TestRestartPolicy(t *testing.T) {
 			f := newFixture(t)
 			pod := testPod(tt.policy)
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m, pod.UID)
+			w := newWorker(f.m.d, pod.UID)
 			f.sync(w)
 			f.exit("app", tt.exit)
 			st := f.sync(w)
@@ -363,7 +363,7 @@ func TestImagePullPolicies(t *testing.T) {
 			pod := testPod(v1.RestartPolicyAlways)
 			pod.Spec.Containers[0].ImagePullPolicy = tt.policy
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m, pod.UID)
+			w := newWorker(f.m.d, pod.UID)
 			st := f.sync(w)
 			pulled := false
 			for _, c := range f.img.Called {
@@ -378,26 +378,5 @@ func TestImagePullPolicies(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestExpand(t *testing.T) {
-	vars := map[string]string{"A": "1", "B": "two"}
-	lookup := func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
-	tests := map[string]string{
-		"plain":       "plain",
-		"$(A)":        "1",
-		"x$(A)y$(B)z": "x1ytwoz",
-		"$(MISSING)":  "$(MISSING)",
-		"$$(A)":       "$(A)",
-		"$$":          "$",
-		"cost $5":     "cost $5",
-		"open $(A":    "open $(A",
-		"trailing $":  "trailing $",
-	}
-	for in, want := range tests {
-		if got := expand(in, lookup); got != want {
-			t.Errorf("expand(%q) = %q, want %q", in, got, want)
-		}
 	}
 }

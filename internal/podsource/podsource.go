@@ -59,12 +59,18 @@ func StaticName(name, node string) string { return name + "-" + node }
 
 // Stamp records source on each pod, as the kubelet's config merge does:
 // what a source says about itself (or what an API object's author wrote
-// into the annotation) never decides whether a pod is static.
+// into the annotation) never decides whether a pod is static. Only the
+// file source names a manifest: FileAnnotation is dropped from every other
+// source's pods, or an API object that named a static pod's manifest there
+// would have POST /pods/{ns}/{name}/stop move that manifest aside.
 func Stamp(source string, pods []*v1.Pod) {
 	for _, p := range pods {
 		if p.Annotations == nil {
 			p.Annotations = map[string]string{}
 		}
 		p.Annotations[SourceAnnotation] = source
+		if source != File {
+			delete(p.Annotations, FileAnnotation)
+		}
 	}
 }

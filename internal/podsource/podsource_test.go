@@ -53,3 +53,18 @@ func TestStampOverridesWhatThePodSays(t *testing.T) {
 		}
 	}
 }
+
+// An API object's author may write knode.io/config.file too; only the file
+// source's pods keep it (StopPod moves the file it names).
+func TestStampKeepsTheManifestPathOnlyForFilePods(t *testing.T) {
+	api := pod(map[string]string{FileAnnotation: "/etc/kubernetes/manifests/kube-apiserver.yaml"})
+	static := pod(map[string]string{FileAnnotation: "/etc/knode/manifests/web.yaml"})
+	Stamp(API, []*v1.Pod{api})
+	Stamp(File, []*v1.Pod{static})
+	if f, ok := api.Annotations[FileAnnotation]; ok {
+		t.Errorf("the API pod keeps the manifest path it claimed: %q", f)
+	}
+	if static.Annotations[FileAnnotation] != "/etc/knode/manifests/web.yaml" {
+		t.Errorf("the static pod lost its manifest path: %v", static.Annotations)
+	}
+}

@@ -20,6 +20,7 @@ package safefs
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path"
 	"strconv"
@@ -298,8 +299,17 @@ func (d *Dir) Remove(rel string) error {
 }
 
 // RemoveAll removes rel beneath d and everything below it. Links are
-// removed, never followed, and a mount point below is refused rather than
-// emptied: what is mounted there is not the volume's.
+// removed, never followed, and a mount point below (a bind of the same file
+// system included) is refused rather than emptied: what is mounted there
+// is not the volume's.
+//
+// The tree is a container's: it can be nested far deeper than knode can
+// hold descriptors open (mkdir -p of 1024 levels at a time builds tens of
+// thousands of levels in seconds). So the walk keeps at most
+// maxRemoveDepth directories open and its messages' paths as short: a
+// directory found deeper is moved up into the directory being removed
+// (a rename inside the tree) and taken apart from there. Memory and
+// descriptors stay bounded whatever the depth, and the removal finishes.
 func (d *Dir) RemoveAll(rel string) error {
 	p, base, err := d.parent(rel)
 	if err != nil {
@@ -309,53 +319,136 @@ func (d *Dir) RemoveAll(rel string) error {
 		return err
 	}
 	defer p.Close()
-	var parentSt unix.Stat_t
-	if err := unix.Fstat(p.Fd(), &parentSt); err != nil {
+	parentID, err := mountOf(p.Fd())
+	if err != nil {
 		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
 	}
-	return removeAllAt(p.Fd(), base, parentSt.Dev, d.join(rel))
-}
-
-func removeAllAt(dirfd int, name string, dev uint64, display string) error {
-	err := unix.Unlinkat(dirfd, name, 0)
+	err = unix.Unlinkat(p.Fd(), base, 0)
 	if err == nil || errors.Is(err, unix.ENOENT) {
 		return nil
 	}
 	if !errors.Is(err, unix.EISDIR) {
-		return &os.PathError{Op: "remove", Path: display, Err: err}
+		return &os.PathError{Op: "remove", Path: d.join(rel), Err: err}
 	}
+	top, err := openForRemoval(p.Fd(), base, parentID, d.join(rel))
+	if top < 0 {
+		return err
+	}
+	defer unix.Close(top)
+	r := &remover{top: top, mount: parentID}
+	return r.removeDir(p.Fd(), base, top, d.join(rel), 0)
+}
+
+// maxRemoveDepth is how many directories RemoveAll holds open at once;
+// removeBatch is how many names it reads from a directory at a time.
+const (
+	maxRemoveDepth = 64
+	removeBatch    = 1024
+)
+
+// remover takes apart the tree under top, all on one mount.
+type remover struct {
+	top   int
+	mount mountID
+	moved uint64 // directories moved up to top so far
+}
+
+// mountID tells which mount an open file is on: its device and, where the
+// kernel reports it (statx STATX_MNT_ID, Linux 5.8), the mount's ID. The
+// device alone misses a bind mount of a directory of the same file system
+// (a hostPath subPath bind, a mount left in an emptyDir), and removing
+// through one would empty the host's directory it shows.
+type mountID struct {
+	devMajor, devMinor uint32
+	mnt                uint64
+	hasMnt             bool
+}
+
+func mountOf(fd int) (mountID, error) {
+	var stx unix.Statx_t
+	if err := unix.Statx(fd, "", unix.AT_EMPTY_PATH|unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx); err != nil {
+		return mountID{}, err
+	}
+	return mountID{devMajor: stx.Dev_major, devMinor: stx.Dev_minor, mnt: stx.Mnt_id, hasMnt: stx.Mask&unix.STATX_MNT_ID != 0}, nil
+}
+
+func (a mountID) same(b mountID) bool {
+	if a.devMajor != b.devMajor || a.devMinor != b.devMinor {
+		return false
+	}
+	return !a.hasMnt || !b.hasMnt || a.mnt == b.mnt
+}
+
+// openForRemoval opens the directory name in dirfd without following a
+// link and checks that it is on mount (not a mount point). It returns -1
+// and nil when the entry is gone.
+func openForRemoval(dirfd int, name string, mount mountID, display string) (int, error) {
 	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) {
-			return nil
+			return -1, nil
 		}
-		return &os.PathError{Op: "remove", Path: display, Err: err}
+		return -1, &os.PathError{Op: "remove", Path: display, Err: err}
 	}
-	dir := os.NewFile(uintptr(fd), display)
-	defer dir.Close()
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return &os.PathError{Op: "remove", Path: display, Err: err}
+	id, err := mountOf(fd)
+	if err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "remove", Path: display, Err: err}
 	}
-	if st.Dev != dev {
-		return &os.PathError{Op: "remove", Path: display, Err: errors.New("is a mount point; unmount it first")}
+	if !id.same(mount) {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "remove", Path: display, Err: errors.New("is a mount point; unmount it first")}
 	}
-	// Entries created while this runs (a container still writing) make the
-	// rmdir fail with ENOTEMPTY: list again, a bounded number of times.
-	for range 5 {
-		if _, err := dir.Seek(0, 0); err != nil {
-			return &os.PathError{Op: "remove", Path: display, Err: err}
-		}
-		names, err := dir.Readdirnames(-1)
+	return fd, nil
+}
+
+// readNames reads up to removeBatch names of the directory fd from its
+// start, through a descriptor of its own (entries removed meanwhile must
+// not make the next read skip any).
+func readNames(fd int, display string) ([]string, error) {
+	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	f := os.NewFile(uintptr(lfd), display)
+	defer f.Close()
+	names, err := f.Readdirnames(removeBatch)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	return names, nil
+}
+
+// empty removes the entries of the open directory fd, depth levels below
+// the top, a batch of names at a time, until a batch comes back short. The
+// top itself goes on while directories are being moved up into it.
+func (r *remover) empty(fd int, display string, depth int) error {
+	for {
+		names, err := readNames(fd, display)
 		if err != nil {
-			return &os.PathError{Op: "remove", Path: display, Err: err}
+			return err
 		}
+		before := r.moved
 		for _, n := range names {
-			if err := removeAllAt(fd, n, dev, display+"/"+n); err != nil {
+			if err := r.removeAt(fd, n, display+"/"+n, depth+1); err != nil {
 				return err
 			}
 		}
-		err = unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+		if len(names) < removeBatch && (depth > 0 || r.moved == before) {
+			return nil
+		}
+	}
+}
+
+// removeDir empties the directory name in dirfd (open as fd) and removes
+// it. Entries created meanwhile (a container still writing) make the rmdir
+// fail with ENOTEMPTY: it is tried again a bounded number of times.
+func (r *remover) removeDir(dirfd int, name string, fd int, display string, depth int) error {
+	for range 5 {
+		if err := r.empty(fd, display, depth); err != nil {
+			return err
+		}
+		err := unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
 		if err == nil || errors.Is(err, unix.ENOENT) {
 			return nil
 		}
@@ -364,6 +457,51 @@ func removeAllAt(dirfd int, name string, dev uint64, display string) error {
 		}
 	}
 	return &os.PathError{Op: "remove", Path: display, Err: unix.ENOTEMPTY}
+}
+
+// removeAt removes name in dirfd, depth levels below the top. A directory
+// at maxRemoveDepth is moved up into the top instead, which removes it in
+// a later batch.
+func (r *remover) removeAt(dirfd int, name, display string, depth int) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if !errors.Is(err, unix.EISDIR) {
+		return &os.PathError{Op: "remove", Path: display, Err: err}
+	}
+	if depth >= maxRemoveDepth {
+		return r.moveUp(dirfd, name, display)
+	}
+	fd, err := openForRemoval(dirfd, name, r.mount, display)
+	if fd < 0 {
+		return err
+	}
+	defer unix.Close(fd)
+	return r.removeDir(dirfd, name, fd, display, depth)
+}
+
+// moveUp renames the directory name in dirfd into the top directory under
+// a fresh name, never replacing an entry there. Both are inside the tree
+// being removed, so nothing leaves it.
+func (r *remover) moveUp(dirfd int, name, display string) error {
+	for {
+		r.moved++
+		fresh := ".safefs-removing-" + strconv.FormatUint(r.moved, 10)
+		err := unix.Renameat2(dirfd, name, r.top, fresh, unix.RENAME_NOREPLACE)
+		if errors.Is(err, unix.EINVAL) {
+			// A file system without RENAME_NOREPLACE: what a plain rename
+			// could replace is in the tree being removed anyway.
+			err = unix.Renameat(dirfd, name, r.top, fresh)
+		}
+		if errors.Is(err, unix.EEXIST) || errors.Is(err, unix.ENOTEMPTY) {
+			continue
+		}
+		if err != nil && !errors.Is(err, unix.ENOENT) {
+			return &os.PathError{Op: "remove", Path: display, Err: err}
+		}
+		return nil
+	}
 }
 
 // WriteFile writes data to rel beneath d: the file is created exclusively

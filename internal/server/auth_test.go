@@ -11,7 +11,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -27,6 +26,7 @@ import (
 
 	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/devicemanager"
+	"knode.io/knode/internal/migrate"
 )
 
 // unused stands in for every service behind a route; routing and
@@ -42,9 +42,8 @@ func (unused) Checkpoint(context.Context, checkpoint.Target, int64) (checkpoint.
 func (unused) List(checkpoint.Filter) ([]checkpoint.Archive, error) { return nil, errUnused }
 func (unused) Inspect(string) (*checkpoint.Details, error)          { return nil, errUnused }
 func (unused) Delete(string) error                                  { return errUnused }
-func (unused) Open(string) (*os.File, string, error)                { return nil, "", errUnused }
-func (unused) Digest(*os.File) string                               { return "" }
-func (unused) Receive(context.Context, checkpoint.ReceiveRequest) (*checkpoint.ReceiveResult, error) {
+func (unused) Open(string) (*checkpoint.Content, error)             { return nil, errUnused }
+func (unused) Receive(context.Context, migrate.ReceiveRequest) (*migrate.ReceiveResult, error) {
 	return nil, errUnused
 }
 func (unused) Undo(string) error                               { return errUnused }

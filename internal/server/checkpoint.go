@@ -2,12 +2,9 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
@@ -23,8 +20,7 @@ type Checkpoints interface {
 	List(f checkpoint.Filter) ([]checkpoint.Archive, error)
 	Inspect(name string) (*checkpoint.Details, error)
 	Delete(name string) error
-	Open(name string) (*os.File, string, error)
-	Digest(f *os.File) string
+	Open(name string) (*checkpoint.Content, error)
 }
 
 // installCheckpoints adds the checkpoint routes; they exist only while the
@@ -56,17 +52,13 @@ func (s *Server) installCheckpoints(c Checkpoints) {
 		writeJSON(w, http.StatusOK, d)
 	}), false)
 	s.Handle("GET /checkpoints/{archive}/content", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		f, sum, err := c.Open(r.PathValue("archive"))
+		content, err := c.Open(r.PathValue("archive"))
 		if err != nil {
 			writeError(w, err)
 			return
 		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			writeError(w, err)
-			return
-		}
+		defer content.Close()
+		sum := content.KnownDigest()
 		w.Header().Set("Content-Type", "application/x-tar")
 		if sum == "" && r.Header.Get("Range") == "" && r.Header.Get("X-Checkpoint-Digest") == "trailer" {
 			// Digest not known yet and the client accepts it as a trailer
@@ -76,25 +68,23 @@ func (s *Server) installCheckpoints(c Checkpoints) {
 			// tells the size. Other clients get Content-Length and the
 			// Digest header, after one pass to compute it.
 			w.Header().Set("Trailer", "X-Checkpoint-Sha256")
-			w.Header().Set("X-Checkpoint-Size", strconv.FormatInt(fi.Size(), 10))
-			h := sha256.New()
-			if _, err := io.Copy(io.MultiWriter(w, h), f); err != nil {
+			w.Header().Set("X-Checkpoint-Size", strconv.FormatInt(content.Size, 10))
+			sum, err := content.StreamDigest(w)
+			if err != nil {
 				return
 			}
-			sum = hex.EncodeToString(h.Sum(nil))
-			checkpoint.RecordDigest(f.Name(), sum)
 			w.Header().Set("X-Checkpoint-Sha256", sum)
 			return
 		}
 		if sum == "" {
-			sum = c.Digest(f)
+			sum = content.Digest()
 		}
 		raw, _ := hex.DecodeString(sum)
 		// The digest of the whole archive (RFC 3230), also for ranges, so a
 		// resumed download is verified end to end.
 		w.Header().Set("Digest", "sha-256="+base64.StdEncoding.EncodeToString(raw))
 		w.Header().Set("X-Checkpoint-Sha256", sum)
-		http.ServeContent(w, r, fi.Name(), fi.ModTime(), f)
+		http.ServeContent(w, r, content.Name, content.ModTime, content.ReadSeeker())
 	}), false)
 	s.Handle("DELETE /checkpoints/{archive}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := c.Delete(r.PathValue("archive")); err != nil {

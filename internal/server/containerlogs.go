@@ -4,11 +4,13 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/podcontainer"
 )
 
 // containerLogs serves GET /containerLogs/{namespace}/{pod}/{container}
@@ -25,16 +27,16 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	pod, ok := s.cfg.Pods.GetPod(ns, podName)
-	if !ok {
+	ref, err := podcontainer.ContainerID(s.cfg.Pods, ns, podName, container)
+	if ref.Pod == nil {
 		writeError(w, notFound(fmt.Sprintf("pod %q does not exist", podName)))
 		return
 	}
-	status, found := containerStatus(pod, container)
-	if !found {
+	if err != nil {
 		writeError(w, notFound(fmt.Sprintf("container %q not found in pod %q", container, podName)))
 		return
 	}
+	status := ref.Status
 	id := status.ContainerID
 	if opts.Previous {
 		id = ""
@@ -50,9 +52,7 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, badRequest(fmt.Sprintf("container %q in pod %q is waiting to start", container, podName)))
 		return
 	}
-	if _, raw, ok := strings.Cut(id, "://"); ok {
-		id = raw
-	}
+	id = podcontainer.RuntimeID(id)
 	w.Header().Set("Content-Type", "text/plain")
 	fw := &flushWriter{w: w}
 	if f, ok := w.(http.Flusher); ok && opts.Follow {
@@ -61,24 +61,6 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	if err := s.cfg.Logs.ReadLogs(r.Context(), id, opts, fw, fw); err != nil && !fw.wrote && r.Context().Err() == nil {
 		writeError(w, internal(fmt.Sprintf("failed to read logs of %s/%s/%s: %v", ns, podName, container, err)))
 	}
-}
-
-func containerStatus(pod *v1.Pod, name string) (v1.ContainerStatus, bool) {
-	for _, list := range [][]v1.ContainerStatus{pod.Status.ContainerStatuses, pod.Status.InitContainerStatuses, pod.Status.EphemeralContainerStatuses} {
-		for _, cs := range list {
-			if cs.Name == name {
-				return cs, true
-			}
-		}
-	}
-	for _, list := range [][]v1.Container{pod.Spec.Containers, pod.Spec.InitContainers} {
-		for _, c := range list {
-			if c.Name == name {
-				return v1.ContainerStatus{Name: name}, true
-			}
-		}
-	}
-	return v1.ContainerStatus{}, false
 }
 
 // parseLogOptions reads the kubelet's log query parameters; the last value
@@ -94,7 +76,7 @@ func parseLogOptions(r *http.Request) (*v1.PodLogOptions, error) {
 		return vals[len(vals)-1], true
 	}
 	invalid := func(key, val, why string) error {
-		return &httpError{code: http.StatusUnprocessableEntity, body: fmt.Sprintf("invalid %s %q: %s", key, val, why)}
+		return apierr.New(apierr.Unprocessable, fmt.Sprintf("invalid %s %q: %s", key, val, why))
 	}
 	for _, key := range []string{"follow", "previous", "timestamps"} {
 		if v, ok := last(key); ok {

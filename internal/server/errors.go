@@ -1,49 +1,46 @@
 package server
 
 import (
-	"errors"
 	"net/http"
 	"strconv"
 
-	"knode.io/knode/internal/checkpoint"
+	"knode.io/knode/internal/apierr"
 )
 
-// httpError carries the exact body a kubelet client expects; writeError
-// maps every error handlers return to an HTTP code, in this one place.
-type httpError struct {
-	code int
-	body string
-	// retryAfter is sent as Retry-After seconds when > 0.
-	retryAfter int
+// statusOf is the one place an error's kind becomes an HTTP status code.
+// Services return errors with kinds (internal/apierr) and never pick codes;
+// handlers return what services say. An error without a kind is this
+// node's failure: 500.
+var statusOf = map[apierr.Kind]int{
+	apierr.Invalid:       http.StatusBadRequest,
+	apierr.Forbidden:     http.StatusForbidden,
+	apierr.NotFound:      http.StatusNotFound,
+	apierr.Conflict:      http.StatusConflict,
+	apierr.Unprocessable: http.StatusUnprocessableEntity,
+	apierr.Internal:      http.StatusInternalServerError,
+	apierr.Upstream:      http.StatusBadGateway,
+	apierr.Unavailable:   http.StatusServiceUnavailable,
+	apierr.TooLarge:      http.StatusInsufficientStorage,
 }
 
-func (e *httpError) Error() string { return e.body }
+// The server's own answers, with the kubelet's bodies.
+func notFound(body string) error   { return apierr.New(apierr.NotFound, body) }
+func badRequest(body string) error { return apierr.New(apierr.Invalid, body) }
+func internal(body string) error   { return apierr.New(apierr.Internal, body) }
 
-func notFound(body string) error   { return &httpError{code: http.StatusNotFound, body: body} }
-func badRequest(body string) error { return &httpError{code: http.StatusBadRequest, body: body} }
-func internal(body string) error   { return &httpError{code: http.StatusInternalServerError, body: body} }
-
-// writeError writes err as the kubelet would: plain text, the status code
-// derived from the error.
+// writeError writes err as the kubelet would: plain text (the error's
+// text, which for a kinded error is the caller's message), the status code
+// of its kind, and Retry-After when the error carries a hint.
 func writeError(w http.ResponseWriter, err error) {
-	var he *httpError
-	var ce *checkpoint.Error
-	switch {
-	case errors.As(err, &ce):
-		he = &httpError{code: ce.Code, body: ce.Body, retryAfter: ce.RetryAfter}
-	case errors.Is(err, checkpoint.ErrArchiveNotFound):
-		he = &httpError{code: http.StatusNotFound, body: err.Error()}
-	case errors.Is(err, checkpoint.ErrNotArchive):
-		he = &httpError{code: http.StatusUnprocessableEntity, body: err.Error()}
+	code, ok := statusOf[apierr.KindOf(err)]
+	if !ok {
+		code = http.StatusInternalServerError
 	}
-	if he == nil && !errors.As(err, &he) {
-		he = &httpError{code: http.StatusInternalServerError, body: err.Error()}
-	}
-	if he.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(he.retryAfter))
+	if s := apierr.RetryAfter(err); s > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(s))
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(he.code)
-	_, _ = w.Write([]byte(he.body))
+	w.WriteHeader(code)
+	_, _ = w.Write([]byte(err.Error()))
 }

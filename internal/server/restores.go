@@ -3,18 +3,17 @@ package server
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
-	"knode.io/knode/internal/checkpoint"
-	"knode.io/knode/internal/staticpod"
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/migrate"
 )
 
 // Receiver pulls an archive from another node and runs the pod that resumes it.
 type Receiver interface {
-	Receive(ctx context.Context, req checkpoint.ReceiveRequest) (*checkpoint.ReceiveResult, error)
+	Receive(ctx context.Context, req migrate.ReceiveRequest) (*migrate.ReceiveResult, error)
 	Undo(name string) error
 }
 
@@ -29,7 +28,7 @@ const maxRestoreRequest = 64 << 10
 func (s *Server) installMigration(rc Receiver, stopper PodStopper) {
 	if rc != nil {
 		s.Handle("POST /restores", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			var req checkpoint.ReceiveRequest
+			var req migrate.ReceiveRequest
 			dec := json.NewDecoder(io.LimitReader(r.Body, maxRestoreRequest))
 			// A field knode does not know is refused, never ignored.
 			dec.DisallowUnknownFields()
@@ -39,10 +38,9 @@ func (s *Server) installMigration(rc Receiver, stopper PodStopper) {
 			}
 			res, err := rc.Receive(r.Context(), req)
 			if err != nil {
-				// Receive answers with *checkpoint.Error (a stable text); anything
+				// Receive refuses with a kinded error (a stable text); anything
 				// else is logged here and answered without its details.
-				var ce *checkpoint.Error
-				if !errors.As(err, &ce) {
+				if apierr.KindOf(err) == apierr.Unknown {
 					s.cfg.Log.Error("POST /restores failed", "err", err)
 					err = internal("ReceiveFailed: the archive could not be received (see the node's log)")
 				}
@@ -62,10 +60,6 @@ func (s *Server) installMigration(rc Receiver, stopper PodStopper) {
 	if stopper != nil {
 		s.Handle("POST /pods/{namespace}/{name}/stop", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			moved, err := stopper.StopPod(r.PathValue("namespace"), r.PathValue("name"))
-			if errors.Is(err, staticpod.ErrNotStatic) {
-				writeError(w, notFound(err.Error()))
-				return
-			}
 			if err != nil {
 				writeError(w, err)
 				return

@@ -21,8 +21,8 @@ import (
 	"testing"
 	"time"
 
-	"knode.io/knode/internal/checkpoint"
 	"knode.io/knode/internal/client"
+	"knode.io/knode/internal/migrate"
 )
 
 const restoreArchive = "checkpoint-web_default-app-2026-01-02T03:04:05Z.tar"
@@ -75,14 +75,14 @@ func silentPeer(t *testing.T) (string, *atomic.Int32, chan struct{}) {
 }
 
 func restoreServer(t *testing.T, peers []string, maxParallel int) *Server {
-	p, err := checkpoint.NewPeers(peers, nil)
+	p, err := migrate.NewPeers(peers, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := t.TempDir()
 	os.MkdirAll(filepath.Join(base, "manifests"), 0o700)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rc := &checkpoint.Receiver{RestoreDir: filepath.Join(base, "restore"), ManifestDir: filepath.Join(base, "manifests"), NodeName: "b",
+	rc := &migrate.Receiver{RestoreDir: filepath.Join(base, "restore"), ManifestDir: filepath.Join(base, "manifests"), NodeName: "b",
 		Peer: peerFiles(t), Peers: p, MaxParallel: maxParallel, Log: log}
 	return New(Config{NodeName: "b", Receiver: rc, Log: log})
 }

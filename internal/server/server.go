@@ -53,8 +53,10 @@ type Config struct {
 	Port         int32
 	ReadOnlyPort int32
 	TLS          tls.Certificate
-	// ClientCAs are offered as hints in the TLS handshake; verification is
-	// the authenticator's job, so other clients still reach 401.
+	// Authenticator verifies client certificates against the client CA (and
+	// bearer tokens, and anonymous access when allowed). The TLS handshake
+	// only requests a certificate, names no CA and verifies nothing, so a
+	// client of another CA gets the kubelet's 401, not a failed handshake.
 	Authenticator authenticator.Request
 	Authorizer    Authorizer
 	Pods          Pods
@@ -232,10 +234,7 @@ func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		path := firstSegment(r.URL.Path)
 		longRunning := strconv.FormatBool(r.URL.Query().Get("follow") == "true" || streamingSegments[path])
-		method := strings.ToLower(r.Method)
-		if len(method) > 10 {
-			method = "other"
-		}
+		method := metricMethod(r.Method)
 		start := time.Now()
 		inflight := m.HTTPInflight.WithLabelValues(method, path, serverType, longRunning)
 		inflight.Inc()
@@ -246,6 +245,19 @@ func (s *Server) instrument(serverType string, h http.Handler) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// metricMethod is the method label: the methods HTTP defines, lower case,
+// and "other" for the rest. A method is any token the client sends, before
+// authentication, so a label taken from it would let anyone who reaches the
+// port add series without end (the kubelet buckets them the same way).
+func metricMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return strings.ToLower(method)
+	}
+	return "other"
 }
 
 // streamingSegments are sessions that last as long as the client wants.

@@ -1,18 +1,18 @@
 package staticpod
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 
 	v1 "k8s.io/api/core/v1"
 
+	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/podsource"
 )
 
 // ErrNotStatic means the pod has no manifest file here to move aside.
-var ErrNotStatic = errors.New("not a static pod of this node")
+var ErrNotStatic = apierr.New(apierr.NotFound, "not a static pod of this node")
 
 // Stopper stops static pods by moving their manifest out of the watched
 // directory (into StoppedDir, where it can be moved back), which is how an

@@ -1,11 +1,13 @@
-package checkpoint
+// Package migrate is the destination side of a migration: it pulls a
+// checkpoint archive from a trusted peer node (POST /restores) and writes
+// the static pod manifest that resumes it, and undoes both on request.
+package migrate
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -17,8 +19,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"knode.io/knode/internal/apierr"
+	"knode.io/knode/internal/checkpoint/format"
 	"knode.io/knode/internal/client"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/restore"
 )
 
 // Receiver pulls archives from other nodes and writes the static pods that
@@ -78,6 +83,9 @@ type ReceiveResult struct {
 // ErrBadReceive is a request that cannot be served as asked.
 var ErrBadReceive = errors.New("bad restore request")
 
+// ErrNotFound is an Undo of a pod no Receive made.
+var ErrNotFound = apierr.New(apierr.NotFound, "checkpoint archive not found")
+
 // receiveRetryAfter is the Retry-After (seconds) of a receive refused
 // because others are running.
 const receiveRetryAfter = 10
@@ -104,17 +112,17 @@ func (r *Receiver) init() {
 	})
 }
 
-// refuse is an answer to the caller: a code and a stable text.
-func refuse(code int, body string, err error) *Error {
-	return &Error{Code: code, Body: body, Err: err}
+// refuse is an answer to the caller: a kind and a stable text.
+func refuse(kind apierr.Kind, body string, err error) *apierr.Error {
+	return apierr.Wrap(kind, body, err)
 }
 
-func bad(format string, args ...any) *Error {
-	return refuse(http.StatusBadRequest, fmt.Sprintf("%v: ", ErrBadReceive)+fmt.Sprintf(format, args...), ErrBadReceive)
+func bad(msg string, args ...any) *apierr.Error {
+	return refuse(apierr.Invalid, fmt.Sprintf("%v: ", ErrBadReceive)+fmt.Sprintf(msg, args...), ErrBadReceive)
 }
 
 // Receive downloads the archive (digest verified) and writes the manifest.
-// On failure nothing it made remains. Errors are *Error with the HTTP code
+// On failure nothing it made remains. Refusals are *apierr.Error: a kind
 // and the text to answer.
 func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveResult, error) {
 	r.init()
@@ -122,7 +130,7 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	case r.slots <- struct{}{}:
 		defer func() { <-r.slots }()
 	default:
-		e := refuse(http.StatusServiceUnavailable, fmt.Sprintf("TooManyRestores: %d archives are being received; retry later", cap(r.slots)), nil)
+		e := refuse(apierr.Unavailable, fmt.Sprintf("TooManyRestores: %d archives are being received; retry later", cap(r.slots)), nil)
 		e.RetryAfter = receiveRetryAfter
 		return nil, e
 	}
@@ -138,7 +146,7 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 		return nil, bad("source must be https://<node>:<port>/checkpoints/<archive>")
 	}
 	name := strings.TrimPrefix(u.Path, "/checkpoints/")
-	if !ValidArchiveName(name) {
+	if !format.ValidName(name) {
 		return nil, bad("%q is not a checkpoint archive name", name)
 	}
 	if msgs := validation.IsDNS1123Subdomain(req.Name); len(msgs) > 0 {
@@ -160,14 +168,14 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	ok, err := r.Peers.Trusted(ctx, host, port)
 	if err != nil {
 		r.Log.Warn("restore refused: cannot tell whether the source is a trusted peer", "source", u.Host, "err", err)
-		e := refuse(http.StatusServiceUnavailable, "PeersUnavailable: this node cannot list the cluster's Nodes to check the source "+
+		e := refuse(apierr.Unavailable, "PeersUnavailable: this node cannot list the cluster's Nodes to check the source "+
 			"(see its log: it needs list on nodes, which the Node authorizer alone does not give)", err)
 		e.RetryAfter = receiveRetryAfter
 		return nil, e
 	}
 	if !ok {
 		r.Log.Warn("restore refused: the source is not a trusted peer", "source", u.Host)
-		return nil, refuse(http.StatusForbidden, fmt.Sprintf(
+		return nil, refuse(apierr.Forbidden, fmt.Sprintf(
 			"UntrustedSource: %s is not a peer this node pulls archives from (--restore-peers, or a Node of the cluster at its kubelet port)", u.Host), nil)
 	}
 	opts := *r.Peer
@@ -176,7 +184,7 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	c, err := client.New(opts)
 	if err != nil {
 		r.Log.Error("restore: this node's peer credentials do not load", "err", err)
-		return nil, refuse(http.StatusInternalServerError, "PeerCredentials: this node's peer credentials cannot be used (see its log)", err)
+		return nil, refuse(apierr.Internal, "PeerCredentials: this node's peer credentials cannot be used (see its log)", err)
 	}
 	if err := os.MkdirAll(r.RestoreDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create restore directory: %w", err)
@@ -197,15 +205,15 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	if err != nil {
 		r.Log.Warn("restore: fetching the archive failed", "source", req.Source, "err", err)
 		if admitErr != nil {
-			return nil, refuse(http.StatusInsufficientStorage, "ArchiveTooLarge: "+admitErr.Error(), err)
+			return nil, refuse(apierr.TooLarge, "ArchiveTooLarge: "+admitErr.Error(), err)
 		}
 		return nil, fetchRefusal(u.Host, err)
 	}
-	RecordDigest(archive, sum)
-	d, err := ReadDetails(archive)
+	format.RecordDigest(archive, sum)
+	d, err := format.ReadDetails(archive)
 	if err != nil {
 		os.Remove(archive)
-		return nil, refuse(http.StatusUnprocessableEntity, fmt.Sprintf("InvalidCheckpoint: %s is not a checkpoint archive", name), err)
+		return nil, refuse(apierr.Unprocessable, fmt.Sprintf("InvalidCheckpoint: %s is not a checkpoint archive", name), err)
 	}
 	ns := req.Namespace
 	if ns == "" {
@@ -213,7 +221,7 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	}
 	if (ns != d.PodNamespace || ns == "") && !r.AcrossNamespaces {
 		os.Remove(archive)
-		return nil, refuse(http.StatusForbidden, fmt.Sprintf(
+		return nil, refuse(apierr.Forbidden, fmt.Sprintf(
 			"CheckpointNotAllowed: the archive was taken in namespace %q and may only be restored there (--restore-across-namespaces allows more)", d.PodNamespace), nil)
 	}
 	if ns == "" {
@@ -222,7 +230,7 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 	manifest, err := RestoreManifest(d, archive, req.Name, ns)
 	if err != nil {
 		os.Remove(archive)
-		return nil, refuse(http.StatusUnprocessableEntity, "InvalidCheckpoint: "+err.Error(), err)
+		return nil, refuse(apierr.Unprocessable, "InvalidCheckpoint: "+err.Error(), err)
 	}
 	target, err := WriteNewFile(r.ManifestDir, manifestName, manifest)
 	if err != nil {
@@ -237,18 +245,18 @@ func (r *Receiver) Receive(ctx context.Context, req ReceiveRequest) (*ReceiveRes
 
 // fetchRefusal turns a download failure into a stable answer: what went
 // wrong, never the dial, TLS or source's own text.
-func fetchRefusal(source string, err error) *Error {
+func fetchRefusal(source string, err error) *apierr.Error {
 	switch {
 	case errors.Is(err, client.ErrUnreachable):
-		return refuse(http.StatusBadGateway, fmt.Sprintf("SourceUnreachable: %s could not be reached or stopped sending (see this node's log)", source), err)
+		return refuse(apierr.Upstream, fmt.Sprintf("SourceUnreachable: %s could not be reached or stopped sending (see this node's log)", source), err)
 	case errors.Is(err, client.ErrSourceStatus):
-		return refuse(http.StatusBadGateway, fmt.Sprintf("SourceRefused: %s did not serve the archive (see this node's log)", source), err)
+		return refuse(apierr.Upstream, fmt.Sprintf("SourceRefused: %s did not serve the archive (see this node's log)", source), err)
 	case errors.Is(err, client.ErrNoSize), errors.Is(err, client.ErrLength), errors.Is(err, client.ErrDigest):
-		return refuse(http.StatusBadGateway, fmt.Sprintf("SourceInvalid: %s sent an archive that does not match what it announced", source), err)
+		return refuse(apierr.Upstream, fmt.Sprintf("SourceInvalid: %s sent an archive that does not match what it announced", source), err)
 	case errors.Is(err, client.ErrExists):
-		return refuse(http.StatusConflict, "ArchiveExists: the archive is already on this node", err)
+		return refuse(apierr.Conflict, "ArchiveExists: the archive is already on this node", err)
 	}
-	return refuse(http.StatusInternalServerError, "ReceiveFailed: the archive could not be stored (see this node's log)", err)
+	return refuse(apierr.Internal, "ReceiveFailed: the archive could not be stored (see this node's log)", err)
 }
 
 // admit reserves size bytes if they fit in the restore directory's free
@@ -338,19 +346,19 @@ func WriteNewFile(dir, name string, data []byte) (string, error) {
 // the pod, and the archive it restored from).
 func (r *Receiver) Undo(name string) error {
 	if len(validation.IsDNS1123Subdomain(name)) > 0 {
-		return fmt.Errorf("%w: pod name %q", ErrBadReceive, name)
+		return bad("pod name %q is not a DNS-1123 subdomain", name)
 	}
 	target := filepath.Join(r.ManifestDir, "restored-"+name+".json")
 	data, err := os.ReadFile(target)
 	if err != nil {
-		return ErrArchiveNotFound
+		return ErrNotFound
 	}
 	if err := os.Remove(target); err != nil {
 		return err
 	}
 	// The archive named in the manifest, only if it is in the restore dir.
 	for _, line := range strings.Split(string(data), "\n") {
-		if !strings.Contains(line, RestoreAnnotationPrefix) {
+		if !strings.Contains(line, restore.AnnotationPrefix) {
 			continue
 		}
 		_, val, _ := strings.Cut(line, ": ")

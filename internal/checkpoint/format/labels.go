@@ -1,4 +1,4 @@
-package checkpoint
+package format
 
 import (
 	"golang.org/x/sys/unix"
@@ -12,12 +12,22 @@ const (
 	xattrContainer = "user.knode.container"
 )
 
-// setLabels is best effort: a filesystem without user xattrs still gets
-// the archive, and listing falls back to the name.
-func setLabels(path string, t Target) {
-	_ = unix.Setxattr(path, xattrNamespace, []byte(t.Namespace), 0)
-	_ = unix.Setxattr(path, xattrPod, []byte(t.Pod), 0)
-	_ = unix.Setxattr(path, xattrContainer, []byte(t.Container), 0)
+// xattrSHA256 caches an archive's digest, computed at its first download.
+const xattrSHA256 = "user.knode.sha256"
+
+// SetLabels records whose archive path is. Best effort: a filesystem
+// without user xattrs still gets the archive, and listing falls back to
+// the name.
+func SetLabels(path, namespace, pod, container string) {
+	_ = unix.Setxattr(path, xattrNamespace, []byte(namespace), 0)
+	_ = unix.Setxattr(path, xattrPod, []byte(pod), 0)
+	_ = unix.Setxattr(path, xattrContainer, []byte(container), 0)
+}
+
+// Labels returns the namespace and container SetLabels recorded ("" when
+// none).
+func Labels(path string) (namespace, container string) {
+	return getLabel(path, xattrNamespace), getLabel(path, xattrContainer)
 }
 
 func getLabel(path, name string) string {

@@ -1,7 +1,9 @@
-package checkpoint
+// Package restore decides which containers start from a checkpoint
+// archive, and checks that the archive is one the pod may use: the pod
+// workers ask it before they create a container.
+package restore
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,38 +13,38 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 
+	"knode.io/knode/internal/checkpoint/format"
 	"knode.io/knode/internal/podsource"
 )
 
 // Annotations that ask for a restore while the manifest keeps its normal image.
 const (
-	// RestoreAnnotationPrefix + <container>: an archive name (in an allowed
+	// AnnotationPrefix + <container>: an archive name (in an allowed
 	// directory) or path.
-	RestoreAnnotationPrefix = "checkpoint.knode.io/restore-"
+	AnnotationPrefix = "checkpoint.knode.io/restore-"
 	// FallbackAnnotation "image" starts the container fresh from its image
 	// when the archive cannot be restored.
 	FallbackAnnotation = "checkpoint.knode.io/restore-fallback"
 )
 
-// RestoreError is a restore that cannot happen, with the pod status reason.
-type RestoreError struct {
+// Error is a restore that cannot happen, with the pod status reason.
+type Error struct {
 	reason  string
 	message string
 }
 
-func (e *RestoreError) Error() string { return e.message }
+func (e *Error) Error() string { return e.message }
 
 // Reason is the pod status reason (RestoreNotSupported, InvalidCheckpoint, ...).
-func (e *RestoreError) Reason() string { return e.reason }
+func (e *Error) Reason() string { return e.reason }
 
-// Restores decides which containers start from a checkpoint archive and
+// Selector decides which containers start from a checkpoint archive and
 // checks the archives. Only archives directly inside Dirs are ever used, and
 // only by pods of the namespace the archive was taken in: an archive holds a
 // container's memory, so a pod that could name any archive could read
 // another tenant's secrets.
-type Restores struct {
+type Selector struct {
 	// Dirs are the checkpoints directory and --restore-dirs.
 	Dirs []string
 	// Runtime is "<name>://<version>", for messages.
@@ -63,9 +65,9 @@ type Restores struct {
 // whether the pod asked to fall back to the image when that fails. The
 // image field holding an absolute path, or the restore annotation, asks
 // for a restore.
-func (r *Restores) Source(pod *v1.Pod, c *v1.Container) (string, bool, error) {
+func (r *Selector) Source(pod *v1.Pod, c *v1.Container) (string, bool, error) {
 	fallback := pod.Annotations[FallbackAnnotation] == "image"
-	ref, fromAnnotation := pod.Annotations[RestoreAnnotationPrefix+c.Name]
+	ref, fromAnnotation := pod.Annotations[AnnotationPrefix+c.Name]
 	switch {
 	case fromAnnotation:
 	case strings.HasPrefix(c.Image, "/"):
@@ -74,7 +76,7 @@ func (r *Restores) Source(pod *v1.Pod, c *v1.Container) (string, bool, error) {
 		return "", false, nil
 	}
 	if !r.APIPods && !podsource.IsStatic(pod) {
-		return "", fallback, &RestoreError{reason: "CheckpointNotAllowed", message: fmt.Sprintf(
+		return "", fallback, &Error{reason: "CheckpointNotAllowed", message: fmt.Sprintf(
 			"container %s asks to be restored from checkpoint %q, but restoring pods from the API server needs the ContainerCheckpoint feature gate, which is off on this node", c.Name, ref)}
 	}
 	path, err := r.resolve(ref, pod.Namespace)
@@ -89,12 +91,12 @@ func (r *Restores) Source(pod *v1.Pod, c *v1.Container) (string, bool, error) {
 // them, or belongs to another namespace. The pod's author reads it in the
 // pod status: distinct answers would let a pod probe the host's files and
 // other tenants' archives. The log says which it was.
-func unavailable(ref, namespace string) *RestoreError {
-	return &RestoreError{reason: "CheckpointNotFound", message: fmt.Sprintf(
+func unavailable(ref, namespace string) *Error {
+	return &Error{reason: "CheckpointNotFound", message: fmt.Sprintf(
 		"checkpoint archive %q is not available to pods of namespace %q: there is no such archive in this node's restore directories, or it was taken in another namespace", ref, namespace)}
 }
 
-func (r *Restores) log() *slog.Logger {
+func (r *Selector) log() *slog.Logger {
 	if r.Log != nil {
 		return r.Log
 	}
@@ -104,7 +106,7 @@ func (r *Restores) log() *slog.Logger {
 // resolve finds ref (a name or an absolute path) directly inside an allowed
 // directory, checks that it is a checkpoint archive of namespace, and
 // returns a path that names the file it checked.
-func (r *Restores) resolve(ref, namespace string) (string, error) {
+func (r *Selector) resolve(ref, namespace string) (string, error) {
 	var candidates []string // directories to look in
 	base := ref
 	if filepath.IsAbs(ref) {
@@ -120,7 +122,7 @@ func (r *Restores) resolve(ref, namespace string) (string, error) {
 		}
 	} else {
 		if strings.ContainsAny(ref, "/\\\x00") || ref == "." || ref == ".." || ref == "" {
-			return "", &RestoreError{reason: "CheckpointNotAllowed", message: fmt.Sprintf("checkpoint %q: give an archive name or an absolute path", ref)}
+			return "", &Error{reason: "CheckpointNotAllowed", message: fmt.Sprintf("checkpoint %q: give an archive name or an absolute path", ref)}
 		}
 		candidates = r.Dirs
 	}
@@ -140,10 +142,10 @@ func (r *Restores) resolve(ref, namespace string) (string, error) {
 			r.log().Warn("restore refused: the archive cannot be opened safely", "ref", ref, "dir", d, "namespace", namespace, "err", err)
 			return "", unavailable(ref, namespace)
 		}
-		det, err := readDetails(f)
+		det, err := format.ReadDetailsFrom(f)
 		f.Close()
 		if err != nil {
-			return "", &RestoreError{reason: "InvalidCheckpoint", message: fmt.Sprintf("%s is not a checkpoint archive: %v", ref, err)}
+			return "", &Error{reason: "InvalidCheckpoint", message: fmt.Sprintf("%s is not a checkpoint archive: %v", ref, err)}
 		}
 		// The namespace comes from spec.dump, which the runtime wrote; an
 		// archive that records none is no tenant's, so no pod's.
@@ -210,15 +212,15 @@ func openBeneath(dir, name string) (string, *os.File, error) {
 // CreateFailed explains a runtime's refusal to create a container from an
 // archive. containerd 2.4 answers that the "image" cannot be resolved; a
 // runtime without checkpoint support answers otherwise.
-func (r *Restores) CreateFailed(archive string, err error) error {
+func (r *Selector) CreateFailed(archive string, err error) error {
 	msg := err.Error()
 	if strings.Contains(msg, "failed to resolve image") || strings.Contains(msg, "not found") && strings.Contains(msg, archive) ||
 		strings.Contains(msg, "Unimplemented") || strings.Contains(msg, "not implemented") {
-		return &RestoreError{reason: "RestoreNotSupported", message: fmt.Sprintf(
+		return &Error{reason: "RestoreNotSupported", message: fmt.Sprintf(
 			"the runtime %s cannot restore a checkpoint through CRI (it answered: %s). Runtimes that can: containerd 2.1–2.3 with "+
 				"enable_experimental_restore_via_create = true, and CRI-O with checkpoint/restore enabled (enable_criu_support = true)", r.Runtime, msg)}
 	}
-	return &RestoreError{reason: "RestoreFailed", message: fmt.Sprintf("restoring from %s failed: %s", archive, msg)}
+	return &Error{reason: "RestoreFailed", message: fmt.Sprintf("restoring from %s failed: %s", archive, msg)}
 }
 
 // RestoredFromAnnotation records on a pod which archive (and digest) its
@@ -226,44 +228,9 @@ func (r *Restores) CreateFailed(archive string, err error) error {
 const RestoredFromAnnotation = "checkpoint.knode.io/restored-from"
 
 // Describe is the restored-from annotation's value for an archive.
-func (r *Restores) Describe(archive string) string {
-	if sum := KnownDigest(archive); sum != "" {
+func (r *Selector) Describe(archive string) string {
+	if sum := format.KnownDigest(archive); sum != "" {
 		return filepath.Base(archive) + "@sha256:" + sum
 	}
 	return filepath.Base(archive)
-}
-
-// RestoreManifest writes the static pod that resumes archive: one container
-// with the name, image and command recorded in the archive, restored
-// through the restore annotation (so the manifest keeps a normal image).
-func RestoreManifest(d *Details, archive, podName, namespace string) ([]byte, error) {
-	if d.ContainerName == "" || d.Image == "" {
-		return nil, fmt.Errorf("the archive does not record its container's name and image")
-	}
-	// The name comes from the archive: it becomes an annotation key and a container name.
-	if msgs := validation.IsDNS1123Label(d.ContainerName); len(msgs) > 0 {
-		return nil, fmt.Errorf("the archive's container name %q: %s", d.ContainerName, strings.Join(msgs, "; "))
-	}
-	if namespace == "" {
-		namespace = firstNonEmpty(d.PodNamespace, "default")
-	}
-	pod := map[string]any{
-		"apiVersion": "v1",
-		"kind":       "Pod",
-		"metadata": map[string]any{
-			"name":      podName,
-			"namespace": namespace,
-			"annotations": map[string]string{
-				RestoreAnnotationPrefix + d.ContainerName: archive,
-			},
-		},
-		"spec": map[string]any{
-			"containers": []map[string]any{{
-				"name":    d.ContainerName,
-				"image":   d.Image,
-				"command": d.Command,
-			}},
-		},
-	}
-	return json.MarshalIndent(pod, "", "  ")
 }

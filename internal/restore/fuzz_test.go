@@ -1,34 +1,12 @@
-package checkpoint
+package restore
 
 import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// FuzzArchiveName: any name the API accepts is a plain file name in the
-// directory, never a path, and parses back to its parts.
-func FuzzArchiveName(f *testing.F) {
-	for _, s := range []string{
-		"checkpoint-web_default-app-2026-01-02T03:04:05Z.tar",
-		"checkpoint-web_default-app-2026-01-02T03:04:05Z-7.tar",
-		"../../etc/passwd", ".tmp-x", "checkpoint-a_b-c-2026-01-02T03:04:05+05:30.tar", "checkpoint-\x00.tar",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, name string) {
-		if !ValidArchiveName(name) {
-			return
-		}
-		if strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
-			t.Fatalf("accepted unsafe name %q", name)
-		}
-		p, ok := parseName(name)
-		if !ok || p.pod == "" || p.nsContainer == "" {
-			t.Fatalf("valid name %q does not parse", name)
-		}
-	})
-}
+	"knode.io/knode/internal/checkpoint/format"
+)
 
 // FuzzRestoreSource: whatever a pod names, the archive handed to the
 // runtime is a regular file directly inside a restore directory, of the
@@ -51,7 +29,7 @@ func FuzzRestoreSource(f *testing.F) {
 			if filepath.Dir(got) != real || strings.HasPrefix(filepath.Base(got), ".") {
 				t.Fatalf("%q resolved to %q, outside %s", ref, got, real)
 			}
-			d, derr := ReadDetails(got)
+			d, derr := format.ReadDetails(got)
 			if derr != nil || d.PodNamespace != "team-a" {
 				t.Fatalf("%q resolved to %q of namespace %v %v", ref, got, d, derr)
 			}

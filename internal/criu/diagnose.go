@@ -1,4 +1,4 @@
-package checkpoint
+package criu
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"knode.io/knode/internal/nodeinfo"
 )
 
 const vdsoHint = "hint: CRIU is older than 4.1 and this kernel is 6.13 or newer, whose split vDSO/vvar mapping (vvar_vclock) " +
@@ -27,8 +29,8 @@ func Diagnosis(err error, runtime string) string {
 		return vdsoHint
 	case strings.Contains(msg, "criu failed"):
 		// The log may be gone already; check the CRIU on PATH against the kernel.
-		if c := FindCRIU(); VDSOProblem(c.Version, KernelRelease()) {
-			return fmt.Sprintf("%s (found CRIU %s at %s, kernel %s)", vdsoHint, c.Version, c.Path, majorMinor(KernelRelease()))
+		if c := Find(); VDSOProblem(c.Version, nodeinfo.KernelRelease()) {
+			return fmt.Sprintf("%s (found CRIU %s at %s, kernel %s)", vdsoHint, c.Version, c.Path, majorMinor(nodeinfo.KernelRelease()))
 		}
 	case strings.Contains(msg, "criu") && (strings.Contains(msg, "executable file not found") || strings.Contains(msg, "no such file")):
 		return "hint: CRIU is not installed where the runtime looks for it (runc finds `criu` on its PATH). Install CRIU >= 4.1."

@@ -1,4 +1,4 @@
-package checkpoint
+package migrate
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/client"
 )
 
@@ -100,12 +101,12 @@ func entries(t *testing.T, dir string) []string {
 	return out
 }
 
-func answer(err error) (int, string, int) {
-	var ce *Error
+func answer(err error) (apierr.Kind, string, int) {
+	var ce *apierr.Error
 	if errors.As(err, &ce) {
-		return ce.Code, ce.Body, ce.RetryAfter
+		return ce.Kind, ce.Msg, ce.RetryAfter
 	}
-	return 0, "", 0
+	return apierr.Unknown, "", 0
 }
 
 func TestReceiveFromTrustedPeer(t *testing.T) {
@@ -132,7 +133,7 @@ func TestReceiveRefusesUntrustedPeers(t *testing.T) {
 		r := newReceiver(t, s, peers...)
 		_, err := r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
 		code, body, _ := answer(err)
-		if code != http.StatusForbidden || !strings.HasPrefix(body, "UntrustedSource: ") {
+		if code != apierr.Forbidden || !strings.HasPrefix(body, "UntrustedSource: ") {
 			t.Fatalf("peers %v: %d %q (%v)", peers, code, body, err)
 		}
 		if n := s.requests.Load(); n != 0 {
@@ -171,7 +172,7 @@ func TestReceiveStaysInTheArchivesNamespace(t *testing.T) {
 	s := newSource(t, testArchive(t, "team-a"))
 	r := newReceiver(t, s, "127.0.0.1")
 	_, err := r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved", Namespace: "team-b"})
-	if code, body, _ := answer(err); code != http.StatusForbidden || !strings.HasPrefix(body, "CheckpointNotAllowed: ") {
+	if code, body, _ := answer(err); code != apierr.Forbidden || !strings.HasPrefix(body, "CheckpointNotAllowed: ") {
 		t.Fatalf("into another namespace: %d %q", code, body)
 	}
 	if e := append(entries(t, r.RestoreDir), entries(t, r.ManifestDir)...); len(e) != 0 {
@@ -190,7 +191,7 @@ func TestReceiveSizeIsAdmittedBeforeWriting(t *testing.T) {
 	r := newReceiver(t, s, "127.0.0.1")
 	r.FreeBytes = func(string) (int64, error) { return int64(len(archive)) - 1, nil }
 	_, err := r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
-	if code, body, _ := answer(err); code != http.StatusInsufficientStorage || !strings.HasPrefix(body, "ArchiveTooLarge: ") {
+	if code, body, _ := answer(err); code != apierr.TooLarge || !strings.HasPrefix(body, "ArchiveTooLarge: ") {
 		t.Fatalf("no room: %d %q", code, body)
 	}
 	if e := entries(t, r.RestoreDir); len(e) != 0 {
@@ -201,7 +202,7 @@ func TestReceiveSizeIsAdmittedBeforeWriting(t *testing.T) {
 	must(t, os.WriteFile(filepath.Join(r.RestoreDir, "old.tar"), make([]byte, 100), 0o600))
 	r.MaxTotalBytes = int64(len(archive)) + 99
 	_, err = r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
-	if code, body, _ := answer(err); code != http.StatusInsufficientStorage || !strings.Contains(body, "--checkpoint-max-total-bytes") {
+	if code, body, _ := answer(err); code != apierr.TooLarge || !strings.Contains(body, "--checkpoint-max-total-bytes") {
 		t.Fatalf("over budget: %d %q", code, body)
 	}
 	if e := entries(t, r.RestoreDir); len(e) != 1 {
@@ -237,7 +238,7 @@ func TestReceiveCutsALongerBody(t *testing.T) {
 	var admitted int64
 	r.FreeBytes = func(string) (int64, error) { return 1 << 40, nil }
 	_, err := r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
-	if code, body, _ := answer(err); code != http.StatusBadGateway || !strings.HasPrefix(body, "SourceInvalid: ") {
+	if code, body, _ := answer(err); code != apierr.Upstream || !strings.HasPrefix(body, "SourceInvalid: ") {
 		t.Fatalf("longer body: %d %q", code, body)
 	}
 	<-wrote
@@ -272,11 +273,11 @@ func TestReceiveBoundsConcurrency(t *testing.T) {
 	<-started
 	_, err := r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "two"})
 	code, body, retry := answer(err)
-	if code != http.StatusServiceUnavailable || retry <= 0 || !strings.HasPrefix(body, "TooManyRestores: ") {
+	if code != apierr.Unavailable || retry <= 0 || !strings.HasPrefix(body, "TooManyRestores: ") {
 		t.Fatalf("second receive while one runs: %d %q retry %d", code, body, retry)
 	}
 	done()
-	if code, body, _ := answer(<-first); code != http.StatusBadGateway || !strings.HasPrefix(body, "SourceRefused: ") || strings.Contains(body, "404") {
+	if code, body, _ := answer(<-first); code != apierr.Upstream || !strings.HasPrefix(body, "SourceRefused: ") || strings.Contains(body, "404") {
 		t.Fatalf("first: %d %q", code, body)
 	}
 }
@@ -292,11 +293,11 @@ func TestReceiveErrorsDoNotEchoTheNetwork(t *testing.T) {
 	r := newReceiver(t, s, "127.0.0.1")
 	_, err := r.Receive(context.Background(), ReceiveRequest{Source: "https://" + closed + "/checkpoints/" + testArchiveName, Name: "moved"})
 	code, body, _ := answer(err)
-	if code != http.StatusBadGateway || !strings.HasPrefix(body, "SourceUnreachable: ") {
+	if code != apierr.Upstream || !strings.HasPrefix(body, "SourceUnreachable: ") {
 		t.Fatalf("closed port: %d %q", code, body)
 	}
-	if !strings.Contains(err.(*Error).Err.Error(), "connection refused") {
-		t.Fatalf("the log-side error lost the cause: %v", err.(*Error).Err)
+	if !strings.Contains(err.(*apierr.Error).Err.Error(), "connection refused") {
+		t.Fatalf("the log-side error lost the cause: %v", err.(*apierr.Error).Err)
 	}
 	for _, leak := range []string{"dial", "refused", "connect"} {
 		if strings.Contains(body, leak) {
@@ -308,7 +309,7 @@ func TestReceiveErrorsDoNotEchoTheNetwork(t *testing.T) {
 	r.Peer.CAFile = r.Peer.CertFile // a CA that did not sign the source's certificate
 	_, err = r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
 	code, body, _ = answer(err)
-	if code != http.StatusBadGateway || strings.Contains(body, "x509") || strings.Contains(body, "certificate") || strings.Contains(body, "tls") {
+	if code != apierr.Upstream || strings.Contains(body, "x509") || strings.Contains(body, "certificate") || strings.Contains(body, "tls") {
 		t.Fatalf("TLS failure: %d %q", code, body)
 	}
 	// A source that stops sending: the read deadline ends it, nothing stays.
@@ -327,7 +328,7 @@ func TestReceiveErrorsDoNotEchoTheNetwork(t *testing.T) {
 	r = newReceiver(t, s, "127.0.0.1")
 	r.ReadTimeout = 100 * time.Millisecond
 	_, err = r.Receive(context.Background(), ReceiveRequest{Source: s.url(), Name: "moved"})
-	if code, body, _ := answer(err); code != http.StatusBadGateway || !strings.HasPrefix(body, "SourceUnreachable: ") {
+	if code, body, _ := answer(err); code != apierr.Upstream || !strings.HasPrefix(body, "SourceUnreachable: ") {
 		t.Fatalf("stalled source: %d %q (%v)", code, body, err)
 	}
 	if e := entries(t, r.RestoreDir); len(e) != 0 {
@@ -348,7 +349,7 @@ func TestReceiveValidatesNames(t *testing.T) {
 	} {
 		if _, err := r.Receive(context.Background(), req); err == nil {
 			t.Fatalf("%+v accepted", req)
-		} else if code, _, _ := answer(err); code != http.StatusBadRequest {
+		} else if code, _, _ := answer(err); code != apierr.Invalid {
 			t.Fatalf("%+v: %v", req, err)
 		}
 	}
@@ -378,5 +379,19 @@ func TestPeersParse(t *testing.T) {
 		if ok, _ := p.Trusted(context.Background(), tt.host, tt.port); ok != tt.ok {
 			t.Errorf("%s:%s trusted=%v, want %v", tt.host, tt.port, ok, tt.ok)
 		}
+	}
+}
+
+// TestUndoOfABadNameIsInvalid: a name that cannot be a pod's is the caller's
+// mistake (400), not the node's failure (500).
+func TestUndoOfABadNameIsInvalid(t *testing.T) {
+	r := &Receiver{ManifestDir: t.TempDir(), RestoreDir: t.TempDir()}
+	for _, name := range []string{"../etc", "Bad_Name", ""} {
+		if err := r.Undo(name); apierr.KindOf(err) != apierr.Invalid {
+			t.Errorf("Undo(%q) = %v (kind %v); want an Invalid error", name, err, apierr.KindOf(err))
+		}
+	}
+	if err := r.Undo("gone"); apierr.KindOf(err) != apierr.NotFound {
+		t.Errorf("Undo of a pod never received = %v; want NotFound", err)
 	}
 }

@@ -1,4 +1,4 @@
-package pods
+package crispec
 
 import (
 	"fmt"
@@ -11,28 +11,28 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// containerEnv resolves a container's env list: literal values with $(VAR)
+// Env resolves a container's env list: literal values with $(VAR)
 // expansion against earlier entries, and the downward API fields that make
 // sense without an API server.
-func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*runtimeapi.KeyValue, error) {
+func Env(pod *v1.Pod, c *v1.Container, podIP string, node Node) ([]*runtimeapi.KeyValue, error) {
 	values := map[string]string{}
 	var out []*runtimeapi.KeyValue
 	for _, e := range c.Env {
 		var val string
 		switch {
 		case e.ValueFrom == nil:
-			val = expand(e.Value, func(name string) (string, bool) {
+			val = Expand(e.Value, func(name string) (string, bool) {
 				v, ok := values[name]
 				return v, ok
 			})
 		case e.ValueFrom.FieldRef != nil:
-			v, err := m.podField(pod, e.ValueFrom.FieldRef.FieldPath, podIP)
+			v, err := PodField(pod, e.ValueFrom.FieldRef.FieldPath, podIP, node)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 			val = v
 		case e.ValueFrom.ResourceFieldRef != nil:
-			v, err := m.resourceField(pod, c, e.ValueFrom.ResourceFieldRef)
+			v, err := ResourceField(pod, c, e.ValueFrom.ResourceFieldRef, node)
 			if err != nil {
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
@@ -55,7 +55,9 @@ func (m *Manager) containerEnv(pod *v1.Pod, c *v1.Container, podIP string) ([]*r
 	return out, nil
 }
 
-func (m *Manager) podField(pod *v1.Pod, path, podIP string) (string, error) {
+// PodField resolves a downward API fieldRef of pod without an API server;
+// podIP is the sandbox's address (the node's for a host-network pod).
+func PodField(pod *v1.Pod, path, podIP string, node Node) (string, error) {
 	if key, ok := subscript(path, "metadata.labels"); ok {
 		return pod.Labels[key], nil
 	}
@@ -74,10 +76,10 @@ func (m *Manager) podField(pod *v1.Pod, path, podIP string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.hostIPs":
-		return m.opts.HostIP, nil
+		return node.HostIP, nil
 	case "status.podIP", "status.podIPs":
 		if pod.Spec.HostNetwork {
-			return m.opts.HostIP, nil
+			return node.HostIP, nil
 		}
 		return podIP, nil
 	}
@@ -94,7 +96,9 @@ func subscript(path, prefix string) (string, bool) {
 	return key, ok
 }
 
-func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector) (string, error) {
+// ResourceField resolves a resourceFieldRef of c (or the container it
+// names); a missing limit is the node's capacity, as with the kubelet.
+func ResourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFieldSelector, node Node) (string, error) {
 	if ref.ContainerName != "" && ref.ContainerName != c.Name {
 		found := false
 		for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
@@ -118,7 +122,7 @@ func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFi
 	case "limits.cpu":
 		q, ok = c.Resources.Limits[v1.ResourceCPU]
 		if !ok {
-			q = *resource.NewQuantity(int64(m.opts.NodeCPUs), resource.DecimalSI)
+			q = *resource.NewQuantity(int64(node.CPUs), resource.DecimalSI)
 		}
 		return strconv.FormatInt(int64(math.Ceil(float64(q.MilliValue())/float64(divisor.MilliValue()))), 10), nil
 	case "requests.cpu":
@@ -130,7 +134,7 @@ func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFi
 	case "limits.memory":
 		q, ok = c.Resources.Limits[v1.ResourceMemory]
 		if !ok {
-			q = *resource.NewQuantity(m.opts.NodeMemoryBytes, resource.BinarySI)
+			q = *resource.NewQuantity(node.MemoryBytes, resource.BinarySI)
 		}
 	case "requests.memory":
 		q = c.Resources.Requests[v1.ResourceMemory]
@@ -144,7 +148,8 @@ func (m *Manager) resourceField(pod *v1.Pod, c *v1.Container, ref *v1.ResourceFi
 	return strconv.FormatInt(int64(math.Ceil(float64(q.Value())/float64(divisor.Value()))), 10), nil
 }
 
-func envLookup(envs []*runtimeapi.KeyValue) func(string) (string, bool) {
+// EnvLookup looks variables up in a resolved env list.
+func EnvLookup(envs []*runtimeapi.KeyValue) func(string) (string, bool) {
 	m := make(map[string]string, len(envs))
 	for _, kv := range envs {
 		m[kv.Key] = string(kv.Value)
@@ -155,20 +160,21 @@ func envLookup(envs []*runtimeapi.KeyValue) func(string) (string, bool) {
 	}
 }
 
-func expandAll(in []string, lookup func(string) (string, bool)) []string {
+// ExpandAll applies Expand to each of in.
+func ExpandAll(in []string, lookup func(string) (string, bool)) []string {
 	if in == nil {
 		return nil
 	}
 	out := make([]string, len(in))
 	for i, s := range in {
-		out[i] = expand(s, lookup)
+		out[i] = Expand(s, lookup)
 	}
 	return out
 }
 
-// expand applies Kubernetes' $(VAR) rules: a defined variable is replaced,
+// Expand applies Kubernetes' $(VAR) rules: a defined variable is replaced,
 // $$ escapes a dollar, and anything else is left exactly as written.
-func expand(s string, lookup func(string) (string, bool)) string {
+func Expand(s string, lookup func(string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}

@@ -1,4 +1,4 @@
-package checkpoint
+package format
 
 import (
 	"archive/tar"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"knode.io/knode/internal/apierr"
 )
 
 // Member is one file in an archive.
@@ -19,7 +21,6 @@ type Member struct {
 // Details is what `checkpointctl show` tells about an archive, read from
 // the archive itself (config.dump and spec.dump, as CRI-O and containerd write them).
 type Details struct {
-	Archive
 	// Runtime is "containerd", "cri-o" or "unknown", from the spec's annotations.
 	Runtime          string    `json:"runtime"`
 	ContainerID      string    `json:"containerID,omitempty"`
@@ -56,7 +57,7 @@ type specDump struct {
 }
 
 // ErrNotArchive means the file is not a checkpoint archive.
-var ErrNotArchive = errors.New("not a checkpoint archive: it has no spec.dump and config.dump")
+var ErrNotArchive = apierr.New(apierr.Unprocessable, "not a checkpoint archive: it has no spec.dump and config.dump")
 
 // maxDumpSize bounds how much of spec.dump/config.dump is read.
 const maxDumpSize = 4 << 20
@@ -69,11 +70,11 @@ func ReadDetails(path string) (*Details, error) {
 		return nil, fmt.Errorf("open archive: %w", err)
 	}
 	defer f.Close()
-	return readDetails(f)
+	return ReadDetailsFrom(f)
 }
 
-// readDetails reads the archive f, already opened (safely) by the caller.
-func readDetails(f io.Reader) (*Details, error) {
+// ReadDetailsFrom reads the archive f, already opened (safely) by the caller.
+func ReadDetailsFrom(f io.Reader) (*Details, error) {
 	d := &Details{Runtime: "unknown", Members: []Member{}}
 	var cfg configDump
 	var spec specDump
@@ -99,7 +100,7 @@ func readDetails(f io.Reader) (*Details, error) {
 		return nil, ErrNotArchive
 	}
 	d.ContainerID = cfg.ID
-	d.Image = firstNonEmpty(cfg.RootfsImageName, cfg.RootfsImage)
+	d.Image = FirstNonEmpty(cfg.RootfsImageName, cfg.RootfsImage)
 	d.ImageRef = cfg.RootfsImageRef
 	d.RuntimeHandler = cfg.Runtime
 	d.ContainerCreated = cfg.CreatedTime
@@ -127,7 +128,8 @@ func decodeJSON(r io.Reader, v any) error {
 	return json.NewDecoder(io.LimitReader(r, maxDumpSize)).Decode(v)
 }
 
-func firstNonEmpty(ss ...string) string {
+// FirstNonEmpty is the first of ss that is not empty.
+func FirstNonEmpty(ss ...string) string {
 	for _, s := range ss {
 		if s != "" {
 			return s

@@ -1,4 +1,4 @@
-package checkpoint
+package migrate
 
 import (
 	"context"

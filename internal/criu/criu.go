@@ -1,4 +1,7 @@
-package checkpoint
+// Package criu diagnoses checkpoint failures for an operator: which CRIU
+// the runtime would use, whether it can dump on this kernel, and what a
+// runtime's error means. It only reads; knode never runs CRIU itself.
+package criu
 
 import (
 	"bufio"
@@ -9,43 +12,32 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"golang.org/x/sys/unix"
 )
 
-// CRIUInfo is what knode can learn about the CRIU a runtime would use: the
+// Info is what knode can learn about the CRIU a runtime would use: the
 // one first on PATH (the embedded containerd, its shim and runc inherit
 // knode's PATH).
-type CRIUInfo struct {
+type Info struct {
 	Path    string
 	Version string // e.g. "4.1.1"
 	Err     error
 }
 
-// FindCRIU looks up `criu` on PATH and asks its version.
-func FindCRIU() CRIUInfo {
+// Find looks up `criu` on PATH and asks its version.
+func Find() Info {
 	path, err := exec.LookPath("criu")
 	if err != nil {
-		return CRIUInfo{Err: fmt.Errorf("criu is not on PATH: %w", err)}
+		return Info{Err: fmt.Errorf("criu is not on PATH: %w", err)}
 	}
 	out, err := exec.Command(path, "--version").CombinedOutput()
 	if err != nil {
-		return CRIUInfo{Path: path, Err: fmt.Errorf("criu --version: %w: %s", err, strings.TrimSpace(string(out)))}
+		return Info{Path: path, Err: fmt.Errorf("criu --version: %w: %s", err, strings.TrimSpace(string(out)))}
 	}
 	m := regexp.MustCompile(`Version:\s*([0-9][0-9.]*)`).FindSubmatch(out)
 	if m == nil {
-		return CRIUInfo{Path: path, Err: fmt.Errorf("criu --version printed no version: %q", out)}
+		return Info{Path: path, Err: fmt.Errorf("criu --version printed no version: %q", out)}
 	}
-	return CRIUInfo{Path: path, Version: string(m[1])}
-}
-
-// KernelRelease is uname -r.
-func KernelRelease() string {
-	var u unix.Utsname
-	if err := unix.Uname(&u); err != nil {
-		return ""
-	}
-	return unix.ByteSliceToString(u.Release[:])
+	return Info{Path: path, Version: string(m[1])}
 }
 
 // VersionAtLeast compares dotted versions numerically ("6.18.44-fc" >= "6.13").

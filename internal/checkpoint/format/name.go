@@ -1,4 +1,8 @@
-package checkpoint
+// Package format is the checkpoint archive as a file: its kubelet-style
+// name, the labels and digest knode keeps beside it (extended attributes),
+// and the metadata read from its content. The archive store, restore
+// selection, migration and the CLI all read archives through it.
+package format
 
 import (
 	"fmt"
@@ -18,18 +22,18 @@ import (
 const (
 	archivePrefix = "checkpoint-"
 	archiveSuffix = ".tar"
-	// tempPrefix marks archives the runtime is still writing; hidden, never
+	// TempPrefix marks archives the runtime is still writing; hidden, never
 	// listed, and removed at start (left by a crash).
-	tempPrefix = ".tmp-"
+	TempPrefix = ".tmp-"
 )
 
-// ArchiveName is the kubelet's name for a checkpoint taken at t.
-func ArchiveName(pod, namespace, container string, t time.Time) string {
+// Name is the kubelet's name for a checkpoint taken at t.
+func Name(pod, namespace, container string, t time.Time) string {
 	return fmt.Sprintf("%s%s_%s-%s-%s%s", archivePrefix, pod, namespace, container, t.Format(time.RFC3339), archiveSuffix)
 }
 
-// withSuffix is name with the collision counter n (n = 0 is name itself).
-func withSuffix(name string, n int) string {
+// WithSuffix is name with the collision counter n (n = 0 is name itself).
+func WithSuffix(name string, n int) string {
 	if n == 0 {
 		return name
 	}
@@ -41,41 +45,42 @@ func withSuffix(name string, n int) string {
 // so the first "_" ends the pod name.
 var nameRE = regexp.MustCompile(`^checkpoint-([a-z0-9.-]+)_([a-z0-9-]+)-(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:Z|[+-]\d\d:\d\d))(?:-(\d+))?\.tar$`)
 
-// parsedName is what an archive's name tells.
-type parsedName struct {
-	pod string
-	// nsContainer is "<namespace>-<container>": both may hold "-", so the
+// Parsed is what an archive's name tells.
+type Parsed struct {
+	Pod string
+	// NSContainer is "<namespace>-<container>": both may hold "-", so the
 	// split needs the namespace from elsewhere (xattrs, or known pods).
-	nsContainer string
-	time        time.Time
-	// seq is the collision counter: later archives of the same second are higher.
-	seq int
+	NSContainer string
+	Time        time.Time
+	// Seq is the collision counter: later archives of the same second are higher.
+	Seq int
 }
 
-func parseName(name string) (parsedName, bool) {
+// ParseName splits an archive name into what it tells.
+func ParseName(name string) (Parsed, bool) {
 	m := nameRE.FindStringSubmatch(name)
 	if m == nil {
-		return parsedName{}, false
+		return Parsed{}, false
 	}
 	t, err := time.Parse(time.RFC3339, m[3])
 	if err != nil {
-		return parsedName{}, false
+		return Parsed{}, false
 	}
 	seq := 0
 	if m[4] != "" {
 		if seq, err = strconv.Atoi(m[4]); err != nil {
-			return parsedName{}, false
+			return Parsed{}, false
 		}
 	}
-	return parsedName{pod: m[1], nsContainer: m[2], time: t, seq: seq}, true
+	return Parsed{Pod: m[1], NSContainer: m[2], Time: t, Seq: seq}, true
 }
 
-// ValidArchiveName reports whether name is a plain archive file name: no
+// ValidName reports whether name is a plain archive file name: no
 // path separators, no dot-dot, the kubelet's form.
-func ValidArchiveName(name string) bool {
+func ValidName(name string) bool {
 	if len(name) > 512 || strings.ContainsAny(name, "/\\\x00") || strings.HasPrefix(name, ".") {
 		return false
 	}
-	_, ok := parseName(name)
+	_, ok := ParseName(name)
 	return ok
 }

@@ -1,0 +1,151 @@
+package crispec
+
+import (
+	"encoding/json"
+	"hash/fnv"
+	"path/filepath"
+	"strconv"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// ContainerInput is what one instance of a container is built from
+// besides the pod's spec: its place in the restart sequence, and what the
+// node prepared for it (the env Env resolved, the mounts Mount built on the
+// volumes' host paths).
+type ContainerInput struct {
+	RestartCount int
+	IsInit       bool
+	Envs         []*runtimeapi.KeyValue
+	Mounts       []*runtimeapi.Mount
+}
+
+// Container builds the CRI container config the way the kubelet does:
+// the labels and annotations the kubelet's tools read, command and args
+// with $(VAR) expanded from the env, resources and security context.
+func Container(pod *v1.Pod, c *v1.Container, in ContainerInput, node Node) *runtimeapi.ContainerConfig {
+	restartCount, isInit, envs, mounts := in.RestartCount, in.IsInit, in.Envs, in.Mounts
+	lookup := EnvLookup(envs)
+	command := ExpandAll(c.Command, lookup)
+	args := ExpandAll(c.Args, lookup)
+	annotations := map[string]string{
+		AnnotationContainerHash:          ContainerHash(c),
+		AnnotationRestartCount:           strconv.Itoa(restartCount),
+		AnnotationTerminationMessagePath: c.TerminationMessagePath,
+		AnnotationTerminationMsgPolicy:   string(c.TerminationMessagePolicy),
+		AnnotationPodTerminationGrace:    strconv.FormatInt(GracePeriod(pod), 10),
+	}
+	if len(c.Ports) > 0 {
+		if b, err := json.Marshal(c.Ports); err == nil {
+			annotations[AnnotationContainerPorts] = string(b)
+		}
+	}
+	if isInit {
+		annotations[AnnotationInit] = "true"
+	}
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(restartCount)},
+		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Command:    command,
+		Args:       args,
+		WorkingDir: c.WorkingDir,
+		Envs:       envs,
+		Mounts:     mounts,
+		Labels: map[string]string{
+			LabelContainerName: c.Name,
+			LabelPodName:       pod.Name,
+			LabelPodNamespace:  pod.Namespace,
+			LabelPodUID:        string(pod.UID),
+			LabelManagedBy:     ManagedByValue,
+			LabelNode:          node.NodeName,
+		},
+		Annotations: annotations,
+		LogPath:     filepath.Join(c.Name, strconv.Itoa(restartCount)+".log"),
+		Stdin:       c.Stdin,
+		StdinOnce:   c.StdinOnce,
+		Tty:         c.TTY,
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources:       linuxResources(c),
+			SecurityContext: containerSecurityContext(pod, c),
+		},
+	}
+	return cfg
+}
+
+// GracePeriod is the pod's terminationGracePeriodSeconds, or the default.
+func GracePeriod(pod *v1.Pod) int64 {
+	if pod.Spec.TerminationGracePeriodSeconds != nil {
+		return *pod.Spec.TerminationGracePeriodSeconds
+	}
+	return v1.DefaultTerminationGracePeriodSeconds
+}
+
+// ContainerHash identifies a container's spec, as the kubelet's annotation does.
+func ContainerHash(c *v1.Container) string {
+	b, _ := json.Marshal(c)
+	h := fnv.New32a()
+	h.Write(b)
+	return strconv.FormatUint(uint64(h.Sum32()), 16)
+}
+
+func linuxResources(c *v1.Container) *runtimeapi.LinuxContainerResources {
+	res := &runtimeapi.LinuxContainerResources{}
+	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
+		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
+	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
+		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
+	} else {
+		res.CpuShares = 2
+	}
+	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
+		const period = 100000
+		res.CpuPeriod = period
+		res.CpuQuota = max(q.MilliValue()*period/1000, 1000)
+	}
+	if q, ok := c.Resources.Limits[v1.ResourceMemory]; ok {
+		res.MemoryLimitInBytes = q.Value()
+	}
+	return res
+}
+
+func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
+	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
+	if psc := pod.Spec.SecurityContext; psc != nil {
+		sc.RunAsUser = int64Value(psc.RunAsUser)
+		sc.RunAsGroup = int64Value(psc.RunAsGroup)
+		sc.SupplementalGroups = psc.SupplementalGroups
+		if psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser == nil {
+			sc.RunAsUsername = ""
+		}
+	}
+	csc := c.SecurityContext
+	if csc == nil {
+		return sc
+	}
+	if csc.Privileged != nil {
+		sc.Privileged = *csc.Privileged
+	}
+	if csc.RunAsUser != nil {
+		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
+	}
+	if csc.RunAsGroup != nil {
+		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
+	}
+	if csc.ReadOnlyRootFilesystem != nil {
+		sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
+	}
+	if csc.AllowPrivilegeEscalation != nil {
+		sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
+	}
+	if caps := csc.Capabilities; caps != nil {
+		sc.Capabilities = &runtimeapi.Capability{}
+		for _, c := range caps.Add {
+			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(c))
+		}
+		for _, c := range caps.Drop {
+			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(c))
+		}
+	}
+	return sc
+}

@@ -1,0 +1,23 @@
+// Package crispec builds the CRI requests for a pod the way the kubelet
+// does: the sandbox config, each container's config, its env (with the
+// downward API fields that need no API server) and its mounts, with the
+// labels and annotations the kubelet's tools read. Every function is pure:
+// what the node prepares (volume host paths, subPath binds, the host's
+// resolv.conf) comes in as arguments, so each rule is tested by a table,
+// and a new pod field lands here with its test beside it.
+package crispec
+
+// Node is what the configs take from the node besides the pod.
+type Node struct {
+	// NodeName labels every sandbox and container (knode sees only its own).
+	NodeName string
+	// HostIP is status.hostIP, and status.podIP of a host-network pod.
+	HostIP string
+	// CgroupRoot is the parent of the pods' cgroups.
+	CgroupRoot string
+	// PodLogsDir holds the pods' log directories.
+	PodLogsDir string
+	// CPUs and MemoryBytes stand in for a missing limit in the downward API.
+	CPUs        int
+	MemoryBytes int64
+}

@@ -1,0 +1,200 @@
+package crispec
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// LogDir is the kubelet's per-pod log directory: <root>/<ns>_<name>_<uid>.
+func LogDir(root string, pod *v1.Pod) string {
+	return filepath.Join(root, fmt.Sprintf("%s_%s_%s", pod.Namespace, pod.Name, pod.UID))
+}
+
+// Sandbox builds the CRI sandbox config the way the kubelet does. hostDNS
+// is the node's resolv.conf as ParseResolvConf read it (nil: none is
+// configured); the pod's dnsConfig is added to it.
+func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConfig) *runtimeapi.PodSandboxConfig {
+	labels := maps.Clone(pod.Labels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelPodName] = pod.Name
+	labels[LabelPodNamespace] = pod.Namespace
+	labels[LabelPodUID] = string(pod.UID)
+	labels[LabelManagedBy] = ManagedByValue
+	labels[LabelNode] = node.NodeName
+	annotations := maps.Clone(pod.Annotations)
+	if annotations == nil {
+		annotations = map[string]string{}
+	}
+	cfg := &runtimeapi.PodSandboxConfig{
+		Metadata: &runtimeapi.PodSandboxMetadata{
+			Name:      pod.Name,
+			Namespace: pod.Namespace,
+			Uid:       string(pod.UID),
+			Attempt:   attempt,
+		},
+		LogDirectory: LogDir(node.PodLogsDir, pod),
+		Labels:       labels,
+		Annotations:  annotations,
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: CgroupParent(node.CgroupRoot, pod),
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: namespaceOptions(pod),
+				Privileged:       podHasPrivileged(pod),
+			},
+		},
+	}
+	// runc cannot set a host name without a private UTS namespace, and the
+	// kubelet leaves it out for host-network pods too.
+	if !pod.Spec.HostNetwork {
+		cfg.Hostname = podHostname(pod)
+	}
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		cfg.Linux.SecurityContext.RunAsUser = int64Value(sc.RunAsUser)
+		cfg.Linux.SecurityContext.RunAsGroup = int64Value(sc.RunAsGroup)
+		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
+		for _, s := range sc.Sysctls {
+			if cfg.Linux.Sysctls == nil {
+				cfg.Linux.Sysctls = map[string]string{}
+			}
+			cfg.Linux.Sysctls[s.Name] = s.Value
+		}
+	}
+	cfg.DnsConfig = DNS(pod, hostDNS)
+	for _, c := range pod.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.HostPort == 0 {
+				continue
+			}
+			cfg.PortMappings = append(cfg.PortMappings, &runtimeapi.PortMapping{
+				Protocol:      protocol(p.Protocol),
+				ContainerPort: p.ContainerPort,
+				HostPort:      p.HostPort,
+				HostIp:        p.HostIP,
+			})
+		}
+	}
+	return cfg
+}
+
+// CgroupParent is the pod's cgroup: pod<uid> beneath the node's cgroup root.
+func CgroupParent(cgroupRoot string, pod *v1.Pod) string {
+	return filepath.Join(cgroupRoot, "pod"+string(pod.UID))
+}
+
+func podHostname(pod *v1.Pod) string {
+	name := pod.Name
+	if pod.Spec.Hostname != "" {
+		name = pod.Spec.Hostname
+	}
+	// A host name is at most 63 bytes; the kubelet truncates the same way.
+	if len(name) > 63 {
+		name = strings.TrimRight(name[:63], "-.")
+	}
+	return name
+}
+
+func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {
+	opts := &runtimeapi.NamespaceOption{
+		Network: runtimeapi.NamespaceMode_POD,
+		Pid:     runtimeapi.NamespaceMode_CONTAINER,
+		Ipc:     runtimeapi.NamespaceMode_POD,
+	}
+	if pod.Spec.HostNetwork {
+		opts.Network = runtimeapi.NamespaceMode_NODE
+	}
+	if pod.Spec.HostIPC {
+		opts.Ipc = runtimeapi.NamespaceMode_NODE
+	}
+	switch {
+	case pod.Spec.HostPID:
+		opts.Pid = runtimeapi.NamespaceMode_NODE
+	case pod.Spec.ShareProcessNamespace != nil && *pod.Spec.ShareProcessNamespace:
+		opts.Pid = runtimeapi.NamespaceMode_POD
+	}
+	return opts
+}
+
+func podHasPrivileged(pod *v1.Pod) bool {
+	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
+		for _, c := range list {
+			if c.SecurityContext != nil && c.SecurityContext.Privileged != nil && *c.SecurityContext.Privileged {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func protocol(p v1.Protocol) runtimeapi.Protocol {
+	switch p {
+	case v1.ProtocolUDP:
+		return runtimeapi.Protocol_UDP
+	case v1.ProtocolSCTP:
+		return runtimeapi.Protocol_SCTP
+	default:
+		return runtimeapi.Protocol_TCP
+	}
+}
+
+func int64Value(p *int64) *runtimeapi.Int64Value {
+	if p == nil {
+		return nil
+	}
+	return &runtimeapi.Int64Value{Value: *p}
+}
+
+// DNS follows the kubelet for a node without cluster DNS: every policy
+// falls back to the host's resolv.conf (hostDNS), except None, which uses
+// only the pod's dnsConfig; the pod's dnsConfig is appended in all cases.
+func DNS(pod *v1.Pod, hostDNS *runtimeapi.DNSConfig) *runtimeapi.DNSConfig {
+	cfg := &runtimeapi.DNSConfig{}
+	if pod.Spec.DNSPolicy != v1.DNSNone && hostDNS != nil {
+		cfg.Servers = slices.Clone(hostDNS.Servers)
+		cfg.Searches = slices.Clone(hostDNS.Searches)
+		cfg.Options = slices.Clone(hostDNS.Options)
+	}
+	if pc := pod.Spec.DNSConfig; pc != nil {
+		cfg.Servers = append(cfg.Servers, pc.Nameservers...)
+		cfg.Searches = append(cfg.Searches, pc.Searches...)
+		for _, o := range pc.Options {
+			opt := o.Name
+			if o.Value != nil {
+				opt += ":" + *o.Value
+			}
+			cfg.Options = append(cfg.Options, opt)
+		}
+	}
+	return cfg
+}
+
+// ParseResolvConf reads the nameserver, search and options lines of a
+// resolv.conf.
+func ParseResolvConf(r io.Reader) (*runtimeapi.DNSConfig, error) {
+	cfg := &runtimeapi.DNSConfig{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") {
+			continue
+		}
+		switch fields[0] {
+		case "nameserver":
+			cfg.Servers = append(cfg.Servers, fields[1])
+		case "search":
+			cfg.Searches = append(cfg.Searches, fields[1:]...)
+		case "options":
+			cfg.Options = append(cfg.Options, fields[1:]...)
+		}
+	}
+	return cfg, sc.Err()
+}

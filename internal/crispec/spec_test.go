@@ -1,0 +1,318 @@
+package crispec
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+var node = Node{NodeName: "n1", HostIP: "192.0.2.10", CgroupRoot: "/kubepods", PodLogsDir: "/var/log/pods", CPUs: 4, MemoryBytes: 8 << 30}
+
+func basePod() *v1.Pod {
+	grace := int64(7)
+	return &v1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "web-n1", Namespace: "prod", UID: "uid-1",
+			Labels: map[string]string{"app": "web"}, Annotations: map[string]string{"a": "b"}},
+		Spec: v1.PodSpec{
+			NodeName:                      "n1",
+			TerminationGracePeriodSeconds: &grace,
+			Containers:                    []v1.Container{{Name: "app", Image: "img:1"}},
+		},
+	}
+}
+
+func TestSandbox(t *testing.T) {
+	host := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1"}, Searches: []string{"lan"}, Options: []string{"ndots:2"}}
+	two := "2"
+	for _, tt := range []struct {
+		name  string
+		edit  func(*v1.Pod)
+		check func(*testing.T, *runtimeapi.PodSandboxConfig)
+	}{
+		{"metadata, labels, annotations, log directory and cgroup", func(*v1.Pod) {}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			want := map[string]string{"app": "web", LabelPodName: "web-n1", LabelPodNamespace: "prod", LabelPodUID: "uid-1",
+				LabelManagedBy: ManagedByValue, LabelNode: "n1"}
+			if !reflect.DeepEqual(c.Labels, want) {
+				t.Errorf("labels %v, want %v", c.Labels, want)
+			}
+			if c.Annotations["a"] != "b" || c.Metadata.Attempt != 3 || c.Metadata.Uid != "uid-1" {
+				t.Errorf("annotations %v metadata %v", c.Annotations, c.Metadata)
+			}
+			if c.LogDirectory != "/var/log/pods/prod_web-n1_uid-1" || c.Linux.CgroupParent != "/kubepods/poduid-1" || c.Hostname != "web-n1" {
+				t.Errorf("log dir %q cgroup %q hostname %q", c.LogDirectory, c.Linux.CgroupParent, c.Hostname)
+			}
+			ns := c.Linux.SecurityContext.NamespaceOptions
+			if ns.Network != runtimeapi.NamespaceMode_POD || ns.Pid != runtimeapi.NamespaceMode_CONTAINER || ns.Ipc != runtimeapi.NamespaceMode_POD {
+				t.Errorf("namespaces %v", ns)
+			}
+		}},
+		{"host network: no host name, node network namespace", func(p *v1.Pod) { p.Spec.HostNetwork = true }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			if c.Hostname != "" || c.Linux.SecurityContext.NamespaceOptions.Network != runtimeapi.NamespaceMode_NODE {
+				t.Errorf("hostname %q namespaces %v", c.Hostname, c.Linux.SecurityContext.NamespaceOptions)
+			}
+		}},
+		{"a long host name is cut to 63 bytes without a trailing dash", func(p *v1.Pod) { p.Spec.Hostname = strings.Repeat("a", 62) + "-b" }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			if c.Hostname != strings.Repeat("a", 62) {
+				t.Errorf("hostname %q", c.Hostname)
+			}
+		}},
+		{"shared process namespace, host IPC, privileged container", func(p *v1.Pod) {
+			share, priv := true, true
+			p.Spec.ShareProcessNamespace, p.Spec.HostIPC = &share, true
+			p.Spec.InitContainers = []v1.Container{{Name: "i", SecurityContext: &v1.SecurityContext{Privileged: &priv}}}
+		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			sc := c.Linux.SecurityContext
+			if sc.NamespaceOptions.Pid != runtimeapi.NamespaceMode_POD || sc.NamespaceOptions.Ipc != runtimeapi.NamespaceMode_NODE || !sc.Privileged {
+				t.Errorf("security context %v", sc)
+			}
+		}},
+		{"host ports become port mappings", func(p *v1.Pod) {
+			p.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 80, HostPort: 8080, Protocol: v1.ProtocolUDP, HostIP: "127.0.0.1"}, {ContainerPort: 81}}
+		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			want := []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_UDP, ContainerPort: 80, HostPort: 8080, HostIp: "127.0.0.1"}}
+			if !reflect.DeepEqual(c.PortMappings, want) {
+				t.Errorf("port mappings %v", c.PortMappings)
+			}
+		}},
+		{"pod security context and sysctls", func(p *v1.Pod) {
+			uid, gid := int64(1000), int64(2000)
+			p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: &uid, RunAsGroup: &gid, SupplementalGroups: []int64{3},
+				Sysctls: []v1.Sysctl{{Name: "net.ipv4.ip_unprivileged_port_start", Value: "0"}}}
+		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			sc := c.Linux.SecurityContext
+			if sc.RunAsUser.GetValue() != 1000 || sc.RunAsGroup.GetValue() != 2000 || !reflect.DeepEqual(sc.SupplementalGroups, []int64{3}) ||
+				c.Linux.Sysctls["net.ipv4.ip_unprivileged_port_start"] != "0" {
+				t.Errorf("security context %v sysctls %v", sc, c.Linux.Sysctls)
+			}
+		}},
+		{"DNS: the host's, then the pod's", func(p *v1.Pod) {
+			p.Spec.DNSConfig = &v1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Options: []v1.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "rotate"}}}
+		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1", "1.1.1.1"}, Searches: []string{"lan"}, Options: []string{"ndots:2", "ndots:2", "rotate"}}
+			if !reflect.DeepEqual(c.DnsConfig, want) {
+				t.Errorf("dns %v, want %v", c.DnsConfig, want)
+			}
+		}},
+		{"DNS policy None: only the pod's", func(p *v1.Pod) {
+			p.Spec.DNSPolicy = v1.DNSNone
+			p.Spec.DNSConfig = &v1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}}
+		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+			if !reflect.DeepEqual(c.DnsConfig, &runtimeapi.DNSConfig{Servers: []string{"1.1.1.1"}}) {
+				t.Errorf("dns %v", c.DnsConfig)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := basePod()
+			tt.edit(pod)
+			tt.check(t, Sandbox(pod, 3, node, host))
+		})
+	}
+	if len(host.Servers) != 1 || len(host.Options) != 1 {
+		t.Errorf("the host's DNS config was modified: %v", host)
+	}
+}
+
+func TestParseResolvConf(t *testing.T) {
+	got, err := ParseResolvConf(strings.NewReader("# c\nnameserver 10.0.0.1\nsearch a b\noptions ndots:5 edns0\nnameserver\n"))
+	want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1"}, Searches: []string{"a", "b"}, Options: []string{"ndots:5", "edns0"}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, %v; want %v", got, err, want)
+	}
+}
+
+func TestContainer(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		edit  func(*v1.Pod, *ContainerInput)
+		check func(*testing.T, *runtimeapi.ContainerConfig)
+	}{
+		{"labels, annotations, log path, attempt", func(*v1.Pod, *ContainerInput) {}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			want := map[string]string{LabelContainerName: "app", LabelPodName: "web-n1", LabelPodNamespace: "prod", LabelPodUID: "uid-1",
+				LabelManagedBy: ManagedByValue, LabelNode: "n1"}
+			if !reflect.DeepEqual(c.Labels, want) {
+				t.Errorf("labels %v", c.Labels)
+			}
+			if c.Annotations[AnnotationRestartCount] != "2" || c.Annotations[AnnotationPodTerminationGrace] != "7" ||
+				c.Annotations[AnnotationContainerHash] == "" || c.Annotations[AnnotationInit] != "" {
+				t.Errorf("annotations %v", c.Annotations)
+			}
+			if c.LogPath != "app/2.log" || c.Metadata.Attempt != 2 || c.Image.Image != "img:1" {
+				t.Errorf("log path %q metadata %v image %v", c.LogPath, c.Metadata, c.Image)
+			}
+		}},
+		{"init container and ports", func(p *v1.Pod, in *ContainerInput) {
+			in.IsInit = true
+			p.Spec.Containers[0].Ports = []v1.ContainerPort{{ContainerPort: 80}}
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			if c.Annotations[AnnotationInit] != "true" || c.Annotations[AnnotationContainerPorts] != `[{"containerPort":80}]` {
+				t.Errorf("annotations %v", c.Annotations)
+			}
+		}},
+		{"command and args expanded from the env", func(p *v1.Pod, in *ContainerInput) {
+			p.Spec.Containers[0].Command = []string{"echo", "$(A)"}
+			p.Spec.Containers[0].Args = []string{"$(B)", "$$(A)"}
+			in.Envs = []*runtimeapi.KeyValue{{Key: "A", Value: []byte("1")}}
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			if !reflect.DeepEqual(c.Command, []string{"echo", "1"}) || !reflect.DeepEqual(c.Args, []string{"$(B)", "$(A)"}) {
+				t.Errorf("command %q args %q", c.Command, c.Args)
+			}
+		}},
+		{"resources", func(p *v1.Pod, _ *ContainerInput) {
+			p.Spec.Containers[0].Resources = v1.ResourceRequirements{
+				Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("250m")},
+				Limits:   v1.ResourceList{v1.ResourceCPU: resource.MustParse("500m"), v1.ResourceMemory: resource.MustParse("64Mi")}}
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			r := c.Linux.Resources
+			if r.CpuShares != 256 || r.CpuPeriod != 100000 || r.CpuQuota != 50000 || r.MemoryLimitInBytes != 64<<20 {
+				t.Errorf("resources %v", r)
+			}
+		}},
+		{"no resources: the minimum shares", func(*v1.Pod, *ContainerInput) {}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			if r := c.Linux.Resources; r.CpuShares != 2 || r.CpuQuota != 0 || r.MemoryLimitInBytes != 0 {
+				t.Errorf("resources %v", r)
+			}
+		}},
+		{"container security context over the pod's", func(p *v1.Pod, _ *ContainerInput) {
+			podUser, user, f := int64(1), int64(2), false
+			p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsUser: &podUser}
+			p.Spec.Containers[0].SecurityContext = &v1.SecurityContext{RunAsUser: &user, AllowPrivilegeEscalation: &f, ReadOnlyRootFilesystem: new(true),
+				Capabilities: &v1.Capabilities{Add: []v1.Capability{"NET_ADMIN"}, Drop: []v1.Capability{"ALL"}}}
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			sc := c.Linux.SecurityContext
+			if sc.RunAsUser.GetValue() != 2 || !sc.NoNewPrivs || !sc.ReadonlyRootfs ||
+				!reflect.DeepEqual(sc.Capabilities.AddCapabilities, []string{"NET_ADMIN"}) || !reflect.DeepEqual(sc.Capabilities.DropCapabilities, []string{"ALL"}) {
+				t.Errorf("security context %v", sc)
+			}
+		}},
+		{"env and mounts are passed through", func(_ *v1.Pod, in *ContainerInput) {
+			in.Envs = []*runtimeapi.KeyValue{{Key: "K", Value: []byte("v")}}
+			in.Mounts = []*runtimeapi.Mount{{ContainerPath: "/data", HostPath: "/h"}}
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			if len(c.Envs) != 1 || len(c.Mounts) != 1 || c.Mounts[0].HostPath != "/h" {
+				t.Errorf("envs %v mounts %v", c.Envs, c.Mounts)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := basePod()
+			in := ContainerInput{RestartCount: 2}
+			tt.edit(pod, &in)
+			tt.check(t, Container(pod, &pod.Spec.Containers[0], in, node))
+		})
+	}
+}
+
+func TestEnv(t *testing.T) {
+	field := func(path string) *v1.EnvVarSource {
+		return &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{FieldPath: path}}
+	}
+	res := func(r, divisor string) *v1.EnvVarSource {
+		s := &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{Resource: r}}
+		if divisor != "" {
+			s.ResourceFieldRef.Divisor = resource.MustParse(divisor)
+		}
+		return s
+	}
+	for _, tt := range []struct {
+		name     string
+		hostNet  bool
+		env      []v1.EnvVar
+		want     map[string]string
+		wantErr  string
+		wantKeys []string
+	}{
+		{name: "literal values with $(VAR) of earlier entries", env: []v1.EnvVar{{Name: "A", Value: "x"}, {Name: "B", Value: "$(A)-$(C)"}},
+			want: map[string]string{"A": "x", "B": "x-$(C)"}},
+		{name: "a later duplicate wins in place", env: []v1.EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "b"}, {Name: "A", Value: "2"}},
+			want: map[string]string{"A": "2", "B": "b"}, wantKeys: []string{"A", "B"}},
+		{name: "downward API fields", env: []v1.EnvVar{{Name: "N", ValueFrom: field("metadata.name")}, {Name: "NS", ValueFrom: field("metadata.namespace")},
+			{Name: "U", ValueFrom: field("metadata.uid")}, {Name: "L", ValueFrom: field("metadata.labels['app']")},
+			{Name: "AN", ValueFrom: field("metadata.annotations['a']")}, {Name: "H", ValueFrom: field("status.hostIP")},
+			{Name: "P", ValueFrom: field("status.podIP")}, {Name: "NODE", ValueFrom: field("spec.nodeName")}},
+			want: map[string]string{"N": "web-n1", "NS": "prod", "U": "uid-1", "L": "web", "AN": "b", "H": "192.0.2.10", "P": "10.1.0.5", "NODE": "n1"}},
+		{name: "a host-network pod's IP is the node's", hostNet: true, env: []v1.EnvVar{{Name: "P", ValueFrom: field("status.podIP")}},
+			want: map[string]string{"P": "192.0.2.10"}},
+		{name: "resources, with the node's capacity for a missing limit", env: []v1.EnvVar{{Name: "C", ValueFrom: res("limits.cpu", "")},
+			{Name: "M", ValueFrom: res("limits.memory", "1Mi")}, {Name: "R", ValueFrom: res("requests.cpu", "1m")}},
+			want: map[string]string{"C": "4", "M": "8192", "R": "0"}},
+		{name: "unsupported fieldRef", env: []v1.EnvVar{{Name: "X", ValueFrom: field("status.phase")}}, wantErr: `env X: unsupported fieldRef "status.phase"`},
+		{name: "secretKeyRef needs an API server", env: []v1.EnvVar{{Name: "S", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{}}}},
+			wantErr: "env S: only value, fieldRef and resourceFieldRef are supported without an API server"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := basePod()
+			pod.Spec.HostNetwork = tt.hostNet
+			pod.Spec.Containers[0].Env = tt.env
+			got, err := Env(pod, &pod.Spec.Containers[0], "10.1.0.5", node)
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := map[string]string{}
+			var keys []string
+			for _, kv := range got {
+				m[kv.Key] = string(kv.Value)
+				keys = append(keys, kv.Key)
+			}
+			if !reflect.DeepEqual(m, tt.want) {
+				t.Errorf("env %v, want %v", m, tt.want)
+			}
+			if tt.wantKeys != nil && !reflect.DeepEqual(keys, tt.wantKeys) {
+				t.Errorf("keys %v, want %v", keys, tt.wantKeys)
+			}
+		})
+	}
+}
+
+func TestMount(t *testing.T) {
+	rro := func(m v1.RecursiveReadOnlyMode) *v1.RecursiveReadOnlyMode { return &m }
+	prop := func(p v1.MountPropagationMode) *v1.MountPropagationMode { return &p }
+	emptyDir := &v1.Volume{Name: "v", VolumeSource: v1.VolumeSource{EmptyDir: &v1.EmptyDirVolumeSource{}}}
+	secret := &v1.Volume{Name: "v", VolumeSource: v1.VolumeSource{Secret: &v1.SecretVolumeSource{SecretName: "s"}}}
+	for _, tt := range []struct {
+		name    string
+		vm      v1.VolumeMount
+		vol     *v1.Volume
+		want    *runtimeapi.Mount
+		wantErr string
+	}{
+		{name: "writable emptyDir", vm: v1.VolumeMount{Name: "v", MountPath: "/d"}, vol: emptyDir,
+			want: &runtimeapi.Mount{ContainerPath: "/d", HostPath: "/h"}},
+		{name: "an API-object volume is read-only whatever the mount says", vm: v1.VolumeMount{Name: "v", MountPath: "/d"}, vol: secret,
+			want: &runtimeapi.Mount{ContainerPath: "/d", HostPath: "/h", Readonly: true}},
+		{name: "propagation", vm: v1.VolumeMount{Name: "v", MountPath: "/d", MountPropagation: prop(v1.MountPropagationBidirectional)}, vol: emptyDir,
+			want: &runtimeapi.Mount{ContainerPath: "/d", HostPath: "/h", Propagation: runtimeapi.MountPropagation_PROPAGATION_BIDIRECTIONAL}},
+		{name: "recursive read-only", vm: v1.VolumeMount{Name: "v", MountPath: "/d", ReadOnly: true, RecursiveReadOnly: rro(v1.RecursiveReadOnlyEnabled)}, vol: emptyDir,
+			want: &runtimeapi.Mount{ContainerPath: "/d", HostPath: "/h", Readonly: true, RecursiveReadOnly: true}},
+		{name: "recursive read-only if possible: read-only", vm: v1.VolumeMount{Name: "v", MountPath: "/d", ReadOnly: true, RecursiveReadOnly: rro(v1.RecursiveReadOnlyIfPossible)}, vol: emptyDir,
+			want: &runtimeapi.Mount{ContainerPath: "/d", HostPath: "/h", Readonly: true}},
+		{name: "recursive read-only needs readOnly", vm: v1.VolumeMount{Name: "v", RecursiveReadOnly: rro(v1.RecursiveReadOnlyEnabled)}, vol: emptyDir,
+			wantErr: `volumeMount "v": recursiveReadOnly Enabled needs readOnly: true`},
+		{name: "bindMountOptions are refused", vm: v1.VolumeMount{Name: "v", BindMountOptions: []string{"nosymfollow"}}, vol: emptyDir,
+			wantErr: `volumeMount "v": bindMountOptions are not supported by knode`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Mount(&tt.vm, tt.vol, "/h")
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %v, %v; want %v", got, err, tt.want)
+			}
+		})
+	}
+}

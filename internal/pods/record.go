@@ -1,0 +1,204 @@
+package pods
+
+import (
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// podRecord is everything the manager keeps about one pod UID, as the
+// kubelet's podSyncStatus: created when a source declares the pod or the
+// runtime shows it, dropped as a whole (workerDone) when it is gone from
+// both. Its fields are guarded by Manager.mu. The pod's desired spec stays
+// with the sources that declare it (Manager.sources); its probe workers and
+// API-volume contents live in the probes and apivolume components, keyed by
+// the UID, and go in release.
+type podRecord struct {
+	// worker drives the pod; nil until Manager.Run starts it.
+	worker *worker
+	// status is the last status the worker built; nil before its first sync.
+	status *v1.PodStatus
+	// annotations are what knode adds to the pod it serves (restored-from).
+	annotations map[string]string
+	// eviction is set when the eviction manager chose the pod, until its
+	// worker takes it.
+	eviction *waiting
+	// deletionGrace is the grace period an API deletion asked for.
+	deletionGrace *int64
+}
+
+// recordLocked returns uid's record, making it if there is none.
+func (m *Manager) recordLocked(uid types.UID) *podRecord {
+	r := m.records[uid]
+	if r == nil {
+		r = &podRecord{}
+		m.records[uid] = r
+	}
+	return r
+}
+
+func (m *Manager) withStatusLocked(uid types.UID, pod *v1.Pod) *v1.Pod {
+	p := pod.DeepCopy()
+	r := m.records[uid]
+	if r == nil {
+		p.Status = v1.PodStatus{Phase: v1.PodPending}
+		return p
+	}
+	for k, v := range r.annotations {
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[k] = v
+	}
+	if r.status != nil {
+		p.Status = *r.status.DeepCopy()
+	} else {
+		p.Status = v1.PodStatus{Phase: v1.PodPending}
+	}
+	return p
+}
+
+func (m *Manager) desired(uid types.UID) *v1.Pod {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	for _, pods := range m.sources {
+		if p, ok := pods[uid]; ok {
+			return p
+		}
+	}
+	return nil
+}
+
+// ensureWorkerLocked starts a worker for uid unless one runs.
+func (m *Manager) ensureWorkerLocked(uid types.UID) {
+	if m.ctx == nil {
+		return // Run starts them
+	}
+	r := m.recordLocked(uid)
+	if r.worker != nil {
+		r.worker.wake()
+		return
+	}
+	w := newWorker(m.d, uid)
+	r.worker = w
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		w.run(m.ctx)
+	}()
+}
+
+// workerLocked is uid's worker, nil if none runs.
+func (m *Manager) workerLocked(uid types.UID) *worker {
+	if r := m.records[uid]; r != nil {
+		return r.worker
+	}
+	return nil
+}
+
+// workerDone is called by a worker whose pod is gone from source and runtime.
+// It returns false (and the worker goes on) if the pod came back meanwhile.
+func (m *Manager) workerDone(uid types.UID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, back := m.allDesiredLocked()[uid]; back {
+		return false
+	}
+	delete(m.records, uid)
+	m.release(uid)
+	m.podsChangedLocked()
+	return true
+}
+
+// release frees what the components shared by all pods keep for a removed
+// pod: its API-volume contents, probe workers and devices; cluster mode
+// then deletes the API object.
+func (m *Manager) release(uid types.UID) {
+	m.d.apiVols.Forget(uid)
+	m.d.probes.forget(uid)
+	m.opts.Devices.Release(uid)
+	if m.opts.OnRemoved != nil {
+		go m.opts.OnRemoved(uid)
+	}
+}
+
+func (m *Manager) setStatus(uid types.UID, st *v1.PodStatus) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.recordLocked(uid)
+	if r.status == nil || !equality.Semantic.DeepEqual(r.status, st) {
+		m.podsChangedLocked()
+	}
+	r.status = st
+}
+
+func (m *Manager) annotate(uid types.UID, key, value string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.recordLocked(uid)
+	if r.annotations == nil {
+		r.annotations = map[string]string{}
+	}
+	r.annotations[key] = value
+	m.podsChangedLocked()
+}
+
+// graceFor returns the grace period an API deletion asked for, if any.
+func (m *Manager) graceFor(uid types.UID) (int64, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if r := m.records[uid]; r != nil && r.deletionGrace != nil {
+		return *r.deletionGrace, true
+	}
+	return 0, false
+}
+
+// terminating reports whether any pod is being stopped: it has a worker
+// but no source declares it any more.
+func (m *Manager) terminating() bool {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	desired := m.allDesiredLocked()
+	for uid, r := range m.records {
+		if _, ok := desired[uid]; !ok && r.worker != nil {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) statusOf(uid types.UID) *v1.PodStatus {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if r := m.records[uid]; r != nil {
+		return r.status
+	}
+	return nil
+}
+
+// Evict stops a pod because the node is short of a resource: its worker
+// kills it at once and the pod ends Failed with reason Evicted and message,
+// as with the kubelet's hard eviction. It reports whether the pod was known.
+func (m *Manager) Evict(uid types.UID, message string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w := m.workerLocked(uid)
+	if w == nil {
+		return false
+	}
+	m.records[uid].eviction = &waiting{reason: "Evicted", message: message}
+	w.wake()
+	return true
+}
+
+func (m *Manager) takeEviction(uid types.UID) (waiting, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r := m.records[uid]
+	if r == nil || r.eviction == nil {
+		return waiting{}, false
+	}
+	ev := *r.eviction
+	r.eviction = nil
+	return ev, true
+}
