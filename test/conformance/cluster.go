@@ -170,13 +170,22 @@ func (c *cluster) start(ctx context.Context) error {
 	return c.waitReady(ctx)
 }
 
-// podCIDR is the agent's bridge network; outside the integration tests'
-// 10.200.0.0/13 so both can run on one machine.
-func (c *cluster) podCIDR() string {
-	if c.agent == "kubelet" {
-		return "10.198.1.0/24"
+// podCIDR is the agent's bridge network: the first 10.198.x.0/24 no route
+// of this machine uses yet, so that runs of the harness can go on at the
+// same time (and outside the integration tests' 10.200.0.0/13).
+func (c *cluster) podCIDR() (string, error) {
+	routes, err := os.ReadFile("/proc/net/route")
+	if err != nil {
+		return "", err
 	}
-	return "10.198.0.0/24"
+	for i := 0; i < 250; i++ {
+		// /proc/net/route writes destinations as little-endian hex.
+		dest := fmt.Sprintf("00%02XC60A", i)
+		if !strings.Contains(string(routes), "\t"+dest+"\t") {
+			return fmt.Sprintf("10.198.%d.0/24", i), nil
+		}
+	}
+	return "", fmt.Errorf("no free 10.198.x.0/24 for the pod network")
 }
 
 func (c *cluster) layout() containerd.Layout {
@@ -190,11 +199,15 @@ func (c *cluster) startRuntime(ctx context.Context) error {
 	if c.tools.criuDir != "" {
 		extra = append([]string{c.tools.criuDir}, extra...)
 	}
+	cidr, err := c.podCIDR()
+	if err != nil {
+		return err
+	}
 	sup, err := containerd.Start(ctx, containerd.Options{
 		Layout: c.layout(),
 		Settings: containerd.Settings{
 			SandboxImage: images.E2EPause[0],
-			PodCIDR:      c.podCIDR(),
+			PodCIDR:      cidr,
 			CNIBinDirs:   []string{"/usr/lib/cni"},
 		},
 		Binary:    filepath.Join(c.tools.containerd, "containerd"),
@@ -216,7 +229,8 @@ func (c *cluster) startRuntime(ctx context.Context) error {
 // on this shared machine; the kubelet refuses a cgroup root that does not
 // exist.
 func (c *cluster) makeCgroupRoot() error {
-	c.cgroupRoot = "/conformance-" + c.agent
+	// Unique per run: runs of the harness may overlap.
+	c.cgroupRoot = "/conformance-" + filepath.Base(c.dir)
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		dir := filepath.Join("/sys/fs/cgroup", c.cgroupRoot)
 		c.cgroupDirs = append(c.cgroupDirs, dir)
