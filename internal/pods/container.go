@@ -83,6 +83,13 @@ func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runti
 		}
 		mounts = append(mounts, mount)
 	}
+	term, err := d.terminationMount(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	if term != nil {
+		mounts = append(mounts, term)
+	}
 	return mounts, nil
 }
 
