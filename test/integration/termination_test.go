@@ -10,7 +10,9 @@ import (
 
 // The kubelet's termination message, read back from real containers: the
 // file bound at /dev/termination-log, a custom path written by a non-root
-// user, and FallbackToLogsOnError's log tail when the file stays empty.
+// user, and FallbackToLogsOnError's log tail when the file stays empty
+// (one stream: the runtime copies stdout and stderr apart, so their order
+// in the log is not the order they were written).
 func TestTerminationMessage(t *testing.T) {
 	t.Parallel()
 	n := newNode(t)
@@ -37,7 +39,7 @@ spec:
 	n.writeManifest("fallback.yaml", pod("fallback", `  - name: main
     image: `+busybox+`
     terminationMessagePolicy: FallbackToLogsOnError
-    command: ["sh", "-c", "echo first; echo oops >&2; exit 3"]
+    command: ["sh", "-c", "echo first >&2; echo oops >&2; exit 3"]
 `))
 	n.startKnode()
 	for _, tc := range []struct {
