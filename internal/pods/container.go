@@ -23,7 +23,11 @@ import (
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
 func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
-	envs, err := crispec.Env(pod, c, podIP, d.node)
+	src, err := d.envSources(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := crispec.Env(pod, c, podIP, d.node, src)
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,9 @@ type workerDeps struct {
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
 	// volumes and remembers them between refreshes.
 	apiVols *apivolume.Volumes
+	// objects reads the ConfigMaps and Secrets env sources name; nil
+	// without an API server.
+	objects APIObjects
 	// node is what the CRI configs are built from besides the pod.
 	node crispec.Node
 	// records is the manager's side of each pod: its desired spec, status
@@ -103,6 +106,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
 			PodLogsDir: opts.PodLogsDir, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
 		records: records,
+		objects: opts.APIObjects,
 	}
 	d.apiVols = d.newAPIVolumes(opts.APIObjects)
 	return d
