@@ -18,7 +18,10 @@ const busybox = "/bin/busybox"
 
 func main() {
 	args := os.Args[1:]
-	argv := append([]string{"sh"}, args...)
+	// Busybox picks the applet from argv[0]'s base name and names itself
+	// by argv[0] in messages ("/bin/sh: can't create /file: Read-only file
+	// system"), as the upstream image's shell does.
+	argv := append([]string{os.Args[0]}, args...)
 	if len(args) == 2 && args[0] == "-c" && strings.TrimSpace(args[1]) == "env" {
 		argv = []string{"env"}
 	}

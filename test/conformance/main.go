@@ -48,11 +48,11 @@ var subsetFocus = []string{
 	`\[sig-node\] Pods should get a host IP`,
 	`\[sig-node\] Pods should be submitted and removed`,
 	`\[sig-node\] Downward API should provide pod name, namespace and IP address as env vars`,
-	`\[sig-storage\] ConfigMap should be consumable from pods in volume \[NodeConformance\]`,
-	`\[sig-storage\] Secrets should be consumable from pods in volume \[NodeConformance\]`,
+	`\[sig-storage\] ConfigMap should be consumable from pods in volume \[Conformance\]`,
+	`\[sig-storage\] Secrets should be consumable from pods in volume \[Conformance\]`,
 	`\[sig-storage\] EmptyDir volumes should support \(root,0644,tmpfs\)`,
 	`\[sig-node\] Probing container should be restarted with a exec "cat /tmp/health" liveness probe`,
-	`\[sig-node\] Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart exec hook properly`,
+	`\[sig-node\] Container Lifecycle Hook when create a pod with lifecycle hook should execute poststart http hook properly`,
 	`\[sig-node\] Pods should support remote command execution over websockets`,
 }
 

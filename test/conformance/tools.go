@@ -69,7 +69,7 @@ func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool)
 	if err := os.MkdirAll(build, 0o755); err != nil {
 		return t, err
 	}
-	for name, pkg := range map[string]string{"knode": "./cmd/knode", "pause": "./hack/pause", "e2esh": "./hack/e2esh"} {
+	for name, pkg := range map[string]string{"knode": "./cmd/knode", "pause": "./hack/pause", "e2esh": "./hack/e2esh", "e2ecurl": "./hack/e2ecurl"} {
 		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(build, name), pkg)
 		cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
@@ -81,7 +81,7 @@ func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool)
 	log.Info("writing the e2e images", "dir", t.images)
 	if err := images.WriteE2E(t.images, images.E2EBinaries{
 		Pause: filepath.Join(build, "pause"), Busybox: "/bin/busybox", Shell: filepath.Join(build, "e2esh"),
-		Agnhost: t.bin("agnhost"), Nonewprivs: t.bin("nnp"),
+		Agnhost: t.bin("agnhost"), Curl: filepath.Join(build, "e2ecurl"), Nonewprivs: t.bin("nnp"),
 	}); err != nil {
 		return t, err
 	}

@@ -33,8 +33,11 @@ type E2EBinaries struct {
 	Busybox string // Debian's busybox-static
 	// Shell is /bin/sh of the busybox image (hack/e2esh): busybox's shell
 	// except that `sh -c env` keeps every variable.
-	Shell      string
-	Agnhost    string // k8s.io/kubernetes/test/images/agnhost
+	Shell   string
+	Agnhost string // k8s.io/kubernetes/test/images/agnhost
+	// Curl is curl in the agnhost image (hack/e2ecurl): the hook specs
+	// run it there.
+	Curl       string
 	Nonewprivs string // k8s.io/kubernetes/test/images/nonewprivs (nnp)
 }
 
@@ -74,7 +77,11 @@ func WriteE2E(dir string, b E2EBinaries) error {
 	if err != nil {
 		return err
 	}
-	agnFiles := append(append([]file{}, root...),
+	curl, err := os.ReadFile(b.Curl)
+	if err != nil {
+		return fmt.Errorf("read curl binary: %w", err)
+	}
+	agnFiles := append(append([]file{}, root...), file{name: "usr/bin/curl", mode: 0o755, data: curl},
 		file{name: "agnhost", mode: 0o755, data: agn}, file{name: "agnhost-2", link: "agnhost"},
 		file{name: "uploads", dir: true}, file{name: "home", dir: true},
 		file{name: "home/user-defined-in-image", dir: true})
