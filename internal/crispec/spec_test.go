@@ -56,7 +56,7 @@ func TestSandbox(t *testing.T) {
 				t.Errorf("hostname %q namespaces %v", c.Hostname, c.Linux.SecurityContext.NamespaceOptions)
 			}
 		}},
-		{"a long host name is cut to 63 bytes without a trailing dash", func(p *v1.Pod) { p.Spec.Hostname = strings.Repeat("a", 62) + "-b" }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+		{"a long pod name is cut to 63 bytes without a trailing dash", func(p *v1.Pod) { p.Name = strings.Repeat("a", 62) + "-b" }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
 			if c.Hostname != strings.Repeat("a", 62) {
 				t.Errorf("hostname %q", c.Hostname)
 			}
@@ -110,7 +110,11 @@ func TestSandbox(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := basePod()
 			tt.edit(pod)
-			tt.check(t, Sandbox(pod, 3, node, host))
+			cfg, err := Sandbox(pod, 3, node, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg)
 		})
 	}
 	if len(host.Servers) != 1 || len(host.Options) != 1 {

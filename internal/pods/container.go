@@ -35,6 +35,13 @@ func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount 
 	if err != nil {
 		return nil, err
 	}
+	if crispec.MountsEtcHosts(pod, c, podIP) {
+		hostsPath, err := d.writeEtcHosts(pod, podIP)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, crispec.EtcHostsMount(hostsPath))
+	}
 	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts}, d.node)
 	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil

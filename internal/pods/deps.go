@@ -26,7 +26,9 @@ type workerDeps struct {
 	PodLogsDir  string
 	HostIP      string
 	// ResolvConf is the host's resolv.conf the pods' DNS starts from ("": none).
-	ResolvConf     string
+	ResolvConf string
+	// NodeEtcHosts is the node's hosts file ("": /etc/hosts).
+	NodeEtcHosts   string
 	RequestTimeout time.Duration
 	ResyncPeriod   time.Duration
 	Now            func() time.Time
@@ -103,8 +105,9 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		cache:            newStatusCache(),
 		probes:           newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
 		ResolvConf:       opts.ResolvConf,
+		NodeEtcHosts:     opts.NodeEtcHosts,
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-			PodLogsDir: opts.PodLogsDir, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
+			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
 		records: records,
 		objects: opts.APIObjects,
 	}
