@@ -254,6 +254,7 @@ func (a *agent) startWorkers(context.Context) error {
 		PodLogsDir:       cfg.PodLogsDir,
 		CgroupRoot:       cfg.CgroupRoot,
 		ResolvConf:       cfg.ResolvConf,
+		ClusterDomain:    cfg.ClusterDomain,
 		HostIP:           a.hostIP,
 		NodeName:         cfg.NodeName,
 		NodeCPUs:         nodeinfo.CPUs(),

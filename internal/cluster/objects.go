@@ -24,7 +24,17 @@ func (n *Node) ConfigMap(ctx context.Context, namespace, name string) (map[strin
 	return out, nil
 }
 
-// Secret reads a Secret's data, for volumes.
+// ConfigMapData reads a ConfigMap's data alone, for env sources (the
+// kubelet puts no binaryData into env).
+func (n *Node) ConfigMapData(ctx context.Context, namespace, name string) (map[string]string, error) {
+	cm, err := n.api.getConfigMap(ctx, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return cm.Data, nil
+}
+
+// Secret reads a Secret's data, for volumes and env sources.
 func (n *Node) Secret(ctx context.Context, namespace, name string) (map[string][]byte, error) {
 	s, err := n.api.getSecret(ctx, namespace, name)
 	if err != nil {

@@ -58,11 +58,14 @@ type Config struct {
 	ImageMinimumGCAge    time.Duration
 	ImageGCPeriod        time.Duration
 	// EvictionHard is the kubelet's evictionHard: signal → quantity or percentage.
-	EvictionHard           map[string]string
-	CgroupRoot             string
-	CgroupDriver           string
-	PodCIDR                string
-	ResolvConf             string
+	EvictionHard map[string]string
+	CgroupRoot   string
+	CgroupDriver string
+	PodCIDR      string
+	ResolvConf   string
+	// ClusterDomain is the kubelet's clusterDomain: the domain of a pod's
+	// FQDN in its /etc/hosts and, with setHostnameAsFQDN, its host name.
+	ClusterDomain          string
 	PodInfraContainerImage string
 	// Checkpoint API limits (knode's own; the kubelet has none).
 	MaxParallelCheckpoints    int

@@ -17,6 +17,9 @@ type Node struct {
 	CgroupRoot string
 	// PodLogsDir holds the pods' log directories.
 	PodLogsDir string
+	// ClusterDomain is the DNS domain of the cluster (the kubelet's
+	// clusterDomain), in a pod's FQDN <hostname>.<subdomain>.<ns>.svc.<domain>.
+	ClusterDomain string
 	// CPUs and MemoryBytes stand in for a missing limit in the downward API.
 	CPUs        int
 	MemoryBytes int64

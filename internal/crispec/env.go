@@ -3,6 +3,7 @@ package crispec
 import (
 	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -11,16 +12,64 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-// Env resolves a container's env list: literal values with $(VAR)
-// expansion against earlier entries, and the downward API fields that make
-// sense without an API server.
-func Env(pod *v1.Pod, c *v1.Container, podIP string, node Node) ([]*runtimeapi.KeyValue, error) {
+// EnvSources are the API-object values a container's env reads, resolved
+// by the caller so that crispec stays free of API reads.
+type EnvSources struct {
+	// From holds, for each envFrom entry by index, the data of the
+	// ConfigMap or Secret it names (a ConfigMap's data alone, no
+	// binaryData, as the kubelet reads it); nil when an optional object is
+	// missing, and then the entry adds nothing.
+	From []map[string]string
+	// Refs holds, for each env entry by index with a configMapKeyRef or
+	// secretKeyRef, the key's value; an entry not in Refs is an optional
+	// reference whose object or key is missing, which the kubelet leaves
+	// out of the env altogether.
+	Refs map[int]string
+}
+
+// Env resolves a container's env as the kubelet's makeEnvironmentVariables
+// does: envFrom first (each key under its prefix, a later source winning),
+// then the env entries, which override envFrom; a literal value expands
+// $(VAR) against envFrom and the earlier entries. The kubelet's order is a
+// map's; here it is envFrom's keys (sorted within each source) followed by
+// env's, a later duplicate replacing the earlier in place, so a config is
+// reproducible.
+func Env(pod *v1.Pod, c *v1.Container, podIP string, node Node, src EnvSources) ([]*runtimeapi.KeyValue, error) {
 	values := map[string]string{}
 	var out []*runtimeapi.KeyValue
-	for _, e := range c.Env {
+	set := func(name, val string) {
+		if _, dup := values[name]; dup {
+			// A later entry wins, as in the kubelet.
+			for i := range out {
+				if out[i].Key == name {
+					out[i].Value = []byte(val)
+				}
+			}
+		} else {
+			out = append(out, &runtimeapi.KeyValue{Key: name, Value: []byte(val)})
+		}
+		values[name] = val
+	}
+	for i, ef := range c.EnvFrom {
+		if i >= len(src.From) || src.From[i] == nil {
+			continue
+		}
+		data := src.From[i]
+		keys := make([]string, 0, len(data))
+		for k := range data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			// No name check: since RelaxedEnvironmentVariableValidation
+			// the kubelet takes every key (with its prefix) as it is.
+			set(ef.Prefix+k, data[k])
+		}
+	}
+	for i, e := range c.Env {
 		var val string
 		switch {
-		case e.ValueFrom == nil:
+		case e.ValueFrom == nil || e.Value != "":
 			val = Expand(e.Value, func(name string) (string, bool) {
 				v, ok := values[name]
 				return v, ok
@@ -37,20 +86,16 @@ func Env(pod *v1.Pod, c *v1.Container, podIP string, node Node) ([]*runtimeapi.K
 				return nil, fmt.Errorf("env %s: %w", e.Name, err)
 			}
 			val = v
-		default:
-			return nil, fmt.Errorf("env %s: only value, fieldRef and resourceFieldRef are supported without an API server", e.Name)
-		}
-		if _, dup := values[e.Name]; dup {
-			// A later entry wins, as in the kubelet.
-			for i := range out {
-				if out[i].Key == e.Name {
-					out[i].Value = []byte(val)
-				}
+		case e.ValueFrom.ConfigMapKeyRef != nil, e.ValueFrom.SecretKeyRef != nil:
+			v, ok := src.Refs[i]
+			if !ok {
+				continue
 			}
-		} else {
-			out = append(out, &runtimeapi.KeyValue{Key: e.Name, Value: []byte(val)})
+			val = v
+		default:
+			return nil, fmt.Errorf("env %s: only value, fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef are supported", e.Name)
 		}
-		values[e.Name] = val
+		set(e.Name, val)
 	}
 	return out, nil
 }

@@ -20,8 +20,10 @@ func LogDir(root string, pod *v1.Pod) string {
 
 // Sandbox builds the CRI sandbox config the way the kubelet does. hostDNS
 // is the node's resolv.conf as ParseResolvConf read it (nil: none is
-// configured); the pod's dnsConfig is added to it.
-func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConfig) *runtimeapi.PodSandboxConfig {
+// configured); the pod's dnsConfig is added to it. A hostname the kubelet
+// refuses (an invalid hostname or subdomain, an FQDN longer than the
+// kernel takes) fails the sandbox as it does there.
+func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConfig) (*runtimeapi.PodSandboxConfig, error) {
 	labels := maps.Clone(pod.Labels)
 	if labels == nil {
 		labels = map[string]string{}
@@ -56,7 +58,13 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 	// runc cannot set a host name without a private UTS namespace, and the
 	// kubelet leaves it out for host-network pods too.
 	if !pod.Spec.HostNetwork {
-		cfg.Hostname = podHostname(pod)
+		hostname, domain, err := HostnameAndDomain(pod, node.ClusterDomain)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Hostname, err = KernelHostname(hostname, domain, pod.Spec.SetHostnameAsFQDN); err != nil {
+			return nil, err
+		}
 	}
 	if sc := pod.Spec.SecurityContext; sc != nil {
 		cfg.Linux.SecurityContext.RunAsUser = int64Value(sc.RunAsUser)
@@ -83,24 +91,12 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 			})
 		}
 	}
-	return cfg
+	return cfg, nil
 }
 
 // CgroupParent is the pod's cgroup: pod<uid> beneath the node's cgroup root.
 func CgroupParent(cgroupRoot string, pod *v1.Pod) string {
 	return filepath.Join(cgroupRoot, "pod"+string(pod.UID))
-}
-
-func podHostname(pod *v1.Pod) string {
-	name := pod.Name
-	if pod.Spec.Hostname != "" {
-		name = pod.Spec.Hostname
-	}
-	// A host name is at most 63 bytes; the kubelet truncates the same way.
-	if len(name) > 63 {
-		name = strings.TrimRight(name[:63], "-.")
-	}
-	return name
 }
 
 func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {

@@ -56,7 +56,7 @@ func TestSandbox(t *testing.T) {
 				t.Errorf("hostname %q namespaces %v", c.Hostname, c.Linux.SecurityContext.NamespaceOptions)
 			}
 		}},
-		{"a long host name is cut to 63 bytes without a trailing dash", func(p *v1.Pod) { p.Spec.Hostname = strings.Repeat("a", 62) + "-b" }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
+		{"a long pod name is cut to 63 bytes without a trailing dash", func(p *v1.Pod) { p.Name = strings.Repeat("a", 62) + "-b" }, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
 			if c.Hostname != strings.Repeat("a", 62) {
 				t.Errorf("hostname %q", c.Hostname)
 			}
@@ -110,7 +110,11 @@ func TestSandbox(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := basePod()
 			tt.edit(pod)
-			tt.check(t, Sandbox(pod, 3, node, host))
+			cfg, err := Sandbox(pod, 3, node, host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, cfg)
 		})
 	}
 	if len(host.Servers) != 1 || len(host.Options) != 1 {
@@ -226,6 +230,8 @@ func TestEnv(t *testing.T) {
 		want     map[string]string
 		wantErr  string
 		wantKeys []string
+		envFrom  []v1.EnvFromSource
+		src      EnvSources
 	}{
 		{name: "literal values with $(VAR) of earlier entries", env: []v1.EnvVar{{Name: "A", Value: "x"}, {Name: "B", Value: "$(A)-$(C)"}},
 			want: map[string]string{"A": "x", "B": "x-$(C)"}},
@@ -242,14 +248,38 @@ func TestEnv(t *testing.T) {
 			{Name: "M", ValueFrom: res("limits.memory", "1Mi")}, {Name: "R", ValueFrom: res("requests.cpu", "1m")}},
 			want: map[string]string{"C": "4", "M": "8192", "R": "0"}},
 		{name: "unsupported fieldRef", env: []v1.EnvVar{{Name: "X", ValueFrom: field("status.phase")}}, wantErr: `env X: unsupported fieldRef "status.phase"`},
-		{name: "secretKeyRef needs an API server", env: []v1.EnvVar{{Name: "S", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{}}}},
-			wantErr: "env S: only value, fieldRef and resourceFieldRef are supported without an API server"},
+		{name: "fileKeyRef is refused", env: []v1.EnvVar{{Name: "F", ValueFrom: &v1.EnvVarSource{FileKeyRef: &v1.FileKeySelector{}}}},
+			wantErr: "env F: only value, fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef are supported"},
+		{name: "envFrom with a prefix, a later source winning, keys sorted", envFrom: []v1.EnvFromSource{
+			{Prefix: "CM_", ConfigMapRef: &v1.ConfigMapEnvSource{}}, {SecretRef: &v1.SecretEnvSource{}}, {Prefix: "CM_", ConfigMapRef: &v1.ConfigMapEnvSource{}}},
+			src:  EnvSources{From: []map[string]string{{"b": "1", "a": "2"}, {"PASS": "s"}, {"b": "3"}}},
+			want: map[string]string{"CM_a": "2", "CM_b": "3", "PASS": "s"}, wantKeys: []string{"CM_a", "CM_b", "PASS"}},
+		{name: "an optional missing envFrom source adds nothing", envFrom: []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{}}, {SecretRef: &v1.SecretEnvSource{}}},
+			src:  EnvSources{From: []map[string]string{nil, {"S": "x"}}},
+			want: map[string]string{"S": "x"}},
+		{name: "keys that are no C identifiers are taken as the kubelet takes them", envFrom: []v1.EnvFromSource{{Prefix: "p.", ConfigMapRef: &v1.ConfigMapEnvSource{}}},
+			src:  EnvSources{From: []map[string]string{{"1x": "a", "k-2": "b"}}},
+			want: map[string]string{"p.1x": "a", "p.k-2": "b"}},
+		{name: "env overrides envFrom in place and expands its variables", envFrom: []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{}}},
+			src:  EnvSources{From: []map[string]string{{"A": "from", "B": "b"}}},
+			env:  []v1.EnvVar{{Name: "A", Value: "env-$(B)"}, {Name: "C", Value: "$(A)/$(B)/$(D)"}},
+			want: map[string]string{"A": "env-b", "B": "b", "C": "env-b/b/$(D)"}, wantKeys: []string{"A", "B", "C"}},
+		{name: "key refs resolved; an unresolved (optional missing) one is left out", envFrom: []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{}}},
+			src: EnvSources{From: []map[string]string{{"K": "from"}}, Refs: map[int]string{0: "cm", 2: "sec"}},
+			env: []v1.EnvVar{{Name: "K", ValueFrom: &v1.EnvVarSource{ConfigMapKeyRef: &v1.ConfigMapKeySelector{Key: "k"}}},
+				{Name: "GONE", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{Key: "x"}}},
+				{Name: "S", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{Key: "s"}}},
+				{Name: "E", Value: "$(K)+$(S)+$(GONE)"}},
+			want: map[string]string{"K": "cm", "S": "sec", "E": "cm+sec+$(GONE)"}},
+		{name: "a literal value wins over valueFrom", env: []v1.EnvVar{{Name: "V", Value: "lit", ValueFrom: &v1.EnvVarSource{SecretKeyRef: &v1.SecretKeySelector{}}}},
+			src: EnvSources{Refs: map[int]string{0: "ref"}}, want: map[string]string{"V": "lit"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := basePod()
 			pod.Spec.HostNetwork = tt.hostNet
 			pod.Spec.Containers[0].Env = tt.env
-			got, err := Env(pod, &pod.Spec.Containers[0], "10.1.0.5", node)
+			pod.Spec.Containers[0].EnvFrom = tt.envFrom
+			got, err := Env(pod, &pod.Spec.Containers[0], "10.1.0.5", node, tt.src)
 			if tt.wantErr != "" {
 				if err == nil || err.Error() != tt.wantErr {
 					t.Fatalf("error %v, want %q", err, tt.wantErr)

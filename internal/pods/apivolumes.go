@@ -9,15 +9,26 @@ import (
 	"knode.io/knode/internal/crispec"
 )
 
-// APIObjects reads what ConfigMap, Secret and projected volumes need from
-// the API server (cluster mode). Static pods have none of these volumes.
-type APIObjects = apivolume.Objects
+// APIObjects reads what ConfigMap, Secret and projected volumes and env
+// sources need from the API server (cluster mode). Static pods have none
+// of these volumes or sources.
+type APIObjects interface {
+	apivolume.Objects
+	// ConfigMapData reads a ConfigMap's data alone: env sources take no
+	// binaryData, as with the kubelet.
+	ConfigMapData(ctx context.Context, namespace, name string) (map[string]string, error)
+}
 
 // newAPIVolumes gives the volume writer the pod fields env vars resolve,
 // so a downwardAPI file and an env var say the same.
 func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
+	var vo apivolume.Objects
+	if objects != nil {
+		// A nil interface stays nil: apivolume tells "no API server" by it.
+		vo = objects
+	}
 	return apivolume.New(apivolume.Config{
-		Objects: objects,
+		Objects: vo,
 		PodField: func(pod *v1.Pod, path string) (string, error) {
 			return crispec.PodField(pod, path, "", d.node)
 		},

@@ -23,13 +23,24 @@ import (
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
 func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
-	envs, err := crispec.Env(pod, c, podIP, d.node)
+	src, err := d.envSources(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := crispec.Env(pod, c, podIP, d.node, src)
 	if err != nil {
 		return nil, err
 	}
 	mounts, err := d.containerMounts(pod, c, envs)
 	if err != nil {
 		return nil, err
+	}
+	if crispec.MountsEtcHosts(pod, c, podIP) {
+		hostsPath, err := d.writeEtcHosts(pod, podIP)
+		if err != nil {
+			return nil, err
+		}
+		mounts = append(mounts, crispec.EtcHostsMount(hostsPath))
 	}
 	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts}, d.node)
 	d.Devices.Apply(pod, c, cfg)
@@ -82,6 +93,13 @@ func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runti
 			return nil, err
 		}
 		mounts = append(mounts, mount)
+	}
+	term, err := d.terminationMount(pod, c)
+	if err != nil {
+		return nil, err
+	}
+	if term != nil {
+		mounts = append(mounts, term)
 	}
 	return mounts, nil
 }

@@ -26,7 +26,9 @@ type workerDeps struct {
 	PodLogsDir  string
 	HostIP      string
 	// ResolvConf is the host's resolv.conf the pods' DNS starts from ("": none).
-	ResolvConf     string
+	ResolvConf string
+	// NodeEtcHosts is the node's hosts file ("": /etc/hosts).
+	NodeEtcHosts   string
 	RequestTimeout time.Duration
 	ResyncPeriod   time.Duration
 	Now            func() time.Time
@@ -49,6 +51,9 @@ type workerDeps struct {
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
 	// volumes and remembers them between refreshes.
 	apiVols *apivolume.Volumes
+	// objects reads the ConfigMaps and Secrets env sources name; nil
+	// without an API server.
+	objects APIObjects
 	// node is what the CRI configs are built from besides the pod.
 	node crispec.Node
 	// records is the manager's side of each pod: its desired spec, status
@@ -100,9 +105,11 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		cache:            newStatusCache(),
 		probes:           newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
 		ResolvConf:       opts.ResolvConf,
+		NodeEtcHosts:     opts.NodeEtcHosts,
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-			PodLogsDir: opts.PodLogsDir, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
+			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
 		records: records,
+		objects: opts.APIObjects,
 	}
 	d.apiVols = d.newAPIVolumes(opts.APIObjects)
 	return d

@@ -22,7 +22,12 @@ type Options struct {
 	PodLogsDir  string
 	CgroupRoot  string
 	ResolvConf  string
-	HostIP      string
+	// ClusterDomain is the kubelet's clusterDomain, in a pod's FQDN.
+	ClusterDomain string
+	// NodeEtcHosts is the node's hosts file a host-network pod gets a copy
+	// of ("": /etc/hosts, as the kubelet).
+	NodeEtcHosts string
+	HostIP       string
 	// NodeName labels every sandbox and container knode makes; knode sees
 	// only those with its own name, so agents can share a runtime.
 	NodeName string

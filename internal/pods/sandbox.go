@@ -23,7 +23,7 @@ func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.Pod
 			return nil, err
 		}
 	}
-	return crispec.Sandbox(pod, attempt, d.node, hostDNS), nil
+	return crispec.Sandbox(pod, attempt, d.node, hostDNS)
 }
 
 // readResolvConf reads the host's resolv.conf; a missing one is empty.

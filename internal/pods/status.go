@@ -60,6 +60,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		allReady = allReady && cs.Ready
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	limitPodMessages(pod, st)
 	st.Phase = podPhase(pod, st, initialized)
 	if p := w.terminalPhase(ctx, pod, rp, sb); p != "" {
 		st.Phase = p
@@ -141,7 +142,7 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		started := false
 		cs.Started = &started
-		term := terminated(cs.ContainerID, rst)
+		term := terminated(cs.ContainerID, rst, w.d.terminationMessage(pod, rst))
 		if hasWait {
 			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
 			cs.LastTerminationState.Terminated = term
@@ -157,13 +158,15 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	if cs.LastTerminationState.Terminated == nil && len(instances) > 1 && instances[1].State == runtimeapi.ContainerState_CONTAINER_EXITED {
 		if prev, err := w.d.cache.containerStatus(ctx, w.d.Runtime, instances[1]); err == nil {
-			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev)
+			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev, w.d.terminationMessage(pod, prev))
 		}
 	}
 	return cs
 }
 
-func terminated(containerID string, rst *runtimeapi.ContainerStatus) *v1.ContainerStateTerminated {
+// terminated is an exited instance's state; message is the runtime's
+// message with the container's termination message (terminationMessage).
+func terminated(containerID string, rst *runtimeapi.ContainerStatus, message string) *v1.ContainerStateTerminated {
 	reason := rst.Reason
 	if reason == "" {
 		reason = "Completed"
@@ -174,7 +177,7 @@ func terminated(containerID string, rst *runtimeapi.ContainerStatus) *v1.Contain
 	return &v1.ContainerStateTerminated{
 		ExitCode:    rst.ExitCode,
 		Reason:      reason,
-		Message:     rst.Message,
+		Message:     message,
 		StartedAt:   metav1.NewTime(time.Unix(0, rst.StartedAt)),
 		FinishedAt:  metav1.NewTime(time.Unix(0, rst.FinishedAt)),
 		ContainerID: containerID,

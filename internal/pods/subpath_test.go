@@ -269,3 +269,7 @@ func TestCleanupFilesLeavesMountedDirectories(t *testing.T) {
 		t.Fatalf("the pod's directory is still there: %v", err)
 	}
 }
+
+func (roAPIObjects) ConfigMapData(context.Context, string, string) (map[string]string, error) {
+	return map[string]string{"k": "v"}, nil
+}
