@@ -131,14 +131,11 @@ func (c *cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	kcmPort, err := controlplane.FreePort()
+	ports, err := controlplane.FreePorts(2)
 	if err != nil {
 		return err
 	}
-	schedPort, err := controlplane.FreePort()
-	if err != nil {
-		return err
-	}
+	kcmPort, schedPort := ports[0], ports[1]
 	// Without the controller manager no namespace gets its kube-root-ca.crt
 	// ConfigMap or default service account, and every pod with a
 	// service-account token volume waits forever, whatever the node.

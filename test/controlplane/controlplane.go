@@ -69,12 +69,28 @@ func (p *process) stop() {
 
 // FreePort asks the kernel for an unused loopback port.
 func FreePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := FreePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
+}
+
+// FreePorts asks for n distinct unused loopback ports. The listeners stay
+// open until all n are chosen: closed one by one, the kernel may hand the
+// same port out twice (etcd's client and peer URLs once got one port and
+// etcd failed with "address already in use").
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
 }
 
 // Start runs etcd and kube-apiserver from binDir with their data, logs and
@@ -84,11 +100,9 @@ func Start(binDir, dir string) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
-	ports := make([]int, 3)
-	for i := range ports {
-		if ports[i], err = FreePort(); err != nil {
-			return nil, err
-		}
+	ports, err := FreePorts(3)
+	if err != nil {
+		return nil, err
 	}
 	cp = &ControlPlane{URL: fmt.Sprintf("https://127.0.0.1:%d", ports[2]), PKI: pki, bin: binDir, dir: dir}
 	defer func() {
