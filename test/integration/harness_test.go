@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -120,13 +121,24 @@ type node struct {
 // freePort asks the kernel for an unused loopback port.
 func freePort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// A port is picked by listening on :0 and closing again, so the kernel
+	// may hand the same one out twice before its first user listens: never
+	// give a port to two users in one run.
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if _, taken := portsGiven.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
+
+// portsGiven holds every port freePort has handed out in this test run.
+var portsGiven sync.Map
 
 // newNode starts a private containerd with the test images imported.
 func newNode(t *testing.T) *node {
