@@ -57,11 +57,13 @@ func TestStaticPodRunsAndLogs(t *testing.T) {
 		t.Fatalf("restartCount annotation = %q, want 0", c.Annotations["io.kubernetes.container.restartCount"])
 	}
 	// The kubelet's symlink for log agents points at the CRI log file.
+	// knode makes it just after StartContainer returns, as the kubelet does:
+	// the container may run (and log) a moment before the link exists.
 	link := filepath.Join(n.dir, "containers", n.podName("hello")+"_default_main-"+c.Id+".log")
-	data, err := os.ReadFile(link)
-	if err != nil || !strings.Contains(string(data), "stdout F hello from") {
-		t.Fatalf("log symlink %s: %v %q", link, err, data)
-	}
+	n.eventually(20*time.Second, "the log symlink "+link, func() bool {
+		data, err := os.ReadFile(link)
+		return err == nil && strings.Contains(string(data), "stdout F hello from")
+	})
 	n.removeManifest("hello.yaml")
 	n.eventually(60*time.Second, "the symlink removed with the container", func() bool {
 		_, err := os.Lstat(link)
