@@ -13,18 +13,11 @@ import (
 // large the file it expects can be). It also returns the file's mode, read
 // from the descriptor that was read, so the two describe the same file.
 func (d *Dir) ReadFile(rel string, limit int64) ([]byte, os.FileMode, error) {
-	f, err := d.OpenFile(rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0, NoSymlinks)
+	f, fi, err := d.openRegular(rel)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, 0, &os.PathError{Op: "read", Path: d.join(rel), Err: errors.New("not a regular file")}
-	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
 		return nil, 0, &os.PathError{Op: "read", Path: d.join(rel), Err: err}
@@ -33,4 +26,23 @@ func (d *Dir) ReadFile(rel string, limit int64) ([]byte, os.FileMode, error) {
 		return nil, 0, &os.PathError{Op: "read", Path: d.join(rel), Err: errors.New("larger than expected")}
 	}
 	return data, fi.Mode(), nil
+}
+
+// openRegular opens the regular file rel beneath d for reading, without
+// following any link and without blocking on a FIFO a container planted,
+// and describes it from the same descriptor.
+func (d *Dir) openRegular(rel string) (*os.File, os.FileInfo, error) {
+	f, err := d.OpenFile(rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0, NoSymlinks)
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = &os.PathError{Op: "read", Path: d.join(rel), Err: errors.New("not a regular file")}
+	}
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }

@@ -1,11 +1,8 @@
 package safefs
 
 import (
-	"errors"
 	"io"
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
 // ReadTail reads at most the last limit bytes of the regular file rel
@@ -15,18 +12,11 @@ import (
 // limit bytes are ever read whatever the container wrote. It also returns
 // the file's size, from the descriptor that was read.
 func (d *Dir) ReadTail(rel string, limit int64) ([]byte, int64, error) {
-	f, err := d.OpenFile(rel, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0, NoSymlinks)
+	f, fi, err := d.openRegular(rel)
 	if err != nil {
 		return nil, 0, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, 0, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, 0, &os.PathError{Op: "read", Path: d.join(rel), Err: errors.New("not a regular file")}
-	}
 	return readTail(f, fi.Size(), limit, d.join(rel))
 }
 
