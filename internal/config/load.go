@@ -66,7 +66,7 @@ func fileFields() map[string]bool {
 func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
 	// Every flag's value (its default unless set), then the file, then the
 	// flags the operator set.
-	cfg := &Config{FileCheckFrequency: DefaultFileCheckFrequency, ResolvConf: "/etc/resolv.conf"}
+	cfg := &Config{FileCheckFrequency: DefaultFileCheckFrequency}
 	for _, s := range settings {
 		if s.copy != nil {
 			s.copy(cfg, &f.values)

@@ -136,6 +136,37 @@ func sliceSetting(name, help string, p func(*Config) *[]string) setting {
 	}
 }
 
+// resolvConfSetting is --resolv-conf and the file's resolverConfig
+// (JSON resolvConf, a pointer: set to "" it means no resolv.conf, which
+// the kubelet turns into the local resolver for Default pods).
+func resolvConfSetting() setting {
+	r := bind("resolv-conf", DefaultResolvConf, "Resolver configuration file the pods' DNS starts from (Default pods use it, ClusterFirst ones add its searches); empty: the local resolver", stringFlag,
+		func(c *Config) *string { return &c.ResolvConf })
+	s := r.setting
+	s.field = "resolvConf"
+	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+		if kc.ResolverConfig != nil {
+			dst.ResolvConf = *kc.ResolverConfig
+		}
+	}
+	s.toFile = func(kc *kubeletConfig, c *Config) { kc.ResolverConfig = &c.ResolvConf }
+	return s
+}
+
+// clusterDNSSetting is --cluster-dns and the file's clusterDNS.
+func clusterDNSSetting() setting {
+	s := sliceSetting("cluster-dns", "Comma-separated IP addresses of the cluster's DNS servers, the nameservers of ClusterFirst pods (none: they fall back to Default, with the MissingClusterDNS event)",
+		func(c *Config) *[]string { return &c.ClusterDNS })
+	s.field = "clusterDNS"
+	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+		if len(kc.ClusterDNS) > 0 {
+			dst.ClusterDNS = kc.ClusterDNS
+		}
+	}
+	s.toFile = func(kc *kubeletConfig, c *Config) { kc.ClusterDNS = c.ClusterDNS }
+	return s
+}
+
 func mapSetting(name, help string, p func(*Config) *map[string]string) setting {
 	return setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.Var(cliflag.NewMapStringString(p(c)), name, help) },
@@ -193,6 +224,8 @@ var settings = []setting{
 		func(c *Config) *string { return &c.CgroupRoot }).inFile("cgroupRoot", func(k *kubeletConfig) *string { return &k.CgroupRoot }, true),
 	bind("cluster-domain", "", "DNS domain of the cluster, in a pod's FQDN (<hostname>.<subdomain>.<namespace>.svc.<domain>); the kubelet's default is empty", stringFlag,
 		func(c *Config) *string { return &c.ClusterDomain }).inFile("clusterDomain", func(k *kubeletConfig) *string { return &k.ClusterDomain }, true),
+	resolvConfSetting(),
+	clusterDNSSetting(),
 	bind("pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge", stringFlag,
 		func(c *Config) *string { return &c.PodCIDR }).inFile("podCIDR", func(k *kubeletConfig) *string { return &k.PodCIDR }, true),
 	bind("pod-infra-container-image", DefaultPodInfraContainerImage, "Sandbox (pause) image pinned in the embedded runtime", stringFlag,
@@ -248,13 +281,6 @@ var settings = []setting{
 		},
 		// Validate admits only cgroupfs.
 		toFile: func(kc *kubeletConfig, _ *Config) { kc.CgroupDriver = "cgroupfs" }},
-	{field: "resolvConf",
-		fromFile: func(dst *Config, kc *kubeletConfig) {
-			if kc.ResolverConfig != nil {
-				dst.ResolvConf = *kc.ResolverConfig
-			}
-		},
-		toFile: func(kc *kubeletConfig, c *Config) { kc.ResolverConfig = &c.ResolvConf }},
 }
 
 // KubeletConfiguration presents the effective configuration in the

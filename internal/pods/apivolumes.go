@@ -33,8 +33,7 @@ func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
 			return crispec.PodField(pod, path, "", d.node)
 		},
 		ResourceField: func(pod *v1.Pod, ref *v1.ResourceFieldSelector) (string, error) {
-			// ref.ContainerName is set: resourceField looks the container up.
-			return crispec.ResourceField(pod, &v1.Container{}, ref, d.node)
+			return crispec.VolumeResourceField(pod, ref, d.node)
 		},
 		Now: d.Now,
 		Log: d.log,

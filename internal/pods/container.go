@@ -27,6 +27,9 @@ func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount 
 	if err != nil {
 		return nil, err
 	}
+	if src.Services, err = d.serviceEnv(pod); err != nil {
+		return nil, err
+	}
 	envs, err := crispec.Env(pod, c, podIP, d.node, src)
 	if err != nil {
 		return nil, err

@@ -54,6 +54,8 @@ type workerDeps struct {
 	// objects reads the ConfigMaps and Secrets env sources name; nil
 	// without an API server.
 	objects APIObjects
+	// services gives the pods' service environment; nil without an API server.
+	services Services
 	// node is what the CRI configs are built from besides the pod.
 	node crispec.Node
 	// records is the manager's side of each pod: its desired spec, status
@@ -107,9 +109,10 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		ResolvConf:       opts.ResolvConf,
 		NodeEtcHosts:     opts.NodeEtcHosts,
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
-		records: records,
-		objects: opts.APIObjects,
+			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
+		records:  records,
+		objects:  opts.APIObjects,
+		services: opts.Services,
 	}
 	d.apiVols = d.newAPIVolumes(opts.APIObjects)
 	return d

@@ -288,6 +288,7 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
 	}
+	w.d.publishDNSEvents(pod)
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
 	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, "")
