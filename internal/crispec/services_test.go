@@ -75,7 +75,7 @@ func TestServiceEnv(t *testing.T) {
 			ns: "prod", links: false, want: map[string]string{}},
 		{name: "a default-namespace pod: kubernetes once, its namespace's others with links",
 			services: []Service{kubernetes, {Namespace: "default", Name: "api", ClusterIP: "10.96.0.3", Ports: []ServicePort{{Port: 8080, Protocol: v1.ProtocolSCTP}}}},
-			ns: "default", links: true,
+			ns:       "default", links: true,
 			want: with(map[string]string{"API_SERVICE_HOST": "10.96.0.3", "API_SERVICE_PORT": "8080", "API_PORT": "sctp://10.96.0.3:8080",
 				"API_PORT_8080_SCTP": "sctp://10.96.0.3:8080", "API_PORT_8080_SCTP_PROTO": "sctp", "API_PORT_8080_SCTP_PORT": "8080", "API_PORT_8080_SCTP_ADDR": "10.96.0.3"})},
 	} {
