@@ -97,7 +97,7 @@ func TestClusterWorkloadEnvironment(t *testing.T) {
 	})
 
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	n.startKnode("--kubeconfig", kc, "--sync-frequency", "2s", "--cluster-dns", "10.0.0.10", "--cluster-domain", "cluster.local")
+	n.startKnode("--kubeconfig", kc, "--sync-frequency", "5m", "--cluster-dns", "10.0.0.10", "--cluster-domain", "cluster.local")
 
 	grace := int64(1)
 	exp := int64(3600)
@@ -258,8 +258,8 @@ func TestClusterWorkloadEnvironment(t *testing.T) {
 		t.Errorf("/extra/mem %q", got)
 	}
 
-	// A label patch reaches the downwardAPI file (and only the file: the
-	// env was fixed at the start).
+	// A label patch reaches the downwardAPI file at once (the sync
+	// frequency is 5 minutes here), as the kubelet remounts on a pod update.
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]string{"tier": "front"}}})
 	if _, err := cp.core.Pods(ns).Patch(ctx, "web", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
