@@ -79,6 +79,10 @@ type podRecords interface {
 	workerDone(uid types.UID) bool
 	// wakeRelist asks for a relist now.
 	wakeRelist()
+	// admit runs the admission chain against the pods admitted before.
+	admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message string)
+	// markAdmitted counts a pod found running as admitted.
+	markAdmitted(uid types.UID)
 }
 
 func newWorkerDeps(opts Options, records podRecords) *workerDeps {

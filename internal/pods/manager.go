@@ -45,6 +45,9 @@ type Manager struct {
 	// changed is closed (and replaced) at each version change.
 	changed chan struct{}
 
+	// admitMu makes admission one pod at a time.
+	admitMu sync.Mutex
+
 	relistNow       chan struct{}
 	devicesRetained bool
 	wg              sync.WaitGroup

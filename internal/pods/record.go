@@ -25,6 +25,9 @@ type podRecord struct {
 	eviction *waiting
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace *int64
+	// admitted is set once admission took the pod (or it was found
+	// running): it then counts against the node's resources and ports.
+	admitted bool
 }
 
 // recordLocked returns uid's record, making it if there is none.

@@ -44,6 +44,8 @@ type worker struct {
 	reportedRunning bool
 	// rejected is set when admission failed; the pod stays Failed.
 	rejected *waiting
+	// admitted is set once the admission chain took the pod.
+	admitted bool
 	// notes are per-container remarks for the pod's status message (a
 	// restore that fell back to the image).
 	notes map[string]string
@@ -206,6 +208,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	}
 	if w.waits[""].reason == "WaitingForDevices" {
 		delete(w.waits, "")
+	}
+	if !w.admitPod(pod, rp) {
+		return resync, nil
 	}
 	sb := rp.newestSandbox()
 	if sb != nil && sb.Annotations[podsource.HashAnnotation] != pod.Annotations[podsource.HashAnnotation] {
