@@ -4,7 +4,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"knode.io/knode/internal/admission"
+	podadmission "knode.io/knode/internal/admission"
 )
 
 // admit runs the admission chain for a pod about to get its first sandbox,
@@ -19,9 +19,9 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 	defer m.admitMu.Unlock()
 	m.mu.RLock()
 	var others []*v1.Pod
-	for ouid, p := range m.allDesiredLocked() {
-		r := m.records[ouid]
-		if ouid == uid || r == nil || !r.admitted {
+	for ouid, r := range m.records {
+		p := r.desired()
+		if ouid == uid || p == nil || !r.admitted {
 			continue
 		}
 		if r.status != nil && (r.status.Phase == v1.PodSucceeded || r.status.Phase == v1.PodFailed) {
@@ -30,7 +30,7 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 		others = append(others, p)
 	}
 	m.mu.RUnlock()
-	ok, reason, message = m.opts.Admission.Admit(&admission.Attrs{Pod: pod, OtherPods: others})
+	ok, reason, message = m.opts.Admission.Admit(&podadmission.Attrs{Pod: pod, OtherPods: others})
 	if ok {
 		m.markAdmitted(uid)
 	}

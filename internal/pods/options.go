@@ -9,7 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
-	"knode.io/knode/internal/admission"
+	podadmission "knode.io/knode/internal/admission"
 	"knode.io/knode/internal/prober"
 )
 
@@ -67,7 +67,7 @@ type Options struct {
 	Restores Restorer
 	// Admission decides, before a pod's first sandbox, whether the node
 	// takes it (the kubelet's admit handlers); nil admits every pod.
-	Admission admission.Handler
+	Admission podadmission.Handler
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
