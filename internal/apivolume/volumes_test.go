@@ -306,3 +306,72 @@ func TestTamperingIsLogged(t *testing.T) {
 		t.Fatalf("tampering not reported:\n%s", logs.String())
 	}
 }
+
+// TestUnchangedVolumeIsNotReadBack: once a volume was found as written and
+// settled, a refresh of unchanged content stats it instead of reading every
+// file back; anything done to it since (a file replaced, an entry planted)
+// shows in its stamp, and the volume is checked and repaired the long way.
+func TestUnchangedVolumeIsNotReadBack(t *testing.T) {
+	var logs strings.Builder
+	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1"), "b": []byte("2")}}}
+	// A clock past the settling time of everything written now.
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	vols := New(Config{Objects: objs, Now: later, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	st := NewPodState()
+	podDir := podDirForTest(t)
+	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
+	write := func() string {
+		t.Helper()
+		dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dir := write()
+	write() // read back: as written, its stamp is kept
+	if n := vols.readBacks.Load(); n != 2 {
+		t.Fatalf("%d read-backs, want 2", n)
+	}
+	write()
+	write()
+	if n := vols.readBacks.Load(); n != 2 {
+		t.Fatalf("an unchanged volume was read back again (%d read-backs)", n)
+	}
+	tampers := []struct {
+		name string
+		do   func() error
+	}{
+		{"a file replaced", func() error {
+			data := filepath.Join(dir, "..data")
+			target, err := os.Readlink(data)
+			if err != nil {
+				return err
+			}
+			f := filepath.Join(dir, target, "a")
+			if err := os.WriteFile(f+".new", []byte("9"), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(f+".new", f)
+		}},
+		{"an entry planted", func() error { return os.Symlink("/etc", filepath.Join(dir, "planted")) }},
+	}
+	for _, tt := range tampers {
+		logs.Reset()
+		if err := tt.do(); err != nil {
+			t.Fatal(err)
+		}
+		before := vols.readBacks.Load()
+		write()
+		if vols.readBacks.Load() != before+1 || !strings.Contains(logs.String(), "volume was not as knode left it") {
+			t.Fatalf("%s: not checked and repaired:\n%s", tt.name, logs.String())
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, "a")); err != nil || string(data) != "1" {
+			t.Fatalf("%s: a = %q %v after the repair", tt.name, data, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "planted")); !os.IsNotExist(err) {
+			t.Fatalf("%s: the planted entry stayed", tt.name)
+		}
+		write() // read back after the repair: the stamp is kept again
+	}
+}

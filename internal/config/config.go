@@ -29,6 +29,8 @@ const (
 
 // Config is knode's effective configuration after the file and flags are merged.
 type Config struct {
+	// ConfigFile is the KubeletConfiguration file read ("": none).
+	ConfigFile               string
 	RootDir                  string
 	PodManifestPath          string
 	ContainerRuntimeEndpoint string
@@ -44,10 +46,12 @@ type Config struct {
 	AuthenticationTokenWebhook bool
 	AuthorizationMode          string
 	FeatureGates               *FeatureGates
-	RuntimeRequestTimeout      time.Duration
-	PodLogsDir                 string
-	FileCheckFrequency         time.Duration
-	SyncFrequency              time.Duration
+	// featureGates are the gates the file and flags set, merged.
+	featureGates          map[string]bool
+	RuntimeRequestTimeout time.Duration
+	PodLogsDir            string
+	FileCheckFrequency    time.Duration
+	SyncFrequency         time.Duration
 	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles bound each
 	// container's logs, as the kubelet's fields of the same names.
 	ContainerLogMaxSize  int64

@@ -23,7 +23,7 @@ import (
 // the volumes' host paths are prepared here (emptyDirs made, subPaths
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
-func (d *workerDeps) containerConfig(vols *apivolume.PodState, pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
 	src, err := d.env.envSources(pod, c)
 	if err != nil {
 		return nil, err
@@ -32,12 +32,12 @@ func (d *workerDeps) containerConfig(vols *apivolume.PodState, pod *v1.Pod, c *v
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := d.files.containerMounts(vols, pod, c, envs)
+	mounts, err := d.files.containerMounts(state, pod, c, envs)
 	if err != nil {
 		return nil, err
 	}
 	if crispec.MountsEtcHosts(pod, c, podIP) {
-		hostsPath, err := d.files.writeEtcHosts(pod, podIP)
+		hostsPath, err := d.files.writeEtcHosts(&state.hosts, pod, podIP)
 		if err != nil {
 			return nil, err
 		}
@@ -52,7 +52,7 @@ func (d *workerDeps) containerConfig(vols *apivolume.PodState, pod *v1.Pod, c *v
 // DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins
 // do. A subPath is resolved inside its volume and bind-mounted through a
 // descriptor (bindSubPath); API-object volumes are always read-only.
-func (d *podFiles) containerMounts(vols *apivolume.PodState, pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
+func (d *podFiles) containerMounts(state *podFileState, pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
 	volumes := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -80,7 +80,7 @@ func (d *podFiles) containerMounts(vols *apivolume.PodState, pod *v1.Pod, c *v1.
 		if err != nil {
 			return nil, err
 		}
-		hostPath, err := d.volumeHostPath(vols, pod, vol)
+		hostPath, err := d.volumeHostPath(state.volumes, pod, vol)
 		if err != nil {
 			return nil, err
 		}

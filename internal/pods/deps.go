@@ -93,6 +93,20 @@ type podFiles struct {
 	apiVols *apivolume.Volumes
 }
 
+// podFileState is what one pod's host files keep between writes; the
+// pod's record owns it.
+type podFileState struct {
+	// volumes is what its ConfigMap, Secret, projected and downwardAPI
+	// volumes keep between refreshes (tokens, last content).
+	volumes *apivolume.PodState
+	// hosts is what its managed /etc/hosts was last written with.
+	hosts writtenFile
+}
+
+func newPodFileState() *podFileState {
+	return &podFileState{volumes: apivolume.NewPodState()}
+}
+
 // hookRuntime is what hooks need of the runtime.
 type hookRuntime interface {
 	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout, stderr []byte, err error)

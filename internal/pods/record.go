@@ -4,15 +4,13 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
-
-	"knode.io/knode/internal/apivolume"
 )
 
 // podRecord is everything knode keeps about one pod UID, as the kubelet's
 // podSyncStatus: created when a source declares the pod or the runtime
 // shows it, dropped as a whole (workerDone) when it is gone from both —
 // nothing about a pod lives in a map of its own elsewhere. Its fields are
-// guarded by Manager.mu, except probes and volumes, which are set when the
+// guarded by Manager.mu, except probes and files, which are set when the
 // record is made, never replaced, and guard themselves (the pod's worker
 // and probe goroutines use them without the manager's lock).
 type podRecord struct {
@@ -26,9 +24,9 @@ type podRecord struct {
 	worker *worker
 	// probes are the pod's probe workers and their verdicts.
 	probes *podProbes
-	// volumes is what its ConfigMap, Secret, projected and downwardAPI
-	// volumes keep between refreshes (tokens, last content).
-	volumes *apivolume.PodState
+	// files is what its host files keep between writes: its API volumes'
+	// tokens and content, what its /etc/hosts was written with.
+	files *podFileState
 	// status is the last status the worker built; nil before its first sync.
 	status *v1.PodStatus
 	// annotations are what knode adds to the pod it serves (restored-from).
@@ -47,7 +45,7 @@ type podRecord struct {
 func (m *Manager) recordLocked(uid types.UID) *podRecord {
 	r := m.records[uid]
 	if r == nil {
-		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), volumes: apivolume.NewPodState()}
+		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), files: newPodFileState()}
 		m.records[uid] = r
 	}
 	return r

@@ -38,7 +38,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 			return
 		}
 	}
-	cfg, err := w.d.containerConfig(w.rec.volumes, s.pod, c, restarts, isInit, s.podIP)
+	cfg, err := w.d.containerConfig(w.rec.files, s.pod, c, restarts, isInit, s.podIP)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())

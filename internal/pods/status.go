@@ -142,7 +142,7 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		started := false
 		cs.Started = &started
-		term := terminated(cs.ContainerID, rst, w.d.files.terminationMessage(pod, rst))
+		term := terminated(cs.ContainerID, rst, w.terminationMessage(pod, rst))
 		if hasWait {
 			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
 			cs.LastTerminationState.Terminated = term
@@ -158,10 +158,15 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	if cs.LastTerminationState.Terminated == nil && len(instances) > 1 && instances[1].State == runtimeapi.ContainerState_CONTAINER_EXITED {
 		if prev, err := w.d.cache.containerStatus(ctx, w.d.Runtime, instances[1]); err == nil {
-			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev, w.d.files.terminationMessage(pod, prev))
+			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev, w.terminationMessage(pod, prev))
 		}
 	}
 	return cs
+}
+
+// terminationMessage is an exited instance's message, read once.
+func (w *worker) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
+	return w.d.cache.terminationMessage(rst.GetId(), func() (string, bool) { return w.d.files.terminationMessage(pod, rst) })
 }
 
 // terminated is an exited instance's state; message is the runtime's

@@ -12,7 +12,6 @@ import (
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 
-	"knode.io/knode/internal/apivolume"
 	"knode.io/knode/internal/safefs"
 )
 
@@ -104,7 +103,7 @@ func TestAPIVolumesAreReadOnly(t *testing.T) {
 	for _, name := range []string{"cm", "sec", "proj", "dapi", "scratch"} {
 		c.VolumeMounts = append(c.VolumeMounts, v1.VolumeMount{Name: name, MountPath: "/" + name, ReadOnly: false})
 	}
-	mounts, err := f.m.d.files.containerMounts(apivolume.NewPodState(), pod, c, nil)
+	mounts, err := f.m.d.files.containerMounts(newPodFileState(), pod, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +194,7 @@ func TestRecursiveReadOnlyAndBindOptions(t *testing.T) {
 		pod := subPathPod("")
 		tt.vm.Name, tt.vm.MountPath = "vol", "/data"
 		pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{tt.vm}
-		mounts, err := f.m.d.files.containerMounts(apivolume.NewPodState(), pod, &pod.Spec.Containers[0], nil)
+		mounts, err := f.m.d.files.containerMounts(newPodFileState(), pod, &pod.Spec.Containers[0], nil)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {

@@ -31,7 +31,7 @@ type waiting struct {
 // state, so two syncs of one pod never race.
 type worker struct {
 	d *workerDeps
-	// rec is the pod's record; the worker uses its probes and volumes,
+	// rec is the pod's record; the worker uses its probes and files,
 	// which guard themselves, and reaches the rest through d.records.
 	rec    *podRecord
 	uid    types.UID
@@ -261,7 +261,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	if now := w.d.Now(); w.volumesRefreshed.IsZero() {
 		w.volumesRefreshed = now
 	} else if now.Sub(w.volumesRefreshed) >= resync {
-		w.d.files.refreshAPIVolumes(w.rec.volumes, pod)
+		w.d.files.refreshAPIVolumes(w.rec.files.volumes, pod)
 		w.volumesRefreshed = now
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
