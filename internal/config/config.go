@@ -32,6 +32,8 @@ const (
 
 // Config is knode's effective configuration after the file and flags are merged.
 type Config struct {
+	// ConfigFile is the KubeletConfiguration file read ("": none).
+	ConfigFile               string
 	RootDir                  string
 	PodManifestPath          string
 	ContainerRuntimeEndpoint string
@@ -47,10 +49,12 @@ type Config struct {
 	AuthenticationTokenWebhook bool
 	AuthorizationMode          string
 	FeatureGates               *FeatureGates
-	RuntimeRequestTimeout      time.Duration
-	PodLogsDir                 string
-	FileCheckFrequency         time.Duration
-	SyncFrequency              time.Duration
+	// featureGates are the gates the file and flags set, merged.
+	featureGates          map[string]bool
+	RuntimeRequestTimeout time.Duration
+	PodLogsDir            string
+	FileCheckFrequency    time.Duration
+	SyncFrequency         time.Duration
 	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles bound each
 	// container's logs, as the kubelet's fields of the same names.
 	ContainerLogMaxSize  int64
@@ -64,7 +68,10 @@ type Config struct {
 	EvictionHard map[string]string
 	CgroupRoot   string
 	CgroupDriver string
-	PodCIDR      string
+	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
+	// at admission (OutOfpods).
+	MaxPods int32
+	PodCIDR string
 	// ResolvConf is the node's resolv.conf for the pods' DNS ("": none).
 	ResolvConf string
 	// ClusterDNS are the cluster's DNS servers for ClusterFirst pods.
@@ -141,6 +148,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
+	}
+	if c.MaxPods < 1 {
+		return fmt.Errorf("--max-pods must be at least 1, got %d", c.MaxPods)
 	}
 	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)

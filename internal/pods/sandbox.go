@@ -15,7 +15,7 @@ func LogDir(root string, pod *v1.Pod) string { return crispec.LogDir(root, pod) 
 
 // sandboxConfig builds the pod's CRI sandbox config with the host's
 // resolv.conf as it is now.
-func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+func (d *podFiles) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	hostDNS, err := d.hostDNS()
 	if err != nil {
 		return nil, err
@@ -28,7 +28,7 @@ func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.Pod
 // (MissingClusterDNS), limits that cut the pod's configuration
 // (DNSConfigForming).
 func (d *workerDeps) publishDNSEvents(pod *v1.Pod) {
-	hostDNS, err := d.hostDNS()
+	hostDNS, err := d.files.hostDNS()
 	if err != nil {
 		return
 	}
@@ -42,7 +42,7 @@ func (d *workerDeps) publishDNSEvents(pod *v1.Pod) {
 // hostDNS reads the node's resolv.conf (--resolv-conf); nil when none is
 // configured. A file that cannot be read or parsed fails the sandbox, as
 // with the kubelet.
-func (d *workerDeps) hostDNS() (*runtimeapi.DNSConfig, error) {
+func (d *podFiles) hostDNS() (*runtimeapi.DNSConfig, error) {
 	if d.ResolvConf == "" {
 		return nil, nil
 	}

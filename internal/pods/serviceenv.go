@@ -28,7 +28,7 @@ var errServicesNotSynced = errors.New("services have not yet been read at least 
 // namespace's Services with enableServiceLinks (the API's default, true,
 // for a static pod that leaves it unset). Static pods do not wait for the
 // first list, as with the kubelet.
-func (d *workerDeps) serviceEnv(pod *v1.Pod) (map[string]string, error) {
+func (d *envAPI) serviceEnv(pod *v1.Pod) (map[string]string, error) {
 	if d.services == nil {
 		return nil, nil
 	}

@@ -38,7 +38,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 			return
 		}
 	}
-	cfg, err := w.d.containerConfig(s.pod, c, restarts, isInit, s.podIP)
+	cfg, err := w.d.containerConfig(w.rec.files, s.pod, c, restarts, isInit, s.podIP)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
@@ -93,12 +93,12 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		// As the kubelet: the hook runs before anything else starts; if it
 		// fails the container is stopped and its restart policy decides.
-		if err := w.d.runHook(ctx, c.Lifecycle.PostStart, c, id, s.podIP); err != nil {
+		if err := w.d.hooks.runHook(ctx, c.Lifecycle.PostStart, c, id, s.podIP); err != nil {
 			w.waits[c.Name] = waiting{reason: "PostStartHookError", message: err.Error()}
 			s.warning("FailedPostStartHook", fmt.Sprintf("PostStartHook failed: %v", err))
 			w.d.log.Warn("postStart hook failed; stopping the container", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 			ct := &runtimeapi.Container{Id: id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: c.Name}}
-			w.d.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
+			w.d.hooks.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
 			w.d.records.wakeRelist()
 			s.requeue(time.Second)
 			return
@@ -109,7 +109,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.d.Recorder.RestoreDone("success", time.Since(restoreStart))
 		w.d.records.annotate(w.uid, restoredFromAnnotation, w.d.Restores.Describe(archive))
 	}
-	w.d.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
+	w.d.files.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
 	w.d.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.d.records.wakeRelist()
 	s.requeue(time.Second)
@@ -118,7 +118,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 // dropSubPaths unmounts and removes the subPath binds made for a container
 // that was not created or was removed before it ran.
 func (s *podSync) dropSubPaths(c *v1.Container) {
-	if err := subpath.CleanContainer(PodDir(s.w.d.RootDir, s.pod), c.Name); err != nil {
+	if err := subpath.CleanContainer(PodDir(s.w.d.files.RootDir, s.pod), c.Name); err != nil {
 		s.w.d.log.Warn("remove subPath mounts", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 	}
 }
