@@ -2,6 +2,7 @@ package pods
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
@@ -46,8 +47,15 @@ type workerDeps struct {
 	// backoff is the crash-loop and image-pull back-off, shared so a
 	// worker that restarts keeps its pod's delays.
 	backoff *flowcontrol.Backoff
-	cache   *statusCache
-	probes  *probes
+	// pullErrs holds each image back-off's last pull error, for the
+	// ImagePullBackOff message.
+	pullErrs sync.Map
+	// pullSecrets reads the pods' image pull secrets; nil without an API server.
+	pullSecrets PullSecrets
+	// allocs are the pods' allocated and applied resources (in-place resize).
+	allocs *allocations
+	cache  *statusCache
+	probes *probes
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
 	// volumes and remembers them between refreshes.
 	apiVols *apivolume.Volumes
@@ -108,8 +116,10 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		NodeEtcHosts:     opts.NodeEtcHosts,
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
 			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
-		records: records,
-		objects: opts.APIObjects,
+		records:     records,
+		objects:     opts.APIObjects,
+		pullSecrets: opts.PullSecrets,
+		allocs:      newAllocations(opts.NodeCPUs, opts.NodeMemoryBytes),
 	}
 	d.apiVols = d.newAPIVolumes(opts.APIObjects)
 	return d
