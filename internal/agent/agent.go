@@ -204,13 +204,13 @@ func (a *agent) joinCluster(ctx context.Context) error {
 			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: a.hostIP, Hostname: cfg.NodeName,
 			RuntimeVersion: a.rt.Description(), KubeletVersion: version.Version,
 			KernelVersion: nodeinfo.KernelRelease(), OSImage: nodeinfo.OSImage(),
-			CPUs: nodeinfo.CPUs(), MemoryBytes: a.memory, MaxPods: 110, Port: cfg.Port,
+			Port: cfg.Port,
 		},
-		Health:   runtimeHealth{a.rt},
-		Pressure: a.evictions,
-		Devices:  a.devices,
-		Requests: a.metrics,
-		Log:      a.log.With("component", "cluster"),
+		Health:    runtimeHealth{a.rt},
+		Pressure:  a.evictions,
+		Resources: a.nodeResources,
+		Requests:  a.metrics,
+		Log:       a.log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err
@@ -274,6 +274,7 @@ func (a *agent) startWorkers(context.Context) error {
 		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
+		Admission:        a.admission(),
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)

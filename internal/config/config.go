@@ -61,8 +61,11 @@ type Config struct {
 	EvictionHard map[string]string
 	CgroupRoot   string
 	CgroupDriver string
-	PodCIDR      string
-	ResolvConf   string
+	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
+	// at admission (OutOfpods).
+	MaxPods    int32
+	PodCIDR    string
+	ResolvConf string
 	// ClusterDomain is the kubelet's clusterDomain: the domain of a pod's
 	// FQDN in its /etc/hosts and, with setHostnameAsFQDN, its host name.
 	ClusterDomain          string
@@ -130,6 +133,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
+	}
+	if c.MaxPods < 1 {
+		return fmt.Errorf("--max-pods must be at least 1, got %d", c.MaxPods)
 	}
 	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)

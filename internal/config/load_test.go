@@ -89,8 +89,8 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:     "unsupported fields are named",
-			file:     standalone + "maxPods: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
-			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"maxPods"`},
+			file:     standalone + "registryBurst: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
+			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"registryBurst"`},
 		},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
 		{name: "wrong kind", file: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", err: "want apiVersion"},

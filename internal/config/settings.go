@@ -191,6 +191,8 @@ var settings = []setting{
 		func(c *Config) *string { return &c.PodLogsDir }).inFile("podLogsDir", func(k *kubeletConfig) *string { return &k.PodLogsDir }, true),
 	bind("cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes", stringFlag,
 		func(c *Config) *string { return &c.CgroupRoot }).inFile("cgroupRoot", func(k *kubeletConfig) *string { return &k.CgroupRoot }, true),
+	bind("max-pods", int32(110), "Most pods the node admits at once (the node's pods capacity); more are refused with OutOfpods", int32Flag,
+		func(c *Config) *int32 { return &c.MaxPods }).inFile("maxPods", func(k *kubeletConfig) *int32 { return &k.MaxPods }, true),
 	bind("cluster-domain", "", "DNS domain of the cluster, in a pod's FQDN (<hostname>.<subdomain>.<namespace>.svc.<domain>); the kubelet's default is empty", stringFlag,
 		func(c *Config) *string { return &c.ClusterDomain }).inFile("clusterDomain", func(k *kubeletConfig) *string { return &k.ClusterDomain }, true),
 	bind("pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge", stringFlag,

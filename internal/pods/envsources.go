@@ -19,7 +19,7 @@ import (
 // CreateContainerConfigError). Static pods never get here with such
 // references: their validation refuses them, as the API server's node
 // restriction refuses their mirror pods.
-func (d *workerDeps) envSources(pod *v1.Pod, c *v1.Container) (crispec.EnvSources, error) {
+func (d *envAPI) envSources(pod *v1.Pod, c *v1.Container) (crispec.EnvSources, error) {
 	var src crispec.EnvSources
 	if len(c.EnvFrom) == 0 && !hasKeyRefs(c) {
 		return src, nil

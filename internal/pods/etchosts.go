@@ -21,7 +21,7 @@ const maxNodeHostsBytes = 1 << 20
 // known only once the sandbox runs), beneath the opened pod directory:
 // containers get it writable, so what is there may be anything a
 // container left, and it is replaced, never written through.
-func (d *workerDeps) writeEtcHosts(pod *v1.Pod, podIP string) (string, error) {
+func (d *podFiles) writeEtcHosts(pod *v1.Pod, podIP string) (string, error) {
 	var nodeHosts []byte
 	var ips []string
 	if pod.Spec.HostNetwork {
@@ -51,7 +51,7 @@ func (d *workerDeps) writeEtcHosts(pod *v1.Pod, podIP string) (string, error) {
 	return filepath.Join(podDir, crispec.EtcHostsFile), nil
 }
 
-func (d *workerDeps) nodeEtcHosts() string {
+func (d *podFiles) nodeEtcHosts() string {
 	if d.NodeEtcHosts != "" {
 		return d.NodeEtcHosts
 	}

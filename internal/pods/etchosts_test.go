@@ -23,7 +23,7 @@ func TestEtcHostsReplacesAPlantedLink(t *testing.T) {
 	if err := os.Symlink(victim, filepath.Join(podDir, "etc-hosts")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.m.d.writeEtcHosts(pod, "10.88.0.5")
+	p, err := f.m.d.files.writeEtcHosts(pod, "10.88.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +48,8 @@ func TestEtcHostsHostNetworkCopiesTheNodes(t *testing.T) {
 	if err := os.WriteFile(nodeHosts, []byte("127.0.0.1 localhost node\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.m.d.NodeEtcHosts = nodeHosts
-	p, err := f.m.d.writeEtcHosts(pod, "")
+	f.m.d.files.NodeEtcHosts = nodeHosts
+	p, err := f.m.d.files.writeEtcHosts(pod, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestEtcHostsHostNetworkCopiesTheNodes(t *testing.T) {
 	if err := os.WriteFile(nodeHosts, make([]byte, maxNodeHostsBytes+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.d.writeEtcHosts(pod, ""); err == nil || !strings.Contains(err.Error(), "over") {
+	if _, err := f.m.d.files.writeEtcHosts(pod, ""); err == nil || !strings.Contains(err.Error(), "over") {
 		t.Fatalf("an oversized node hosts file: %v", err)
 	}
 }

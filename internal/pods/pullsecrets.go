@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 
 	v1 "k8s.io/api/core/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
@@ -12,6 +13,17 @@ import (
 
 	"knode.io/knode/internal/keyring"
 )
+
+// imagePulls is what pulling with registry credentials needs.
+type imagePulls struct {
+	// secrets reads the pods' image pull secrets; nil without an API server.
+	secrets PullSecrets
+	// rootDir is where the node's config.json is looked for first.
+	rootDir string
+	// errs holds each image back-off's last pull error, for the
+	// ImagePullBackOff message.
+	errs sync.Map
+}
 
 // PullSecrets reads image pull secrets from the API server (cluster mode).
 type PullSecrets interface {
@@ -36,12 +48,12 @@ func (s *podSync) pullCredentials(ctx context.Context, image string) ([]*runtime
 		if ref.Name == "" {
 			continue
 		}
-		if d.pullSecrets == nil {
+		if d.pulls.secrets == nil {
 			failed = append(failed, ref.Name)
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, d.RequestTimeout)
-		typ, data, err := d.pullSecrets.PullSecret(sctx, s.pod.Namespace, ref.Name)
+		typ, data, err := d.pulls.secrets.PullSecret(sctx, s.pod.Namespace, ref.Name)
 		cancel()
 		if err == nil {
 			var cfg keyring.Config
@@ -57,7 +69,7 @@ func (s *podSync) pullCredentials(ctx context.Context, image string) ([]*runtime
 		s.warning("FailedToRetrieveImagePullSecret", fmt.Sprintf("Unable to retrieve some image pull secrets (%s); attempting to pull the image may not succeed.", strings.Join(failed, ", ")))
 	}
 	var node keyring.Keyring
-	cfg, path, err := keyring.NodeConfig(keyring.NodeSearchPaths(d.RootDir, os.Getenv("HOME")))
+	cfg, path, err := keyring.NodeConfig(keyring.NodeSearchPaths(d.pulls.rootDir, os.Getenv("HOME")))
 	if err != nil {
 		d.log.Warn("node registry credentials unreadable", "err", err)
 	}

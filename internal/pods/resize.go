@@ -305,7 +305,7 @@ func (s *podSync) syncResize(ctx context.Context) {
 			msg := fmt.Sprintf("Container %s resize requires restart", c.Name)
 			s.normal("Killing", msg)
 			w.d.log.Info("resize needs a restart; stopping the container", "pod", podRef(s.pod, nil), "container", c.Name)
-			w.d.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
+			w.d.hooks.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
 			w.d.records.wakeRelist()
 			s.requeue(time.Second)
 			continue

@@ -40,7 +40,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 			return
 		}
 	}
-	cfg, err := w.d.containerConfig(s.pod, c, restarts, isInit, s.podIP)
+	cfg, err := w.d.containerConfig(w.rec.volumes, s.pod, c, restarts, isInit, s.podIP)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
@@ -101,12 +101,12 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 	if c.Lifecycle != nil && c.Lifecycle.PostStart != nil {
 		// As the kubelet: the hook runs before anything else starts; if it
 		// fails the container is stopped and its restart policy decides.
-		if err := w.d.runHook(ctx, c.Lifecycle.PostStart, c, id, s.podIP); err != nil {
+		if err := w.d.hooks.runHook(ctx, c.Lifecycle.PostStart, c, id, s.podIP); err != nil {
 			w.waits[c.Name] = waiting{reason: "PostStartHookError", message: err.Error()}
 			s.warning("FailedPostStartHook", fmt.Sprintf("PostStartHook failed: %v", err))
 			w.d.log.Warn("postStart hook failed; stopping the container", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 			ct := &runtimeapi.Container{Id: id, State: runtimeapi.ContainerState_CONTAINER_RUNNING, Metadata: &runtimeapi.ContainerMetadata{Name: c.Name}}
-			w.d.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
+			w.d.hooks.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
 			w.d.records.wakeRelist()
 			s.requeue(time.Second)
 			return
@@ -117,7 +117,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.d.Recorder.RestoreDone("success", time.Since(restoreStart))
 		w.d.records.annotate(w.uid, restoredFromAnnotation, w.d.Restores.Describe(archive))
 	}
-	w.d.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
+	w.d.files.linkContainerLog(s.pod, c.Name, id, filepath.Join(s.sbConfig.LogDirectory, cfg.LogPath))
 	w.d.log.Info("container started", "pod", podRef(s.pod, nil), "container", c.Name, "id", id, "restartCount", restarts)
 	w.d.records.wakeRelist()
 	s.requeue(time.Second)
@@ -126,7 +126,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 // dropSubPaths unmounts and removes the subPath binds made for a container
 // that was not created or was removed before it ran.
 func (s *podSync) dropSubPaths(c *v1.Container) {
-	if err := subpath.CleanContainer(PodDir(s.w.d.RootDir, s.pod), c.Name); err != nil {
+	if err := subpath.CleanContainer(PodDir(s.w.d.files.RootDir, s.pod), c.Name); err != nil {
 		s.w.d.log.Warn("remove subPath mounts", "pod", podRef(s.pod, nil), "container", c.Name, "err", err)
 	}
 }
@@ -192,7 +192,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		s.normal("BackOff", msg)
 		// As the kubelet (v1.32+), the waiting message carries why the
 		// last pull failed; the event does not.
-		if prev, ok := w.d.pullErrs.Load(key); ok {
+		if prev, ok := w.d.pulls.errs.Load(key); ok {
 			msg = fmt.Sprintf("%s: %s", msg, prev)
 		}
 		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: msg}
@@ -200,7 +200,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		s.requeue(bo.Get(key))
 		return errors.New("image pull back-off")
 	}
-	w.d.pullErrs.Delete(key)
+	w.d.pulls.errs.Delete(key)
 	auths, err := s.pullCredentials(ctx, c.Image)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: err.Error()}
@@ -214,7 +214,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	if err := pullWithCredentials(pctx, images, spec, auths, s.sbConfig); err != nil {
 		bo.Next(key, w.d.Now())
 		reason, msg := pullFailure(c.Image, err)
-		w.d.pullErrs.Store(key, reason+": "+msg)
+		w.d.pulls.errs.Store(key, reason+": "+msg)
 		w.waits[c.Name] = waiting{reason: reason, message: msg}
 		s.warning("Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
 		s.warning("Failed", "Error: "+reason)

@@ -41,7 +41,7 @@ const (
 // name in <pod dir>/containers/<container>/, mode 0666 whatever the umask so
 // a non-root user can write it, created beneath the opened pod dir without
 // following any link, and bound read-write at terminationMessagePath.
-func (d *workerDeps) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi.Mount, error) {
+func (d *podFiles) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi.Mount, error) {
 	if c.TerminationMessagePath == "" {
 		return nil, nil
 	}
@@ -84,7 +84,7 @@ func (d *workerDeps) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi
 // message comes first, joined by ": ". Both files are read beneath their
 // opened directories (the pod dir, the pod's log dir), never through a
 // link and never more than the limits: the container wrote them.
-func (d *workerDeps) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
+func (d *podFiles) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
 	msg := d.readTerminationMessage(pod, rst)
 	if rst.Message == "" || msg == "" {
 		return rst.Message + msg
@@ -92,7 +92,7 @@ func (d *workerDeps) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerSt
 	return rst.Message + ": " + msg
 }
 
-func (d *workerDeps) readTerminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
+func (d *podFiles) readTerminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
 	path := rst.GetAnnotations()[crispec.AnnotationTerminationMessagePath]
 	policy := v1.TerminationMessagePolicy(rst.GetAnnotations()[crispec.AnnotationTerminationMsgPolicy])
 	// A container that could not even start has no log to fall back to.

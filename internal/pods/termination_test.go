@@ -36,7 +36,7 @@ func exited(policy v1.TerminationMessagePolicy, exit int32, host, log string) *r
 }
 
 func TestTerminationMount(t *testing.T) {
-	d := &workerDeps{RootDir: t.TempDir()}
+	d := &podFiles{RootDir: t.TempDir()}
 	pod := termPod()
 	m, err := d.terminationMount(pod, &pod.Spec.Containers[0])
 	if err != nil {
@@ -69,7 +69,7 @@ func TestTerminationMount(t *testing.T) {
 }
 
 func TestTerminationMessage(t *testing.T) {
-	d := &workerDeps{RootDir: t.TempDir(), PodLogsDir: t.TempDir()}
+	d := &podFiles{RootDir: t.TempDir(), PodLogsDir: t.TempDir()}
 	pod := termPod()
 	cdir := filepath.Join(PodDir(d.RootDir, pod), "containers", "app")
 	logDir := LogDir(d.PodLogsDir, pod)
