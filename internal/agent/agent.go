@@ -62,7 +62,9 @@ type agent struct {
 	apiPods    *cluster.Pods
 	onRemoved  func(types.UID)
 	apiObjects pods.APIObjects
-	events     pods.EventRecorder
+	// pullSecrets reads image pull secrets (nil interface without a cluster).
+	pullSecrets pods.PullSecrets
+	events      pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -217,6 +219,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	a.apiPods = node.NewPods()
 	a.onRemoved = a.apiPods.Removed
 	a.apiObjects = node
+	a.pullSecrets = node
 	clusterEvents := node.NewEvents()
 	go clusterEvents.Run(ctx)
 	a.events = clusterEvents
@@ -268,6 +271,7 @@ func (a *agent) startWorkers(context.Context) error {
 		Restores:         restores,
 		OnRemoved:        a.onRemoved,
 		APIObjects:       a.apiObjects,
+		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Admission:        a.admission(),

@@ -60,6 +60,8 @@ type Options struct {
 	// APIObjects reads ConfigMaps, Secrets and service account tokens for
 	// API pods' volumes (cluster mode); may be nil.
 	APIObjects APIObjects
+	// PullSecrets reads the image pull secrets API pods name; may be nil.
+	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
 	// gone from the runtime (cluster mode then deletes the API object).
 	OnRemoved func(uid types.UID)
