@@ -62,7 +62,9 @@ type agent struct {
 	apiPods    *cluster.Pods
 	onRemoved  func(types.UID)
 	apiObjects pods.APIObjects
-	events     pods.EventRecorder
+	// pullSecrets reads image pull secrets (nil interface without a cluster).
+	pullSecrets pods.PullSecrets
+	events      pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -202,13 +204,13 @@ func (a *agent) joinCluster(ctx context.Context) error {
 			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: a.hostIP, Hostname: cfg.NodeName,
 			RuntimeVersion: a.rt.Description(), KubeletVersion: version.Version,
 			KernelVersion: nodeinfo.KernelRelease(), OSImage: nodeinfo.OSImage(),
-			CPUs: nodeinfo.CPUs(), MemoryBytes: a.memory, MaxPods: 110, Port: cfg.Port,
+			Port: cfg.Port,
 		},
-		Health:   runtimeHealth{a.rt},
-		Pressure: a.evictions,
-		Devices:  a.devices,
-		Requests: a.metrics,
-		Log:      a.log.With("component", "cluster"),
+		Health:    runtimeHealth{a.rt},
+		Pressure:  a.evictions,
+		Resources: a.nodeResources,
+		Requests:  a.metrics,
+		Log:       a.log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err
@@ -217,6 +219,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	a.apiPods = node.NewPods()
 	a.onRemoved = a.apiPods.Removed
 	a.apiObjects = node
+	a.pullSecrets = node
 	clusterEvents := node.NewEvents()
 	go clusterEvents.Run(ctx)
 	a.events = clusterEvents
@@ -268,8 +271,10 @@ func (a *agent) startWorkers(context.Context) error {
 		Restores:         restores,
 		OnRemoved:        a.onRemoved,
 		APIObjects:       a.apiObjects,
+		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
+		Admission:        a.admission(),
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
