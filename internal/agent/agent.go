@@ -65,7 +65,9 @@ type agent struct {
 	// services feeds the pods' service environment (nil: none, as a
 	// kubelet without an API server).
 	services pods.Services
-	events   pods.EventRecorder
+	// pullSecrets reads image pull secrets (nil interface without a cluster).
+	pullSecrets pods.PullSecrets
+	events      pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -225,6 +227,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	services := node.NewServices()
 	go services.Run(ctx)
 	a.services = services
+	a.pullSecrets = node
 	clusterEvents := node.NewEvents()
 	go clusterEvents.Run(ctx)
 	a.events = clusterEvents
@@ -278,6 +281,7 @@ func (a *agent) startWorkers(context.Context) error {
 		OnRemoved:        a.onRemoved,
 		APIObjects:       a.apiObjects,
 		Services:         a.services,
+		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Admission:        a.admission(),

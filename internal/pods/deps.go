@@ -42,6 +42,10 @@ type workerDeps struct {
 	// records is the manager's side of each pod: its desired spec, status
 	// and what others asked of it (eviction, deletion grace).
 	records podRecords
+	// pulls is what pulling with registry credentials needs.
+	pulls *imagePulls
+	// allocs are the pods' allocated and applied resources (in-place resize).
+	allocs *allocations
 }
 
 // criAccess is the runtime as the workers call it.
@@ -174,5 +178,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		node:         node,
 		ResyncPeriod: opts.ResyncPeriod,
 		records:      records,
+		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir},
+		allocs:       newAllocations(opts.NodeCPUs, opts.NodeMemoryBytes),
 	}
 }

@@ -65,6 +65,8 @@ type Options struct {
 	APIObjects APIObjects
 	// Services gives the pods' service environment (cluster mode); nil: none.
 	Services Services
+	// PullSecrets reads the image pull secrets API pods name; may be nil.
+	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
 	// gone from the runtime (cluster mode then deletes the API object).
 	OnRemoved func(uid types.UID)

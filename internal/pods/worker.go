@@ -107,6 +107,8 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	pod := w.d.records.desired(w.uid)
 	if pod != nil {
+		// The pod as its containers run: with the resources allocated to it.
+		pod = w.d.allocs.admit(pod)
 		w.lastPod = pod
 	}
 	rp, err := w.list(ctx)
@@ -116,6 +118,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if pod == nil {
 		if rp == nil {
 			w.cleanupFiles()
+			w.d.allocs.forget(w.uid)
 			return 0, true
 		}
 		w.d.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
@@ -274,6 +277,8 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		w.volumesRefreshed, w.volumesMeta = now, meta
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
+	s.syncEphemeral(ctx)
+	s.syncResize(ctx)
 	initDone, initFailed := s.syncInit(ctx)
 	defer s.syncProbes()
 	switch {
