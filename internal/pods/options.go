@@ -60,6 +60,9 @@ type Options struct {
 	// APIObjects reads ConfigMaps, Secrets and service account tokens for
 	// API pods' volumes (cluster mode); may be nil.
 	APIObjects APIObjects
+	// Allocatable is the node's allocatable resources, which an in-place
+	// resize must fit; nil: the node's CPUs and memory.
+	Allocatable func() v1.ResourceList
 	// PullSecrets reads the image pull secrets API pods name; may be nil.
 	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is

@@ -153,7 +153,7 @@ func TestPodStartsAndReportsRunning(t *testing.T) {
 		t.Fatalf("container status: %+v", cs)
 	}
 	want := []string{
-		`Normal Pulled: Container image "example/app:1" already present on machine`,
+		`Normal Pulled: Container image "example/app:1" already present on machine and can be accessed by the pod`,
 		"Normal Created: Created container: app",
 		"Normal Started: Started container app",
 	}
