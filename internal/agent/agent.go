@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/cluster"
@@ -285,6 +286,10 @@ func (a *agent) startWorkers(context.Context) error {
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Admission:        a.admission(),
+		Allocatable: func() v1.ResourceList {
+			_, alloc := a.nodeResources()
+			return alloc
+		},
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)

@@ -65,6 +65,9 @@ type Options struct {
 	APIObjects APIObjects
 	// Services gives the pods' service environment (cluster mode); nil: none.
 	Services Services
+	// Allocatable is the node's allocatable resources, which an in-place
+	// resize must fit; nil: the node's CPUs and memory.
+	Allocatable func() v1.ResourceList
 	// PullSecrets reads the image pull secrets API pods name; may be nil.
 	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
