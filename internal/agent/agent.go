@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/cluster"
@@ -26,6 +27,7 @@ import (
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/podsupport"
 	"knode.io/knode/internal/restore"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
@@ -270,6 +272,7 @@ func (a *agent) startWorkers(context.Context) error {
 		APIObjects:       a.apiObjects,
 		Events:           a.events,
 		Pressure:         a.evictions,
+		Admit:            []func(*v1.Pod) error{podsupport.Check},
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)

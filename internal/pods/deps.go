@@ -41,6 +41,8 @@ type workerDeps struct {
 	Prober Prober
 	// ContainerLogsDir gets the /var/log/containers symlinks; "" for none.
 	ContainerLogsDir string
+	// Admit are the admission checks of Options.Admit.
+	Admit []func(pod *v1.Pod) error
 
 	log *slog.Logger
 	// backoff is the crash-loop and image-pull back-off, shared so a
@@ -100,6 +102,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		Pressure:         opts.Pressure,
 		Prober:           opts.Prober,
 		ContainerLogsDir: opts.ContainerLogsDir,
+		Admit:            opts.Admit,
 		log:              opts.Log,
 		backoff:          flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
 		cache:            newStatusCache(),

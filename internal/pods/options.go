@@ -67,6 +67,11 @@ type Options struct {
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
+	// Admit are the checks a pod must pass, in order, before anything of
+	// it runs (podsupport.Check, ...). An error with a Reason() method
+	// fails the pod with that reason, as the kubelet's admit handlers do;
+	// any other error is retried.
+	Admit []func(pod *v1.Pod) error
 }
 
 // Devices is the device manager as the pod workers use it.

@@ -44,6 +44,8 @@ type worker struct {
 	reportedRunning bool
 	// rejected is set when admission failed; the pod stays Failed.
 	rejected *waiting
+	// admitted is set once the pod passed the admission checks (d.Admit).
+	admitted bool
 	// notes are per-container remarks for the pod's status message (a
 	// restore that fell back to the image).
 	notes map[string]string
@@ -182,6 +184,22 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		}
 		return resync, nil
 	}
+	if !w.admitted {
+		if err := w.admit(pod); err != nil {
+			var rejection interface{ Reason() string }
+			if !errors.As(err, &rejection) {
+				return 0, fmt.Errorf("admit pod: %w", err)
+			}
+			w.rejected = &waiting{reason: rejection.Reason(), message: err.Error()}
+			w.d.Events.Event(pod, v1.EventTypeWarning, rejection.Reason(), err.Error())
+			w.d.log.Error("pod admission failed", "pod", podRef(pod, nil), "reason", rejection.Reason(), "err", err)
+			if rp != nil {
+				w.killPod(ctx, rp, w.terminationGrace(rp))
+			}
+			return resync, nil
+		}
+		w.admitted = true
+	}
 	if w.d.refusedUnderPressure(pod, rp) {
 		w.rejected = &waiting{reason: "Evicted", message: "The node had condition: [MemoryPressure]. "}
 		w.d.Events.Event(pod, v1.EventTypeWarning, "Evicted", w.rejected.message)
@@ -271,6 +289,16 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		}
 	}
 	return s.next, nil
+}
+
+// admit runs the admission checks once, before anything of the pod runs.
+func (w *worker) admit(pod *v1.Pod) error {
+	for _, check := range w.d.Admit {
+		if err := check(pod); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (rp *runtimePod) allContainers() []*runtimeapi.Container {
