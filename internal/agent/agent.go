@@ -17,6 +17,7 @@ import (
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/eviction"
 	"knode.io/knode/internal/imagegc"
@@ -26,6 +27,7 @@ import (
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/podsecurity"
 	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/podsupport"
 	"knode.io/knode/internal/restore"
@@ -240,6 +242,10 @@ func (a *agent) startWorkers(context.Context) error {
 		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
 		Log:              a.log.With("component", "restore"),
 	}
+	admit, err := a.admission()
+	if err != nil {
+		return err
+	}
 	// The sources the workers wait for before they remove pods they do not know.
 	var sources []string
 	if cfg.PodManifestPath != "" {
@@ -272,11 +278,32 @@ func (a *agent) startWorkers(context.Context) error {
 		APIObjects:       a.apiObjects,
 		Events:           a.events,
 		Pressure:         a.evictions,
-		Admit:            []func(*v1.Pod) error{podsupport.Check},
+		Admit:            admit,
+		Security: crispec.Security{SeccompDefault: cfg.SeccompDefault, SeccompProfileRoot: filepath.Join(cfg.RootDir, "seccomp"),
+			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
 	return nil
+}
+
+// admission is the checks a pod passes before anything of it runs, in the
+// kubelet's spirit: what the node cannot enforce (sysctls outside the
+// allowlist, AppArmor on a host without it, runtime features) with the
+// kubelet's reasons, then the fields knode does not implement.
+func (a *agent) admission() ([]func(*v1.Pod) error, error) {
+	cfg := a.cfg
+	sysctls, err := podsecurity.NewAllowlist(append(podsecurity.SafeSysctls(nodeinfo.KernelRelease()), cfg.AllowedUnsafeSysctls...))
+	if err != nil {
+		return nil, fmt.Errorf("--allowed-unsafe-sysctls: %w", err)
+	}
+	runtime := podsecurity.Runtime{Status: a.rt, Timeout: cfg.RuntimeRequestTimeout}
+	return []func(*v1.Pod) error{
+		sysctls.Admit,
+		podsecurity.AppArmor(nodeinfo.AppArmorEnabled()),
+		runtime.Admit,
+		podsupport.Check,
+	}, nil
 }
 
 // startHousekeeping runs what keeps the node's disks and memory in bounds:

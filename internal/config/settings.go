@@ -100,6 +100,37 @@ func int32In(r row[int], path string, k func(*kubeletConfig) **int32) setting {
 	return s
 }
 
+// boolPtrIn is the file's optional bool field of a bool setting, shown in
+// /configz.
+func boolPtrIn(r row[bool], path string, k func(*kubeletConfig) **bool) setting {
+	s := r.setting
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+		if v := *k(kc); v != nil {
+			*r.p(dst) = *v
+		}
+	}
+	s.toFile = func(kc *kubeletConfig, c *Config) {
+		v := *r.p(c)
+		*k(kc) = &v
+	}
+	return s
+}
+
+// sliceIn is a list setting with the file's list field of the same name,
+// shown in /configz.
+func sliceIn(name, help string, p func(*Config) *[]string, path string, k func(*kubeletConfig) *[]string) setting {
+	s := sliceSetting(name, help, p)
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+		if v := *k(kc); v != nil {
+			*p(dst) = v
+		}
+	}
+	s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *p(c) }
+	return s
+}
+
 // Registration helpers with the pflag.FlagSet method shape bind takes.
 var (
 	stringFlag   = (*pflag.FlagSet).StringVar
@@ -229,6 +260,11 @@ var settings = []setting{
 		func(c *Config) *time.Duration { return &c.DevicePluginGracePeriod }).flagOnly(),
 	bind("device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin", durationFlag,
 		func(c *Config) *time.Duration { return &c.DevicePluginCallTimeout }).flagOnly(),
+
+	boolPtrIn(bind("seccomp-default", false, "Give containers without a seccomp profile the runtime's default profile (RuntimeDefault) instead of none", boolFlag,
+		func(c *Config) *bool { return &c.SeccompDefault }), "seccompDefault", func(k *kubeletConfig) **bool { return &k.SeccompDefault }),
+	sliceIn("allowed-unsafe-sysctls", "Sysctls (or prefixes ending in '*') pods may set besides the safe set, e.g. 'kernel.msg*,net.core.somaxconn'; only namespaced ones",
+		func(c *Config) *[]string { return &c.AllowedUnsafeSysctls }, "allowedUnsafeSysctls", func(k *kubeletConfig) *[]string { return &k.AllowedUnsafeSysctls }),
 
 	// Only the file has these.
 	{field: "fileCheckFrequency",

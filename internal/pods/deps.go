@@ -110,7 +110,8 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		ResolvConf:       opts.ResolvConf,
 		NodeEtcHosts:     opts.NodeEtcHosts,
 		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes},
+			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
+			Security: opts.Security},
 		records: records,
 		objects: opts.APIObjects,
 	}

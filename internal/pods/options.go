@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/prober"
 )
 
@@ -72,6 +73,9 @@ type Options struct {
 	// fails the pod with that reason, as the kubelet's admit handlers do;
 	// any other error is retried.
 	Admit []func(pod *v1.Pod) error
+	// Security is what the containers' security contexts take from the
+	// node (seccompDefault, the seccomp profile root, the host's masked paths).
+	Security crispec.Security
 }
 
 // Devices is the device manager as the pod workers use it.

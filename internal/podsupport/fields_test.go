@@ -76,20 +76,29 @@ var implemented = map[string]string{
 	"spec.containers[*].tty":                      "internal/crispec Container",
 
 	// v1.PodSecurityContext
-	"spec.securityContext.runAsUser":          "internal/crispec containerSecurityContext",
-	"spec.securityContext.runAsGroup":         "internal/crispec containerSecurityContext",
-	"spec.securityContext.runAsNonRoot":       "false changes nothing; true is in Refused",
-	"spec.securityContext.supplementalGroups": "internal/crispec containerSecurityContext",
-	"spec.securityContext.windowsOptions":     "Windows only: the kubelet on Linux does not read it (the API server forbids it with os linux)",
+	"spec.securityContext.runAsUser":                "internal/crispec containerSecurityContext, sandboxSecurityContext",
+	"spec.securityContext.runAsGroup":               "internal/crispec containerSecurityContext, sandboxSecurityContext",
+	"spec.securityContext.runAsNonRoot":             "internal/crispec VerifyRunAsNonRoot against the image's user (CRI ImageStatus), CreateContainerConfigError",
+	"spec.securityContext.supplementalGroups":       "internal/crispec supplementalGroups",
+	"spec.securityContext.supplementalGroupsPolicy": "internal/crispec supplementalGroupsPolicy; Strict refused by internal/podsecurity when the runtime lacks it",
+	"spec.securityContext.sysctls":                  "internal/podsecurity Allowlist (SysctlForbidden), internal/crispec Sandbox",
+	"spec.securityContext.seccompProfile":           "internal/crispec SeccompProfile",
+	"spec.securityContext.appArmorProfile":          "internal/crispec appArmor; internal/podsecurity AppArmor refuses it on a host without AppArmor",
+	"spec.securityContext.seLinuxOptions":           "internal/crispec seLinux (passed to the runtime)",
+	"spec.securityContext.windowsOptions":           "Windows only: the kubelet on Linux does not read it (the API server forbids it with os linux)",
 
 	// v1.SecurityContext
 	"spec.containers[*].securityContext.capabilities":             "internal/crispec containerSecurityContext",
 	"spec.containers[*].securityContext.privileged":               "internal/crispec containerSecurityContext, Sandbox",
 	"spec.containers[*].securityContext.runAsUser":                "internal/crispec containerSecurityContext",
 	"spec.containers[*].securityContext.runAsGroup":               "internal/crispec containerSecurityContext",
-	"spec.containers[*].securityContext.runAsNonRoot":             "false changes nothing; true is in Refused",
+	"spec.containers[*].securityContext.runAsNonRoot":             "internal/crispec VerifyRunAsNonRoot",
 	"spec.containers[*].securityContext.readOnlyRootFilesystem":   "internal/crispec containerSecurityContext",
 	"spec.containers[*].securityContext.allowPrivilegeEscalation": "internal/crispec containerSecurityContext (no_new_privs)",
+	"spec.containers[*].securityContext.procMount":                "Default: internal/crispec procPaths (the kubelet's masked and read-only paths); Unmasked is in Refused",
+	"spec.containers[*].securityContext.seccompProfile":           "internal/crispec SeccompProfile",
+	"spec.containers[*].securityContext.appArmorProfile":          "internal/crispec appArmor; internal/podsecurity AppArmor",
+	"spec.containers[*].securityContext.seLinuxOptions":           "internal/crispec seLinux",
 	"spec.containers[*].securityContext.windowsOptions":           "Windows only: the kubelet on Linux does not read it (the API server forbids it with os linux)",
 
 	// v1.VolumeSource
@@ -353,11 +362,15 @@ func basePod() *v1.Pod {
 }
 
 // setRefused sets the field at path in pod to a value when refuses (any
-// set value when nil): filled with non-zero values, and for a bool field
-// true, else false.
+// set value when nil): filled with non-zero values, trying for a bool
+// true then false, for a string "x" then the enum value Unmasked.
 func setRefused(t *testing.T, pod *v1.Pod, path string, when func(reflect.Value) bool) bool {
 	t.Helper()
 	for _, b := range []bool{true, false} {
+		str := "x"
+		if !b {
+			str = string(v1.UnmaskedProcMount)
+		}
 		v := reflect.ValueOf(&pod.Spec).Elem()
 		segs := strings.Split(path, ".")[1:]
 		for _, seg := range segs {
@@ -380,7 +393,7 @@ func setRefused(t *testing.T, pod *v1.Pod, path string, when func(reflect.Value)
 				v = v.Index(v.Len() - 1)
 			}
 		}
-		fill(v, b)
+		fill(v, b, str)
 		leaf := v
 		for leaf.Kind() == reflect.Pointer {
 			leaf = leaf.Elem()
@@ -392,36 +405,36 @@ func setRefused(t *testing.T, pod *v1.Pod, path string, when func(reflect.Value)
 	return false
 }
 
-// fill gives v a non-zero value (a bool gets b).
-func fill(v reflect.Value, b bool) {
+// fill gives v a non-zero value (a bool gets b, a string str).
+func fill(v reflect.Value, b bool, str string) {
 	switch v.Kind() {
 	case reflect.Pointer:
 		if v.IsNil() {
 			v.Set(reflect.New(v.Type().Elem()))
 		}
-		fill(v.Elem(), b)
+		fill(v.Elem(), b, str)
 	case reflect.Bool:
 		v.SetBool(b)
 	case reflect.String:
-		v.SetString("x")
+		v.SetString(str)
 	case reflect.Int, reflect.Int32, reflect.Int64:
 		v.SetInt(1)
 	case reflect.Slice:
 		s := reflect.MakeSlice(v.Type(), 1, 1)
-		fill(s.Index(0), b)
+		fill(s.Index(0), b, str)
 		v.Set(s)
 	case reflect.Map:
 		m := reflect.MakeMap(v.Type())
 		k := reflect.New(v.Type().Key()).Elem()
-		fill(k, b)
+		fill(k, b, str)
 		e := reflect.New(v.Type().Elem()).Elem()
-		fill(e, b)
+		fill(e, b, str)
 		m.SetMapIndex(k, e)
 		v.Set(m)
 	case reflect.Struct:
 		for i := 0; i < v.NumField(); i++ {
 			if v.Field(i).CanSet() && v.Field(i).Kind() != reflect.Struct {
-				fill(v.Field(i), b)
+				fill(v.Field(i), b, str)
 				return
 			}
 		}

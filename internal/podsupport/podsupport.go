@@ -85,21 +85,11 @@ var Refused = []Field{
 	{Path: "spec.evictionResponders", Why: notBuilt},
 	{Path: "spec.securityContext.fsGroup", Why: "volume ownership is not changed yet"},
 	{Path: "spec.securityContext.fsGroupChangePolicy", Why: "volume ownership is not changed yet"},
-	{Path: "spec.securityContext.sysctls", Why: "the kubelet's sysctl allowlist is not checked yet"},
-	{Path: "spec.securityContext.seccompProfile", Why: "seccomp profiles are not applied yet"},
-	{Path: "spec.securityContext.appArmorProfile", Why: "AppArmor profiles are not applied"},
-	{Path: "spec.securityContext.seLinuxOptions", Why: "SELinux options are not passed on yet"},
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
-	{Path: "spec.securityContext.supplementalGroupsPolicy", Why: notBuilt},
-	{Path: "spec.securityContext.runAsNonRoot", When: isTrue, Why: "the image's user is not verified yet"},
 	{Path: "spec.containers[*].resizePolicy", Why: "in-place resize is not implemented"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
-	{Path: "spec.containers[*].securityContext.procMount", Why: "/proc is not masked by the pod's rules yet"},
-	{Path: "spec.containers[*].securityContext.seccompProfile", Why: "seccomp profiles are not applied yet"},
-	{Path: "spec.containers[*].securityContext.appArmorProfile", Why: "AppArmor profiles are not applied"},
-	{Path: "spec.containers[*].securityContext.seLinuxOptions", Why: "SELinux options are not passed on yet"},
-	{Path: "spec.containers[*].securityContext.runAsNonRoot", When: isTrue, Why: "the image's user is not verified yet"},
+	{Path: "spec.containers[*].securityContext.procMount", When: unmasked, Why: "Unmasked needs a user namespace (hostUsers: false), which knode does not set up"},
 	{Path: "spec.volumes[*].persistentVolumeClaim", Why: "persistent volumes are not supported"},
 	{Path: "spec.volumes[*].ephemeral", Why: "persistent volumes are not supported"},
 	{Path: "spec.volumes[*].csi", Why: "CSI volumes are not supported"},
@@ -133,8 +123,9 @@ var Refused = []Field{
 
 const inTree = "in-tree volume drivers are not supported"
 
-func isTrue(v reflect.Value) bool  { return v.Kind() == reflect.Bool && v.Bool() }
 func isFalse(v reflect.Value) bool { return v.Kind() == reflect.Bool && !v.Bool() }
+
+func unmasked(v reflect.Value) bool { return v1.ProcMountType(v.String()) == v1.UnmaskedProcMount }
 
 func notMemoryMedium(v reflect.Value) bool {
 	m := v1.StorageMedium(v.String())
