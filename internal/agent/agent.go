@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"time"
 
-	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"knode.io/knode/internal/admission"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
@@ -66,7 +66,9 @@ type agent struct {
 	apiPods    *cluster.Pods
 	onRemoved  func(types.UID)
 	apiObjects pods.APIObjects
-	events     pods.EventRecorder
+	// pullSecrets reads image pull secrets (nil interface without a cluster).
+	pullSecrets pods.PullSecrets
+	events      pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -206,13 +208,13 @@ func (a *agent) joinCluster(ctx context.Context) error {
 			NodeName: cfg.NodeName, Labels: cfg.NodeLabels, HostIP: a.hostIP, Hostname: cfg.NodeName,
 			RuntimeVersion: a.rt.Description(), KubeletVersion: version.Version,
 			KernelVersion: nodeinfo.KernelRelease(), OSImage: nodeinfo.OSImage(),
-			CPUs: nodeinfo.CPUs(), MemoryBytes: a.memory, MaxPods: 110, Port: cfg.Port,
+			Port: cfg.Port,
 		},
-		Health:   runtimeHealth{a.rt},
-		Pressure: a.evictions,
-		Devices:  a.devices,
-		Requests: a.metrics,
-		Log:      a.log.With("component", "cluster"),
+		Health:    runtimeHealth{a.rt},
+		Pressure:  a.evictions,
+		Resources: a.nodeResources,
+		Requests:  a.metrics,
+		Log:       a.log.With("component", "cluster"),
 	})
 	if err != nil {
 		return err
@@ -221,6 +223,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	a.apiPods = node.NewPods()
 	a.onRemoved = a.apiPods.Removed
 	a.apiObjects = node
+	a.pullSecrets = node
 	clusterEvents := node.NewEvents()
 	go clusterEvents.Run(ctx)
 	a.events = clusterEvents
@@ -242,7 +245,7 @@ func (a *agent) startWorkers(context.Context) error {
 		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
 		Log:              a.log.With("component", "restore"),
 	}
-	admit, err := a.admission()
+	sec, err := a.securityAdmission()
 	if err != nil {
 		return err
 	}
@@ -276,9 +279,10 @@ func (a *agent) startWorkers(context.Context) error {
 		Restores:         restores,
 		OnRemoved:        a.onRemoved,
 		APIObjects:       a.apiObjects,
+		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
-		Admit:            admit,
+		Admission:        admission.Chain{sec.sysctls, a.admission(), sec.appArmor, sec.runtime, sec.fields},
 		Security: crispec.Security{SeccompDefault: cfg.SeccompDefault, SeccompProfileRoot: filepath.Join(cfg.RootDir, "seccomp"),
 			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
 	}, sources...)
@@ -287,22 +291,27 @@ func (a *agent) startWorkers(context.Context) error {
 	return nil
 }
 
-// admission is the checks a pod passes before anything of it runs, in the
-// kubelet's spirit: what the node cannot enforce (sysctls outside the
-// allowlist, AppArmor on a host without it, runtime features) with the
-// kubelet's reasons, then the fields knode does not implement.
-func (a *agent) admission() ([]func(*v1.Pod) error, error) {
+// securityAdmitters are the admit handlers of what the node cannot
+// enforce, with the kubelet's reasons, and of the fields knode does not
+// implement. The chain runs them where the kubelet runs its own: sysctls
+// before the resource predicates, AppArmor and runtime features after,
+// the unimplemented fields last.
+type securityAdmitters struct {
+	sysctls, appArmor, runtime, fields admission.Handler
+}
+
+func (a *agent) securityAdmission() (securityAdmitters, error) {
 	cfg := a.cfg
 	sysctls, err := podsecurity.NewAllowlist(append(podsecurity.SafeSysctls(nodeinfo.KernelRelease()), cfg.AllowedUnsafeSysctls...))
 	if err != nil {
-		return nil, fmt.Errorf("--allowed-unsafe-sysctls: %w", err)
+		return securityAdmitters{}, fmt.Errorf("--allowed-unsafe-sysctls: %w", err)
 	}
 	runtime := podsecurity.Runtime{Status: a.rt, Timeout: cfg.RuntimeRequestTimeout}
-	return []func(*v1.Pod) error{
-		sysctls.Admit,
-		podsecurity.AppArmor(nodeinfo.AppArmorEnabled()),
-		runtime.Admit,
-		podsupport.Check,
+	return securityAdmitters{
+		sysctls:  podsupport.AdmitWith(sysctls.Admit),
+		appArmor: podsupport.AdmitWith(podsecurity.AppArmor(nodeinfo.AppArmorEnabled())),
+		runtime:  podsupport.AdmitWith(runtime.Admit),
+		fields:   podsupport.AdmitWith(podsupport.Check),
 	}, nil
 }
 

@@ -20,13 +20,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knode.io/knode/internal/atomicwriter"
+	"knode.io/knode/internal/safefs"
 )
 
 // Objects reads what ConfigMap, Secret and projected volumes need from the
@@ -57,13 +58,27 @@ type Config struct {
 // static pod, not defaulted by an API server) leaves it out.
 const DefaultMode = 0o644
 
-// Volumes writes and refreshes the API-object volumes of all pods.
+// Volumes writes and refreshes the API-object volumes of all pods. It
+// keeps nothing per pod: what a pod's volumes need between refreshes is a
+// PodState its owner (the pod's record) keeps and drops with the pod.
 type Volumes struct {
 	cfg Config
-	mu  sync.Mutex
-	// state is what is kept of each volume between refreshes, by pod and
-	// volume name.
-	state map[types.UID]map[string]*volumeState
+	// readBacks counts the writes that checked a volume by reading it back
+	// (the rest found it unchanged by its stamp).
+	readBacks atomic.Uint64
+}
+
+// PodState is what is kept of one pod's volumes between refreshes, by
+// volume name. Its owner drops it when the pod is gone; nothing else
+// holds it.
+type PodState struct {
+	mu   sync.Mutex
+	vols map[string]*volumeState
+}
+
+// NewPodState returns the empty state of a pod's volumes.
+func NewPodState() *PodState {
+	return &PodState{vols: map[string]*volumeState{}}
 }
 
 // volumeState is what is kept of one volume between refreshes.
@@ -75,7 +90,16 @@ type volumeState struct {
 	// written is the digest of the content last written; a rewrite of the
 	// same content means the volume was changed behind knode's back.
 	written [sha256.Size]byte
+	// verified is the volume's tree stamp when it was last found to hold
+	// exactly written (nil: not since the last write). While the volume
+	// still has this stamp, unchanged content is not checked again by
+	// reading every file back: a stat of each entry shows nothing touched it.
+	verified safefs.TreeStamp
 }
+
+// maxStampedEntries bounds the entries stamped in a volume; a bigger one
+// is checked by reading it back (the atomic writer's full check).
+const maxStampedEntries = 4096
 
 // issuedToken is a projected service account token and when to renew it:
 // at 80% of its lifetime or after 24 hours, the kubelet's rule.
@@ -97,7 +121,7 @@ func New(cfg Config) *Volumes {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Volumes{cfg: cfg, state: map[types.UID]map[string]*volumeState{}}
+	return &Volumes{cfg: cfg}
 }
 
 // Handles reports whether vol is one of the volumes this package writes.
@@ -122,33 +146,23 @@ func kindOf(vol *v1.Volume) (kind string, memory, ok bool) {
 	return "", false, false
 }
 
-// Forget drops what is kept of a pod's volumes (the pod is gone).
-func (v *Volumes) Forget(uid types.UID) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	delete(v.state, uid)
-}
-
-func (v *Volumes) volumeState(uid types.UID, volume string) *volumeState {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.state[uid] == nil {
-		v.state[uid] = map[string]*volumeState{}
-	}
-	st := v.state[uid][volume]
+func (ps *PodState) volume(name string) *volumeState {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	st := ps.vols[name]
 	if st == nil {
 		st = &volumeState{tokens: map[string]issuedToken{}}
-		v.state[uid][volume] = st
+		ps.vols[name] = st
 	}
 	return st
 }
 
 // Write brings the volume vol of pod up to date in podDir and returns its
-// directory. Content that has not changed, in a volume that holds exactly
+// directory; ps is the pod's state (tokens, last content). Content that has not changed, in a volume that holds exactly
 // what knode wrote, is not written again; a volume found in any other state
 // is rewritten from scratch. When the content cannot be assembled (an
 // object that cannot be read), the volume keeps what it had.
-func (v *Volumes) Write(ctx context.Context, pod *v1.Pod, vol *v1.Volume, podDir string) (string, error) {
+func (v *Volumes) Write(ctx context.Context, ps *PodState, pod *v1.Pod, vol *v1.Volume, podDir string) (string, error) {
 	kind, memory, ok := kindOf(vol)
 	if !ok {
 		return "", fmt.Errorf("volume %q: not a ConfigMap, Secret, projected or downwardAPI volume", vol.Name)
@@ -157,7 +171,7 @@ func (v *Volumes) Write(ctx context.Context, pod *v1.Pod, vol *v1.Volume, podDir
 	if errs := validation.IsDNS1123Label(vol.Name); len(errs) > 0 {
 		return "", fmt.Errorf("volume %q: invalid name: %s", vol.Name, strings.Join(errs, "; "))
 	}
-	st := v.volumeState(pod.UID, vol.Name)
+	st := ps.volume(vol.Name)
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	files, err := v.content(ctx, pod, vol, st)
@@ -176,11 +190,28 @@ func (v *Volumes) Write(ctx context.Context, pod *v1.Pod, vol *v1.Volume, podDir
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
 	defer d.Close()
-	wrote, err := atomicwriter.Write(d, files, v.cfg.Now())
+	digest := contentDigest(files)
+	if digest == st.written && st.verified != nil {
+		if now, err := d.TreeStamp(maxStampedEntries); err == nil && now.Equal(st.verified) {
+			return dir, nil
+		}
+	}
+	// The volume is checked the long way (every file read back); when it
+	// was as written and did not change meanwhile, its stamp is kept for
+	// the next refreshes.
+	st.verified = nil
+	v.readBacks.Add(1)
+	before, stampErr := d.TreeStamp(maxStampedEntries)
+	now := v.cfg.Now()
+	wrote, err := atomicwriter.Write(d, files, now)
 	if err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
-	digest := contentDigest(files)
+	if !wrote && stampErr == nil && before.Settled(now) {
+		if after, err := d.TreeStamp(maxStampedEntries); err == nil && after.Equal(before) {
+			st.verified = after
+		}
+	}
 	switch {
 	case wrote && digest == st.written:
 		v.cfg.Log.Warn("volume was not as knode left it (changed from a container or the host); rewritten inside it",

@@ -44,9 +44,10 @@ func TestAPIVolumesFollowTheirObjects(t *testing.T) {
 	objects := &apiObjects{configMaps: map[string]map[string][]byte{"settings": {"a": []byte("1"), "b": []byte("2")}}}
 	now := time.Unix(1_800_000_000, 0)
 	vols := New(Config{Objects: objects, Now: func() time.Time { return now }})
+	st := NewPodState()
 	podDir := podDirForTest(t)
 	write := func(pod *v1.Pod, vol *v1.Volume) (string, error) {
-		return vols.Write(context.Background(), pod, vol, podDir)
+		return vols.Write(context.Background(), st, pod, vol, podDir)
 	}
 	refresh := func(pod *v1.Pod) {
 		for i := range pod.Spec.Volumes {

@@ -86,6 +86,7 @@ func TestModesAreHonoured(t *testing.T) {
 		secrets:    map[string]map[string][]byte{"s": {"user": []byte("u"), "pass": []byte("p")}},
 	}
 	vols := newVolumes(objs)
+	st := NewPodState()
 	podDir := podDirForTest(t)
 	cases := []struct {
 		vol   v1.Volume
@@ -119,7 +120,7 @@ func TestModesAreHonoured(t *testing.T) {
 	}
 	for _, tc := range cases {
 		pod := testPod(tc.vol)
-		dir, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir)
+		dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.vol.Name, err)
 		}
@@ -138,6 +139,7 @@ func TestMemoryBackedVolumes(t *testing.T) {
 	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1")}},
 		secrets: map[string]map[string][]byte{"s": {"k": []byte("v")}}}
 	vols := newVolumes(objs)
+	st := NewPodState()
 	podDir := podDirForTest(t)
 	pod := testPod(
 		v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}},
@@ -151,7 +153,7 @@ func TestMemoryBackedVolumes(t *testing.T) {
 	for round := range 2 {
 		for i := range pod.Spec.Volumes {
 			vol := &pod.Spec.Volumes[i]
-			dir, err := vols.Write(context.Background(), pod, vol, podDir)
+			dir, err := vols.Write(context.Background(), st, pod, vol, podDir)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,7 +177,7 @@ func TestMemoryBackedVolumes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "k"), []byte("planted"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[1], podDir); err != nil {
+	if _, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[1], podDir); err != nil {
 		t.Fatal(err)
 	}
 	if data, err := os.ReadFile(filepath.Join(dir, "k")); err != nil || string(data) != "v" {
@@ -188,6 +190,7 @@ func TestMemoryBackedVolumes(t *testing.T) {
 
 func TestDownwardAPIVolume(t *testing.T) {
 	vols := newVolumes(nil) // no API server: a static pod
+	st := NewPodState()
 	podDir := podDirForTest(t)
 	pod := testPod(v1.Volume{Name: "podinfo", VolumeSource: v1.VolumeSource{DownwardAPI: &v1.DownwardAPIVolumeSource{
 		Items: []v1.DownwardAPIVolumeFile{
@@ -199,7 +202,7 @@ func TestDownwardAPIVolume(t *testing.T) {
 			{Path: "app", FieldRef: &v1.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}},
 			{Path: "cpu", ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "c", Resource: "limits.cpu"}},
 		}}}})
-	dir, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir)
+	dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +224,7 @@ func TestDownwardAPIVolume(t *testing.T) {
 	pod.Labels["tier"] = "back"
 	delete(pod.Annotations, "note")
 	want["labels"], want["meta/annotations"] = "app=\"web\"\ntier=\"back\"", ""
-	if _, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir); err != nil {
+	if _, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir); err != nil {
 		t.Fatal(err)
 	}
 	check()
@@ -262,7 +265,7 @@ func TestRefusals(t *testing.T) {
 	for _, tc := range cases {
 		podDir := podDirForTest(t)
 		pod := testPod(tc.vol)
-		_, err := newVolumes(tc.objs).Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir)
+		_, err := newVolumes(tc.objs).Write(context.Background(), NewPodState(), pod, &pod.Spec.Volumes[0], podDir)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err %v, want %q", tc.vol.Name, err, tc.want)
 		}
@@ -278,11 +281,12 @@ func TestTamperingIsLogged(t *testing.T) {
 	var logs strings.Builder
 	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1")}}}
 	vols := New(Config{Objects: objs, Now: time.Now, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	st := NewPodState()
 	podDir := podDirForTest(t)
 	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
 	write := func() string {
 		t.Helper()
-		dir, err := vols.Write(context.Background(), pod, &pod.Spec.Volumes[0], podDir)
+		dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,5 +304,74 @@ func TestTamperingIsLogged(t *testing.T) {
 	write()
 	if !strings.Contains(logs.String(), `level=WARN msg="volume was not as knode left it`) {
 		t.Fatalf("tampering not reported:\n%s", logs.String())
+	}
+}
+
+// TestUnchangedVolumeIsNotReadBack: once a volume was found as written and
+// settled, a refresh of unchanged content stats it instead of reading every
+// file back; anything done to it since (a file replaced, an entry planted)
+// shows in its stamp, and the volume is checked and repaired the long way.
+func TestUnchangedVolumeIsNotReadBack(t *testing.T) {
+	var logs strings.Builder
+	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1"), "b": []byte("2")}}}
+	// A clock past the settling time of everything written now.
+	later := func() time.Time { return time.Now().Add(time.Hour) }
+	vols := New(Config{Objects: objs, Now: later, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	st := NewPodState()
+	podDir := podDirForTest(t)
+	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
+	write := func() string {
+		t.Helper()
+		dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	dir := write()
+	write() // read back: as written, its stamp is kept
+	if n := vols.readBacks.Load(); n != 2 {
+		t.Fatalf("%d read-backs, want 2", n)
+	}
+	write()
+	write()
+	if n := vols.readBacks.Load(); n != 2 {
+		t.Fatalf("an unchanged volume was read back again (%d read-backs)", n)
+	}
+	tampers := []struct {
+		name string
+		do   func() error
+	}{
+		{"a file replaced", func() error {
+			data := filepath.Join(dir, "..data")
+			target, err := os.Readlink(data)
+			if err != nil {
+				return err
+			}
+			f := filepath.Join(dir, target, "a")
+			if err := os.WriteFile(f+".new", []byte("9"), 0o644); err != nil {
+				return err
+			}
+			return os.Rename(f+".new", f)
+		}},
+		{"an entry planted", func() error { return os.Symlink("/etc", filepath.Join(dir, "planted")) }},
+	}
+	for _, tt := range tampers {
+		logs.Reset()
+		if err := tt.do(); err != nil {
+			t.Fatal(err)
+		}
+		before := vols.readBacks.Load()
+		write()
+		if vols.readBacks.Load() != before+1 || !strings.Contains(logs.String(), "volume was not as knode left it") {
+			t.Fatalf("%s: not checked and repaired:\n%s", tt.name, logs.String())
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, "a")); err != nil || string(data) != "1" {
+			t.Fatalf("%s: a = %q %v after the repair", tt.name, data, err)
+		}
+		if _, err := os.Lstat(filepath.Join(dir, "planted")); !os.IsNotExist(err) {
+			t.Fatalf("%s: the planted entry stayed", tt.name)
+		}
+		write() // read back after the repair: the stamp is kept again
 	}
 }

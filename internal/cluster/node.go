@@ -15,11 +15,10 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"knode.io/knode/internal/devicemanager"
+	"knode.io/knode/internal/nodeinfo"
 )
 
 // The kubelet's intervals: the lease lasts 40 s and is renewed every 10 s;
@@ -44,9 +43,6 @@ type Facts struct {
 	KubeletVersion string
 	KernelVersion  string
 	OSImage        string
-	CPUs           int
-	MemoryBytes    int64
-	MaxPods        int
 	Port           int32
 }
 
@@ -64,18 +60,14 @@ type Pressure interface {
 	DiskPressure() (bool, error)
 }
 
-// Devices reports device-plugin resources for capacity.
-type Devices interface {
-	Resources() []devicemanager.Resource
-}
-
 // Node keeps one Node object and its Lease.
 type Node struct {
 	api    *api
 	facts  Facts
 	health Health
-	devs   Devices
-	log    *slog.Logger
+	// resources gives capacity and allocatable.
+	resources func() (capacity, allocatable v1.ResourceList)
+	log       *slog.Logger
 	// pressure may be nil: the conditions are then Unknown.
 	pressure Pressure
 	// events publishes the node's own events once NewEvents made it.
@@ -83,6 +75,8 @@ type Node struct {
 
 	// lease is the Lease as last written; only Run's goroutine touches it.
 	lease *coordinationv1.Lease
+	// obj is the node's own Node object, watched once registered.
+	obj nodeObject
 }
 
 // Config is what a Node needs.
@@ -90,7 +84,9 @@ type Config struct {
 	Kubeconfig string
 	Facts      Facts
 	Health     Health
-	Devices    Devices // nil: no device-plugin resources
+	// Resources gives the node's capacity and allocatable (device-plugin
+	// resources included), as admission counts them.
+	Resources func() (capacity, allocatable v1.ResourceList)
 	// Pressure, when set, gives the MemoryPressure and DiskPressure conditions.
 	Pressure Pressure
 	// Requests, when set, is told of every request to the API server.
@@ -104,7 +100,7 @@ func New(c Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{api: a, facts: c.Facts, health: c.Health, devs: c.Devices, pressure: c.Pressure, log: c.Log}, nil
+	return &Node{api: a, facts: c.Facts, health: c.Health, resources: c.Resources, pressure: c.Pressure, log: c.Log}, nil
 }
 
 // Run registers the node, then renews the lease and reports status until
@@ -123,6 +119,7 @@ func (n *Node) Run(ctx context.Context) {
 		}
 	}
 	n.log.Info("node registered", "node", n.facts.NodeName)
+	n.watchNode(ctx)
 	if n.events != nil {
 		n.events.nodeEvent(v1.EventTypeNormal, "Starting", "Starting knode (kubelet).")
 	}
@@ -182,17 +179,7 @@ func (n *Node) register(ctx context.Context) error {
 }
 
 func (n *Node) labels() map[string]string {
-	l := map[string]string{
-		"kubernetes.io/hostname":  n.facts.NodeName,
-		"kubernetes.io/os":        runtime.GOOS,
-		"kubernetes.io/arch":      runtime.GOARCH,
-		"beta.kubernetes.io/os":   runtime.GOOS,
-		"beta.kubernetes.io/arch": runtime.GOARCH,
-	}
-	for k, v := range n.facts.Labels {
-		l[k] = v
-	}
-	return l
+	return nodeinfo.Labels(n.facts.NodeName, n.facts.Labels)
 }
 
 // renewLease renews the node's Lease. Like the kubelet, it writes the copy
@@ -241,17 +228,9 @@ func (n *Node) renewLease(ctx context.Context) {
 
 // status is the node's current status, capacity included.
 func (n *Node) status() v1.NodeStatus {
-	capacity := v1.ResourceList{
-		v1.ResourceCPU:    *resource.NewQuantity(int64(n.facts.CPUs), resource.DecimalSI),
-		v1.ResourceMemory: *resource.NewQuantity(n.facts.MemoryBytes, resource.BinarySI),
-		v1.ResourcePods:   *resource.NewQuantity(int64(n.facts.MaxPods), resource.DecimalSI),
-	}
-	allocatable := capacity.DeepCopy()
-	if n.devs != nil {
-		for _, r := range n.devs.Resources() {
-			capacity[v1.ResourceName(r.Name)] = *resource.NewQuantity(r.Capacity, resource.DecimalSI)
-			allocatable[v1.ResourceName(r.Name)] = *resource.NewQuantity(r.Allocatable, resource.DecimalSI)
-		}
+	var capacity, allocatable v1.ResourceList
+	if n.resources != nil {
+		capacity, allocatable = n.resources()
 	}
 	ready := v1.NodeCondition{Type: v1.NodeReady, Status: v1.ConditionTrue, Reason: "KubeletReady", Message: "knode is posting ready status"}
 	if err := n.health.RuntimeErr(); err != nil {

@@ -29,6 +29,8 @@ const (
 
 // Config is knode's effective configuration after the file and flags are merged.
 type Config struct {
+	// ConfigFile is the KubeletConfiguration file read ("": none).
+	ConfigFile               string
 	RootDir                  string
 	PodManifestPath          string
 	ContainerRuntimeEndpoint string
@@ -44,10 +46,12 @@ type Config struct {
 	AuthenticationTokenWebhook bool
 	AuthorizationMode          string
 	FeatureGates               *FeatureGates
-	RuntimeRequestTimeout      time.Duration
-	PodLogsDir                 string
-	FileCheckFrequency         time.Duration
-	SyncFrequency              time.Duration
+	// featureGates are the gates the file and flags set, merged.
+	featureGates          map[string]bool
+	RuntimeRequestTimeout time.Duration
+	PodLogsDir            string
+	FileCheckFrequency    time.Duration
+	SyncFrequency         time.Duration
 	// ContainerLogMaxSize (bytes) and ContainerLogMaxFiles bound each
 	// container's logs, as the kubelet's fields of the same names.
 	ContainerLogMaxSize  int64
@@ -61,8 +65,11 @@ type Config struct {
 	EvictionHard map[string]string
 	CgroupRoot   string
 	CgroupDriver string
-	PodCIDR      string
-	ResolvConf   string
+	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
+	// at admission (OutOfpods).
+	MaxPods    int32
+	PodCIDR    string
+	ResolvConf string
 	// ClusterDomain is the kubelet's clusterDomain: the domain of a pod's
 	// FQDN in its /etc/hosts and, with setHostnameAsFQDN, its host name.
 	ClusterDomain          string
@@ -136,6 +143,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
+	}
+	if c.MaxPods < 1 {
+		return fmt.Errorf("--max-pods must be at least 1, got %d", c.MaxPods)
 	}
 	if c.CgroupDriver != "" && c.CgroupDriver != "cgroupfs" {
 		return fmt.Errorf("cgroupDriver %q is not supported: knode uses cgroupfs", c.CgroupDriver)

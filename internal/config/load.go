@@ -7,35 +7,19 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
-	"k8s.io/apimachinery/pkg/api/resource"
-	cliflag "k8s.io/component-base/cli/flag"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
 	"sigs.k8s.io/yaml"
 )
 
 // Flags holds the command-line values before they are merged with the
-// file: the settings table's flags bound to a Config of their own, and the
-// few flags that need parsing beyond their type.
+// file: every flag of the settings table, bound to a Config of its own.
 type Flags struct {
-	ConfigFile              string
-	HostnameOverride        string
-	FeatureGates            map[string]bool
-	EvictionHard            string
-	ContainerLogMaxSize     string
-	CheckpointMaxTotalBytes string
-	// values holds every flag of the settings table.
 	values Config
 }
 
 // AddFlags registers the kubelet's flag names (where knode has the concept)
-// and knode's own on fs.
+// and knode's own on fs: the settings table's flags.
 func (f *Flags) AddFlags(fs *pflag.FlagSet) {
-	fs.StringVar(&f.ConfigFile, "config", "", "KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags override it")
-	fs.StringVar(&f.HostnameOverride, "hostname-override", "", "Node name to use instead of the host name")
-	fs.Var(cliflag.NewMapStringBool(&f.FeatureGates), "feature-gates", "key=value pairs of feature gates; known: "+strings.Join(KnownGates(), ", "))
-	fs.StringVar(&f.EvictionHard, "eviction-hard", "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%", "Hard eviction thresholds: the node's MemoryPressure and DiskPressure, and evictions under memory pressure")
-	fs.StringVar(&f.ContainerLogMaxSize, "container-log-max-size", "10Mi", "Size at which a container's log is rotated")
-	fs.StringVar(&f.CheckpointMaxTotalBytes, "checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)")
 	for _, s := range settings {
 		if s.register != nil {
 			s.register(fs, &f.values)
@@ -48,11 +32,7 @@ func (f *Flags) AddFlags(fs *pflag.FlagSet) {
 var supportedFileFields = fileFields()
 
 func fileFields() map[string]bool {
-	fields := map[string]bool{
-		"apiVersion": true, "kind": true,
-		// Merged in Load: they need parsing or merging beyond a copy.
-		"featureGates": true, "containerLogMaxSize": true, "evictionHard": true,
-	}
+	fields := map[string]bool{"apiVersion": true, "kind": true}
 	for _, s := range settings {
 		if s.field != "" {
 			fields[s.field] = true
@@ -61,116 +41,60 @@ func fileFields() map[string]bool {
 	return fields
 }
 
-// Load merges defaults, the --config file and the flags the operator set.
-// It returns the configuration and one warning per unsupported file field.
+// Load merges defaults, the --config file and the flags the operator set,
+// row by row of the settings table: every flag's value (its default unless
+// set), then the file's fields, then the flags the operator set, as the
+// kubelet does; then what is derived from the merged values. It returns
+// the configuration and one warning per unsupported file field.
 func Load(fs *pflag.FlagSet, f *Flags) (*Config, []string, error) {
-	// Every flag's value (its default unless set), then the file, then the
-	// flags the operator set.
-	cfg := &Config{FileCheckFrequency: DefaultFileCheckFrequency, ResolvConf: "/etc/resolv.conf"}
+	cfg := &Config{}
 	for _, s := range settings {
+		if s.initial != nil {
+			s.initial(cfg)
+		}
 		if s.copy != nil {
 			s.copy(cfg, &f.values)
 		}
 	}
-	budget, err := resource.ParseQuantity(f.CheckpointMaxTotalBytes)
-	if err != nil {
-		return nil, nil, fmt.Errorf("--checkpoint-max-total-bytes %q: %w", f.CheckpointMaxTotalBytes, err)
-	}
-	cfg.CheckpointMaxTotalBytes = budget.Value()
-	gates := map[string]bool{}
 	var warnings []string
-	logMaxSize := f.ContainerLogMaxSize
-	if f.ConfigFile != "" {
-		kc, unsupported, err := ReadFile(f.ConfigFile)
+	if cfg.ConfigFile != "" {
+		kc, unsupported, err := ReadFile(cfg.ConfigFile)
 		if err != nil {
 			return nil, nil, err
 		}
-		applyFile(cfg, kc, gates)
-		if kc.ContainerLogMaxSize != "" {
-			logMaxSize = kc.ContainerLogMaxSize
-		}
-		if kc.EvictionHard != nil {
-			cfg.EvictionHard = kc.EvictionHard
+		for _, s := range settings {
+			if s.fromFile == nil {
+				continue
+			}
+			if err := s.fromFile(cfg, kc); err != nil {
+				return nil, nil, fmt.Errorf("config file %s: %w", cfg.ConfigFile, err)
+			}
 		}
 		for _, field := range unsupported {
-			warnings = append(warnings, fmt.Sprintf("%s: field %q is not implemented by knode and is ignored", f.ConfigFile, field))
+			warnings = append(warnings, fmt.Sprintf("%s: field %q is not implemented by knode and is ignored", cfg.ConfigFile, field))
 		}
 	}
-	applyFlags(fs, f, cfg, gates)
-	if f.ConfigFile != "" {
-		if err := fileAuthNeedsCluster(fs, f.ConfigFile, cfg); err != nil {
+	for _, s := range settings {
+		if s.flag != "" && s.copy != nil && fs.Changed(s.flag) {
+			s.copy(cfg, &f.values)
+		}
+	}
+	if cfg.ConfigFile != "" {
+		if err := fileAuthNeedsCluster(fs, cfg.ConfigFile, cfg); err != nil {
 			return nil, nil, err
 		}
 	}
-	if fs.Changed("eviction-hard") || cfg.EvictionHard == nil {
-		cfg.EvictionHard = map[string]string{}
-		for _, part := range strings.Split(f.EvictionHard, ",") {
-			if part = strings.TrimSpace(part); part == "" {
-				continue
+	for _, s := range settings {
+		if s.finish != nil {
+			if err := s.finish(cfg); err != nil {
+				return nil, nil, err
 			}
-			signal, value, ok := strings.Cut(part, "<")
-			if !ok {
-				return nil, nil, fmt.Errorf("--eviction-hard %q: want signal<value, e.g. memory.available<100Mi", part)
-			}
-			cfg.EvictionHard[strings.TrimSpace(signal)] = strings.TrimSpace(value)
 		}
 	}
-	if fs.Changed("container-log-max-size") {
-		logMaxSize = f.ContainerLogMaxSize
-	}
-	size, err := resource.ParseQuantity(logMaxSize)
-	if err != nil {
-		return nil, nil, fmt.Errorf("container log max size %q: %w", logMaxSize, err)
-	}
-	cfg.ContainerLogMaxSize = size.Value()
-
-	fg, err := NewFeatureGates(gates)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.FeatureGates = fg
-	name, err := nodeName(cfg.NodeName)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.NodeName = name
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
 	return cfg, warnings, nil
-}
-
-func applyFile(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration, gates map[string]bool) {
-	for _, s := range settings {
-		if s.fromFile != nil {
-			s.fromFile(cfg, kc)
-		}
-	}
-	applyFileAuthDefaults(cfg, kc)
-	for k, v := range kc.FeatureGates {
-		gates[k] = v
-	}
-}
-
-// applyFileAuthDefaults applies a file's authentication and authorization
-// with the kubelet's v1beta1 defaults for what it leaves unset (the
-// kubelet's SetDefaults_KubeletConfiguration): bearer tokens checked by
-// TokenReview, no anonymous access, authorization by SubjectAccessReview.
-// A KubeletConfiguration written for the kubelet therefore means the same
-// to knode; flags keep their own defaults.
-func applyFileAuthDefaults(cfg *Config, kc *kubeletv1beta1.KubeletConfiguration) {
-	cfg.AuthenticationTokenWebhook = true
-	if kc.Authentication.Webhook.Enabled != nil {
-		cfg.AuthenticationTokenWebhook = *kc.Authentication.Webhook.Enabled
-	}
-	cfg.AnonymousAuth = false
-	if kc.Authentication.Anonymous.Enabled != nil {
-		cfg.AnonymousAuth = *kc.Authentication.Anonymous.Enabled
-	}
-	cfg.AuthorizationMode = string(kubeletv1beta1.KubeletAuthorizationModeWebhook)
-	if kc.Authorization.Mode != "" {
-		cfg.AuthorizationMode = string(kc.Authorization.Mode)
-	}
 }
 
 // fileAuthNeedsCluster refuses a configuration file whose authentication or
@@ -196,20 +120,6 @@ func fileAuthNeedsCluster(fs *pflag.FlagSet, file string, cfg *Config) error {
 	}
 	return fmt.Errorf("config file %s: %s, but without --kubeconfig there is no API server to ask (the kubelet: no client provided, cannot use webhook authentication): set %s in the file, or give --kubeconfig",
 		file, strings.Join(reasons, " and "), strings.Join(fixes, " and "))
-}
-
-// applyFlags lets every explicitly set flag win over the file, as the kubelet does.
-func applyFlags(fs *pflag.FlagSet, f *Flags, cfg *Config, gates map[string]bool) {
-	for _, s := range settings {
-		if s.flag != "" && s.copy != nil && fs.Changed(s.flag) {
-			s.copy(cfg, &f.values)
-		}
-	}
-	cfg.NodeName = f.HostnameOverride
-	// Flag gates are merged key by key over the file's, as in the kubelet.
-	for k, v := range f.FeatureGates {
-		gates[k] = v
-	}
 }
 
 // ReadFile decodes a KubeletConfiguration strictly and lists the set fields

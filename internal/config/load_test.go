@@ -1,6 +1,7 @@
 package config
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,8 +90,8 @@ func TestLoad(t *testing.T) {
 		},
 		{
 			name:     "unsupported fields are named",
-			file:     standalone + "maxPods: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
-			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"maxPods"`},
+			file:     standalone + "registryBurst: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
+			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"registryBurst"`},
 		},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
 		{name: "wrong kind", file: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", err: "want apiVersion"},
@@ -116,7 +117,53 @@ func TestLoad(t *testing.T) {
 				}
 			},
 		},
-		{name: "bad container log size", args: []string{"--container-log-max-size", "lots"}, err: `container log max size "lots"`},
+		{name: "bad container log size in the file", file: standalone + "authentication:\n" + standaloneAuthn + "containerLogMaxSize: lots\n",
+			err: `containerLogMaxSize "lots"`},
+		{
+			name: "eviction thresholds: the default, unless the file sets them",
+			check: func(t *testing.T, c *Config) {
+				if len(c.EvictionHard) != 3 || c.EvictionHard["memory.available"] != "100Mi" || c.EvictionHard["nodefs.available"] != "10%" {
+					t.Fatalf("eviction thresholds %v, want the kubelet's defaults", c.EvictionHard)
+				}
+			},
+		},
+		{
+			name: "eviction thresholds from the file replace the default",
+			file: standalone + "authentication:\n" + standaloneAuthn + "evictionHard:\n  memory.available: 1Gi\n",
+			check: func(t *testing.T, c *Config) {
+				if len(c.EvictionHard) != 1 || c.EvictionHard["memory.available"] != "1Gi" {
+					t.Fatalf("eviction thresholds %v, want the file's", c.EvictionHard)
+				}
+			},
+		},
+		{
+			name: "eviction thresholds from the flag win over the file",
+			file: standalone + "authentication:\n" + standaloneAuthn + "evictionHard:\n  memory.available: 1Gi\n",
+			args: []string{"--eviction-hard", "memory.available<2Gi, nodefs.available<5%"},
+			check: func(t *testing.T, c *Config) {
+				if len(c.EvictionHard) != 2 || c.EvictionHard["memory.available"] != "2Gi" || c.EvictionHard["nodefs.available"] != "5%" {
+					t.Fatalf("eviction thresholds %v, want the flag's", c.EvictionHard)
+				}
+			},
+		},
+		{
+			name: "checkpoint budget as a quantity",
+			args: []string{"--checkpoint-max-total-bytes", "1Gi"},
+			check: func(t *testing.T, c *Config) {
+				if c.CheckpointMaxTotalBytes != 1<<30 {
+					t.Fatalf("checkpoint budget %d, want 1Gi", c.CheckpointMaxTotalBytes)
+				}
+			},
+		},
+		{
+			name: "the config file is named by its flag",
+			file: standalone + "authentication:\n" + standaloneAuthn,
+			check: func(t *testing.T, c *Config) {
+				if c.ConfigFile == "" {
+					t.Fatal("the config file read is not recorded")
+				}
+			},
+		},
 		{name: "one log file", args: []string{"--container-log-max-files", "1"}, err: "at least 2"},
 		{name: "non-positive sync frequency", args: []string{"--sync-frequency", "0s"}, err: "--sync-frequency must be positive"},
 		{
@@ -155,6 +202,74 @@ func TestLoad(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFlagValuesParsedWithTheFlag: a flag whose value needs parsing beyond
+// its type (quantities, thresholds, feature gates) refuses a bad value
+// when the flags are parsed, naming the flag.
+func TestFlagValuesParsedWithTheFlag(t *testing.T) {
+	for _, tt := range []struct{ args []string }{
+		{[]string{"--container-log-max-size", "lots"}},
+		{[]string{"--checkpoint-max-total-bytes", "all"}},
+		{[]string{"--eviction-hard", "memory.available=100Mi"}},
+		{[]string{"--feature-gates", "ContainerCheckpoint=maybe"}},
+	} {
+		fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		(&Flags{}).AddFlags(fs)
+		err := fs.Parse(tt.args)
+		if err == nil || !strings.Contains(err.Error(), tt.args[0]) {
+			t.Errorf("%v: %v, want an error naming %s", tt.args, err, tt.args[0])
+		}
+	}
+}
+
+// TestFeatureGatesMergeKeyByKey: the flag's gates override the file's one
+// by one, as the kubelet merges them.
+func TestFeatureGatesMergeKeyByKey(t *testing.T) {
+	c, _, err := load(t, standalone+"authentication:\n"+standaloneAuthn+"featureGates:\n  ContainerCheckpoint: false\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FeatureGates.Enabled(ContainerCheckpoint) {
+		t.Fatal("the file's gate was not applied")
+	}
+	c, _, err = load(t, standalone+"authentication:\n"+standaloneAuthn+"featureGates:\n  ContainerCheckpoint: false\n",
+		"--feature-gates", "ContainerCheckpoint=true")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.FeatureGates.Enabled(ContainerCheckpoint) {
+		t.Fatal("the flag's gate did not win over the file's")
+	}
+	if _, _, err := load(t, standalone+"authentication:\n"+standaloneAuthn+"featureGates:\n  NoSuchGate: true\n"); err == nil ||
+		!strings.Contains(err.Error(), "unrecognized feature gate") {
+		t.Fatalf("an unknown gate in the file: %v", err)
+	}
+}
+
+// TestEveryFlagIsARow: every flag config registers, and every file field
+// it reads, is one row of the settings table.
+func TestEveryFlagIsARow(t *testing.T) {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	(&Flags{}).AddFlags(fs)
+	rows := map[string]bool{}
+	for _, s := range settings {
+		if s.flag != "" {
+			if rows[s.flag] {
+				t.Errorf("--%s has two rows", s.flag)
+			}
+			rows[s.flag] = true
+		}
+		if s.field != "" && s.fromFile == nil {
+			t.Errorf("field %s has a row that does not read it", s.field)
+		}
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if !rows[f.Name] {
+			t.Errorf("--%s is registered outside the settings table", f.Name)
+		}
+	})
 }
 
 // TestFileAuthDefaults: a KubeletConfiguration gets the kubelet's v1beta1

@@ -1,10 +1,15 @@
 package config
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	cliflag "k8s.io/component-base/cli/flag"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -13,10 +18,13 @@ import (
 type kubeletConfig = kubeletv1beta1.KubeletConfiguration
 
 // setting is one knob, defined once: its flag (name, default, help, bound
-// to a field of Config), its KubeletConfiguration field, and whether
-// /configz shows it. Load, the file's list of implemented fields and
-// /configz are all derived from the table; a new setting is a Config field
-// and a row here.
+// to a field of Config), its KubeletConfiguration field, how the file's
+// value and the flag's merge, what is derived from the merged value, and
+// whether /configz shows it. Flags, Load, the file's list of implemented
+// fields and /configz are all derived from the table: a new setting is a
+// Config field and a row in settings, made with one of the helpers below
+// (bind + inFile/inFilePtr/durationIn/int32In/flagOnly, list, mapping,
+// quantity, thresholds).
 type setting struct {
 	// flag is the flag's name; "" for a setting only the file has.
 	flag string
@@ -24,11 +32,17 @@ type setting struct {
 	field string
 	// register binds the flag, with its default and help, to c's field.
 	register func(fs *pflag.FlagSet, c *Config)
-	// copy moves the value from the flags' Config to the effective one.
+	// copy moves the value from the flags' Config to the effective one
+	// (merges it, for feature gates).
 	copy func(dst, src *Config)
-	// fromFile applies the field when the file sets it; nil when Load
-	// applies it itself (authentication, authorization).
-	fromFile func(dst *Config, kc *kubeletConfig)
+	// initial is the value of a setting only the file has, before the file.
+	initial func(c *Config)
+	// fromFile applies the field as the file has it (set, or defaulted
+	// when the kubelet defaults it); an error refuses the file.
+	fromFile func(dst *Config, kc *kubeletConfig) error
+	// finish derives the effective value once file and flags are merged
+	// (the node name lower-cased, the feature gates checked).
+	finish func(c *Config) error
 	// toFile shows the effective value in /configz; nil: not shown.
 	toFile func(kc *kubeletConfig, c *Config)
 }
@@ -52,11 +66,12 @@ func bind[T comparable](name string, def T, help string, reg func(*pflag.FlagSet
 func (r row[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) setting {
 	s := r.setting
 	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
 		var zero T
 		if v := *k(kc); v != zero {
 			*r.p(dst) = v
 		}
+		return nil
 	}
 	if shown {
 		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *r.p(c) }
@@ -64,23 +79,61 @@ func (r row[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) setti
 	return s
 }
 
-// named records the file's field of a setting Load applies itself.
-func (r row[T]) named(path string) setting {
+// inFilePtr adds the file's optional (pointer) field. fileDefault is what
+// a file that leaves it unset means, when the kubelet's v1beta1 defaults
+// give it a value the flag's default does not have (authentication and
+// authorization); nil keeps the flag's value.
+func (r row[T]) inFilePtr(path string, k func(*kubeletConfig) **T, fileDefault *T, shown bool) setting {
 	s := r.setting
 	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
+		switch v := *k(kc); {
+		case v != nil:
+			*r.p(dst) = *v
+		case fileDefault != nil:
+			*r.p(dst) = *fileDefault
+		}
+		return nil
+	}
+	if shown {
+		s.toFile = func(kc *kubeletConfig, c *Config) { v := *r.p(c); *k(kc) = &v }
+	}
 	return s
 }
 
+// inFileAs is the file's field when its type is not the flag's: from
+// applies the file's value (or its default), to shows the effective one.
+func (r row[T]) inFileAs(path string, from func(kc *kubeletConfig, v *T), to func(kc *kubeletConfig, v T)) setting {
+	s := r.setting
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
+		from(kc, r.p(dst))
+		return nil
+	}
+	s.toFile = func(kc *kubeletConfig, c *Config) { to(kc, *r.p(c)) }
+	return s
+}
+
+// then derives the effective value once file and flags are merged.
+func (r row[T]) then(finish func(c *Config) error) row[T] {
+	r.finish = finish
+	return r
+}
+
 func (r row[T]) flagOnly() setting { return r.setting }
+
+// defaulted is a file default for inFilePtr.
+func defaulted[T any](v T) *T { return &v }
 
 // durationIn is the file's metav1.Duration field of a duration setting.
 func durationIn(r row[time.Duration], path string, k func(*kubeletConfig) *metav1.Duration, shown bool) setting {
 	s := r.setting
 	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
 		if v := k(kc).Duration; v != 0 {
 			*r.p(dst) = v
 		}
+		return nil
 	}
 	if shown {
 		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = metav1.Duration{Duration: *r.p(c)} }
@@ -92,42 +145,12 @@ func durationIn(r row[time.Duration], path string, k func(*kubeletConfig) *metav
 func int32In(r row[int], path string, k func(*kubeletConfig) **int32) setting {
 	s := r.setting
 	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) {
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
 		if v := *k(kc); v != nil {
 			*r.p(dst) = int(*v)
 		}
+		return nil
 	}
-	return s
-}
-
-// boolPtrIn is the file's optional bool field of a bool setting, shown in
-// /configz.
-func boolPtrIn(r row[bool], path string, k func(*kubeletConfig) **bool) setting {
-	s := r.setting
-	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) {
-		if v := *k(kc); v != nil {
-			*r.p(dst) = *v
-		}
-	}
-	s.toFile = func(kc *kubeletConfig, c *Config) {
-		v := *r.p(c)
-		*k(kc) = &v
-	}
-	return s
-}
-
-// sliceIn is a list setting with the file's list field of the same name,
-// shown in /configz.
-func sliceIn(name, help string, p func(*Config) *[]string, path string, k func(*kubeletConfig) *[]string) setting {
-	s := sliceSetting(name, help, p)
-	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) {
-		if v := *k(kc); v != nil {
-			*p(dst) = v
-		}
-	}
-	s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *p(c) }
 	return s
 }
 
@@ -159,26 +182,213 @@ func (v *int32Value) Set(s string) error {
 	return nil
 }
 
-// sliceSetting and mapSetting are flag-only settings of types bind cannot compare.
-func sliceSetting(name, help string, p func(*Config) *[]string) setting {
-	return setting{flag: name,
+// list is a comma-separated list setting; its file field, if any, replaces
+// the list when the file sets it (the kubelet's rule for list fields).
+func list(name, help string, p func(*Config) *[]string) listRow {
+	return listRow{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.StringSliceVar(p(c), name, nil, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
-	}
+	}, p}
 }
 
-func mapSetting(name, help string, p func(*Config) *map[string]string) setting {
-	return setting{flag: name,
+type listRow struct {
+	setting
+	p func(*Config) *[]string
+}
+
+func (r listRow) flagOnly() setting { return r.setting }
+
+func (r listRow) inFile(path string, k func(*kubeletConfig) *[]string, shown bool) setting {
+	s := r.setting
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
+		if v := *k(kc); v != nil {
+			*r.p(dst) = v
+		}
+		return nil
+	}
+	if shown {
+		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *r.p(c) }
+	}
+	return s
+}
+
+// mapping is a key=value,... setting; its file field, if any, replaces the
+// map when the file sets it.
+func mapping(name, help string, p func(*Config) *map[string]string) mapRow {
+	return mapRow{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.Var(cliflag.NewMapStringString(p(c)), name, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
+	}, p}
+}
+
+type mapRow struct {
+	setting
+	p func(*Config) *map[string]string
+}
+
+func (r mapRow) flagOnly() setting { return r.setting }
+
+func (r mapRow) inFile(path string, k func(*kubeletConfig) *map[string]string, shown bool) setting {
+	s := r.setting
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
+		if v := *k(kc); v != nil {
+			*r.p(dst) = v
+		}
+		return nil
+	}
+	if shown {
+		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *r.p(c) }
+	}
+	return s
+}
+
+// thresholds is a signal<value,... setting (the kubelet's evictionHard),
+// parsed when the flag is; the file's map replaces it when set.
+func thresholds(name, def, help string, p func(*Config) *map[string]string) mapRow {
+	return mapRow{setting{flag: name,
+		register: func(fs *pflag.FlagSet, c *Config) {
+			v := (*thresholdsValue)(p(c))
+			if err := v.Set(def); err != nil {
+				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
+			}
+			fs.Var(v, name, help)
+		},
+		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+	}, p}
+}
+
+type thresholdsValue map[string]string
+
+func (v *thresholdsValue) Type() string { return "thresholds" }
+func (v *thresholdsValue) String() string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(*v)) {
+		parts = append(parts, k+"<"+(*v)[k])
+	}
+	return strings.Join(parts, ",")
+}
+func (v *thresholdsValue) Set(s string) error {
+	m := map[string]string{}
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part == "" {
+			continue
+		}
+		signal, value, ok := strings.Cut(part, "<")
+		if !ok {
+			return fmt.Errorf("%q: want signal<value, e.g. memory.available<100Mi", part)
+		}
+		m[strings.TrimSpace(signal)] = strings.TrimSpace(value)
+	}
+	*v = m
+	return nil
+}
+
+// quantity is a byte size given as a resource quantity (10Mi, 20Gi),
+// parsed when the flag is and stored in bytes.
+func quantity(name, def, help string, p func(*Config) *int64) quantityRow {
+	return quantityRow{setting{flag: name,
+		register: func(fs *pflag.FlagSet, c *Config) {
+			v := (*quantityValue)(p(c))
+			if err := v.Set(def); err != nil {
+				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
+			}
+			fs.Var(v, name, help)
+		},
+		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+	}, p}
+}
+
+type quantityRow struct {
+	setting
+	p func(*Config) *int64
+}
+
+func (r quantityRow) flagOnly() setting { return r.setting }
+
+// inFile is the file's quantity string field; a set value that does not
+// parse refuses the file.
+func (r quantityRow) inFile(path string, k func(*kubeletConfig) *string) setting {
+	s := r.setting
+	s.field = path
+	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
+		if v := *k(kc); v != "" {
+			q, err := resource.ParseQuantity(v)
+			if err != nil {
+				return fmt.Errorf("%s %q: %w", path, v, err)
+			}
+			*r.p(dst) = q.Value()
+		}
+		return nil
+	}
+	return s
+}
+
+type quantityValue int64
+
+func (v *quantityValue) Type() string { return "quantity" }
+func (v *quantityValue) String() string {
+	return resource.NewQuantity(int64(*v), resource.BinarySI).String()
+}
+func (v *quantityValue) Set(s string) error {
+	q, err := resource.ParseQuantity(s)
+	if err != nil {
+		return fmt.Errorf("want a quantity such as 10Mi: %w", err)
+	}
+	*v = quantityValue(q.Value())
+	return nil
+}
+
+// featureGates is the --feature-gates/featureGates setting: the file's
+// gates, then the flag's merged over them key by key (as the kubelet
+// merges them), checked against the gates knode knows once merged.
+func featureGates(help string) setting {
+	return setting{flag: "feature-gates", field: "featureGates",
+		register: func(fs *pflag.FlagSet, c *Config) {
+			fs.Var(cliflag.NewMapStringBool(&c.featureGates), "feature-gates", help)
+		},
+		copy: func(dst, src *Config) { dst.featureGates = mergeGates(dst.featureGates, src.featureGates) },
+		fromFile: func(dst *Config, kc *kubeletConfig) error {
+			dst.featureGates = mergeGates(dst.featureGates, kc.FeatureGates)
+			return nil
+		},
+		finish: func(c *Config) (err error) {
+			c.FeatureGates, err = NewFeatureGates(c.featureGates)
+			return err
+		},
+		toFile: func(kc *kubeletConfig, c *Config) { kc.FeatureGates = c.FeatureGates.Map() },
 	}
 }
 
-// settings are knode's knobs in the order --help lists them. Flags that
-// need parsing beyond their type (--config, --hostname-override,
-// --feature-gates, --eviction-hard and the two quantities) are Flags'
-// own fields, registered in AddFlags and merged in Load.
+func mergeGates(dst, over map[string]bool) map[string]bool {
+	out := maps.Clone(dst)
+	if out == nil {
+		out = map[string]bool{}
+	}
+	maps.Copy(out, over)
+	return out
+}
+
+// settings are knode's knobs in the order --help lists them. Every flag
+// config registers is a row; the file's fields knode reads are rows.
 var settings = []setting{
+	// --config is the file the rows' fields are read from: Load reads it
+	// once every flag's value is in, so the file cannot set it.
+	bind("config", "", "KubeletConfiguration (kubelet.config.k8s.io/v1beta1) file; flags override it", stringFlag,
+		func(c *Config) *string { return &c.ConfigFile }).flagOnly(),
+	bind("hostname-override", "", "Node name to use instead of the host name", stringFlag,
+		func(c *Config) *string { return &c.NodeName }).then(func(c *Config) (err error) {
+		c.NodeName, err = nodeName(c.NodeName)
+		return err
+	}).flagOnly(),
+	featureGates("key=value pairs of feature gates; known: " + strings.Join(KnownGates(), ", ")),
+	thresholds("eviction-hard", "memory.available<100Mi,nodefs.available<10%,nodefs.inodesFree<5%", "Hard eviction thresholds: the node's MemoryPressure and DiskPressure, and evictions under memory pressure",
+		func(c *Config) *map[string]string { return &c.EvictionHard }).inFile("evictionHard", func(k *kubeletConfig) *map[string]string { return &k.EvictionHard }, false),
+	quantity("container-log-max-size", "10Mi", "Size at which a container's log is rotated",
+		func(c *Config) *int64 { return &c.ContainerLogMaxSize }).inFile("containerLogMaxSize", func(k *kubeletConfig) *string { return &k.ContainerLogMaxSize }),
+	quantity("checkpoint-max-total-bytes", "20Gi", "Byte budget of the checkpoints directory, oldest deleted first (0 = no limit)",
+		func(c *Config) *int64 { return &c.CheckpointMaxTotalBytes }).flagOnly(),
 	bind("root-dir", DefaultRootDir, "Directory for knode's files (checkpoints, device plugins, pod volumes, embedded runtime)", stringFlag,
 		func(c *Config) *string { return &c.RootDir }).flagOnly(),
 	bind("pod-manifest-path", "", "Directory of static pod manifests (YAML or JSON), watched for changes", stringFlag,
@@ -198,12 +408,27 @@ var settings = []setting{
 	// /configz shows the CA in effect, which may be the node-local one: see KubeletConfiguration.
 	bind("client-ca-file", "", "CA bundle that signs accepted client certificates", stringFlag,
 		func(c *Config) *string { return &c.ClientCAFile }).inFile("authentication.x509.clientCAFile", func(k *kubeletConfig) *string { return &k.Authentication.X509.ClientCAFile }, false),
+	// A file gets the kubelet's v1beta1 defaults for what it leaves unset
+	// (SetDefaults_KubeletConfiguration): bearer tokens checked by
+	// TokenReview, no anonymous access, authorization by
+	// SubjectAccessReview, so a KubeletConfiguration written for the
+	// kubelet means the same to knode; flags keep their own defaults, and
+	// Load refuses a file whose defaults need an API server knode lacks.
 	bind("anonymous-auth", false, "Serve unauthenticated requests as system:anonymous", boolFlag,
-		func(c *Config) *bool { return &c.AnonymousAuth }).named("authentication.anonymous.enabled"),
+		func(c *Config) *bool { return &c.AnonymousAuth }).inFilePtr("authentication.anonymous.enabled",
+		func(k *kubeletConfig) **bool { return &k.Authentication.Anonymous.Enabled }, defaulted(false), true),
 	bind("authentication-token-webhook", false, "Authenticate bearer tokens with the API server's TokenReview (cluster mode)", boolFlag,
-		func(c *Config) *bool { return &c.AuthenticationTokenWebhook }).named("authentication.webhook.enabled"),
+		func(c *Config) *bool { return &c.AuthenticationTokenWebhook }).inFilePtr("authentication.webhook.enabled",
+		func(k *kubeletConfig) **bool { return &k.Authentication.Webhook.Enabled }, defaulted(true), true),
 	bind("authorization-mode", DefaultAuthorizationMode, "AlwaysAllow or Webhook", stringFlag,
-		func(c *Config) *string { return &c.AuthorizationMode }).named("authorization.mode"),
+		func(c *Config) *string { return &c.AuthorizationMode }).inFileAs("authorization.mode",
+		func(k *kubeletConfig, v *string) {
+			*v = string(kubeletv1beta1.KubeletAuthorizationModeWebhook)
+			if k.Authorization.Mode != "" {
+				*v = string(k.Authorization.Mode)
+			}
+		},
+		func(k *kubeletConfig, v string) { k.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(v) }),
 	durationIn(bind("runtime-request-timeout", DefaultRuntimeRequestTimeout, "Deadline of CRI requests (long-running ones excepted)", durationFlag,
 		func(c *Config) *time.Duration { return &c.RuntimeRequestTimeout }), "runtimeRequestTimeout", func(k *kubeletConfig) *metav1.Duration { return &k.RuntimeRequestTimeout }, true),
 	int32In(bind("image-gc-high-threshold", 85, "Percent of the image filesystem in use above which unused images are removed (100 disables)", int32AsInt,
@@ -222,6 +447,8 @@ var settings = []setting{
 		func(c *Config) *string { return &c.PodLogsDir }).inFile("podLogsDir", func(k *kubeletConfig) *string { return &k.PodLogsDir }, true),
 	bind("cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes", stringFlag,
 		func(c *Config) *string { return &c.CgroupRoot }).inFile("cgroupRoot", func(k *kubeletConfig) *string { return &k.CgroupRoot }, true),
+	bind("max-pods", int32(110), "Most pods the node admits at once (the node's pods capacity); more are refused with OutOfpods", int32Flag,
+		func(c *Config) *int32 { return &c.MaxPods }).inFile("maxPods", func(k *kubeletConfig) *int32 { return &k.MaxPods }, true),
 	bind("cluster-domain", "", "DNS domain of the cluster, in a pod's FQDN (<hostname>.<subdomain>.<namespace>.svc.<domain>); the kubelet's default is empty", stringFlag,
 		func(c *Config) *string { return &c.ClusterDomain }).inFile("clusterDomain", func(k *kubeletConfig) *string { return &k.ClusterDomain }, true),
 	bind("pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge", stringFlag,
@@ -236,18 +463,18 @@ var settings = []setting{
 		func(c *Config) *int { return &c.CheckpointMaxPerContainer }).flagOnly(),
 	bind("checkpoint-max-age", 7*24*time.Hour, "Archives older than this are deleted (0 = no limit)", durationFlag,
 		func(c *Config) *time.Duration { return &c.CheckpointMaxAge }).flagOnly(),
-	sliceSetting("restore-dirs", "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)",
-		func(c *Config) *[]string { return &c.RestoreDirs }),
+	list("restore-dirs", "Directories whose checkpoint archives pods may be restored from (besides <root-dir>/checkpoints and <root-dir>/restore)",
+		func(c *Config) *[]string { return &c.RestoreDirs }).flagOnly(),
 	bind("restore-across-namespaces", false, "Let a pod restore a checkpoint archive taken in another namespace (off: only in the archive's own namespace)", boolFlag,
 		func(c *Config) *bool { return &c.RestoreAcrossNamespaces }).flagOnly(),
-	sliceSetting("restore-peers", "Nodes POST /restores may pull archives from: host, host:port or CIDR (in cluster mode the Node objects' addresses are trusted too)",
-		func(c *Config) *[]string { return &c.RestorePeers }),
+	list("restore-peers", "Nodes POST /restores may pull archives from: host, host:port or CIDR (in cluster mode the Node objects' addresses are trusted too)",
+		func(c *Config) *[]string { return &c.RestorePeers }).flagOnly(),
 	bind("node-ip", "", "IP address the node reports (default: the first global address of an interface that is up)", stringFlag,
 		func(c *Config) *string { return &c.NodeIP }).flagOnly(),
 	bind("kubeconfig", "", "Join the cluster this kubeconfig points at as a node (registration, lease, node status)", stringFlag,
 		func(c *Config) *string { return &c.Kubeconfig }).flagOnly(),
-	mapSetting("node-labels", "Labels added to the Node object, key=value pairs",
-		func(c *Config) *map[string]string { return &c.NodeLabels }),
+	mapping("node-labels", "Labels added to the Node object, key=value pairs",
+		func(c *Config) *map[string]string { return &c.NodeLabels }).flagOnly(),
 	bind("peer-client-certificate", "", "Client certificate this node presents to other nodes when it pulls a checkpoint archive (migration)", stringFlag,
 		func(c *Config) *string { return &c.PeerClientCertificate }).flagOnly(),
 	bind("peer-client-key", "", "Key of --peer-client-certificate", stringFlag,
@@ -261,34 +488,39 @@ var settings = []setting{
 	bind("device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin", durationFlag,
 		func(c *Config) *time.Duration { return &c.DevicePluginCallTimeout }).flagOnly(),
 
-	boolPtrIn(bind("seccomp-default", false, "Give containers without a seccomp profile the runtime's default profile (RuntimeDefault) instead of none", boolFlag,
-		func(c *Config) *bool { return &c.SeccompDefault }), "seccompDefault", func(k *kubeletConfig) **bool { return &k.SeccompDefault }),
-	sliceIn("allowed-unsafe-sysctls", "Sysctls (or prefixes ending in '*') pods may set besides the safe set, e.g. 'kernel.msg*,net.core.somaxconn'; only namespaced ones",
-		func(c *Config) *[]string { return &c.AllowedUnsafeSysctls }, "allowedUnsafeSysctls", func(k *kubeletConfig) *[]string { return &k.AllowedUnsafeSysctls }),
+	bind("seccomp-default", false, "Give containers without a seccomp profile the runtime's default profile (RuntimeDefault) instead of none", boolFlag,
+		func(c *Config) *bool { return &c.SeccompDefault }).inFilePtr("seccompDefault", func(k *kubeletConfig) **bool { return &k.SeccompDefault }, nil, true),
+	list("allowed-unsafe-sysctls", "Sysctls (or prefixes ending in '*') pods may set besides the safe set, e.g. 'kernel.msg*,net.core.somaxconn'; only namespaced ones",
+		func(c *Config) *[]string { return &c.AllowedUnsafeSysctls }).inFile("allowedUnsafeSysctls", func(k *kubeletConfig) *[]string { return &k.AllowedUnsafeSysctls }, true),
 
 	// Only the file has these.
 	{field: "fileCheckFrequency",
-		fromFile: func(dst *Config, kc *kubeletConfig) {
+		initial: func(c *Config) { c.FileCheckFrequency = DefaultFileCheckFrequency },
+		fromFile: func(dst *Config, kc *kubeletConfig) error {
 			if v := kc.FileCheckFrequency.Duration; v != 0 {
 				dst.FileCheckFrequency = v
 			}
+			return nil
 		},
 		toFile: func(kc *kubeletConfig, c *Config) {
 			kc.FileCheckFrequency = metav1.Duration{Duration: c.FileCheckFrequency}
 		}},
 	{field: "cgroupDriver",
-		fromFile: func(dst *Config, kc *kubeletConfig) {
+		fromFile: func(dst *Config, kc *kubeletConfig) error {
 			if kc.CgroupDriver != "" {
 				dst.CgroupDriver = kc.CgroupDriver
 			}
+			return nil
 		},
 		// Validate admits only cgroupfs.
 		toFile: func(kc *kubeletConfig, _ *Config) { kc.CgroupDriver = "cgroupfs" }},
 	{field: "resolvConf",
-		fromFile: func(dst *Config, kc *kubeletConfig) {
+		initial: func(c *Config) { c.ResolvConf = "/etc/resolv.conf" },
+		fromFile: func(dst *Config, kc *kubeletConfig) error {
 			if kc.ResolverConfig != nil {
 				dst.ResolvConf = *kc.ResolverConfig
 			}
+			return nil
 		},
 		toFile: func(kc *kubeletConfig, c *Config) { kc.ResolverConfig = &c.ResolvConf }},
 }
@@ -303,10 +535,6 @@ func (c *Config) KubeletConfiguration(clientCAFile string) *kubeletConfig {
 			s.toFile(kc, c)
 		}
 	}
-	kc.FeatureGates = c.FeatureGates.Map()
 	kc.Authentication.X509.ClientCAFile = clientCAFile
-	kc.Authentication.Anonymous.Enabled = &c.AnonymousAuth
-	kc.Authentication.Webhook.Enabled = &c.AuthenticationTokenWebhook
-	kc.Authorization.Mode = kubeletv1beta1.KubeletAuthorizationMode(c.AuthorizationMode)
 	return kc
 }

@@ -113,3 +113,21 @@ func KernelRelease() string {
 	}
 	return unix.ByteSliceToString(u.Release[:])
 }
+
+// Labels are the well-known labels the kubelet puts on its Node
+// (hostname, os, arch and their beta twins), with extra (--node-labels)
+// on top. Admission matches nodeSelectors against them in standalone mode
+// too.
+func Labels(nodeName string, extra map[string]string) map[string]string {
+	l := map[string]string{
+		"kubernetes.io/hostname":  nodeName,
+		"kubernetes.io/os":        runtime.GOOS,
+		"kubernetes.io/arch":      runtime.GOARCH,
+		"beta.kubernetes.io/os":   runtime.GOOS,
+		"beta.kubernetes.io/arch": runtime.GOARCH,
+	}
+	for k, v := range extra {
+		l[k] = v
+	}
+	return l
+}

@@ -5,15 +5,17 @@
 package podcontainer
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/apierr"
 )
 
-// ErrNotFound means the pod, or the container in it, does not exist.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound means the pod, or the container in it, does not exist; its
+// kind makes the server answer 404 with the wrapping message.
+var ErrNotFound = apierr.New(apierr.NotFound, "not found")
 
 // Pods finds a managed pod with its live status; pods.Manager implements it.
 type Pods interface {

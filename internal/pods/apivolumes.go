@@ -2,6 +2,8 @@ package pods
 
 import (
 	"context"
+	"log/slog"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -21,7 +23,7 @@ type APIObjects interface {
 
 // newAPIVolumes gives the volume writer the pod fields env vars resolve,
 // so a downwardAPI file and an env var say the same.
-func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
+func newAPIVolumes(objects APIObjects, node crispec.Node, now func() time.Time, log *slog.Logger) *apivolume.Volumes {
 	var vo apivolume.Objects
 	if objects != nil {
 		// A nil interface stays nil: apivolume tells "no API server" by it.
@@ -30,14 +32,14 @@ func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
 	return apivolume.New(apivolume.Config{
 		Objects: vo,
 		PodField: func(pod *v1.Pod, path string) (string, error) {
-			return crispec.PodField(pod, path, "", d.node)
+			return crispec.PodField(pod, path, "", node)
 		},
 		ResourceField: func(pod *v1.Pod, ref *v1.ResourceFieldSelector) (string, error) {
 			// ref.ContainerName is set: resourceField looks the container up.
-			return crispec.ResourceField(pod, &v1.Container{}, ref, d.node)
+			return crispec.ResourceField(pod, &v1.Container{}, ref, node)
 		},
-		Now: d.Now,
-		Log: d.log,
+		Now: now,
+		Log: log,
 	})
 }
 
@@ -45,13 +47,13 @@ func (d *workerDeps) newAPIVolumes(objects APIObjects) *apivolume.Volumes {
 // downwardAPI volumes up to date, and repairs them if they were tampered
 // with. A volume whose objects cannot be read keeps its content, as with
 // the kubelet.
-func (d *workerDeps) refreshAPIVolumes(pod *v1.Pod) {
+func (d *podFiles) refreshAPIVolumes(vols *apivolume.PodState, pod *v1.Pod) {
 	for i := range pod.Spec.Volumes {
 		vol := &pod.Spec.Volumes[i]
 		if !apivolume.Handles(vol) {
 			continue
 		}
-		if _, err := d.apiVolume(pod, vol); err != nil {
+		if _, err := d.apiVolume(vols, pod, vol); err != nil {
 			d.log.Warn("volume refresh failed; the old content stays", "pod", podRef(pod, nil), "volume", vol.Name, "err", err)
 		}
 	}
@@ -59,8 +61,8 @@ func (d *workerDeps) refreshAPIVolumes(pod *v1.Pod) {
 
 // apiVolume writes a ConfigMap, Secret, projected or downwardAPI volume
 // into the pod's directory and returns its path.
-func (d *workerDeps) apiVolume(pod *v1.Pod, vol *v1.Volume) (string, error) {
+func (d *podFiles) apiVolume(vols *apivolume.PodState, pod *v1.Pod, vol *v1.Volume) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.RequestTimeout)
 	defer cancel()
-	return d.apiVols.Write(ctx, pod, vol, PodDir(d.RootDir, pod))
+	return d.apiVols.Write(ctx, vols, pod, vol, PodDir(d.RootDir, pod))
 }

@@ -12,6 +12,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"knode.io/knode/internal/apivolume"
 )
 
 // TestDownwardAPIVolumeOfAStaticPod: without an API server a downwardAPI
@@ -32,7 +34,8 @@ func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
 						Divisor: resource.MustParse("1Mi")}},
 				}}}}},
 		}}
-	dir, err := m.d.volumeHostPath(pod, &pod.Spec.Volumes[0])
+	st := apivolume.NewPodState()
+	dir, err := m.d.files.volumeHostPath(st, pod, &pod.Spec.Volumes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +53,7 @@ func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
 		t.Fatalf("not on tmpfs: %#x %v", fs.Type, err)
 	}
 	pod.Labels["app"] = "api"
-	m.d.refreshAPIVolumes(pod)
+	m.d.files.refreshAPIVolumes(st, pod)
 	if data, err := os.ReadFile(filepath.Join(dir, "app")); err != nil || string(data) != "api" {
 		t.Fatalf("after the refresh app = %q %v", data, err)
 	}

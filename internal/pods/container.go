@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/apivolume"
 	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
@@ -23,7 +24,7 @@ import (
 // the volumes' host paths are prepared here (emptyDirs made, subPaths
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
-func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
 	// The image's user, as the kubelet reads it before anything else: a
 	// container that must not run as root and whose image would is refused
 	// before its volumes are prepared.
@@ -34,7 +35,7 @@ func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount 
 	if err := crispec.CheckContainerSecurity(pod, c, user); err != nil {
 		return nil, err
 	}
-	src, err := d.envSources(pod, c)
+	src, err := d.env.envSources(pod, c)
 	if err != nil {
 		return nil, err
 	}
@@ -42,12 +43,12 @@ func (d *workerDeps) containerConfig(pod *v1.Pod, c *v1.Container, restartCount 
 	if err != nil {
 		return nil, err
 	}
-	mounts, err := d.containerMounts(pod, c, envs)
+	mounts, err := d.files.containerMounts(state, pod, c, envs)
 	if err != nil {
 		return nil, err
 	}
 	if crispec.MountsEtcHosts(pod, c, podIP) {
-		hostsPath, err := d.writeEtcHosts(pod, podIP)
+		hostsPath, err := d.files.writeEtcHosts(&state.hosts, pod, podIP)
 		if err != nil {
 			return nil, err
 		}
@@ -75,7 +76,7 @@ func (d *workerDeps) imageUser(c *v1.Container) (crispec.ImageUser, error) {
 // DirectoryOrCreate/FileOrCreate host paths as the kubelet's volume plugins
 // do. A subPath is resolved inside its volume and bind-mounted through a
 // descriptor (bindSubPath); API-object volumes are always read-only.
-func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
+func (d *podFiles) containerMounts(state *podFileState, pod *v1.Pod, c *v1.Container, envs []*runtimeapi.KeyValue) (mounts []*runtimeapi.Mount, err error) {
 	volumes := map[string]*v1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
@@ -103,7 +104,7 @@ func (d *workerDeps) containerMounts(pod *v1.Pod, c *v1.Container, envs []*runti
 		if err != nil {
 			return nil, err
 		}
-		hostPath, err := d.volumeHostPath(pod, vol)
+		hostPath, err := d.volumeHostPath(state.volumes, pod, vol)
 		if err != nil {
 			return nil, err
 		}
@@ -133,14 +134,14 @@ func PodDir(rootDir string, pod *v1.Pod) string {
 	return filepath.Join(rootDir, "pods", string(pod.UID))
 }
 
-func (d *workerDeps) volumeHostPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+func (d *podFiles) volumeHostPath(vols *apivolume.PodState, pod *v1.Pod, vol *v1.Volume) (string, error) {
 	switch {
 	case vol.EmptyDir != nil:
 		return d.emptyDirPath(pod, vol)
 	case vol.HostPath != nil:
 		return vol.HostPath.Path, checkHostPath(vol)
 	case vol.ConfigMap != nil, vol.Secret != nil, vol.Projected != nil, vol.DownwardAPI != nil:
-		return d.apiVolume(pod, vol)
+		return d.apiVolume(vols, pod, vol)
 	default:
 		return "", fmt.Errorf("volume %q: unsupported volume type", vol.Name)
 	}

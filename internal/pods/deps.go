@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
@@ -12,55 +13,125 @@ import (
 	"knode.io/knode/internal/crispec"
 )
 
-// workerDeps is everything a pod worker uses, and nothing of the manager's
-// bookkeeping: the runtime, the node's settings, the components shared by
-// all workers, and its own pod's record through records. A worker that
-// needs something new gets a field here, so what a sync may touch stays
-// visible in one place.
+// workerDeps is what a pod worker uses, grouped by concern, and of the
+// manager's bookkeeping only its own pod's record (records). Each group is
+// a small struct, and the helpers of a concern are methods of its group
+// alone, so a file reads as what it needs: podFiles for a pod's host
+// files, hookRunner for lifecycle hooks and stops, envAPI for env
+// sources. The three groups nearly every file uses (the runtime, reporting,
+// admission) are embedded. Something new a worker needs goes into the
+// group of its concern, or a new group.
 type workerDeps struct {
-	Runtime     Runtime
-	Images      Images
+	criAccess
+	reporting
+	admission
+	// files are the pod's host files: volumes, subPaths, /etc/hosts,
+	// resolv.conf, termination messages, log links.
+	files *podFiles
+	// hooks run lifecycle hooks and stop containers.
+	hooks *hookRunner
+	// env reads the ConfigMaps and Secrets env sources name.
+	env envAPI
+	// probes is what all pods' probe workers share; each pod's own are in
+	// its record.
+	probes *probeRunner
+	// node is what the CRI configs are built from besides the pod.
+	node crispec.Node
+	// ResyncPeriod is how often a pod is synced without a change.
+	ResyncPeriod time.Duration
+	// records is the manager's side of each pod: its desired spec, status
+	// and what others asked of it (eviction, deletion grace).
+	records podRecords
+	// pulls is what pulling with registry credentials needs.
+	pulls *imagePulls
+	// allocs are the pods' allocated and applied resources (in-place resize).
+	allocs *allocations
+}
+
+// criAccess is the runtime as the workers call it.
+type criAccess struct {
+	Runtime Runtime
+	Images  Images
+	// RuntimeName prefixes container IDs in status.
 	RuntimeName string
-	NodeName    string
-	RootDir     string
-	PodLogsDir  string
-	HostIP      string
+	// NodeName selects this node's sandboxes and containers.
+	NodeName       string
+	RequestTimeout time.Duration
+	// cache keeps container statuses and sandbox IPs between syncs.
+	cache *statusCache
+	// backoff is the crash-loop and image-pull back-off, shared so a
+	// worker that restarts keeps its pod's delays.
+	backoff *flowcontrol.Backoff
+}
+
+// reporting is where the workers say what happened.
+type reporting struct {
+	log      *slog.Logger
+	Now      func() time.Time
+	Recorder Recorder
+	Events   EventRecorder
+}
+
+// admission is what decides whether and how a pod may run.
+type admission struct {
+	Devices  Devices
+	Restores Restorer
+	Pressure interface{ MemoryPressure() (bool, error) }
+}
+
+// podFiles makes and reads the files knode keeps for a pod on the host.
+type podFiles struct {
+	RootDir    string
+	PodLogsDir string
+	// ContainerLogsDir gets the /var/log/containers symlinks; "" for none.
+	ContainerLogsDir string
 	// ResolvConf is the host's resolv.conf the pods' DNS starts from ("": none).
 	ResolvConf string
 	// NodeEtcHosts is the node's hosts file ("": /etc/hosts).
 	NodeEtcHosts   string
 	RequestTimeout time.Duration
-	ResyncPeriod   time.Duration
-	Now            func() time.Time
-	Recorder       Recorder
-	Events         EventRecorder
-	Devices        Devices
-	Restores       Restorer
-	Pressure       interface{ MemoryPressure() (bool, error) }
-	// Prober runs HTTP lifecycle hooks the way probes run.
-	Prober Prober
-	// ContainerLogsDir gets the /var/log/containers symlinks; "" for none.
-	ContainerLogsDir string
-	// Admit are the admission checks of Options.Admit.
-	Admit []func(pod *v1.Pod) error
-
-	log *slog.Logger
-	// backoff is the crash-loop and image-pull back-off, shared so a
-	// worker that restarts keeps its pod's delays.
-	backoff *flowcontrol.Backoff
-	cache   *statusCache
-	probes  *probes
+	node           crispec.Node
+	log            *slog.Logger
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
-	// volumes and remembers them between refreshes.
+	// volumes; what it keeps of each pod's is in the pod's record.
 	apiVols *apivolume.Volumes
-	// objects reads the ConfigMaps and Secrets env sources name; nil
-	// without an API server.
-	objects APIObjects
-	// node is what the CRI configs are built from besides the pod.
-	node crispec.Node
-	// records is the manager's side of each pod: its desired spec, status
-	// and what others asked of it (eviction, deletion grace).
-	records podRecords
+}
+
+// podFileState is what one pod's host files keep between writes; the
+// pod's record owns it.
+type podFileState struct {
+	// volumes is what its ConfigMap, Secret, projected and downwardAPI
+	// volumes keep between refreshes (tokens, last content).
+	volumes *apivolume.PodState
+	// hosts is what its managed /etc/hosts was last written with.
+	hosts writtenFile
+}
+
+func newPodFileState() *podFileState {
+	return &podFileState{volumes: apivolume.NewPodState()}
+}
+
+// hookRuntime is what hooks need of the runtime.
+type hookRuntime interface {
+	ExecSync(ctx context.Context, containerID string, cmd []string, timeout time.Duration) (stdout, stderr []byte, err error)
+	StopContainer(ctx context.Context, containerID string, timeout int64) error
+}
+
+// hookRunner runs lifecycle hooks and stops containers after their preStop.
+type hookRunner struct {
+	Runtime hookRuntime
+	// Prober runs HTTP hooks the way probes run.
+	Prober         Prober
+	Events         EventRecorder
+	RequestTimeout time.Duration
+	log            *slog.Logger
+}
+
+// envAPI reads the ConfigMaps and Secrets env sources name.
+type envAPI struct {
+	// objects is nil without an API server.
+	objects        APIObjects
+	RequestTimeout time.Duration
 }
 
 // podRecords is what a worker reads and writes of its pod's record.
@@ -81,40 +152,31 @@ type podRecords interface {
 	workerDone(uid types.UID) bool
 	// wakeRelist asks for a relist now.
 	wakeRelist()
+	// admit runs the admission chain against the pods admitted before.
+	admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message string)
+	// markAdmitted counts a pod found running as admitted.
+	markAdmitted(uid types.UID)
 }
 
 func newWorkerDeps(opts Options, records podRecords) *workerDeps {
-	d := &workerDeps{
-		Runtime:          opts.Runtime,
-		Images:           opts.Images,
-		RuntimeName:      opts.RuntimeName,
-		NodeName:         opts.NodeName,
-		RootDir:          opts.RootDir,
-		PodLogsDir:       opts.PodLogsDir,
-		HostIP:           opts.HostIP,
-		RequestTimeout:   opts.RequestTimeout,
-		ResyncPeriod:     opts.ResyncPeriod,
-		Now:              opts.Now,
-		Recorder:         opts.Recorder,
-		Events:           opts.Events,
-		Devices:          opts.Devices,
-		Restores:         opts.Restores,
-		Pressure:         opts.Pressure,
-		Prober:           opts.Prober,
-		ContainerLogsDir: opts.ContainerLogsDir,
-		Admit:            opts.Admit,
-		log:              opts.Log,
-		backoff:          flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax),
-		cache:            newStatusCache(),
-		probes:           newProbes(opts.Prober, opts.Events, opts.Log, opts.Now()),
-		ResolvConf:       opts.ResolvConf,
-		NodeEtcHosts:     opts.NodeEtcHosts,
-		node: crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-			PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
-			Security: opts.Security},
-		records: records,
-		objects: opts.APIObjects,
+	node := crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
+		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
+		Security: opts.Security}
+	return &workerDeps{
+		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName,
+			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
+		reporting: reporting{log: opts.Log, Now: opts.Now, Recorder: opts.Recorder, Events: opts.Events},
+		admission: admission{Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},
+		files: &podFiles{RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir, ContainerLogsDir: opts.ContainerLogsDir,
+			ResolvConf: opts.ResolvConf, NodeEtcHosts: opts.NodeEtcHosts, RequestTimeout: opts.RequestTimeout, node: node, log: opts.Log,
+			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log)},
+		hooks:        &hookRunner{Runtime: opts.Runtime, Prober: opts.Prober, Events: opts.Events, RequestTimeout: opts.RequestTimeout, log: opts.Log},
+		env:          envAPI{objects: opts.APIObjects, RequestTimeout: opts.RequestTimeout},
+		probes:       newProbeRunner(opts.Prober, opts.Events, opts.Log, opts.Now()),
+		node:         node,
+		ResyncPeriod: opts.ResyncPeriod,
+		records:      records,
+		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir},
+		allocs:       newAllocations(opts.NodeCPUs, opts.NodeMemoryBytes),
 	}
-	d.apiVols = d.newAPIVolumes(opts.APIObjects)
-	return d
 }

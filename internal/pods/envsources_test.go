@@ -99,7 +99,7 @@ func TestEnvSources(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			o := objects()
-			d := &workerDeps{}
+			d := &envAPI{}
 			if !tt.noObjects {
 				d.objects = o
 			}

@@ -1,10 +1,14 @@
 package pods
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 
@@ -16,12 +20,15 @@ import (
 // copy of; a bigger one is refused rather than read without end.
 const maxNodeHostsBytes = 1 << 20
 
-// writeEtcHosts writes the pod's managed hosts file, as the kubelet's
-// ensureHostsFile does before each container is created (the pod IP is
+// writeEtcHosts makes the pod's managed hosts file hold what the kubelet's
+// ensureHostsFile writes before each container is created (the pod IP is
 // known only once the sandbox runs), beneath the opened pod directory:
 // containers get it writable, so what is there may be anything a
-// container left, and it is replaced, never written through.
-func (d *workerDeps) writeEtcHosts(pod *v1.Pod, podIP string) (string, error) {
+// container left, and it is replaced, never written through. A file that
+// still is what knode last wrote (its stamp, or read back once) is left
+// alone; one a container changed is written again, as the kubelet's
+// rewrite at each container start would.
+func (d *podFiles) writeEtcHosts(state *writtenFile, pod *v1.Pod, podIP string) (string, error) {
 	var nodeHosts []byte
 	var ips []string
 	if pod.Spec.HostNetwork {
@@ -45,13 +52,66 @@ func (d *workerDeps) writeEtcHosts(pod *v1.Pod, podIP string) (string, error) {
 		return "", fmt.Errorf("managed /etc/hosts: %w", err)
 	}
 	defer pd.Close()
-	if err := pd.WriteFile(crispec.EtcHostsFile, content, 0o644); err != nil {
+	if err := state.write(pd, crispec.EtcHostsFile, content, 0o644, time.Now()); err != nil {
 		return "", fmt.Errorf("managed /etc/hosts: %w", err)
 	}
 	return filepath.Join(podDir, crispec.EtcHostsFile), nil
 }
 
-func (d *workerDeps) nodeEtcHosts() string {
+// writtenFile is a file knode writes beneath a directory containers can
+// change: what it last wrote there, and the file's stamp once it was found
+// still holding that.
+type writtenFile struct {
+	mu      sync.Mutex
+	written *[sha256.Size]byte
+	// verified is the file's stamp when it was last found holding written
+	// and settled; nil until then.
+	verified *safefs.Stamp
+}
+
+// write makes name beneath d hold content with mode perm, writing only
+// when it does not already: the file's stamp shows that nothing touched it
+// since it was verified; without one it is read back (bounded, no links)
+// and compared.
+func (f *writtenFile) write(d *safefs.Dir, name string, content []byte, perm os.FileMode, now time.Time) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sum := sha256.Sum256(content)
+	if f.written != nil && *f.written == sum && f.holds(d, name, content, perm, now) {
+		return nil
+	}
+	f.verified = nil
+	if err := d.WriteFile(name, content, perm); err != nil {
+		f.written = nil
+		return err
+	}
+	f.written = &sum
+	return nil
+}
+
+func (f *writtenFile) holds(d *safefs.Dir, name string, content []byte, perm os.FileMode, now time.Time) bool {
+	before, err := d.Stamp(name)
+	if err != nil {
+		return false
+	}
+	if f.verified != nil && *f.verified == before {
+		return true
+	}
+	data, mode, err := d.ReadFile(name, int64(len(content))+1)
+	if err != nil || mode.Perm() != perm || !bytes.Equal(data, content) {
+		return false
+	}
+	after, err := d.Stamp(name)
+	if err != nil || after != before {
+		return false
+	}
+	if after.Settled(now) {
+		f.verified = &after
+	}
+	return true
+}
+
+func (d *podFiles) nodeEtcHosts() string {
 	if d.NodeEtcHosts != "" {
 		return d.NodeEtcHosts
 	}

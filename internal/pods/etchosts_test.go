@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -23,7 +24,7 @@ func TestEtcHostsReplacesAPlantedLink(t *testing.T) {
 	if err := os.Symlink(victim, filepath.Join(podDir, "etc-hosts")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := f.m.d.writeEtcHosts(pod, "10.88.0.5")
+	p, err := f.m.d.files.writeEtcHosts(&writtenFile{}, pod, "10.88.0.5")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,8 +49,8 @@ func TestEtcHostsHostNetworkCopiesTheNodes(t *testing.T) {
 	if err := os.WriteFile(nodeHosts, []byte("127.0.0.1 localhost node\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	f.m.d.NodeEtcHosts = nodeHosts
-	p, err := f.m.d.writeEtcHosts(pod, "")
+	f.m.d.files.NodeEtcHosts = nodeHosts
+	p, err := f.m.d.files.writeEtcHosts(&writtenFile{}, pod, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +60,57 @@ func TestEtcHostsHostNetworkCopiesTheNodes(t *testing.T) {
 	if err := os.WriteFile(nodeHosts, make([]byte, maxNodeHostsBytes+1), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.m.d.writeEtcHosts(pod, ""); err == nil || !strings.Contains(err.Error(), "over") {
+	if _, err := f.m.d.files.writeEtcHosts(&writtenFile{}, pod, ""); err == nil || !strings.Contains(err.Error(), "over") {
 		t.Fatalf("an oversized node hosts file: %v", err)
+	}
+}
+
+// The managed hosts file is written when its content changes or a
+// container changed it, not before every container create.
+func TestEtcHostsWrittenOnlyWhenChanged(t *testing.T) {
+	f := newFixture(t)
+	pod := testPod("Always")
+	state := &writtenFile{}
+	write := func(ip string) (string, uint64) {
+		t.Helper()
+		p, err := f.m.d.files.writeEtcHosts(state, pod, ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Lstat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, fi.Sys().(*syscall.Stat_t).Ino
+	}
+	p, first := write("10.88.0.5")
+	if _, again := write("10.88.0.5"); again != first {
+		t.Fatal("unchanged content was written again")
+	}
+	if _, changed := write("10.88.0.6"); changed == first {
+		t.Fatal("a new pod IP was not written")
+	}
+	want, _ := os.ReadFile(p)
+	for name, change := range map[string]func() error{
+		"edited in place": func() error {
+			return os.WriteFile(p, []byte(strings.Replace(string(want), "10.88.0.6", "10.88.0.7", 1)), 0o644)
+		},
+		"replaced by a link": func() error {
+			if err := os.Remove(p); err != nil {
+				return err
+			}
+			return os.Symlink("/etc/passwd", p)
+		},
+		"chmodded": func() error { return os.Chmod(p, 0o600) },
+	} {
+		if err := change(); err != nil {
+			t.Fatal(err)
+		}
+		write("10.88.0.6")
+		fi, err := os.Lstat(p)
+		got, _ := os.ReadFile(p)
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm() != 0o644 || string(got) != string(want) {
+			t.Fatalf("%s: not written again: %v %v %q", name, fi, err, got)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 // refusedUnderPressure is the kubelet's admission rule: a BestEffort pod
 // that has not started is refused while the node is under memory pressure
 // (static pods, critical to the kubelet, are not).
-func (d *workerDeps) refusedUnderPressure(pod *v1.Pod, rp *runtimePod) bool {
+func (d *admission) refusedUnderPressure(pod *v1.Pod, rp *runtimePod) bool {
 	if d.Pressure == nil || rp.newestSandbox() != nil || qosClass(pod) != v1.PodQOSBestEffort || podsource.IsStatic(pod) {
 		return false
 	}

@@ -19,7 +19,7 @@ const minGraceAfterPreStop = 2
 
 // runHook runs a container's postStart or preStop handler: exec in the
 // container, an HTTP GET (2xx and 3xx pass, as probes), or a sleep.
-func (d *workerDeps) runHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Container, containerID, podIP string) error {
+func (d *hookRunner) runHook(ctx context.Context, h *v1.LifecycleHandler, c *v1.Container, containerID, podIP string) error {
 	switch {
 	case h.Exec != nil:
 		timeout := time.Minute
@@ -73,7 +73,7 @@ func specContainer(pod *v1.Pod, name string) *v1.Container {
 // stopContainer stops a container the kubelet's way: its preStop hook
 // first, within the grace period, then StopContainer with what is left of
 // it (at least 2 s).
-func (d *workerDeps) stopContainer(ctx context.Context, pod *v1.Pod, ct *runtimeapi.Container, grace int64, podIP string) {
+func (d *hookRunner) stopContainer(ctx context.Context, pod *v1.Pod, ct *runtimeapi.Container, grace int64, podIP string) {
 	if c := specContainer(pod, ct.GetMetadata().GetName()); c != nil && c.Lifecycle != nil && c.Lifecycle.PreStop != nil &&
 		ct.State == runtimeapi.ContainerState_CONTAINER_RUNNING {
 		start := time.Now()

@@ -109,7 +109,7 @@ func TestBestEffortPodRefusedUnderMemoryPressure(t *testing.T) {
 	// An API pod (static pods are critical: never refused) without requests: BestEffort.
 	pod := testPod(v1.RestartPolicyAlways)
 	f.m.SetPods("api", []*v1.Pod{pod})
-	st := f.sync(newWorker(f.m.d, pod.UID))
+	st := f.sync(f.newWorker(pod.UID))
 	if _, total := f.count("app"); total != 0 || st.Phase != v1.PodFailed || st.Reason != "Evicted" ||
 		st.Message != "The node had condition: [MemoryPressure]. " {
 		t.Fatalf("under memory pressure: %d containers, status %s %s %q", total, st.Phase, st.Reason, st.Message)
@@ -120,7 +120,7 @@ func TestBestEffortPodRefusedUnderMemoryPressure(t *testing.T) {
 	burstable := testPod(v1.RestartPolicyAlways)
 	burstable.Spec.Containers[0].Resources.Requests = v1.ResourceList{v1.ResourceMemory: resource.MustParse("64Mi")}
 	f2.m.SetPods("api", []*v1.Pod{burstable})
-	f2.sync(newWorker(f2.m.d, burstable.UID))
+	f2.sync(f2.newWorker(burstable.UID))
 	if running, _ := f2.count("app"); running != 1 {
 		t.Fatal("a Burstable pod was refused under memory pressure")
 	}

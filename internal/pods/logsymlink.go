@@ -10,7 +10,7 @@ import (
 
 // linkContainerLog keeps the kubelet's symlink for log collectors:
 // <ContainerLogsDir>/<pod>_<namespace>_<container>-<containerID>.log → the CRI log file.
-func (d *workerDeps) linkContainerLog(pod *v1.Pod, container, id, target string) {
+func (d *podFiles) linkContainerLog(pod *v1.Pod, container, id, target string) {
 	if d.ContainerLogsDir == "" {
 		return
 	}
@@ -26,7 +26,7 @@ func (d *workerDeps) linkContainerLog(pod *v1.Pod, container, id, target string)
 }
 
 // unlinkContainerLog removes a removed container's symlink.
-func (d *workerDeps) unlinkContainerLog(id string) {
+func (d *podFiles) unlinkContainerLog(id string) {
 	if d.ContainerLogsDir == "" {
 		return
 	}

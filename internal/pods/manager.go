@@ -15,8 +15,8 @@ import (
 	"knode.io/knode/internal/podsource"
 )
 
-// Manager owns the desired pods and one record per pod: its worker, status
-// and what others asked of it.
+// Manager owns one record per pod: what the sources declare of it, its
+// worker, status, probes, volumes and what others asked of it.
 type Manager struct {
 	opts Options
 	log  *slog.Logger
@@ -25,7 +25,6 @@ type Manager struct {
 	d *workerDeps
 
 	mu           sync.RWMutex
-	sources      map[string]map[types.UID]*v1.Pod // source -> uid -> pod
 	sourcesReady map[string]bool
 	expected     []string // sources that must report before orphans are removed
 	// records hold each pod's state, as the kubelet's podSyncStatus: a pod
@@ -45,6 +44,9 @@ type Manager struct {
 	// changed is closed (and replaced) at each version change.
 	changed chan struct{}
 
+	// admitMu makes admission one pod at a time.
+	admitMu sync.Mutex
+
 	relistNow       chan struct{}
 	devicesRetained bool
 	wg              sync.WaitGroup
@@ -58,7 +60,6 @@ func NewManager(opts Options, sources ...string) *Manager {
 	m := &Manager{
 		opts:         opts,
 		log:          opts.Log,
-		sources:      map[string]map[types.UID]*v1.Pod{},
 		sourcesReady: map[string]bool{},
 		expected:     sources,
 		records:      map[types.UID]*podRecord{},
@@ -74,8 +75,10 @@ func NewManager(opts Options, sources ...string) *Manager {
 func (m *Manager) Run(ctx context.Context) {
 	m.mu.Lock()
 	m.ctx = ctx
-	for uid := range m.allDesiredLocked() {
-		m.ensureWorkerLocked(uid)
+	for uid := range m.records {
+		if m.declaredLocked(uid) {
+			m.ensureWorkerLocked(uid)
+		}
 	}
 	m.mu.Unlock()
 	if es, ok := m.opts.Runtime.(EventSource); ok {
@@ -117,19 +120,21 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 		}
 		next[p.UID] = p
 	}
-	prev := m.sources[source]
-	m.sources[source] = next
+	for uid, r := range m.records {
+		if _, was := r.declared[source]; was && next[uid] == nil {
+			delete(r.declared, source)
+			if r.worker != nil {
+				r.worker.wake()
+			}
+		}
+	}
+	for uid, p := range next {
+		m.recordLocked(uid).declared[source] = p
+	}
 	m.sourcesReady[source] = true
 	m.podsChangedLocked()
 	for uid := range next {
 		m.ensureWorkerLocked(uid)
-	}
-	for uid := range prev {
-		if _, still := next[uid]; !still {
-			if w := m.workerLocked(uid); w != nil {
-				w.wake()
-			}
-		}
 	}
 	m.wakeRelist()
 }
@@ -140,8 +145,10 @@ func (m *Manager) Pods() []*v1.Pod {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	out := make([]*v1.Pod, 0, len(m.records))
-	for uid, pod := range m.allDesiredLocked() {
-		out = append(out, m.withStatusLocked(uid, pod))
+	for uid, r := range m.records {
+		if pod := r.desired(); pod != nil {
+			out = append(out, m.withStatusLocked(uid, pod))
+		}
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Namespace != out[j].Namespace {
@@ -156,8 +163,8 @@ func (m *Manager) Pods() []*v1.Pod {
 func (m *Manager) GetPod(namespace, name string) (*v1.Pod, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for uid, pod := range m.allDesiredLocked() {
-		if pod.Namespace == namespace && pod.Name == name {
+	for uid, r := range m.records {
+		if pod := r.desired(); pod != nil && pod.Namespace == namespace && pod.Name == name {
 			return m.withStatusLocked(uid, pod), true
 		}
 	}
@@ -173,16 +180,10 @@ func (m *Manager) SyncLoopHealth() (lastAttempt, lastSuccess time.Time, err erro
 	return m.lastRelistAttempt, m.lastRelist, m.relistErr
 }
 
-func (m *Manager) allDesiredLocked() map[types.UID]*v1.Pod {
-	all := map[types.UID]*v1.Pod{}
-	for _, pods := range m.sources {
-		for uid, p := range pods {
-			if _, dup := all[uid]; !dup {
-				all[uid] = p
-			}
-		}
-	}
-	return all
+// declaredLocked reports whether a source declares uid.
+func (m *Manager) declaredLocked(uid types.UID) bool {
+	r := m.records[uid]
+	return r != nil && len(r.declared) > 0
 }
 
 func (m *Manager) allSourcesReadyLocked() bool {

@@ -9,6 +9,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	podadmission "knode.io/knode/internal/admission"
 	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/prober"
 )
@@ -60,19 +61,19 @@ type Options struct {
 	// APIObjects reads ConfigMaps, Secrets and service account tokens for
 	// API pods' volumes (cluster mode); may be nil.
 	APIObjects APIObjects
+	// PullSecrets reads the image pull secrets API pods name; may be nil.
+	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
 	// gone from the runtime (cluster mode then deletes the API object).
 	OnRemoved func(uid types.UID)
 	// Restores picks checkpoint archives to restore containers from; may be nil.
 	Restores Restorer
+	// Admission decides, before a pod's first sandbox, whether the node
+	// takes it (the kubelet's admit handlers); nil admits every pod.
+	Admission podadmission.Handler
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
-	// Admit are the checks a pod must pass, in order, before anything of
-	// it runs (podsupport.Check, ...). An error with a Reason() method
-	// fails the pod with that reason, as the kubelet's admit handlers do;
-	// any other error is retried.
-	Admit []func(pod *v1.Pod) error
 	// Security is what the containers' security contexts take from the
 	// node (seccompDefault, the seccomp profile root, the host's masked paths).
 	Security crispec.Security

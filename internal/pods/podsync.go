@@ -44,7 +44,7 @@ func (s *podSync) syncInit(ctx context.Context) (done, failed bool) {
 			}
 			s.killIfUnhealthy(ctx, c, latest)
 			// The next init container waits for the sidecar to have started.
-			if !s.w.d.probes.started(c, latest.Id) {
+			if !s.w.rec.probes.started(c, latest.Id) {
 				return false, false
 			}
 			continue
@@ -125,15 +125,15 @@ func (s *podSync) syncProbes() {
 	}
 	podIP := s.podIP
 	if s.pod.Spec.HostNetwork {
-		podIP = s.w.d.HostIP
+		podIP = s.w.d.node.HostIP
 	}
-	s.w.d.probes.sync(s.pod, list, podIP, s.w.wake)
+	s.w.rec.probes.sync(s.pod, list, podIP, s.w.wake)
 }
 
 // killIfUnhealthy stops a container whose liveness probe failed, or whose
 // startup probe gave up; the restart policy then decides, as with the kubelet.
 func (s *podSync) killIfUnhealthy(ctx context.Context, c *v1.Container, ct *runtimeapi.Container) {
-	kind, p := s.w.d.probes.unhealthy(c, ct.Id)
+	kind, p := s.w.rec.probes.unhealthy(c, ct.Id)
 	if kind == "" {
 		return
 	}
@@ -143,7 +143,7 @@ func (s *podSync) killIfUnhealthy(ctx context.Context, c *v1.Container, ct *runt
 	}
 	s.normal("Killing", fmt.Sprintf("Container %s failed %s probe, will be restarted", c.Name, strings.ToLower(string(kind))))
 	s.w.d.log.Info("container failed its probe; stopping it", "pod", podRef(s.pod, nil), "container", c.Name, "probe", kind)
-	s.w.d.stopContainer(ctx, s.pod, ct, grace, s.podIP)
+	s.w.d.hooks.stopContainer(ctx, s.pod, ct, grace, s.podIP)
 	s.w.d.records.wakeRelist()
 	s.requeue(time.Second)
 }
@@ -159,7 +159,7 @@ func (s *podSync) removeOld(ctx context.Context, instances []*runtimeapi.Contain
 		if err := s.w.d.Runtime.RemoveContainer(cctx, old.Id); err != nil {
 			s.w.d.log.Debug("remove old container instance", "container", old.Id, "err", err)
 		} else {
-			s.w.d.unlinkContainerLog(old.Id)
+			s.w.d.files.unlinkContainerLog(old.Id)
 		}
 		cancel()
 	}

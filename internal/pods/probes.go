@@ -10,7 +10,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/prober"
 )
@@ -52,8 +51,9 @@ type probeWorker struct {
 	adopted bool
 }
 
-// probes runs the pods' container probes and keeps their verdicts.
-type probes struct {
+// probeRunner is what all pods' probe workers share: the prober, where
+// verdict changes are published, and when this knode started.
+type probeRunner struct {
 	prober Prober
 	events EventRecorder
 	log    *slog.Logger
@@ -63,14 +63,22 @@ type probes struct {
 	// otherwise — the kubelet instead reports every probed pod not ready
 	// after its own restart (kubernetes#100277), emptying Services.
 	since time.Time
-
-	mu      sync.Mutex
-	workers map[probeKey]*probeWorker
-	byPod   map[types.UID]map[probeKey]bool
 }
 
-func newProbes(p Prober, events EventRecorder, log *slog.Logger, since time.Time) *probes {
-	return &probes{prober: p, events: events, log: log, since: since, workers: map[probeKey]*probeWorker{}, byPod: map[types.UID]map[probeKey]bool{}}
+func newProbeRunner(p Prober, events EventRecorder, log *slog.Logger, since time.Time) *probeRunner {
+	return &probeRunner{prober: p, events: events, log: log, since: since}
+}
+
+// podProbes are one pod's probe workers and their verdicts. The pod's
+// record owns them; stopAll ends them when the pod goes.
+type podProbes struct {
+	runner  *probeRunner
+	mu      sync.Mutex
+	workers map[probeKey]*probeWorker
+}
+
+func newPodProbes(r *probeRunner) *podProbes {
+	return &podProbes{runner: r, workers: map[probeKey]*probeWorker{}}
 }
 
 // probesOf lists a container's probes.
@@ -98,7 +106,7 @@ type running struct {
 // sync makes the pod's probe workers match its running containers: new
 // instances get workers, gone ones lose theirs. wake is called when a
 // verdict changes.
-func (ps *probes) sync(pod *v1.Pod, containers []running, podIP string, wake func()) {
+func (ps *podProbes) sync(pod *v1.Pod, containers []running, podIP string, wake func()) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	want := map[probeKey]bool{}
@@ -109,36 +117,30 @@ func (ps *probes) sync(pod *v1.Pod, containers []running, podIP string, wake fun
 			if ps.workers[key] != nil {
 				continue
 			}
-			adopted := rc.startedAt.Before(ps.since)
+			adopted := rc.startedAt.Before(ps.runner.since)
 			w := &probeWorker{stop: make(chan struct{}), ok: kind == livenessProbe || adopted, done: kind == startupProbe && adopted, adopted: adopted}
 			ps.workers[key] = w
 			target := prober.Target{ContainerID: rc.id, PodIP: podIP, Ports: rc.c.Ports}
 			go ps.run(pod, rc, kind, p, target, w, wake)
 		}
 	}
-	for key := range ps.byPod[pod.UID] {
+	for key := range ps.workers {
 		if !want[key] {
 			ps.stopLocked(key)
 		}
 	}
-	if len(want) == 0 {
-		delete(ps.byPod, pod.UID)
-	} else {
-		ps.byPod[pod.UID] = want
-	}
 }
 
-// forget stops a removed pod's probes.
-func (ps *probes) forget(uid types.UID) {
+// stopAll stops the pod's probes (the pod is gone).
+func (ps *podProbes) stopAll() {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	for key := range ps.byPod[uid] {
+	for key := range ps.workers {
 		ps.stopLocked(key)
 	}
-	delete(ps.byPod, uid)
 }
 
-func (ps *probes) stopLocked(key probeKey) {
+func (ps *podProbes) stopLocked(key probeKey) {
 	if w := ps.workers[key]; w != nil {
 		close(w.stop)
 		delete(ps.workers, key)
@@ -146,7 +148,7 @@ func (ps *probes) stopLocked(key probeKey) {
 }
 
 // verdict is a probe's current verdict, and whether the probe exists.
-func (ps *probes) verdict(containerID string, kind probeKind) (ok, exists bool) {
+func (ps *podProbes) verdict(containerID string, kind probeKind) (ok, exists bool) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	w := ps.workers[probeKey{containerID, kind}]
@@ -157,7 +159,7 @@ func (ps *probes) verdict(containerID string, kind probeKind) (ok, exists bool) 
 }
 
 // started: a container with a startup probe has started once it passed.
-func (ps *probes) started(c *v1.Container, containerID string) bool {
+func (ps *podProbes) started(c *v1.Container, containerID string) bool {
 	if c.StartupProbe == nil {
 		return true
 	}
@@ -166,7 +168,7 @@ func (ps *probes) started(c *v1.Container, containerID string) bool {
 }
 
 // ready: running, started, and passing its readiness probe if it has one.
-func (ps *probes) ready(c *v1.Container, containerID string) bool {
+func (ps *podProbes) ready(c *v1.Container, containerID string) bool {
 	if !ps.started(c, containerID) {
 		return false
 	}
@@ -179,7 +181,7 @@ func (ps *probes) ready(c *v1.Container, containerID string) bool {
 
 // unhealthy names the probe that says the container must be restarted: a
 // failed liveness probe, or a startup probe that gave up.
-func (ps *probes) unhealthy(c *v1.Container, containerID string) (probeKind, *v1.Probe) {
+func (ps *podProbes) unhealthy(c *v1.Container, containerID string) (probeKind, *v1.Probe) {
 	if c.StartupProbe != nil {
 		if ok, exists := ps.verdict(containerID, startupProbe); exists && !ok && ps.gaveUp(containerID, startupProbe) {
 			return startupProbe, c.StartupProbe
@@ -195,7 +197,7 @@ func (ps *probes) unhealthy(c *v1.Container, containerID string) (probeKind, *v1
 
 // gaveUp tells a startup probe that reached its failure threshold from one
 // that has not passed yet.
-func (ps *probes) gaveUp(containerID string, kind probeKind) bool {
+func (ps *podProbes) gaveUp(containerID string, kind probeKind) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	w := ps.workers[probeKey{containerID, kind}]
@@ -205,7 +207,7 @@ func (ps *probes) gaveUp(containerID string, kind probeKind) bool {
 // run probes until stopped: after the initial delay, every period, the
 // verdict changing only after successThreshold passes or failureThreshold
 // failures in a row. Liveness and readiness wait for the startup probe.
-func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, target prober.Target, w *probeWorker, wake func()) {
+func (ps *podProbes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, target prober.Target, w *probeWorker, wake func()) {
 	// Unset values get the API server's defaults (static pods are defaulted
 	// by their source already; this keeps a worker safe from zeros).
 	period := time.Duration(orDefault(p.PeriodSeconds, 10)) * time.Second
@@ -238,14 +240,14 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 		if ps.finished(w) {
 			return
 		}
-		result := ps.prober.Probe(context.Background(), p, target)
+		result := ps.runner.prober.Probe(context.Background(), p, target)
 		if result.Success {
 			successes, failures = successes+1, 0
 		} else {
 			successes, failures = 0, failures+1
 			msg := fmt.Sprintf("%s probe failed: %s", kind, strings.TrimSpace(result.Output))
-			ps.events.Event(pod, v1.EventTypeWarning, "Unhealthy", msg)
-			ps.log.Debug("probe failed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind, "output", result.Output)
+			ps.runner.events.Event(pod, v1.EventTypeWarning, "Unhealthy", msg)
+			ps.runner.log.Debug("probe failed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind, "output", result.Output)
 		}
 		changed := false
 		ps.mu.Lock()
@@ -264,7 +266,7 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 		ps.mu.Unlock()
 		if changed {
 			// Without a cluster there are no events: the log says it.
-			ps.log.Info("probe verdict changed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind,
+			ps.runner.log.Info("probe verdict changed", "pod", pod.Namespace+"/"+pod.Name, "container", rc.c.Name, "probe", kind,
 				"success", result.Success, "output", result.Output)
 			wake()
 		}
@@ -273,7 +275,7 @@ func (ps *probes) run(pod *v1.Pod, rc running, kind probeKind, p *v1.Probe, targ
 
 // finished: a startup probe that passed or gave up, or a liveness probe
 // that failed (its container is being restarted), has nothing more to do.
-func (ps *probes) finished(w *probeWorker) bool {
+func (ps *podProbes) finished(w *probeWorker) bool {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	return w.done || w.failedOut

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/prober"
 )
@@ -36,8 +37,19 @@ func (s *scriptedProber) Probe(_ context.Context, p *v1.Probe, _ prober.Target) 
 func probeFixture(t *testing.T) (*fixture, *scriptedProber) {
 	f := newFixture(t)
 	sp := &scriptedProber{passes: map[string]bool{}}
-	f.m.d.probes = newProbes(sp, f.events, f.m.log, time.Now())
+	f.m.d.probes = newProbeRunner(sp, f.events, f.m.log, time.Now())
 	return f, sp
+}
+
+// restartProbes stands for a knode restart at since: uid's probe workers
+// stop and its containers are probed afresh by a new runner.
+func (f *fixture) restartProbes(uid types.UID, p Prober, since time.Time) {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	r := f.m.recordLocked(uid)
+	r.probes.stopAll()
+	f.m.d.probes = newProbeRunner(p, f.events, f.m.log, since)
+	r.probes = newPodProbes(f.m.d.probes)
 }
 
 func execProbe(cmd string) *v1.Probe {
@@ -83,7 +95,7 @@ func TestReadinessProbeGatesReady(t *testing.T) {
 		t.Fatal("ready while its readiness probe fails")
 	}
 	sp.set("ready", true)
-	waitFor(t, "the readiness verdict", func() bool { ok, _ := f.m.d.probes.verdict(id, readinessProbe); return ok })
+	waitFor(t, "the readiness verdict", func() bool { ok, _ := f.probesOf(pod.UID).verdict(id, readinessProbe); return ok })
 	st = f.sync(w)
 	if !st.ContainerStatuses[0].Ready || !podReady(st) || !*st.ContainerStatuses[0].Started {
 		t.Fatalf("not ready after the probe passed: %+v", st.ContainerStatuses[0])
@@ -105,7 +117,10 @@ func TestLivenessProbeRestartsTheContainer(t *testing.T) {
 	for _, c := range f.rt.Containers {
 		id = c.Id
 	}
-	waitFor(t, "the liveness verdict", func() bool { k, _ := f.m.d.probes.unhealthy(&pod.Spec.Containers[0], id); return k == livenessProbe })
+	waitFor(t, "the liveness verdict", func() bool {
+		k, _ := f.probesOf(pod.UID).unhealthy(&pod.Spec.Containers[0], id)
+		return k == livenessProbe
+	})
 	f.events.take()
 	f.sync(w) // kills it
 	if running, _ := f.count("app"); running != 0 {
@@ -144,7 +159,7 @@ func TestStartupProbeHoldsBackLiveness(t *testing.T) {
 	for _, c := range f.rt.Containers {
 		id = c.Id
 	}
-	waitFor(t, "the startup verdict", func() bool { return f.m.d.probes.started(&pod.Spec.Containers[0], id) })
+	waitFor(t, "the startup verdict", func() bool { return f.probesOf(pod.UID).started(&pod.Spec.Containers[0], id) })
 	if st := f.sync(w); !*st.ContainerStatuses[0].Started || !st.ContainerStatuses[0].Ready {
 		t.Fatalf("after the startup probe passed: %+v", st.ContainerStatuses[0])
 	}
@@ -161,7 +176,7 @@ func TestAdoptedContainerStaysReadyUntilProbed(t *testing.T) {
 	w := f.worker(pod)
 	f.sync(w)
 	// Pretend knode restarted after the container started.
-	f.m.d.probes = newProbes(sp, f.events, f.m.log, time.Now().Add(time.Minute))
+	f.restartProbes(pod.UID, sp, time.Now().Add(time.Minute))
 	if st := f.sync(w); !st.ContainerStatuses[0].Ready {
 		t.Fatal("an adopted container was reported not ready before any probe ran")
 	}
@@ -171,10 +186,9 @@ func TestAdoptedContainerStaysReadyUntilProbed(t *testing.T) {
 	}
 	// The immediate probe fails: the verdict follows at once, not after an hour.
 	sp.set("ready", false)
-	f.m.d.probes.forget(pod.UID)
-	f.m.d.probes = newProbes(sp, f.events, f.m.log, time.Now().Add(time.Minute))
+	f.restartProbes(pod.UID, sp, time.Now().Add(time.Minute))
 	f.sync(w)
-	waitFor(t, "the immediate probe's verdict", func() bool { ok, _ := f.m.d.probes.verdict(id, readinessProbe); return !ok })
+	waitFor(t, "the immediate probe's verdict", func() bool { ok, _ := f.probesOf(pod.UID).verdict(id, readinessProbe); return !ok })
 	if st := f.sync(w); st.ContainerStatuses[0].Ready {
 		t.Fatal("still ready after the probe failed")
 	}

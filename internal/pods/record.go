@@ -6,16 +6,27 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// podRecord is everything the manager keeps about one pod UID, as the
-// kubelet's podSyncStatus: created when a source declares the pod or the
-// runtime shows it, dropped as a whole (workerDone) when it is gone from
-// both. Its fields are guarded by Manager.mu. The pod's desired spec stays
-// with the sources that declare it (Manager.sources); its probe workers and
-// API-volume contents live in the probes and apivolume components, keyed by
-// the UID, and go in release.
+// podRecord is everything knode keeps about one pod UID, as the kubelet's
+// podSyncStatus: created when a source declares the pod or the runtime
+// shows it, dropped as a whole (workerDone) when it is gone from both —
+// nothing about a pod lives in a map of its own elsewhere. Its fields are
+// guarded by Manager.mu, except probes and files, which are set when the
+// record is made, never replaced, and guard themselves (the pod's worker
+// and probe goroutines use them without the manager's lock).
 type podRecord struct {
-	// worker drives the pod; nil until Manager.Run starts it.
+	uid types.UID
+	// declared is the pod's spec by the source that declares it; empty once
+	// no source does (the pod is then stopped and removed).
+	declared map[string]*v1.Pod
+	// worker drives the pod; nil until Manager.Run starts it. Its own sync
+	// state (start time, waiting reasons, back-off delays, when the
+	// volumes were last refreshed) is the worker's alone.
 	worker *worker
+	// probes are the pod's probe workers and their verdicts.
+	probes *podProbes
+	// files is what its host files keep between writes: its API volumes'
+	// tokens and content, what its /etc/hosts was written with.
+	files *podFileState
 	// status is the last status the worker built; nil before its first sync.
 	status *v1.PodStatus
 	// annotations are what knode adds to the pod it serves (restored-from).
@@ -25,16 +36,40 @@ type podRecord struct {
 	eviction *waiting
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace *int64
+	// admitted is set once admission took the pod (or it was found
+	// running): it then counts against the node's resources and ports.
+	admitted bool
 }
 
 // recordLocked returns uid's record, making it if there is none.
 func (m *Manager) recordLocked(uid types.UID) *podRecord {
 	r := m.records[uid]
 	if r == nil {
-		r = &podRecord{}
+		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), files: newPodFileState()}
 		m.records[uid] = r
 	}
 	return r
+}
+
+// desired is the pod's spec as the sources declare it, nil if none does.
+// A UID two sources declare is one pod, with the spec of the first source
+// by name (the sources' pods were merged by UID before; which one's spec
+// won was map order).
+func (r *podRecord) desired() *v1.Pod {
+	var first string
+	var pod *v1.Pod
+	for source, p := range r.declared {
+		if pod == nil || source < first {
+			first, pod = source, p
+		}
+	}
+	return pod
+}
+
+// release frees what the record holds outside itself: its probe
+// goroutines. Everything else goes with the record.
+func (r *podRecord) release() {
+	r.probes.stopAll()
 }
 
 func (m *Manager) withStatusLocked(uid types.UID, pod *v1.Pod) *v1.Pod {
@@ -61,10 +96,8 @@ func (m *Manager) withStatusLocked(uid types.UID, pod *v1.Pod) *v1.Pod {
 func (m *Manager) desired(uid types.UID) *v1.Pod {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	for _, pods := range m.sources {
-		if p, ok := pods[uid]; ok {
-			return p
-		}
+	if r := m.records[uid]; r != nil {
+		return r.desired()
 	}
 	return nil
 }
@@ -79,7 +112,7 @@ func (m *Manager) ensureWorkerLocked(uid types.UID) {
 		r.worker.wake()
 		return
 	}
-	w := newWorker(m.d, uid)
+	w := newWorker(m.d, r)
 	r.worker = w
 	m.wg.Add(1)
 	go func() {
@@ -101,21 +134,23 @@ func (m *Manager) workerLocked(uid types.UID) *worker {
 func (m *Manager) workerDone(uid types.UID) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, back := m.allDesiredLocked()[uid]; back {
+	r := m.records[uid]
+	if r != nil && r.desired() != nil {
 		return false
 	}
 	delete(m.records, uid)
+	if r != nil {
+		r.release()
+	}
 	m.release(uid)
 	m.podsChangedLocked()
 	return true
 }
 
-// release frees what the components shared by all pods keep for a removed
-// pod: its API-volume contents, probe workers and devices; cluster mode
-// then deletes the API object.
+// release tells the components outside the manager that a pod is gone:
+// the device manager frees its devices; cluster mode then deletes the API
+// object.
 func (m *Manager) release(uid types.UID) {
-	m.d.apiVols.Forget(uid)
-	m.d.probes.forget(uid)
 	m.opts.Devices.Release(uid)
 	if m.opts.OnRemoved != nil {
 		go m.opts.OnRemoved(uid)
@@ -158,9 +193,8 @@ func (m *Manager) graceFor(uid types.UID) (int64, bool) {
 func (m *Manager) terminating() bool {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	desired := m.allDesiredLocked()
-	for uid, r := range m.records {
-		if _, ok := desired[uid]; !ok && r.worker != nil {
+	for _, r := range m.records {
+		if r.desired() == nil && r.worker != nil {
 			return true
 		}
 	}

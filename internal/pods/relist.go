@@ -65,13 +65,14 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sourcesReady := m.allSourcesReadyLocked()
-	desired := m.allDesiredLocked()
 	if sourcesReady && !m.devicesRetained {
 		// Once every source has spoken, allocations of pods that are neither
 		// declared nor running (deleted while knode was down) are freed.
 		keep := map[types.UID]bool{}
-		for uid := range desired {
-			keep[uid] = true
+		for uid := range m.records {
+			if m.declaredLocked(uid) {
+				keep[uid] = true
+			}
 		}
 		for uid := range snap {
 			keep[uid] = true
@@ -83,7 +84,7 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 		if prev[uid] == fp {
 			continue
 		}
-		if _, ok := desired[uid]; ok || sourcesReady {
+		if sourcesReady || m.declaredLocked(uid) {
 			m.ensureWorkerLocked(uid)
 		}
 	}

@@ -120,17 +120,39 @@ func listRuntime(ctx context.Context, rt Runtime, node string, uid *types.UID) (
 	return out, nil
 }
 
-// statusCache keeps ContainerStatus answers per container and state, and
-// sandbox IPs per sandbox: both are fixed once observed, so each is asked
-// for once instead of at every sync.
+// statusCache keeps ContainerStatus answers per container and state,
+// sandbox IPs per sandbox and the termination messages of exited
+// containers: each is fixed once observed, so each is asked for (or read)
+// once instead of at every sync.
 type statusCache struct {
 	mu         sync.Mutex
 	containers map[string]*runtimeapi.ContainerStatus // key: id/state
 	sandboxIPs map[string][]string
+	messages   map[string]string // key: id of an exited container
 }
 
 func newStatusCache() *statusCache {
-	return &statusCache{containers: map[string]*runtimeapi.ContainerStatus{}, sandboxIPs: map[string][]string{}}
+	return &statusCache{containers: map[string]*runtimeapi.ContainerStatus{}, sandboxIPs: map[string][]string{}, messages: map[string]string{}}
+}
+
+// terminationMessage is an exited container's message, made by read the
+// first time and kept while the container exists: it exited, so nothing it
+// runs writes its termination file or log any more. A read that failed
+// (ok false) is tried again next time.
+func (c *statusCache) terminationMessage(id string, read func() (msg string, ok bool)) string {
+	c.mu.Lock()
+	msg, found := c.messages[id]
+	c.mu.Unlock()
+	if found {
+		return msg
+	}
+	msg, ok := read()
+	if ok {
+		c.mu.Lock()
+		c.messages[id] = msg
+		c.mu.Unlock()
+	}
+	return msg
 }
 
 func (c *statusCache) containerStatus(ctx context.Context, rt Runtime, ctr *runtimeapi.Container) (*runtimeapi.ContainerStatus, error) {
@@ -206,6 +228,11 @@ func (c *statusCache) retain(snap map[types.UID]*runtimePod) {
 	for id := range c.sandboxIPs {
 		if !live[id] {
 			delete(c.sandboxIPs, id)
+		}
+	}
+	for id := range c.messages {
+		if !live[id] {
+			delete(c.messages, id)
 		}
 	}
 }

@@ -15,7 +15,7 @@ func LogDir(root string, pod *v1.Pod) string { return crispec.LogDir(root, pod) 
 
 // sandboxConfig builds the pod's CRI sandbox config with the host's
 // resolv.conf as it is now.
-func (d *workerDeps) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+func (d *podFiles) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
 	var hostDNS *runtimeapi.DNSConfig
 	if d.ResolvConf != "" {
 		var err error

@@ -15,11 +15,11 @@ import (
 // the worker's recorded waiting reasons, as the kubelet's status manager does.
 func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *v1.PodStatus {
 	st := &v1.PodStatus{
-		HostIP:   w.d.HostIP,
+		HostIP:   w.d.node.HostIP,
 		QOSClass: qosClass(pod),
 	}
-	if w.d.HostIP != "" {
-		st.HostIPs = []v1.HostIP{{IP: w.d.HostIP}}
+	if w.d.node.HostIP != "" {
+		st.HostIPs = []v1.HostIP{{IP: w.d.node.HostIP}}
 	}
 	if w.startTime != nil {
 		t := metav1.NewTime(*w.startTime)
@@ -30,7 +30,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	if sandboxReady {
 		var ips []string
 		if pod.Spec.HostNetwork {
-			ips = []string{w.d.HostIP}
+			ips = []string{w.d.node.HostIP}
 		} else if got, err := w.d.cache.sandboxIPsFor(ctx, w.d.Runtime, sb); err == nil {
 			ips = got
 		}
@@ -60,6 +60,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		allReady = allReady && cs.Ready
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	st.EphemeralContainerStatuses = w.ephemeralStatuses(ctx, pod, rp)
 	limitPodMessages(pod, st)
 	st.Phase = podPhase(pod, st, initialized)
 	if p := w.terminalPhase(ctx, pod, rp, sb); p != "" {
@@ -92,6 +93,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"),
 		condition(prev, v1.PodScheduled, true, ""),
 	}
+	w.resizeStatus(pod, rp, st, prev)
 	if st.Phase == v1.PodSucceeded {
 		// A completed pod's containers are not "not ready": the kubelet says PodCompleted.
 		for i := range st.Conditions {
@@ -135,14 +137,14 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	switch latest.State {
 	case runtimeapi.ContainerState_CONTAINER_RUNNING:
-		started := w.d.probes.started(c, latest.Id)
+		started := w.rec.probes.started(c, latest.Id)
 		cs.Started = &started
-		cs.Ready = w.d.probes.ready(c, latest.Id)
+		cs.Ready = w.rec.probes.ready(c, latest.Id)
 		cs.State.Running = &v1.ContainerStateRunning{StartedAt: metav1.NewTime(time.Unix(0, rst.StartedAt))}
 	case runtimeapi.ContainerState_CONTAINER_EXITED:
 		started := false
 		cs.Started = &started
-		term := terminated(cs.ContainerID, rst, w.d.terminationMessage(pod, rst))
+		term := terminated(cs.ContainerID, rst, w.terminationMessage(pod, rst))
 		if hasWait {
 			cs.State.Waiting = &v1.ContainerStateWaiting{Reason: wt.reason, Message: wt.message}
 			cs.LastTerminationState.Terminated = term
@@ -158,10 +160,15 @@ func (w *worker) containerStatus(ctx context.Context, pod *v1.Pod, rp *runtimePo
 	}
 	if cs.LastTerminationState.Terminated == nil && len(instances) > 1 && instances[1].State == runtimeapi.ContainerState_CONTAINER_EXITED {
 		if prev, err := w.d.cache.containerStatus(ctx, w.d.Runtime, instances[1]); err == nil {
-			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev, w.d.terminationMessage(pod, prev))
+			cs.LastTerminationState.Terminated = terminated(w.d.RuntimeName+"://"+instances[1].Id, prev, w.terminationMessage(pod, prev))
 		}
 	}
 	return cs
+}
+
+// terminationMessage is an exited instance's message, read once.
+func (w *worker) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
+	return w.d.cache.terminationMessage(rst.GetId(), func() (string, bool) { return w.d.files.terminationMessage(pod, rst) })
 }
 
 // terminated is an exited instance's state; message is the runtime's

@@ -8,6 +8,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/apierr"
 	"knode.io/knode/internal/podcontainer"
 )
 
@@ -20,13 +21,13 @@ type Streamer interface {
 	PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error)
 }
 
-// ErrNotFound means the pod or container is not one of knode's; the server
-// answers 404.
+// ErrNotFound means the pod or container is not one of knode's (kind
+// NotFound).
 var ErrNotFound = podcontainer.ErrNotFound
 
-// ErrNotRunning means the container exists but does not run; the server
-// answers 400.
-var ErrNotRunning = errors.New("not running")
+// ErrNotRunning means the container exists but does not run (kind
+// Invalid: the kubelet answers 400).
+var ErrNotRunning = apierr.New(apierr.Invalid, "not running")
 
 // StreamOptions are what an exec or attach session carries.
 type StreamOptions struct {

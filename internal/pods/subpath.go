@@ -17,7 +17,7 @@ import (
 // returns the bind target the runtime mounts instead (see package subpath).
 // Refusals name the subPath but not the host's paths, as the kubelet keeps
 // the details of a failed subPath out of the pod's status.
-func (d *workerDeps) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
+func (d *podFiles) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c *v1.Container, index int, p string) (string, error) {
 	vm := &c.VolumeMounts[index]
 	fail := func(why string, err error) error {
 		d.log.Warn("subPath refused", "pod", podRef(pod, nil), "container", c.Name, "volumeMount", vm.Name, "subPath", p, "err", err)
@@ -62,7 +62,7 @@ func (d *workerDeps) bindSubPath(pod *v1.Pod, vol *v1.Volume, volPath string, c 
 // emptyDirPath makes an emptyDir beneath the pod's directory, opened and
 // chmodded through descriptors, with tmpfs for medium Memory mounted on the
 // opened directory.
-func (d *workerDeps) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
+func (d *podFiles) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 	podDir := PodDir(d.RootDir, pod)
 	if err := os.MkdirAll(podDir, 0o750); err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
@@ -85,7 +86,7 @@ func (roAPIObjects) ServiceAccountToken(context.Context, *v1.Pod, string, int64)
 func TestAPIVolumesAreReadOnly(t *testing.T) {
 	f := newFixture(t)
 	f.m.opts.APIObjects = roAPIObjects{}
-	f.m.d.apiVols = f.m.d.newAPIVolumes(f.m.opts.APIObjects)
+	f.m.d.files.apiVols = newAPIVolumes(f.m.opts.APIObjects, f.m.d.node, time.Now, f.m.log)
 	// Secret, projected and downwardAPI volumes are tmpfs mounts.
 	t.Cleanup(func() { _ = safefs.UnmountAll(f.m.opts.RootDir) })
 	pod := testPod(v1.RestartPolicyAlways)
@@ -102,7 +103,7 @@ func TestAPIVolumesAreReadOnly(t *testing.T) {
 	for _, name := range []string{"cm", "sec", "proj", "dapi", "scratch"} {
 		c.VolumeMounts = append(c.VolumeMounts, v1.VolumeMount{Name: name, MountPath: "/" + name, ReadOnly: false})
 	}
-	mounts, err := f.m.d.containerMounts(pod, c, nil)
+	mounts, err := f.m.d.files.containerMounts(newPodFileState(), pod, c, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestRecursiveReadOnlyAndBindOptions(t *testing.T) {
 		pod := subPathPod("")
 		tt.vm.Name, tt.vm.MountPath = "vol", "/data"
 		pod.Spec.Containers[0].VolumeMounts = []v1.VolumeMount{tt.vm}
-		mounts, err := f.m.d.containerMounts(pod, &pod.Spec.Containers[0], nil)
+		mounts, err := f.m.d.files.containerMounts(newPodFileState(), pod, &pod.Spec.Containers[0], nil)
 		switch {
 		case tt.wantErr != "":
 			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -259,7 +260,7 @@ func TestCleanupFilesLeavesMountedDirectories(t *testing.T) {
 	if err := unix.Mount(host, inside, "", unix.MS_BIND, ""); err != nil {
 		t.Fatal(err)
 	}
-	w := newWorker(f.m.d, pod.UID)
+	w := f.newWorker(pod.UID)
 	w.lastPod = pod
 	w.cleanupFiles()
 	if data, err := os.ReadFile(filepath.Join(host, "keep")); err != nil || string(data) != "host" {

@@ -41,7 +41,7 @@ const (
 // name in <pod dir>/containers/<container>/, mode 0666 whatever the umask so
 // a non-root user can write it, created beneath the opened pod dir without
 // following any link, and bound read-write at terminationMessagePath.
-func (d *workerDeps) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi.Mount, error) {
+func (d *podFiles) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi.Mount, error) {
 	if c.TerminationMessagePath == "" {
 		return nil, nil
 	}
@@ -84,15 +84,16 @@ func (d *workerDeps) terminationMount(pod *v1.Pod, c *v1.Container) (*runtimeapi
 // message comes first, joined by ": ". Both files are read beneath their
 // opened directories (the pod dir, the pod's log dir), never through a
 // link and never more than the limits: the container wrote them.
-func (d *workerDeps) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
-	msg := d.readTerminationMessage(pod, rst)
+// ok is false when a file could not be read (the message says why).
+func (d *podFiles) terminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) (string, bool) {
+	msg, ok := d.readTerminationMessage(pod, rst)
 	if rst.Message == "" || msg == "" {
-		return rst.Message + msg
+		return rst.Message + msg, ok
 	}
-	return rst.Message + ": " + msg
+	return rst.Message + ": " + msg, ok
 }
 
-func (d *workerDeps) readTerminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) string {
+func (d *podFiles) readTerminationMessage(pod *v1.Pod, rst *runtimeapi.ContainerStatus) (string, bool) {
 	path := rst.GetAnnotations()[crispec.AnnotationTerminationMessagePath]
 	policy := v1.TerminationMessagePolicy(rst.GetAnnotations()[crispec.AnnotationTerminationMsgPolicy])
 	// A container that could not even start has no log to fall back to.
@@ -106,21 +107,21 @@ func (d *workerDeps) readTerminationMessage(pod *v1.Pod, rst *runtimeapi.Contain
 			break
 		}
 		if err != nil {
-			return fmt.Sprintf("Error on reading termination log %s: %v", m.HostPath, err)
+			return fmt.Sprintf("Error on reading termination log %s: %v", m.HostPath, err), false
 		}
 		if len(data) > 0 || !fallback {
-			return string(data)
+			return string(data), true
 		}
 		break
 	}
 	if !fallback {
-		return ""
+		return "", true
 	}
 	msg, err := readLogTail(LogDir(d.PodLogsDir, pod), rst.LogPath)
 	if err != nil {
-		return fmt.Sprintf("Error on reading termination message from logs: %v", err)
+		return fmt.Sprintf("Error on reading termination message from logs: %v", err), false
 	}
-	return msg
+	return msg, true
 }
 
 // readBeneath reads the last limit bytes of the file at p, and its size;

@@ -9,6 +9,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/crispec"
@@ -36,7 +37,7 @@ func exited(policy v1.TerminationMessagePolicy, exit int32, host, log string) *r
 }
 
 func TestTerminationMount(t *testing.T) {
-	d := &workerDeps{RootDir: t.TempDir()}
+	d := &podFiles{RootDir: t.TempDir()}
 	pod := termPod()
 	m, err := d.terminationMount(pod, &pod.Spec.Containers[0])
 	if err != nil {
@@ -69,7 +70,7 @@ func TestTerminationMount(t *testing.T) {
 }
 
 func TestTerminationMessage(t *testing.T) {
-	d := &workerDeps{RootDir: t.TempDir(), PodLogsDir: t.TempDir()}
+	d := &podFiles{RootDir: t.TempDir(), PodLogsDir: t.TempDir()}
 	pod := termPod()
 	cdir := filepath.Join(PodDir(d.RootDir, pod), "containers", "app")
 	logDir := LogDir(d.PodLogsDir, pod)
@@ -125,21 +126,49 @@ func TestTerminationMessage(t *testing.T) {
 		{"huge log line is cut to 2 KiB", exited(v1.TerminationMessageFallbackToLogsOnError, 2, empty, hugeLog), strings.Repeat("y", maxLogMessage-1) + "\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := d.terminationMessage(pod, tc.rst); got != tc.want {
+			if got, ok := d.terminationMessage(pod, tc.rst); got != tc.want || !ok {
 				t.Fatalf("message = %q (%d bytes), want %q (%d bytes)", got, len(got), tc.want, len(tc.want))
 			}
 		})
 	}
 	for name, host := range map[string]string{"a link": filepath.Join(cdir, "link"), "a path outside the pod dir": outside} {
-		got := d.terminationMessage(pod, exited(v1.TerminationMessageReadFile, 1, host, logPath))
-		if !strings.HasPrefix(got, "Error on reading termination log") || strings.Contains(got, "secret\"") || got == "secret" {
+		got, ok := d.terminationMessage(pod, exited(v1.TerminationMessageReadFile, 1, host, logPath))
+		if ok || !strings.HasPrefix(got, "Error on reading termination log") || strings.Contains(got, "secret\"") || got == "secret" {
 			t.Errorf("%s: message = %q, want a read error", name, got)
 		}
 	}
 	rst := exited(v1.TerminationMessageReadFile, 137, bye, logPath)
 	rst.Message = "OOMKilled"
-	if got := d.terminationMessage(pod, rst); got != "OOMKilled: bye" {
+	if got, _ := d.terminationMessage(pod, rst); got != "OOMKilled: bye" {
 		t.Errorf("runtime message joined: %q, want %q", got, "OOMKilled: bye")
+	}
+}
+
+// TestTerminationMessageReadOnce: an exited container's message is read
+// once and kept while the container exists; a failed read is tried again.
+func TestTerminationMessageReadOnce(t *testing.T) {
+	c := newStatusCache()
+	reads := 0
+	read := func(msg string, ok bool) func() (string, bool) {
+		return func() (string, bool) { reads++; return msg, ok }
+	}
+	for range 3 {
+		if got := c.terminationMessage("c1", read("bye", true)); got != "bye" {
+			t.Fatalf("message %q", got)
+		}
+	}
+	if reads != 1 {
+		t.Fatalf("read %d times, want once", reads)
+	}
+	c.terminationMessage("c2", read("Error on reading termination log", false))
+	c.terminationMessage("c2", read("later", true))
+	if reads != 3 {
+		t.Fatalf("a failed read was not tried again (%d reads)", reads)
+	}
+	c.retain(map[types.UID]*runtimePod{"p": {containers: []*runtimeapi.Container{{Id: "c2"}}}})
+	c.terminationMessage("c1", read("again", true))
+	if reads != 4 {
+		t.Fatal("the message of a removed container was kept")
 	}
 }
 

@@ -30,7 +30,10 @@ type waiting struct {
 // worker drives one pod. Its loop is the only writer of the pod's runtime
 // state, so two syncs of one pod never race.
 type worker struct {
-	d      *workerDeps
+	d *workerDeps
+	// rec is the pod's record; the worker uses its probes and files,
+	// which guard themselves, and reaches the rest through d.records.
+	rec    *podRecord
 	uid    types.UID
 	wakeCh chan struct{}
 
@@ -44,7 +47,7 @@ type worker struct {
 	reportedRunning bool
 	// rejected is set when admission failed; the pod stays Failed.
 	rejected *waiting
-	// admitted is set once the pod passed the admission checks (d.Admit).
+	// admitted is set once the admission chain took the pod.
 	admitted bool
 	// notes are per-container remarks for the pod's status message (a
 	// restore that fell back to the image).
@@ -64,8 +67,8 @@ func allRunning(st *v1.PodStatus) bool {
 	return true
 }
 
-func newWorker(d *workerDeps, uid types.UID) *worker {
-	return &worker{d: d, uid: uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{},
+func newWorker(d *workerDeps, rec *podRecord) *worker {
+	return &worker{d: d, rec: rec, uid: rec.uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{},
 		notes: map[string]string{}, restoreFailed: map[string]bool{}}
 }
 
@@ -99,6 +102,8 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	pod := w.d.records.desired(w.uid)
 	if pod != nil {
+		// The pod as its containers run: with the resources allocated to it.
+		pod = w.d.allocs.admit(pod)
 		w.lastPod = pod
 	}
 	rp, err := w.list(ctx)
@@ -108,6 +113,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if pod == nil {
 		if rp == nil {
 			w.cleanupFiles()
+			w.d.allocs.forget(w.uid)
 			return 0, true
 		}
 		w.d.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
@@ -184,22 +190,6 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		}
 		return resync, nil
 	}
-	if !w.admitted {
-		if err := w.admit(pod); err != nil {
-			var rejection interface{ Reason() string }
-			if !errors.As(err, &rejection) {
-				return 0, fmt.Errorf("admit pod: %w", err)
-			}
-			w.rejected = &waiting{reason: rejection.Reason(), message: err.Error()}
-			w.d.Events.Event(pod, v1.EventTypeWarning, rejection.Reason(), err.Error())
-			w.d.log.Error("pod admission failed", "pod", podRef(pod, nil), "reason", rejection.Reason(), "err", err)
-			if rp != nil {
-				w.killPod(ctx, rp, w.terminationGrace(rp))
-			}
-			return resync, nil
-		}
-		w.admitted = true
-	}
 	if w.d.refusedUnderPressure(pod, rp) {
 		w.rejected = &waiting{reason: "Evicted", message: "The node had condition: [MemoryPressure]. "}
 		w.d.Events.Event(pod, v1.EventTypeWarning, "Evicted", w.rejected.message)
@@ -224,6 +214,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	}
 	if w.waits[""].reason == "WaitingForDevices" {
 		delete(w.waits, "")
+	}
+	if !w.admitPod(pod, rp) {
+		return resync, nil
 	}
 	sb := rp.newestSandbox()
 	if sb != nil && sb.Annotations[podsource.HashAnnotation] != pod.Annotations[podsource.HashAnnotation] {
@@ -254,7 +247,7 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 			Metadata: &runtimeapi.PodSandboxMetadata{Attempt: attempt}}
 		rp = &runtimePod{sandboxes: []*runtimeapi.PodSandbox{sb}, containers: rp.allContainers()}
 	}
-	sbConfig, err := w.d.sandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	sbConfig, err := w.d.files.sandboxConfig(pod, sb.GetMetadata().GetAttempt())
 	if err != nil {
 		return 0, err
 	}
@@ -271,10 +264,12 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	if now := w.d.Now(); w.volumesRefreshed.IsZero() {
 		w.volumesRefreshed = now
 	} else if now.Sub(w.volumesRefreshed) >= resync {
-		w.d.refreshAPIVolumes(pod)
+		w.d.files.refreshAPIVolumes(w.rec.files.volumes, pod)
 		w.volumesRefreshed = now
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
+	s.syncEphemeral(ctx)
+	s.syncResize(ctx)
 	initDone, initFailed := s.syncInit(ctx)
 	defer s.syncProbes()
 	switch {
@@ -291,16 +286,6 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	return s.next, nil
 }
 
-// admit runs the admission checks once, before anything of the pod runs.
-func (w *worker) admit(pod *v1.Pod) error {
-	for _, check := range w.d.Admit {
-		if err := check(pod); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (rp *runtimePod) allContainers() []*runtimeapi.Container {
 	if rp == nil {
 		return nil
@@ -309,7 +294,7 @@ func (rp *runtimePod) allContainers() []*runtimeapi.Container {
 }
 
 func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
-	cfg, err := w.d.sandboxConfig(pod, attempt)
+	cfg, err := w.d.files.sandboxConfig(pod, attempt)
 	if err != nil {
 		return "", err
 	}
@@ -402,7 +387,7 @@ func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
 		wg.Add(1)
 		go func(c *runtimeapi.Container) {
 			defer wg.Done()
-			w.d.stopContainer(ctx, w.lastPod, c, grace, podIP)
+			w.d.hooks.stopContainer(ctx, w.lastPod, c, grace, podIP)
 		}(c)
 	}
 	wg.Wait()
@@ -427,12 +412,12 @@ func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
 		if err := rt.RemoveContainer(cctx, c.Id); err != nil {
 			w.d.log.Warn("remove container failed", "container", c.Id, "err", err)
 		} else {
-			w.d.unlinkContainerLog(c.Id)
+			w.d.files.unlinkContainerLog(c.Id)
 		}
 		cancel()
 	}
 	// The containers' subPath binds go with them.
-	podDir := PodDir(w.d.RootDir, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}})
+	podDir := PodDir(w.d.files.RootDir, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}})
 	if err := subpath.CleanPod(podDir); err != nil {
 		w.d.log.Warn("remove subPath mounts", "pod", podRef(w.lastPod, rp), "err", err)
 	}
@@ -457,11 +442,11 @@ func (w *worker) cleanupFiles() {
 	if w.lastPod == nil {
 		return
 	}
-	podDir := PodDir(w.d.RootDir, w.lastPod)
+	podDir := PodDir(w.d.files.RootDir, w.lastPod)
 	if err := unmountVolumes(podDir); err != nil {
 		w.d.log.Warn("unmount pod volumes", "dir", podDir, "err", err)
 	}
-	for _, dir := range []string{podDir, LogDir(w.d.PodLogsDir, w.lastPod)} {
+	for _, dir := range []string{podDir, LogDir(w.d.files.PodLogsDir, w.lastPod)} {
 		if err := removeBeneath(dir); err != nil {
 			w.d.log.Warn("remove pod directory", "dir", dir, "err", err)
 		}

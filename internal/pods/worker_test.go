@@ -11,6 +11,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 
@@ -85,7 +86,21 @@ func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {
 // worker makes pod the file source's only pod and returns its worker.
 func (f *fixture) worker(pod *v1.Pod) *worker {
 	f.m.SetPods("file", []*v1.Pod{pod})
-	return newWorker(f.m.d, pod.UID)
+	return f.newWorker(pod.UID)
+}
+
+// newWorker makes a worker for uid's record, as Manager.Run would.
+func (f *fixture) newWorker(uid types.UID) *worker {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	return newWorker(f.m.d, f.m.recordLocked(uid))
+}
+
+// probesOf is uid's probe workers.
+func (f *fixture) probesOf(uid types.UID) *podProbes {
+	f.m.mu.Lock()
+	defer f.m.mu.Unlock()
+	return f.m.recordLocked(uid).probes
 }
 
 // sync runs one worker pass for the pod and returns its status.
@@ -227,7 +242,7 @@ func TestRestartPolicy(t *testing.T) {
 			f := newFixture(t)
 			pod := testPod(tt.policy)
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m.d, pod.UID)
+			w := f.newWorker(pod.UID)
 			f.sync(w)
 			f.exit("app", tt.exit)
 			st := f.sync(w)
@@ -363,7 +378,7 @@ func TestImagePullPolicies(t *testing.T) {
 			pod := testPod(v1.RestartPolicyAlways)
 			pod.Spec.Containers[0].ImagePullPolicy = tt.policy
 			f.m.SetPods("file", []*v1.Pod{pod})
-			w := newWorker(f.m.d, pod.UID)
+			w := f.newWorker(pod.UID)
 			st := f.sync(w)
 			pulled := false
 			for _, c := range f.img.Called {

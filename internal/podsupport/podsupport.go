@@ -13,6 +13,7 @@
 package podsupport
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -20,6 +21,8 @@ import (
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/admission"
 )
 
 // ReasonNotSupported is the pod's status reason when it sets a field knode
@@ -52,6 +55,23 @@ func (r *Refusal) Error() string { return r.message }
 // Reason is the pod status reason.
 func (r *Refusal) Reason() string { return r.reason }
 
+// AdmitWith makes a check an admission handler: a refusal (an error with
+// a Reason method) refuses the pod with that reason and message; another
+// error refuses it as the kubelet's UnexpectedAdmissionError.
+func AdmitWith(check func(pod *v1.Pod) error) admission.Handler {
+	return admission.HandlerFunc(func(attrs *admission.Attrs) (bool, string, string) {
+		err := check(attrs.Pod)
+		if err == nil {
+			return true, "", ""
+		}
+		var r interface{ Reason() string }
+		if errors.As(err, &r) {
+			return false, r.Reason(), err.Error()
+		}
+		return false, "UnexpectedAdmissionError", err.Error()
+	})
+}
+
 // Field is one pod field knode refuses.
 type Field struct {
 	// Path names the field with the API's JSON names from the pod; "[*]"
@@ -72,12 +92,9 @@ const notBuilt = "knode does not implement it yet"
 // of the README's table "Pod fields knode refuses"; remove the row when
 // the field is implemented.
 var Refused = []Field{
-	{Path: "spec.ephemeralContainers", Why: "ephemeral containers are not run yet"},
 	{Path: "spec.activeDeadlineSeconds", Why: notBuilt},
-	{Path: "spec.imagePullSecrets", Why: "images are pulled without credentials"},
 	{Path: "spec.readinessGates", Why: "the Ready condition does not consider them yet"},
 	{Path: "spec.runtimeClassName", Why: "the runtime handler is not chosen yet"},
-	{Path: "spec.overhead", Why: "pod overhead is not accounted yet"},
 	{Path: "spec.hostUsers", When: isFalse, Why: "user namespaces are not set up"},
 	{Path: "spec.resourceClaims", Why: "dynamic resource allocation is not implemented"},
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
@@ -86,7 +103,6 @@ var Refused = []Field{
 	{Path: "spec.securityContext.fsGroup", Why: "volume ownership is not changed yet"},
 	{Path: "spec.securityContext.fsGroupChangePolicy", Why: "volume ownership is not changed yet"},
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
-	{Path: "spec.containers[*].resizePolicy", Why: "in-place resize is not implemented"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
 	{Path: "spec.containers[*].securityContext.procMount", When: unmasked, Why: "Unmasked needs a user namespace (hostUsers: false), which knode does not set up"},

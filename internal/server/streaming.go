@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -87,7 +86,7 @@ func (s *Server) streamHandler(st Streaming, exec bool) http.Handler {
 			u, err = st.AttachURL(r.Context(), ns, podName, container, o)
 		}
 		if err != nil {
-			writeError(w, streamError(err))
+			writeError(w, err)
 			return
 		}
 		proxyStream(w, r, u)
@@ -117,7 +116,7 @@ func (s *Server) portForward(st Streaming, w http.ResponseWriter, r *http.Reques
 	}
 	u, err := st.PortForwardURL(r.Context(), ns, podName, ports)
 	if err != nil {
-		writeError(w, streamError(err))
+		writeError(w, err)
 		return
 	}
 	proxyStream(w, r, u)
@@ -141,16 +140,6 @@ func (s *Server) checkPodUID(namespace, name, uid string) error {
 		return notFound("pod not found")
 	}
 	return nil
-}
-
-func streamError(err error) error {
-	switch {
-	case errors.Is(err, pods.ErrNotFound):
-		return notFound(err.Error())
-	case errors.Is(err, pods.ErrNotRunning):
-		return badRequest(err.Error())
-	}
-	return internal(err.Error())
 }
 
 // proxyStream hands the client's connection to the runtime's streaming

@@ -1,0 +1,72 @@
+package pods
+
+import (
+	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	podadmission "knode.io/knode/internal/admission"
+)
+
+// admit runs the admission chain for a pod about to get its first sandbox,
+// against the pods admitted before it that have not finished, one pod at
+// a time (admitMu), as the kubelet's HandlePodAdditions admits pods in
+// turn. An admitted pod is counted from then on; a refused one never.
+func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message string) {
+	if m.opts.Admission == nil {
+		return true, "", ""
+	}
+	m.admitMu.Lock()
+	defer m.admitMu.Unlock()
+	m.mu.RLock()
+	var others []*v1.Pod
+	for ouid, r := range m.records {
+		p := r.desired()
+		if ouid == uid || p == nil || !r.admitted {
+			continue
+		}
+		if r.status != nil && (r.status.Phase == v1.PodSucceeded || r.status.Phase == v1.PodFailed) {
+			continue
+		}
+		others = append(others, p)
+	}
+	m.mu.RUnlock()
+	ok, reason, message = m.opts.Admission.Admit(&podadmission.Attrs{Pod: pod, OtherPods: others})
+	if ok {
+		m.markAdmitted(uid)
+	}
+	return ok, reason, message
+}
+
+// markAdmitted counts a pod among the admitted ones: after admission, or
+// when knode finds it already running (adopted after a restart), which the
+// kubelet would re-admit; knode keeps a running pod rather than refuse it.
+func (m *Manager) markAdmitted(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recordLocked(uid).admitted = true
+}
+
+// admitPod is the worker's side of admission: the first time a pod is
+// seen without a sandbox it goes through the chain; a refused pod is
+// Failed for good with the handler's reason and message, and any devices
+// it was given are freed.
+func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
+	if w.admitted {
+		return true
+	}
+	if rp.newestSandbox() != nil {
+		w.admitted = true
+		w.d.records.markAdmitted(w.uid)
+		return true
+	}
+	ok, reason, message := w.d.records.admit(w.uid, pod)
+	if ok {
+		w.admitted = true
+		return true
+	}
+	w.rejected = &waiting{reason: reason, message: message}
+	w.d.Devices.Release(w.uid)
+	w.d.Events.Event(pod, v1.EventTypeWarning, reason, message)
+	w.d.log.Warn("pod admission refused", "pod", podRef(pod, nil), "reason", reason, "message", message)
+	return false
+}
