@@ -114,11 +114,6 @@ func EffectiveSecurityContext(pod *v1.Pod, c *v1.Container) *v1.SecurityContext 
 	return eff
 }
 
-// podDesc names a pod in the kubelet's messages: name_namespace(uid).
-func podDesc(pod *v1.Pod) string {
-	return fmt.Sprintf("%s_%s(%s)", pod.Name, pod.Namespace, pod.UID)
-}
-
 // VerifyRunAsNonRoot refuses a container that must not run as root when
 // its user is root or cannot be told, with the kubelet's messages (they
 // become the container's CreateContainerConfigError).

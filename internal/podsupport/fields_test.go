@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+
+	"knode.io/knode/internal/crispec"
 )
 
 // implemented says, for every pod field knode does not refuse, where it is
@@ -25,7 +27,7 @@ var implemented = map[string]string{
 	"spec.overhead":                      "internal/admission predicates (resource fit), internal/pods allocations",
 	"spec.restartPolicy":                 "internal/pods shouldRestart and terminalPhase",
 	"spec.terminationGracePeriodSeconds": "internal/crispec GracePeriod, internal/pods killPod",
-	"spec.dnsPolicy":                     "internal/crispec DNS",
+	"spec.dnsPolicy":                     "internal/crispec DNS (ClusterFirst, ClusterFirstWithHostNet, Default, None)",
 	"spec.dnsConfig":                     "internal/crispec DNS",
 	"spec.nodeSelector":                  "scheduler's: the API server's scheduler placed the pod by it; the kubelet re-checks it at admission (NodeAffinity) — the admission chain of issue 14",
 	"spec.affinity":                      "scheduler's: as spec.nodeSelector (required node affinity is re-checked by the kubelet's NodeAffinity admission — the admission chain of issue 14)",
@@ -52,7 +54,7 @@ var implemented = map[string]string{
 	"spec.schedulingGroup":               "scheduler's (gang scheduling): the kubelet does not read it",
 	"spec.os":                            "podsupport.Check: linux is admitted, another OS refused with the kubelet's PodOSNotSupported",
 	"spec.hostUsers":                     "true (the default) is the host's user namespace; false is in Refused",
-	"spec.enableServiceLinks":            "issue 15 (service environment) is building it; the API server defaults it to true on every pod, so refusing it would refuse every API pod",
+	"spec.enableServiceLinks":            "internal/pods serviceenv (the docker-link variables of the namespace's Services)",
 
 	// v1.Container (and the same fields of init and ephemeral containers)
 	"spec.containers[*].name":                     "internal/crispec Container (metadata, labels)",
@@ -270,8 +272,12 @@ func TestReadmeTableIsRefused(t *testing.T) {
 			t.Errorf("Refused has %s; add it to the README's table", f.Path)
 			continue
 		}
-		if !strings.Contains(row, ReasonNotSupported) {
-			t.Errorf("README's row for %s does not give the reason %s", f.Path, ReasonNotSupported)
+		want := ReasonNotSupported
+		if f.Volumes {
+			want = "CreateContainerConfigError"
+		}
+		if !strings.Contains(row, want) {
+			t.Errorf("README's row for %s does not say what happens (%s)", f.Path, want)
 		}
 	}
 	refused := refusedPaths()
@@ -296,8 +302,22 @@ func TestRefusedFieldsAreRefused(t *testing.T) {
 		}
 		for _, p := range paths {
 			pod := basePod()
+			if strings.HasPrefix(p, "spec.volumes[*].") {
+				pod.Spec.Volumes = []v1.Volume{{Name: "v"}} // the one source set is the row's
+			}
 			if !setRefused(t, pod, p, f.When) {
 				t.Errorf("%s: found no value the row refuses", p)
+				continue
+			}
+			if f.Volumes {
+				// Left to the pod's volume check, which names the type.
+				name := p[strings.LastIndex(p, ".")+1:]
+				if err := crispec.CheckVolumes(pod); err == nil || !strings.Contains(err.Error(), name) {
+					t.Errorf("%s set: CheckVolumes = %v, want a refusal naming %s", p, err, name)
+				}
+				if err := Check(pod); err != nil {
+					t.Errorf("%s set: Check refuses it too (%v); the volume check does", p, err)
+				}
 				continue
 			}
 			err := Check(pod)

@@ -83,14 +83,21 @@ type Field struct {
 	When func(v reflect.Value) bool
 	// Why is the end of the message: what knode lacks.
 	Why string
+	// Volumes marks a volume type or projection that Check leaves to the
+	// pod's volume check (crispec.CheckVolumes): as the kubelet's volume
+	// manager, the pod stays Pending, its containers waiting in
+	// CreateContainerConfigError with the type named, and a FailedMount
+	// event says why.
+	Volumes bool
 }
 
 // notBuilt is the Why of a field no part of knode implements yet.
 const notBuilt = "knode does not implement it yet"
 
-// Refused is every pod field knode refuses when set. Each row is one line
+// Refused is every pod field knode refuses when set. Each row is a line
 // of the README's table "Pod fields knode refuses"; remove the row when
-// the field is implemented.
+// the field is implemented. Check refuses them at admission, except the
+// volume rows, which the pod's volume check refuses as the kubelet would.
 var Refused = []Field{
 	{Path: "spec.activeDeadlineSeconds", Why: notBuilt},
 	{Path: "spec.readinessGates", Why: "the Ready condition does not consider them yet"},
@@ -106,35 +113,35 @@ var Refused = []Field{
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
 	{Path: "spec.containers[*].securityContext.procMount", When: unmasked, Why: "Unmasked needs a user namespace (hostUsers: false), which knode does not set up"},
-	{Path: "spec.volumes[*].persistentVolumeClaim", Why: "persistent volumes are not supported"},
-	{Path: "spec.volumes[*].ephemeral", Why: "persistent volumes are not supported"},
-	{Path: "spec.volumes[*].csi", Why: "CSI volumes are not supported"},
-	{Path: "spec.volumes[*].image", Why: "image volumes are not supported"},
-	{Path: "spec.volumes[*].nfs", Why: "network volumes are not supported"},
-	{Path: "spec.volumes[*].iscsi", Why: "network volumes are not supported"},
-	{Path: "spec.volumes[*].fc", Why: "network volumes are not supported"},
-	{Path: "spec.volumes[*].gitRepo", Why: "the kubelet's gitRepo volume is disabled by default and not implemented"},
+	{Path: "spec.volumes[*].persistentVolumeClaim", Why: "persistent volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].ephemeral", Why: "persistent volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].csi", Why: "CSI volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].image", Why: "image volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].nfs", Why: "network volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].iscsi", Why: "network volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].fc", Why: "network volumes are not supported", Volumes: true},
+	{Path: "spec.volumes[*].gitRepo", Why: "the kubelet's gitRepo volume is disabled by default and not implemented", Volumes: true},
 	{Path: "spec.volumes[*].emptyDir.medium", When: notMemoryMedium, Why: "only the default medium and Memory are supported"},
-	{Path: "spec.volumes[*].projected.sources[*].clusterTrustBundle", Why: "clusterTrustBundle projections are not supported"},
-	{Path: "spec.volumes[*].projected.sources[*].podCertificate", Why: "podCertificate projections are not supported"},
+	{Path: "spec.volumes[*].projected.sources[*].clusterTrustBundle", Why: "clusterTrustBundle projections are not supported", Volumes: true},
+	{Path: "spec.volumes[*].projected.sources[*].podCertificate", Why: "podCertificate projections are not supported", Volumes: true},
 	// The in-tree drivers: the kubelet of v1.37 hands most to CSI drivers,
 	// which knode does not run.
-	{Path: "spec.volumes[*].gcePersistentDisk", Why: inTree},
-	{Path: "spec.volumes[*].awsElasticBlockStore", Why: inTree},
-	{Path: "spec.volumes[*].glusterfs", Why: inTree},
-	{Path: "spec.volumes[*].rbd", Why: inTree},
-	{Path: "spec.volumes[*].flexVolume", Why: inTree},
-	{Path: "spec.volumes[*].cinder", Why: inTree},
-	{Path: "spec.volumes[*].cephfs", Why: inTree},
-	{Path: "spec.volumes[*].flocker", Why: inTree},
-	{Path: "spec.volumes[*].azureFile", Why: inTree},
-	{Path: "spec.volumes[*].vsphereVolume", Why: inTree},
-	{Path: "spec.volumes[*].quobyte", Why: inTree},
-	{Path: "spec.volumes[*].azureDisk", Why: inTree},
-	{Path: "spec.volumes[*].photonPersistentDisk", Why: inTree},
-	{Path: "spec.volumes[*].portworxVolume", Why: inTree},
-	{Path: "spec.volumes[*].scaleIO", Why: inTree},
-	{Path: "spec.volumes[*].storageos", Why: inTree},
+	{Path: "spec.volumes[*].gcePersistentDisk", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].awsElasticBlockStore", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].glusterfs", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].rbd", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].flexVolume", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].cinder", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].cephfs", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].flocker", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].azureFile", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].vsphereVolume", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].quobyte", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].azureDisk", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].photonPersistentDisk", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].portworxVolume", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].scaleIO", Why: inTree, Volumes: true},
+	{Path: "spec.volumes[*].storageos", Why: inTree, Volumes: true},
 }
 
 const inTree = "in-tree volume drivers are not supported"
@@ -159,6 +166,9 @@ func Check(pod *v1.Pod) error {
 		return NewRefusal(ReasonOSSelectorMismatch, messageOSSelectorMismatch)
 	}
 	for _, f := range Refused {
+		if f.Volumes {
+			continue
+		}
 		if where, ok := Find(pod, f); ok {
 			return NewRefusal(ReasonNotSupported, fmt.Sprintf("%s: the field %s is not supported by knode: %s", where, f.Path, f.Why))
 		}
