@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -50,30 +49,14 @@ func (n *node) importUserImages() {
 func (n *node) podFailure(pod string) (reason, message string) {
 	n.t.Helper()
 	n.eventually(90*time.Second, "pod "+pod+" Failed", func() bool {
-		p, ok := n.apiPod(pod)
-		if ok && p.Status.Phase == v1.PodFailed {
+		p := n.apiPod(n.podName(pod))
+		if p != nil && p.Status.Phase == v1.PodFailed {
 			reason, message = p.Status.Reason, p.Status.Message
 			return true
 		}
 		return false
 	})
 	return reason, message
-}
-
-// apiPod is the static pod as knode's /pods shows it.
-func (n *node) apiPod(pod string) (*v1.Pod, bool) {
-	n.t.Helper()
-	_, _, body := n.raw("GET", "/pods")
-	var list v1.PodList
-	if err := json.Unmarshal([]byte(body), &list); err != nil {
-		return nil, false
-	}
-	for i := range list.Items {
-		if list.Items[i].Name == n.podName(pod) {
-			return &list.Items[i], true
-		}
-	}
-	return nil, false
 }
 
 // execIn runs cmd in the pod's running container and returns its output.
@@ -260,7 +243,10 @@ func TestSecurityRefusals(t *testing.T) {
 		}
 	}
 	uid := func(pod string) string {
-		p, _ := n.apiPod(pod)
+		p := n.apiPod(n.podName(pod))
+		if p == nil {
+			t.Fatalf("pod %s not served", pod)
+		}
 		return string(p.UID)
 	}
 	for _, tc := range []struct{ pod, message string }{
