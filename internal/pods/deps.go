@@ -163,7 +163,8 @@ type podRecords interface {
 
 func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 	node := crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes}
+		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
+		Security: opts.Security}
 	d := &workerDeps{
 		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName,
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},

@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	podadmission "knode.io/knode/internal/admission"
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/prober"
 )
 
@@ -81,6 +82,9 @@ type Options struct {
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
+	// Security is what the containers' security contexts take from the
+	// node (seccompDefault, the seccomp profile root, the host's masked paths).
+	Security crispec.Security
 }
 
 // Devices is the device manager as the pod workers use it.
