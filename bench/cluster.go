@@ -32,6 +32,7 @@ func benchCluster(args []string) error {
 	agents := fs.Int("agents", 50, "idle agents registered to the API server")
 	window := fs.Duration("window", 60*time.Second, "how long the idle agents are measured")
 	services := fs.Int("services", 200, "Services created (half in the pods' namespace, half elsewhere) before knode joins, for its Service watch")
+	clusterDNS := fs.String("cluster-dns", "10.0.0.10", "knode's --cluster-dns, as a cluster's node has one (empty: none; a ClusterFirst pod then adds a MissingClusterDNS event)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -80,7 +81,11 @@ func benchCluster(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.startKnode("--kubeconfig", kc); err != nil {
+	knodeArgs := []string{"--kubeconfig", kc}
+	if *clusterDNS != "" {
+		knodeArgs = append(knodeArgs, "--cluster-dns", *clusterDNS)
+	}
+	if err := e.startKnode(knodeArgs...); err != nil {
 		return err
 	}
 	if err := waitNodesReady(ctx, core, []string{"bench"}, time.Minute); err != nil {
