@@ -492,6 +492,11 @@ var settings = []setting{
 	bind("device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin", durationFlag,
 		func(c *Config) *time.Duration { return &c.DevicePluginCallTimeout }).flagOnly(),
 
+	bind("seccomp-default", false, "Give containers without a seccomp profile the runtime's default profile (RuntimeDefault) instead of none", boolFlag,
+		func(c *Config) *bool { return &c.SeccompDefault }).inFilePtr("seccompDefault", func(k *kubeletConfig) **bool { return &k.SeccompDefault }, nil, true),
+	list("allowed-unsafe-sysctls", "Sysctls (or prefixes ending in '*') pods may set besides the safe set, e.g. 'kernel.msg*,net.core.somaxconn'; only namespaced ones",
+		func(c *Config) *[]string { return &c.AllowedUnsafeSysctls }).inFile("allowedUnsafeSysctls", func(k *kubeletConfig) *[]string { return &k.AllowedUnsafeSysctls }, true),
+
 	// Only the file has these.
 	{field: "fileCheckFrequency",
 		initial: func(c *Config) { c.FileCheckFrequency = DefaultFileCheckFrequency },
