@@ -237,7 +237,7 @@ func parsedFlag(fs *pflag.FlagSet, v pflag.Value, name, def, help string) {
 func thresholds(name, def, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
 	return wholeRow[map[string]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*thresholdsValue)(p(c)), name, def, help) },
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
@@ -272,7 +272,7 @@ func (v *thresholdsValue) Set(s string) error {
 func quantity(name, def, help string, p func(*Config) *int64) quantityRow {
 	return quantityRow{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*quantityValue)(p(c)), name, def, help) },
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
