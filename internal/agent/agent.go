@@ -26,6 +26,7 @@ import (
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/qos"
 	"knode.io/knode/internal/restore"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
@@ -57,6 +58,9 @@ type agent struct {
 	// devices and pressure
 	devices   *devicemanager.Manager
 	evictions *eviction.Manager
+	// budget and cgroups
+	budget     nodeBudget
+	podCgroups *qos.Cgroups
 	// cluster (nil without --kubeconfig)
 	node       *cluster.Node
 	apiPods    *cluster.Pods
@@ -88,6 +92,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		{"node facts", a.readNodeFacts},
 		{"devices", a.startDevices},
 		{"pressure", a.watchPressure},
+		{"budget", a.readBudget},
+		{"cgroups", a.startCgroups},
 		{"cluster", a.joinCluster},
 		{"workers", a.startWorkers},
 		{"housekeeping", a.startHousekeeping},
@@ -271,6 +277,7 @@ func (a *agent) startWorkers(context.Context) error {
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Admission:        a.admission(),
+		Cgroups:          a.podCgroups,
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)

@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/qos"
 )
 
 // ContainerInput is what one instance of a container is built from
@@ -66,7 +68,7 @@ func Container(pod *v1.Pod, c *v1.Container, in ContainerInput, node Node) *runt
 		StdinOnce:   c.StdinOnce,
 		Tty:         c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       linuxResources(c),
+			Resources:       linuxResources(pod, c, node.MemoryBytes),
 			SecurityContext: containerSecurityContext(pod, c),
 		},
 	}
@@ -89,8 +91,11 @@ func ContainerHash(c *v1.Container) string {
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
-func linuxResources(c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{}
+// linuxResources are the container's CPU shares and CFS quota, memory
+// limit and oom_score_adj by its pod's QoS class, as the kubelet's
+// generateLinuxContainerResources sets them.
+func linuxResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.LinuxContainerResources {
+	res := &runtimeapi.LinuxContainerResources{OomScoreAdj: qos.OOMScoreAdj(pod, c, memoryCapacity)}
 	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
 	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {

@@ -296,6 +296,10 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
 	}
+	if err := w.d.Cgroups.EnsurePod(pod); err != nil {
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
+		return "", err
+	}
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
 	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, "")
@@ -445,6 +449,10 @@ func (w *worker) cleanupFiles() {
 		if err := removeBeneath(dir); err != nil {
 			w.d.log.Warn("remove pod directory", "dir", dir, "err", err)
 		}
+	}
+	// Nothing of the pod runs any more: its cgroup can go.
+	if err := w.d.Cgroups.RemovePod(w.lastPod); err != nil {
+		w.d.log.Warn("remove pod cgroup", "pod", podRef(w.lastPod, nil), "err", err)
 	}
 }
 
