@@ -3,7 +3,7 @@
 // checkpoint API's own overhead. Run it by hand as root after `make setup
 // build`; results go to docs/benchmarks.md. It asserts nothing.
 //
-//	go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster
+//	go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster|conformance
 package main
 
 import (
@@ -285,7 +285,7 @@ func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d.Micros
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster")
+		fmt.Fprintln(os.Stderr, "usage: go run ./bench podstart|memory|api|checkpoint|devices|restore|cluster|conformance")
 		os.Exit(2)
 	}
 	var err error
@@ -304,6 +304,8 @@ func main() {
 		err = benchRestore()
 	case "cluster":
 		err = benchCluster(os.Args[2:])
+	case "conformance":
+		err = benchConformance(os.Args[2:])
 	default:
 		err = fmt.Errorf("unknown benchmark %q", os.Args[1])
 	}

@@ -7,7 +7,7 @@
 # `hack/setup-node.sh run` sets up only what `make run` needs (Debian's
 # runc, CNI plugins and busybox, containerd 2.4.2, the images); without an
 # argument it also installs what the tests need (Debian's CRIU, containerd
-# 2.3.7 for restore, CRIU 4.1, etcd and kube-apiserver).
+# 2.3.7 for restore, CRIU 4.1, etcd and kube-apiserver, the registry).
 set -euo pipefail
 MODE="${1:-test}"
 cd "$(dirname "$0")/.."
@@ -53,6 +53,8 @@ if [ "$MODE" != run ]; then
   bash hack/setup-criu.sh >/dev/null
   # etcd and kube-apiserver for the cluster-mode tests (about 10 minutes cold).
   bash hack/setup-control-plane.sh >/dev/null
+  # The CNCF registry for the private-registry pull tests (about a minute cold).
+  bash hack/setup-registry.sh >/dev/null
 fi
 
 mkdir -p _output/bin _output/images

@@ -66,7 +66,12 @@ type agent struct {
 	apiPods    *cluster.Pods
 	onRemoved  func(types.UID)
 	apiObjects pods.APIObjects
-	events     pods.EventRecorder
+	// services feeds the pods' service environment (nil: none, as a
+	// kubelet without an API server).
+	services pods.Services
+	// pullSecrets reads image pull secrets (nil interface without a cluster).
+	pullSecrets pods.PullSecrets
+	events      pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -223,6 +228,12 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	a.apiPods = node.NewPods()
 	a.onRemoved = a.apiPods.Removed
 	a.apiObjects = node
+	// Started now, so that the first list is in before API pods start (the
+	// kubelet does not build their env until it is).
+	services := node.NewServices()
+	go services.Run(ctx)
+	a.services = services
+	a.pullSecrets = node
 	clusterEvents := node.NewEvents()
 	go clusterEvents.Run(ctx)
 	a.events = clusterEvents
@@ -261,6 +272,7 @@ func (a *agent) startWorkers(context.Context) error {
 		CgroupRoot:       cfg.CgroupRoot,
 		ResolvConf:       cfg.ResolvConf,
 		ClusterDomain:    cfg.ClusterDomain,
+		ClusterDNS:       cfg.ClusterDNS,
 		HostIP:           a.hostIP,
 		NodeName:         cfg.NodeName,
 		NodeCPUs:         nodeinfo.CPUs(),
@@ -274,6 +286,8 @@ func (a *agent) startWorkers(context.Context) error {
 		Restores:         restores,
 		OnRemoved:        a.onRemoved,
 		APIObjects:       a.apiObjects,
+		Services:         a.services,
+		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Admission:        a.admission(),

@@ -8,6 +8,7 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -26,7 +27,9 @@ const (
 	DefaultCgroupRoot             = "/"
 	DefaultPodInfraContainerImage = "registry.k8s.io/pause:3.10"
 	DefaultPodCIDR                = "10.88.0.0/16"
-	DefaultAuthorizationMode      = "AlwaysAllow"
+	// DefaultResolvConf is the kubelet's --resolv-conf default.
+	DefaultResolvConf        = "/etc/resolv.conf"
+	DefaultAuthorizationMode = "AlwaysAllow"
 )
 
 // Config is knode's effective configuration after the file and flags are merged.
@@ -75,9 +78,12 @@ type Config struct {
 	EnforceNodeAllocatable []string
 	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
 	// at admission (OutOfpods).
-	MaxPods    int32
-	PodCIDR    string
+	MaxPods int32
+	PodCIDR string
+	// ResolvConf is the node's resolv.conf for the pods' DNS ("": none).
 	ResolvConf string
+	// ClusterDNS are the cluster's DNS servers for ClusterFirst pods.
+	ClusterDNS []string
 	// ClusterDomain is the kubelet's clusterDomain: the domain of a pod's
 	// FQDN in its /etc/hosts and, with setHostnameAsFQDN, its host name.
 	ClusterDomain          string
@@ -127,6 +133,11 @@ func (c *Config) Validate() error {
 	}
 	if c.RuntimeRequestTimeout <= 0 {
 		return fmt.Errorf("--runtime-request-timeout must be positive, got %s", c.RuntimeRequestTimeout)
+	}
+	for _, ip := range c.ClusterDNS {
+		if net.ParseIP(ip) == nil {
+			return fmt.Errorf("--cluster-dns: %q is not an IP address", ip)
+		}
 	}
 	if c.SyncFrequency <= 0 {
 		return fmt.Errorf("--sync-frequency must be positive, got %s", c.SyncFrequency)

@@ -457,6 +457,10 @@ var settings = []setting{
 		func(c *Config) *int32 { return &c.MaxPods }).inFile("maxPods", func(k *kubeletConfig) *int32 { return &k.MaxPods }, true),
 	bind("cluster-domain", "", "DNS domain of the cluster, in a pod's FQDN (<hostname>.<subdomain>.<namespace>.svc.<domain>); the kubelet's default is empty", stringFlag,
 		func(c *Config) *string { return &c.ClusterDomain }).inFile("clusterDomain", func(k *kubeletConfig) *string { return &k.ClusterDomain }, true),
+	bind("resolv-conf", DefaultResolvConf, "Resolver configuration file the pods' DNS starts from (Default pods use it, ClusterFirst ones add its searches); empty: the local resolver", stringFlag,
+		func(c *Config) *string { return &c.ResolvConf }).inFilePtr("resolvConf", func(k *kubeletConfig) **string { return &k.ResolverConfig }, nil, true),
+	list("cluster-dns", "Comma-separated IP addresses of the cluster's DNS servers, the nameservers of ClusterFirst pods (none: they fall back to Default, with the MissingClusterDNS event)",
+		func(c *Config) *[]string { return &c.ClusterDNS }).inFile("clusterDNS", func(k *kubeletConfig) *[]string { return &k.ClusterDNS }, true),
 	bind("pod-cidr", DefaultPodCIDR, "Pod network of the embedded runtime's CNI bridge", stringFlag,
 		func(c *Config) *string { return &c.PodCIDR }).inFile("podCIDR", func(k *kubeletConfig) *string { return &k.PodCIDR }, true),
 	bind("pod-infra-container-image", DefaultPodInfraContainerImage, "Sandbox (pause) image pinned in the embedded runtime", stringFlag,
@@ -515,15 +519,6 @@ var settings = []setting{
 		},
 		// Validate admits only cgroupfs.
 		toFile: func(kc *kubeletConfig, _ *Config) { kc.CgroupDriver = "cgroupfs" }},
-	{field: "resolvConf",
-		initial: func(c *Config) { c.ResolvConf = "/etc/resolv.conf" },
-		fromFile: func(dst *Config, kc *kubeletConfig) error {
-			if kc.ResolverConfig != nil {
-				dst.ResolvConf = *kc.ResolverConfig
-			}
-			return nil
-		},
-		toFile: func(kc *kubeletConfig, c *Config) { kc.ResolverConfig = &c.ResolvConf }},
 }
 
 // KubeletConfiguration presents the effective configuration in the

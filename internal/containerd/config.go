@@ -31,6 +31,11 @@ func (l Layout) LogFile() string    { return filepath.Join(l.Dir, "containerd.lo
 func (l Layout) PIDFile() string    { return filepath.Join(l.Dir, "containerd.pid") }
 func (l Layout) CDIDir() string     { return filepath.Join(l.Dir, "cdi") }
 
+// RegistryHostsDir is containerd's registry config_path: a
+// <host[:port]>/hosts.toml below it sets a registry's CA, mirrors and
+// capabilities, as /etc/containerd/certs.d does for a system containerd.
+func (l Layout) RegistryHostsDir() string { return filepath.Join(l.Dir, "certs.d") }
+
 // Endpoint is the CRI endpoint of the instance.
 func (l Layout) Endpoint() string { return "unix://" + l.Socket() }
 
@@ -81,6 +86,8 @@ state = {{ printf "%q" .Layout.State }}
     conf_dir = {{ printf "%q" .Layout.CNIConfDir }}
 
 [plugins.'io.containerd.cri.v1.images']
+  [plugins.'io.containerd.cri.v1.images'.registry]
+    config_path = {{ printf "%q" .Layout.RegistryHostsDir }}
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
     sandbox = {{ printf "%q" .Settings.SandboxImage }}
 

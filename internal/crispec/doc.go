@@ -20,6 +20,10 @@ type Node struct {
 	// ClusterDomain is the DNS domain of the cluster (the kubelet's
 	// clusterDomain), in a pod's FQDN <hostname>.<subdomain>.<ns>.svc.<domain>.
 	ClusterDomain string
+	// ClusterDNS are the cluster's DNS servers (the kubelet's clusterDNS),
+	// the only nameservers of a ClusterFirst pod; none: such pods fall
+	// back to the node's resolv.conf, as with the kubelet.
+	ClusterDNS []string
 	// CPUs and MemoryBytes stand in for a missing limit in the downward API.
 	CPUs        int
 	MemoryBytes int64

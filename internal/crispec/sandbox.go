@@ -1,13 +1,9 @@
 package crispec
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"maps"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -22,7 +18,7 @@ func LogDir(root string, pod *v1.Pod) string {
 
 // Sandbox builds the CRI sandbox config the way the kubelet does. hostDNS
 // is the node's resolv.conf as ParseResolvConf read it (nil: none is
-// configured); the pod's dnsConfig is added to it. A hostname the kubelet
+// configured); DNS makes the pod's resolver configuration from it. A hostname the kubelet
 // refuses (an invalid hostname or subdomain, an FQDN longer than the
 // kernel takes) fails the sandbox as it does there.
 func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConfig) (*runtimeapi.PodSandboxConfig, error) {
@@ -79,7 +75,7 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 			cfg.Linux.Sysctls[s.Name] = s.Value
 		}
 	}
-	cfg.DnsConfig = DNS(pod, hostDNS)
+	cfg.DnsConfig, _ = DNS(pod, hostDNS, node)
 	for _, c := range pod.Spec.Containers {
 		for _, p := range c.Ports {
 			if p.HostPort == 0 {
@@ -150,50 +146,4 @@ func int64Value(p *int64) *runtimeapi.Int64Value {
 		return nil
 	}
 	return &runtimeapi.Int64Value{Value: *p}
-}
-
-// DNS follows the kubelet for a node without cluster DNS: every policy
-// falls back to the host's resolv.conf (hostDNS), except None, which uses
-// only the pod's dnsConfig; the pod's dnsConfig is appended in all cases.
-func DNS(pod *v1.Pod, hostDNS *runtimeapi.DNSConfig) *runtimeapi.DNSConfig {
-	cfg := &runtimeapi.DNSConfig{}
-	if pod.Spec.DNSPolicy != v1.DNSNone && hostDNS != nil {
-		cfg.Servers = slices.Clone(hostDNS.Servers)
-		cfg.Searches = slices.Clone(hostDNS.Searches)
-		cfg.Options = slices.Clone(hostDNS.Options)
-	}
-	if pc := pod.Spec.DNSConfig; pc != nil {
-		cfg.Servers = append(cfg.Servers, pc.Nameservers...)
-		cfg.Searches = append(cfg.Searches, pc.Searches...)
-		for _, o := range pc.Options {
-			opt := o.Name
-			if o.Value != nil {
-				opt += ":" + *o.Value
-			}
-			cfg.Options = append(cfg.Options, opt)
-		}
-	}
-	return cfg
-}
-
-// ParseResolvConf reads the nameserver, search and options lines of a
-// resolv.conf.
-func ParseResolvConf(r io.Reader) (*runtimeapi.DNSConfig, error) {
-	cfg := &runtimeapi.DNSConfig{}
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") {
-			continue
-		}
-		switch fields[0] {
-		case "nameserver":
-			cfg.Servers = append(cfg.Servers, fields[1])
-		case "search":
-			cfg.Searches = append(cfg.Searches, fields[1:]...)
-		case "options":
-			cfg.Options = append(cfg.Options, fields[1:]...)
-		}
-	}
-	return cfg, sc.Err()
 }

@@ -93,7 +93,7 @@ func TestSandbox(t *testing.T) {
 		{"DNS: the host's, then the pod's", func(p *v1.Pod) {
 			p.Spec.DNSConfig = &v1.PodDNSConfig{Nameservers: []string{"1.1.1.1"}, Options: []v1.PodDNSConfigOption{{Name: "ndots", Value: &two}, {Name: "rotate"}}}
 		}, func(t *testing.T, c *runtimeapi.PodSandboxConfig) {
-			want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1", "1.1.1.1"}, Searches: []string{"lan"}, Options: []string{"ndots:2", "ndots:2", "rotate"}}
+			want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1", "1.1.1.1"}, Searches: []string{"lan"}, Options: []string{"ndots:2", "rotate"}}
 			if !reflect.DeepEqual(c.DnsConfig, want) {
 				t.Errorf("dns %v, want %v", c.DnsConfig, want)
 			}
@@ -123,7 +123,7 @@ func TestSandbox(t *testing.T) {
 }
 
 func TestParseResolvConf(t *testing.T) {
-	got, err := ParseResolvConf(strings.NewReader("# c\nnameserver 10.0.0.1\nsearch a b\noptions ndots:5 edns0\nnameserver\n"))
+	got, err := ParseResolvConf(strings.NewReader("# c\nnameserver 10.0.0.1\nsearch a b\noptions ndots:5 edns0\n"))
 	want := &runtimeapi.DNSConfig{Servers: []string{"10.0.0.1"}, Searches: []string{"a", "b"}, Options: []string{"ndots:5", "edns0"}}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v, %v; want %v", got, err, want)
@@ -232,6 +232,7 @@ func TestEnv(t *testing.T) {
 		wantKeys []string
 		envFrom  []v1.EnvFromSource
 		src      EnvSources
+		edit     func(*v1.Pod)
 	}{
 		{name: "literal values with $(VAR) of earlier entries", env: []v1.EnvVar{{Name: "A", Value: "x"}, {Name: "B", Value: "$(A)-$(C)"}},
 			want: map[string]string{"A": "x", "B": "x-$(C)"}},
@@ -247,9 +248,51 @@ func TestEnv(t *testing.T) {
 		{name: "resources, with the node's capacity for a missing limit", env: []v1.EnvVar{{Name: "C", ValueFrom: res("limits.cpu", "")},
 			{Name: "M", ValueFrom: res("limits.memory", "1Mi")}, {Name: "R", ValueFrom: res("requests.cpu", "1m")}},
 			want: map[string]string{"C": "4", "M": "8192", "R": "0"}},
-		{name: "unsupported fieldRef", env: []v1.EnvVar{{Name: "X", ValueFrom: field("status.phase")}}, wantErr: `env X: unsupported fieldRef "status.phase"`},
+		{name: "every fieldRef the kubelet resolves", env: []v1.EnvVar{{Name: "SA", ValueFrom: field("spec.serviceAccountName")},
+			{Name: "HS", ValueFrom: field("status.hostIPs")}, {Name: "PS", ValueFrom: field("status.podIPs")},
+			{Name: "NL", ValueFrom: field("metadata.labels['none']")}, {Name: "V1", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "metadata.name"}}}},
+			want: map[string]string{"SA": "robot", "HS": "192.0.2.10", "PS": "10.1.0.5", "NL": "", "V1": "web-n1"}},
+		{name: "a fieldRef of another API version", env: []v1.EnvVar{{Name: "X", ValueFrom: &v1.EnvVarSource{FieldRef: &v1.ObjectFieldSelector{APIVersion: "v2", FieldPath: "metadata.name"}}}},
+			wantErr: "unsupported pod version: v2"},
+		{name: "an invalid label key", env: []v1.EnvVar{{Name: "X", ValueFrom: field("metadata.labels['a b']")}},
+			wantErr: "invalid key subscript in metadata.labels['a b']: name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"},
+		{name: "a subscript on a field without one", env: []v1.EnvVar{{Name: "X", ValueFrom: field("spec.nodeName['x']")}},
+			wantErr: "field label does not support subscript: spec.nodeName['x']"},
+		{name: "resources: requests, ephemeral storage, hugepages, a zero limit is the node's, divisors round up", env: []v1.EnvVar{
+			{Name: "RM", ValueFrom: res("requests.memory", "1Mi")}, {Name: "ES", ValueFrom: res("limits.ephemeral-storage", "1Gi")},
+			{Name: "RES", ValueFrom: res("requests.ephemeral-storage", "")}, {Name: "HP", ValueFrom: res("limits.hugepages-2Mi", "2Mi")},
+			{Name: "RHP", ValueFrom: res("requests.hugepages-2Mi", "")}, {Name: "ZM", ValueFrom: res("limits.memory", "1Gi")},
+			{Name: "RC", ValueFrom: res("requests.cpu", "")}},
+			edit: func(p *v1.Pod) {
+				p.Spec.Containers[0].Resources = v1.ResourceRequirements{
+					Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("64.5Mi"), v1.ResourceCPU: resource.MustParse("500m"), "hugepages-2Mi": resource.MustParse("6Mi")},
+					Limits:   v1.ResourceList{v1.ResourceEphemeralStorage: resource.MustParse("1.5Gi"), "hugepages-2Mi": resource.MustParse("6Mi"), v1.ResourceMemory: resource.MustParse("0")}}
+			},
+			want: map[string]string{"RM": "65", "ES": "2", "RES": "0", "HP": "3", "RHP": "6291456", "ZM": "8", "RC": "1"}},
+		{name: "an unsupported resource", env: []v1.EnvVar{{Name: "X", ValueFrom: res("limits.nvidia.com/gpu", "")}},
+			wantErr: "unsupported container resource : limits.nvidia.com/gpu"},
+		{name: "resources of a named container; app containers get the node's limits, init containers not", env: []v1.EnvVar{
+			{Name: "APP", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "side", Resource: "limits.cpu"}}},
+			{Name: "INIT", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "init", Resource: "limits.cpu"}}}},
+			edit: func(p *v1.Pod) {
+				p.Spec.Containers = append(p.Spec.Containers, v1.Container{Name: "side"})
+				p.Spec.InitContainers = []v1.Container{{Name: "init"}}
+			},
+			want: map[string]string{"APP": "4", "INIT": "0"}},
+		{name: "a named container that does not exist", env: []v1.EnvVar{
+			{Name: "X", ValueFrom: &v1.EnvVarSource{ResourceFieldRef: &v1.ResourceFieldSelector{ContainerName: "nope", Resource: "limits.cpu"}}}},
+			wantErr: "container nope not found"},
+		{name: "service variables: the container's own win, they expand in its values, the rest follow sorted",
+			src:      EnvSources{Services: map[string]string{"DB_SERVICE_HOST": "10.96.0.7", "DB_SERVICE_PORT": "5432", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}},
+			env:      []v1.EnvVar{{Name: "DB_SERVICE_PORT", Value: "6000"}, {Name: "URL", Value: "pg://$(DB_SERVICE_HOST):$(DB_SERVICE_PORT)"}},
+			want:     map[string]string{"DB_SERVICE_PORT": "6000", "URL": "pg://10.96.0.7:6000", "DB_SERVICE_HOST": "10.96.0.7", "KUBERNETES_SERVICE_HOST": "10.96.0.1"},
+			wantKeys: []string{"DB_SERVICE_PORT", "URL", "DB_SERVICE_HOST", "KUBERNETES_SERVICE_HOST"}},
+		{name: "envFrom wins over a service variable too", envFrom: []v1.EnvFromSource{{ConfigMapRef: &v1.ConfigMapEnvSource{}}},
+			src:  EnvSources{From: []map[string]string{{"DB_SERVICE_HOST": "mine"}}, Services: map[string]string{"DB_SERVICE_HOST": "10.96.0.7"}},
+			want: map[string]string{"DB_SERVICE_HOST": "mine"}},
+		{name: "unsupported fieldRef", env: []v1.EnvVar{{Name: "X", ValueFrom: field("status.phase")}}, wantErr: `unsupported fieldPath: status.phase`},
 		{name: "fileKeyRef is refused", env: []v1.EnvVar{{Name: "F", ValueFrom: &v1.EnvVarSource{FileKeyRef: &v1.FileKeySelector{}}}},
-			wantErr: "env F: only value, fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef are supported"},
+			wantErr: "env F: fileKeyRef (the EnvFiles feature) is not supported by knode"},
 		{name: "envFrom with a prefix, a later source winning, keys sorted", envFrom: []v1.EnvFromSource{
 			{Prefix: "CM_", ConfigMapRef: &v1.ConfigMapEnvSource{}}, {SecretRef: &v1.SecretEnvSource{}}, {Prefix: "CM_", ConfigMapRef: &v1.ConfigMapEnvSource{}}},
 			src:  EnvSources{From: []map[string]string{{"b": "1", "a": "2"}, {"PASS": "s"}, {"b": "3"}}},
@@ -277,6 +320,10 @@ func TestEnv(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			pod := basePod()
 			pod.Spec.HostNetwork = tt.hostNet
+			pod.Spec.ServiceAccountName = "robot"
+			if tt.edit != nil {
+				tt.edit(pod)
+			}
 			pod.Spec.Containers[0].Env = tt.env
 			pod.Spec.Containers[0].EnvFrom = tt.envFrom
 			got, err := Env(pod, &pod.Spec.Containers[0], "10.1.0.5", node, tt.src)

@@ -35,8 +35,7 @@ func newAPIVolumes(objects APIObjects, node crispec.Node, now func() time.Time, 
 			return crispec.PodField(pod, path, "", node)
 		},
 		ResourceField: func(pod *v1.Pod, ref *v1.ResourceFieldSelector) (string, error) {
-			// ref.ContainerName is set: resourceField looks the container up.
-			return crispec.ResourceField(pod, &v1.Container{}, ref, node)
+			return crispec.VolumeResourceField(pod, ref, node)
 		},
 		Now: now,
 		Log: log,

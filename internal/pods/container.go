@@ -28,6 +28,9 @@ func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Con
 	if err != nil {
 		return nil, err
 	}
+	if src.Services, err = d.env.serviceEnv(pod); err != nil {
+		return nil, err
+	}
 	envs, err := crispec.Env(pod, c, podIP, d.node, src)
 	if err != nil {
 		return nil, err

@@ -42,6 +42,10 @@ type workerDeps struct {
 	// records is the manager's side of each pod: its desired spec, status
 	// and what others asked of it (eviction, deletion grace).
 	records podRecords
+	// pulls is what pulling with registry credentials needs.
+	pulls *imagePulls
+	// allocs are the pods' allocated and applied resources (in-place resize).
+	allocs *allocations
 }
 
 // criAccess is the runtime as the workers call it.
@@ -125,11 +129,14 @@ type hookRunner struct {
 	log            *slog.Logger
 }
 
-// envAPI reads the ConfigMaps and Secrets env sources name.
+// envAPI reads the ConfigMaps and Secrets env sources name, and the
+// Services of the service environment.
 type envAPI struct {
 	// objects is nil without an API server.
 	objects        APIObjects
 	RequestTimeout time.Duration
+	// services gives the pods' service environment; nil without an API server.
+	services Services
 }
 
 // podRecords is what a worker reads and writes of its pod's record.
@@ -158,7 +165,7 @@ type podRecords interface {
 
 func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 	node := crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes}
+		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes}
 	return &workerDeps{
 		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName,
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
@@ -168,10 +175,12 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 			ResolvConf: opts.ResolvConf, NodeEtcHosts: opts.NodeEtcHosts, RequestTimeout: opts.RequestTimeout, node: node, log: opts.Log,
 			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log)},
 		hooks:        &hookRunner{Runtime: opts.Runtime, Prober: opts.Prober, Events: opts.Events, RequestTimeout: opts.RequestTimeout, log: opts.Log},
-		env:          envAPI{objects: opts.APIObjects, RequestTimeout: opts.RequestTimeout},
+		env:          envAPI{objects: opts.APIObjects, RequestTimeout: opts.RequestTimeout, services: opts.Services},
 		probes:       newProbeRunner(opts.Prober, opts.Events, opts.Log, opts.Now()),
 		node:         node,
 		ResyncPeriod: opts.ResyncPeriod,
 		records:      records,
+		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir},
+		allocs:       newAllocations(opts.NodeCPUs, opts.NodeMemoryBytes),
 	}
 }

@@ -25,6 +25,9 @@ type Options struct {
 	ResolvConf  string
 	// ClusterDomain is the kubelet's clusterDomain, in a pod's FQDN.
 	ClusterDomain string
+	// ClusterDNS are the cluster's DNS servers (--cluster-dns), the
+	// nameservers of ClusterFirst pods; none: they get the node's.
+	ClusterDNS []string
 	// NodeEtcHosts is the node's hosts file a host-network pod gets a copy
 	// of ("": /etc/hosts, as the kubelet).
 	NodeEtcHosts string
@@ -60,6 +63,10 @@ type Options struct {
 	// APIObjects reads ConfigMaps, Secrets and service account tokens for
 	// API pods' volumes (cluster mode); may be nil.
 	APIObjects APIObjects
+	// Services gives the pods' service environment (cluster mode); nil: none.
+	Services Services
+	// PullSecrets reads the image pull secrets API pods name; may be nil.
+	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
 	// gone from the runtime (cluster mode then deletes the API object).
 	OnRemoved func(uid types.UID)

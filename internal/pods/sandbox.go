@@ -16,25 +16,48 @@ func LogDir(root string, pod *v1.Pod) string { return crispec.LogDir(root, pod) 
 // sandboxConfig builds the pod's CRI sandbox config with the host's
 // resolv.conf as it is now.
 func (d *podFiles) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
-	var hostDNS *runtimeapi.DNSConfig
-	if d.ResolvConf != "" {
-		var err error
-		if hostDNS, err = readResolvConf(d.ResolvConf); err != nil {
-			return nil, err
-		}
+	hostDNS, err := d.hostDNS()
+	if err != nil {
+		return nil, err
 	}
 	return crispec.Sandbox(pod, attempt, d.node, hostDNS)
 }
 
-// readResolvConf reads the host's resolv.conf; a missing one is empty.
+// publishDNSEvents tells of what the kubelet warns about when it composes
+// a new sandbox's DNS: ClusterFirst without cluster DNS
+// (MissingClusterDNS), limits that cut the pod's configuration
+// (DNSConfigForming).
+func (d *workerDeps) publishDNSEvents(pod *v1.Pod) {
+	hostDNS, err := d.files.hostDNS()
+	if err != nil {
+		return
+	}
+	_, events := crispec.DNS(pod, hostDNS, d.node)
+	for _, ev := range events {
+		d.log.Warn("pod DNS", "pod", podRef(pod, nil), "reason", ev.Reason, "message", ev.Message)
+		d.Events.Event(pod, v1.EventTypeWarning, ev.Reason, ev.Message)
+	}
+}
+
+// hostDNS reads the node's resolv.conf (--resolv-conf); nil when none is
+// configured. A file that cannot be read or parsed fails the sandbox, as
+// with the kubelet.
+func (d *podFiles) hostDNS() (*runtimeapi.DNSConfig, error) {
+	if d.ResolvConf == "" {
+		return nil, nil
+	}
+	return readResolvConf(d.ResolvConf)
+}
+
 func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		if os.IsNotExist(err) {
-			return &runtimeapi.DNSConfig{}, nil
-		}
-		return nil, fmt.Errorf("read resolv.conf: %w", err)
+		return nil, fmt.Errorf("could not open resolv conf file: %w", err)
 	}
 	defer f.Close()
-	return crispec.ParseResolvConf(f)
+	cfg, err := crispec.ParseResolvConf(f)
+	if err != nil {
+		return nil, fmt.Errorf("Encountered error while parsing resolv conf file. Error: %w", err)
+	}
+	return cfg, nil
 }

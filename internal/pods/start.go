@@ -10,7 +10,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	crierrors "k8s.io/cri-api/pkg/errors"
 
+	"knode.io/knode/internal/keyring"
 	"knode.io/knode/internal/subpath"
 )
 
@@ -43,6 +45,12 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
 		s.requeue(10 * time.Second)
+		return
+	}
+	if err := s.shareTargetPID(c.Name, cfg); err != nil {
+		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
+		s.warning("Failed", "Error: "+err.Error())
+		s.requeue(time.Second)
 		return
 	}
 	if archive != "" {
@@ -150,11 +158,19 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	w := s.w
 	images := w.d.Images
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
+	if _, err := keyring.Repository(c.Image); err != nil {
+		// The kubelet checks the reference before anything else.
+		w.waits[c.Name] = waiting{reason: "InvalidImageName", message: fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)}
+		s.warning("InspectFailed", w.waits[c.Name].message)
+		s.warning("Failed", "Error: InvalidImageName")
+		s.requeue(10 * time.Second)
+		return err
+	}
 	ictx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
 	resp, err := images.ImageStatus(ictx, spec, false)
 	if err != nil {
-		w.waits[c.Name] = waiting{reason: "ErrImageInspect", message: fmt.Sprintf("failed to inspect image %q: %v", c.Image, err)}
+		w.waits[c.Name] = waiting{reason: "ErrImageInspect", message: fmt.Sprintf("Failed to inspect image %q: %v", c.Image, err)}
 		s.requeue(10 * time.Second)
 		return err
 	}
@@ -172,26 +188,60 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	key := "pull_" + string(s.pod.UID) + "_" + c.Image
 	bo := w.d.backoff
 	if bo.IsInBackOffSinceUpdate(key, w.d.Now()) {
-		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: fmt.Sprintf("Back-off pulling image %q", c.Image)}
-		s.normal("BackOff", w.waits[c.Name].message)
+		msg := fmt.Sprintf("Back-off pulling image %q", c.Image)
+		s.normal("BackOff", msg)
+		// As the kubelet (v1.32+), the waiting message carries why the
+		// last pull failed; the event does not.
+		if prev, ok := w.d.pulls.errs.Load(key); ok {
+			msg = fmt.Sprintf("%s: %s", msg, prev)
+		}
+		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: msg}
+		s.warning("Failed", "Error: ImagePullBackOff")
 		s.requeue(bo.Get(key))
 		return errors.New("image pull back-off")
+	}
+	w.d.pulls.errs.Delete(key)
+	auths, err := s.pullCredentials(ctx, c.Image)
+	if err != nil {
+		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: err.Error()}
+		s.requeue(10 * time.Second)
+		return err
 	}
 	pctx, pcancel := context.WithTimeout(ctx, max(w.d.RequestTimeout, 5*time.Minute))
 	defer pcancel()
 	s.normal("Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	pullStart := time.Now()
-	if _, err := images.PullImage(pctx, spec, nil, s.sbConfig); err != nil {
+	if err := pullWithCredentials(pctx, images, spec, auths, s.sbConfig); err != nil {
 		bo.Next(key, w.d.Now())
-		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: fmt.Sprintf("failed to pull image %q: %v", c.Image, err)}
+		reason, msg := pullFailure(c.Image, err)
+		w.d.pulls.errs.Store(key, reason+": "+msg)
+		w.waits[c.Name] = waiting{reason: reason, message: msg}
 		s.warning("Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
-		w.d.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "err", err)
+		s.warning("Failed", "Error: "+reason)
+		w.d.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "credentials", len(auths), "err", err)
 		s.requeue(bo.Get(key))
 		return err
 	}
 	bo.Reset(key)
 	s.normal("Pulled", fmt.Sprintf("Successfully pulled image %q in %s", c.Image, time.Since(pullStart).Round(time.Millisecond)))
 	return nil
+}
+
+// pullFailure is the waiting reason and message of a failed pull, the
+// kubelet's evalCRIPullErr: the runtime's registry-unavailable and
+// signature errors get their own reasons, anything else is ErrImagePull
+// with the runtime's words.
+func pullFailure(image string, err error) (reason, message string) {
+	text := err.Error()
+	for _, known := range []struct{ reason, why string }{
+		{crierrors.ErrRegistryUnavailable.Error(), "the registry is unavailable"},
+		{crierrors.ErrSignatureValidationFailed.Error(), "the signature validation failed"},
+	} {
+		if strings.HasPrefix(text, known.reason) {
+			return known.reason, fmt.Sprintf("image pull failed for %s because %s%s", image, known.why, strings.TrimPrefix(text, known.reason))
+		}
+	}
+	return "ErrImagePull", text
 }
 
 func (s *podSync) normal(reason, message string) {

@@ -60,6 +60,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		allReady = allReady && cs.Ready
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
+	st.EphemeralContainerStatuses = w.ephemeralStatuses(ctx, pod, rp)
 	limitPodMessages(pod, st)
 	st.Phase = podPhase(pod, st, initialized)
 	if p := w.terminalPhase(ctx, pod, rp, sb); p != "" {
@@ -92,6 +93,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"),
 		condition(prev, v1.PodScheduled, true, ""),
 	}
+	w.resizeStatus(pod, rp, st, prev)
 	if st.Phase == v1.PodSucceeded {
 		// A completed pod's containers are not "not ready": the kubelet says PodCompleted.
 		for i := range st.Conditions {

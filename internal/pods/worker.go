@@ -56,6 +56,11 @@ type worker struct {
 	restoreFailed map[string]bool
 	// volumesRefreshed is when the pod's API volumes were last brought up to date.
 	volumesRefreshed time.Time
+	// volumesMeta is the pod's labels and annotations the volumes were
+	// last written with (podMeta).
+	volumesMeta string
+	// volumeRefusal is the reason the pod's volumes were refused, once told.
+	volumeRefusal string
 }
 
 func allRunning(st *v1.PodStatus) bool {
@@ -102,6 +107,8 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	pod := w.d.records.desired(w.uid)
 	if pod != nil {
+		// The pod as its containers run: with the resources allocated to it.
+		pod = w.d.allocs.admit(pod)
 		w.lastPod = pod
 	}
 	rp, err := w.list(ctx)
@@ -111,6 +118,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if pod == nil {
 		if rp == nil {
 			w.cleanupFiles()
+			w.d.allocs.forget(w.uid)
 			return 0, true
 		}
 		w.d.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
@@ -215,6 +223,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	if !w.admitPod(pod, rp) {
 		return resync, nil
 	}
+	if w.refuseVolumes(pod) {
+		return resync, nil
+	}
 	sb := rp.newestSandbox()
 	if sb != nil && sb.Annotations[podsource.HashAnnotation] != pod.Annotations[podsource.HashAnnotation] {
 		w.d.log.Info("pod spec changed, replacing pod", "pod", podRef(pod, nil))
@@ -258,13 +269,16 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 	}
 	// ConfigMap, Secret and projected volumes follow their objects, once per
 	// resync period as with the kubelet; the first write is at container creation.
-	if now := w.d.Now(); w.volumesRefreshed.IsZero() {
-		w.volumesRefreshed = now
-	} else if now.Sub(w.volumesRefreshed) >= resync {
+	// A label or annotation change is written at once.
+	if now, meta := w.d.Now(), podMeta(pod); w.volumesRefreshed.IsZero() {
+		w.volumesRefreshed, w.volumesMeta = now, meta
+	} else if now.Sub(w.volumesRefreshed) >= resync || meta != w.volumesMeta {
 		w.d.files.refreshAPIVolumes(w.rec.files.volumes, pod)
-		w.volumesRefreshed = now
+		w.volumesRefreshed, w.volumesMeta = now, meta
 	}
 	s := &podSync{w: w, pod: pod, rp: rp, sb: sb, sbConfig: sbConfig, podIP: podIP, next: resync}
+	s.syncEphemeral(ctx)
+	s.syncResize(ctx)
 	initDone, initFailed := s.syncInit(ctx)
 	defer s.syncProbes()
 	switch {
@@ -300,6 +314,7 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
 		return "", err
 	}
+	w.d.publishDNSEvents(pod)
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
 	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, "")

@@ -69,6 +69,10 @@ func Validate(pod *v1.Pod) field.ErrorList {
 	}
 	validateContainers(pod.Spec.InitContainers, spec.Child("initContainers"))
 	validateContainers(pod.Spec.Containers, spec.Child("containers"))
+	if len(pod.Spec.ImagePullSecrets) > 0 {
+		// The node's own config.json serves static pods' registries.
+		errs = append(errs, field.Forbidden(spec.Child("imagePullSecrets"), "static pods cannot reference Secrets"))
+	}
 	if len(pod.Spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(spec.Child("ephemeralContainers"), "ephemeral containers cannot be declared in a static pod"))
 	}

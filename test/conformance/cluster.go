@@ -41,6 +41,7 @@ type cluster struct {
 	client         kubernetes.Interface
 	controllers    []*process
 	agentProc      *process
+	agentPort      int
 	runtime        *containerd.Supervisor
 	cgroupRoot     string
 	cgroupDirs     []string
@@ -276,6 +277,7 @@ func (c *cluster) startAgent() error {
 	if err != nil {
 		return err
 	}
+	c.agentPort = port
 	root := filepath.Join(c.dir, "root")
 	podLogs := filepath.Join(c.dir, "pods")
 	for _, d := range []string{root, podLogs} {
@@ -359,7 +361,9 @@ func (c *cluster) restoreSysctls() {
 // waitReady waits for the node to be Ready and for the default namespace's
 // service account and root CA ConfigMap, which every spec's pods need.
 func (c *cluster) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(3 * time.Minute)
+	// Generous: on a loaded machine the controller manager takes a while
+	// to create the default service account.
+	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		why := ""
 		node, err := c.client.CoreV1().Nodes().Get(ctx, c.nodeName, metav1.GetOptions{})
@@ -408,23 +412,35 @@ type phase struct {
 }
 
 func (c *cluster) runSuite(ctx context.Context, p phase, outDir string) error {
-	args := []string{"--no-color", "--timeout=3h", "--poll-progress-after=10m",
-		"--output-dir", outDir, "--junit-report", "junit_" + p.name + ".xml", "--json-report", "report_" + p.name + ".json"}
+	// One process: the e2e binary runs the specs itself (its -ginkgo.*
+	// flags), no ginkgo CLI needed. Several: the ginkgo CLI starts them.
+	prefix := "--ginkgo."
+	var args []string
 	if p.procs > 1 {
-		args = append(args, "--procs="+strconv.Itoa(p.procs))
+		prefix = "--"
+		args = append(args, "--procs="+strconv.Itoa(p.procs), "--output-dir", outDir)
 	}
+	args = append(args, prefix+"no-color", prefix+"timeout=3h", prefix+"poll-progress-after=10m",
+		prefix+"junit-report=junit_"+p.name+".xml", prefix+"json-report=report_"+p.name+".json")
 	for _, f := range p.focus {
-		args = append(args, "--focus="+f)
+		args = append(args, prefix+"focus="+f)
 	}
 	if p.skip != "" {
-		args = append(args, "--skip="+p.skip)
+		args = append(args, prefix+"skip="+p.skip)
 	}
 	if p.label != "" {
-		args = append(args, "--label-filter="+p.label)
+		args = append(args, prefix+"label-filter="+p.label)
 	}
-	args = append(args, c.tools.e2e, "--", "--kubeconfig="+c.admin, "--provider=skeleton",
-		"--allowed-not-ready-nodes=0", "--kubectl-path="+c.tools.bin("kubectl"),
-		"--report-dir="+filepath.Join(outDir, "e2e-"+p.name), "--disable-log-dump")
+	e2eArgs := []string{"--kubeconfig=" + c.admin, "--provider=skeleton",
+		"--allowed-not-ready-nodes=0", "--kubectl-path=" + c.tools.bin("kubectl"),
+		"--report-dir=" + filepath.Join(outDir, "e2e-"+p.name), "--disable-log-dump"}
+	name := c.tools.e2e
+	if p.procs > 1 {
+		name = c.tools.bin("ginkgo")
+		args = append(append(args, c.tools.e2e, "--"), e2eArgs...)
+	} else {
+		args = append(args, e2eArgs...)
+	}
 	logPath := filepath.Join(outDir, p.name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -432,13 +448,14 @@ func (c *cluster) runSuite(ctx context.Context, p phase, outDir string) error {
 	}
 	defer f.Close()
 	c.log.Info("running the suite", "phase", p.name, "log", logPath)
-	cmd := exec.CommandContext(ctx, c.tools.bin("ginkgo"), args...)
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	// Reports named without a directory land here.
 	cmd.Dir = outDir
 	start := time.Now()
 	err = cmd.Run()
 	c.log.Info("suite phase done", "phase", p.name, "took", time.Since(start).Round(time.Second), "exit", err)
-	// ginkgo exits 1 when a spec fails; only a missing report means the
+	// The suite exits 1 when a spec fails; only a missing report means the
 	// phase did not run.
 	if _, statErr := os.Stat(filepath.Join(outDir, "report_"+p.name+".json")); statErr != nil {
 		return fmt.Errorf("no report (see %s): %v", logPath, err)

@@ -67,6 +67,7 @@ func main() {
 	flag.BoolVar(&o.dryRun, "dry-run", false, "list the selected specs without a cluster")
 	flag.StringVar(&o.e2e, "e2e-binary", "", "e2e test binary (default: the one hack/setup-conformance.sh builds)")
 	flag.BoolVar(&o.keep, "keep", false, "leave the cluster's files (logs) in place")
+	flag.IntVar(&o.figures, "figures", 0, "after the suite, start this many pods one by one and write figures.json (pod start, API requests, the agent's RSS; `go run ./bench conformance`)")
 	compare := flag.Bool("compare", false, "print the specs that pass on the kubelet and fail on knode, from the last reports")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -94,6 +95,7 @@ type options struct {
 	procs                  int
 	serial, subset, dryRun bool
 	keep                   bool
+	figures                int
 }
 
 // focuses are the ginkgo --focus regexes of the run (OR'ed by ginkgo).
@@ -113,12 +115,15 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 	if err != nil {
 		return err
 	}
-	tools, err := setupTools(ctx, log, repo, o.subset && o.e2e == "")
+	tools, err := setupTools(ctx, log, repo, o.subset && o.e2e == "", o.agent)
 	if err != nil {
 		return err
 	}
 	if o.e2e != "" {
 		tools.e2e = o.e2e
+	} else if o.subset {
+		// The small subset binary, in one process (no ginkgo CLI).
+		o.procs = 1
 	}
 	outDir, err := filepath.Abs(filepath.Join(o.out, o.agent))
 	if err != nil {
@@ -161,6 +166,7 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 	log.Info("cluster up", "agent", o.agent, "took", time.Since(start).Round(time.Second))
 
 	suiteStart := time.Now()
+	rss := sampleRSS(c.agentProc.cmd.Process.Pid)
 	var errs []error
 	phases := []phase{{name: "parallel", procs: o.procs, focus: o.focuses(), skip: skipParallel}}
 	if o.serial && !o.subset && o.focus == "" {
@@ -175,6 +181,15 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 		}
 	}
 	wall := time.Since(suiteStart)
+	peak, median := rss.finish()
+	if o.figures > 0 && ctx.Err() == nil {
+		f := figures{Agent: o.agent, SuiteWall: wall.Round(time.Second).String(), RSSPeakKiB: peak, RSSMedianKiB: median}
+		if err := c.measurePodStart(ctx, o.figures, &f); err != nil {
+			errs = append(errs, fmt.Errorf("figures: %w", err))
+		} else if err := writeFigures(outDir, f); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	sum, err := summarize(outDir, o.agent, wall)
 	if err != nil {
 		errs = append(errs, err)

@@ -28,8 +28,9 @@ func (t tools) bin(name string) string { return filepath.Join(t.conformance, nam
 
 // setupTools runs the setup scripts (each builds only what is missing),
 // builds knode and the images' helper binaries, and writes the images.
-// ciOnly builds only what the CI subset needs.
-func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool) (tools, error) {
+// ciOnly builds only what the CI subset needs (and the kubelet when it is
+// the agent).
+func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool, agent string) (tools, error) {
 	t := tools{toolsDir: os.Getenv("KNODE_TOOLS_DIR")}
 	if t.toolsDir == "" {
 		t.toolsDir = "/usr/local/lib/knode-ci"
@@ -58,12 +59,21 @@ func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool)
 	}
 	var env []string
 	if ciOnly {
-		env = append(env, "CONFORMANCE_BINARIES=kube-controller-manager kube-scheduler kubectl agnhost nnp ginkgo e2e.test")
+		// The CI subset runs in one process of the small e2e binary: no
+		// ginkgo CLI, no kubectl, no kubelet, no full e2e.test.
+		names := "kube-controller-manager kube-scheduler agnhost nnp e2e-subset.test"
+		if agent == "kubelet" {
+			names += " kubelet"
+		}
+		env = append(env, "CONFORMANCE_BINARIES="+names)
 	}
 	if t.conformance, err = script("setup-conformance.sh", env...); err != nil {
 		return t, err
 	}
 	t.e2e = t.bin("e2e.test")
+	if ciOnly {
+		t.e2e = t.bin("e2e-subset.test")
+	}
 
 	build := filepath.Join(repo, "_output", "conformance", "bin")
 	if err := os.MkdirAll(build, 0o755); err != nil {

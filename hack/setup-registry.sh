@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Builds the CNCF distribution registry (github.com/distribution/distribution/v3)
+# from its Go module into $KNODE_TOOLS_DIR/registry, for the private-registry
+# pull tests (about a minute cold, nothing when built). Prints the binary.
+set -euo pipefail
+TOOLS_DIR="${KNODE_TOOLS_DIR:-/usr/local/lib/knode-ci}"
+DIR="$TOOLS_DIR/registry"
+VERSION="${REGISTRY_VERSION:-v3.1.2}"
+log() { printf '[setup-registry] %s\n' "$*" >&2; }
+mkdir -p "$DIR"
+if [ ! -x "$DIR/registry-$VERSION" ]; then
+  log "building registry $VERSION"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  (cd "$work" && go mod init knode.local/registry-build >/dev/null 2>&1 &&
+    go get "github.com/distribution/distribution/v3/cmd/registry@$VERSION" >/dev/null 2>&1 &&
+    CGO_ENABLED=0 go build -trimpath -o "$DIR/registry-$VERSION.tmp" github.com/distribution/distribution/v3/cmd/registry)
+  mv "$DIR/registry-$VERSION.tmp" "$DIR/registry-$VERSION"
+fi
+ln -sfn "registry-$VERSION" "$DIR/registry"
+log "$("$DIR/registry" --version)"
+echo "$DIR/registry"

@@ -1,0 +1,70 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+
+	v1 "k8s.io/api/core/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/crispec"
+)
+
+// ephemeralContainer is the pod's ephemeral container of that name, or nil.
+func ephemeralContainer(pod *v1.Pod, name string) *v1.EphemeralContainer {
+	for i := range pod.Spec.EphemeralContainers {
+		if pod.Spec.EphemeralContainers[i].Name == name {
+			return &pod.Spec.EphemeralContainers[i]
+		}
+	}
+	return nil
+}
+
+// asContainer is an ephemeral container as a container: the API keeps the
+// same fields, so the one container builder serves both.
+func asContainer(ec *v1.EphemeralContainer) *v1.Container {
+	return (*v1.Container)(&ec.EphemeralContainerCommon)
+}
+
+// syncEphemeral starts each ephemeral container (`kubectl debug`) that has
+// never run in the pod. As with the kubelet they start before init
+// containers, so a pod stuck initializing can be debugged, and they are
+// never restarted: one that exited stays terminated.
+func (s *podSync) syncEphemeral(ctx context.Context) {
+	for i := range s.pod.Spec.EphemeralContainers {
+		ec := &s.pod.Spec.EphemeralContainers[i]
+		if len(s.rp.instances(ec.Name, "")) > 0 {
+			continue
+		}
+		s.start(ctx, asContainer(ec), false)
+	}
+}
+
+// shareTargetPID points an ephemeral container with a targetContainerName
+// at its target's process namespace; the target must be running, or the
+// kubelet's CreateContainerConfigError message is returned.
+func (s *podSync) shareTargetPID(name string, cfg *runtimeapi.ContainerConfig) error {
+	ec := ephemeralContainer(s.pod, name)
+	if ec == nil || ec.TargetContainerName == "" {
+		return nil
+	}
+	target := first(s.rp.instances(ec.TargetContainerName, s.sb.Id))
+	if target == nil || target.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+		return fmt.Errorf("unable to find target container %v", ec.TargetContainerName)
+	}
+	crispec.ShareTargetPID(cfg, target.Id)
+	return nil
+}
+
+// ephemeralStatuses are the pod's ephemeral containers' statuses. They
+// have no probes: never ready, and no started flag, as the kubelet reports
+// them; they count for neither the phase nor readiness.
+func (w *worker) ephemeralStatuses(ctx context.Context, pod *v1.Pod, rp *runtimePod) []v1.ContainerStatus {
+	var out []v1.ContainerStatus
+	for i := range pod.Spec.EphemeralContainers {
+		cs := w.containerStatus(ctx, pod, rp, asContainer(&pod.Spec.EphemeralContainers[i]), "ContainerCreating")
+		cs.Ready, cs.Started = false, nil
+		out = append(out, cs)
+	}
+	return out
+}

@@ -1,0 +1,441 @@
+package pods
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	v1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/crispec"
+	"knode.io/knode/internal/podsource"
+)
+
+// Resizer is the runtime call an in-place resize needs; *cri.Runtime has it.
+type Resizer interface {
+	UpdateContainerResources(ctx context.Context, containerID string, resources *runtimeapi.ContainerResources) error
+}
+
+// allocations is the kubelet's allocation manager for in-place pod resize
+// (`kubectl patch --subresource resize`): the resources each pod's
+// containers were admitted with (allocated), whether a resize waits
+// (PodResizePending: Deferred or Infeasible), and the resources last
+// applied to each running container (actuated). Workers see their pod with
+// its allocated resources, so a container (re)created while a resize waits
+// gets what was admitted, as with the kubelet. Held in memory: after a
+// knode restart the pods' specs are taken as allocated and applied.
+type allocations struct {
+	mu   sync.Mutex
+	pods map[types.UID]*podAllocation
+	// cpuMilli and memBytes are the node's allocatable CPU and memory.
+	cpuMilli, memBytes int64
+}
+
+type podAllocation struct {
+	// containers are the allocated resources by container name (app and
+	// sidecar containers: the resizable ones).
+	containers map[string]v1.ResourceRequirements
+	// requests are the pod's allocated CPU (milli) and memory requests.
+	cpu, mem int64
+	// pending is why the last asked resize waits ("" when none does).
+	pendingReason, pendingMessage string
+	// actuated are the resources applied to each running instance, by container ID.
+	actuated map[string]v1.ResourceRequirements
+	// resizeErr is the last failed actuation's error ("" after a success).
+	resizeErr string
+}
+
+func newAllocations(cpus int, memBytes int64) *allocations {
+	return &allocations{pods: map[types.UID]*podAllocation{}, cpuMilli: int64(cpus) * 1000, memBytes: memBytes}
+}
+
+// resizable lists the containers a resize may change: app containers and
+// restartable (sidecar) init containers.
+func resizable(pod *v1.Pod) []*v1.Container {
+	var out []*v1.Container
+	for i := range pod.Spec.InitContainers {
+		if isSidecar(&pod.Spec.InitContainers[i]) {
+			out = append(out, &pod.Spec.InitContainers[i])
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}
+
+// podRequests is the pod's effective CPU (milli) and memory requests as the
+// scheduler counts them: app and sidecar containers add up, a regular init
+// container counts alone (with the sidecars started before it), plus overhead.
+func podRequests(pod *v1.Pod) (cpu, mem int64) {
+	var sideCPU, sideMem int64
+	for i := range pod.Spec.InitContainers {
+		c := &pod.Spec.InitContainers[i]
+		r := c.Resources.Requests
+		if isSidecar(c) {
+			sideCPU += r.Cpu().MilliValue()
+			sideMem += r.Memory().Value()
+			continue
+		}
+		cpu = max(cpu, sideCPU+r.Cpu().MilliValue())
+		mem = max(mem, sideMem+r.Memory().Value())
+	}
+	var appCPU, appMem int64
+	for i := range pod.Spec.Containers {
+		r := pod.Spec.Containers[i].Resources.Requests
+		appCPU += r.Cpu().MilliValue()
+		appMem += r.Memory().Value()
+	}
+	cpu, mem = max(cpu, sideCPU+appCPU), max(mem, sideMem+appMem)
+	cpu += pod.Spec.Overhead.Cpu().MilliValue()
+	mem += pod.Spec.Overhead.Memory().Value()
+	return cpu, mem
+}
+
+// admit returns pod as its containers run: with the allocated resources.
+// A resize the sources ask for is allocated when the node can hold it;
+// else it waits, Infeasible (more than the node has) or Deferred (more
+// than the other pods leave), with the kubelet's messages, and is tried
+// again at every sync.
+func (a *allocations) admit(pod *v1.Pod) *v1.Pod {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pa := a.pods[pod.UID]
+	if pa == nil {
+		pa = &podAllocation{containers: map[string]v1.ResourceRequirements{}, actuated: map[string]v1.ResourceRequirements{}}
+		a.allocate(pa, pod)
+		a.pods[pod.UID] = pa
+		return pod
+	}
+	changed := false
+	for _, c := range resizable(pod) {
+		if alloc, ok := pa.containers[c.Name]; !ok || !apiequality.Semantic.DeepEqual(alloc, c.Resources) {
+			changed = true
+		}
+	}
+	if !changed {
+		pa.pendingReason, pa.pendingMessage = "", ""
+		return pod
+	}
+	if podsource.IsStatic(pod) {
+		// A changed manifest replaces a static pod; nothing resizes it in place.
+		a.allocate(pa, pod)
+		return pod
+	}
+	if reason, msg := a.fits(pod); reason != "" {
+		pa.pendingReason, pa.pendingMessage = reason, msg
+		return a.allocatedPod(pa, pod)
+	}
+	a.allocate(pa, pod)
+	pa.pendingReason, pa.pendingMessage, pa.resizeErr = "", "", ""
+	return pod
+}
+
+func (a *allocations) allocate(pa *podAllocation, pod *v1.Pod) {
+	for _, c := range resizable(pod) {
+		pa.containers[c.Name] = *c.Resources.DeepCopy()
+	}
+	pa.cpu, pa.mem = podRequests(pod)
+}
+
+// allocatedPod is a copy of pod with the allocated resources.
+func (a *allocations) allocatedPod(pa *podAllocation, pod *v1.Pod) *v1.Pod {
+	out := pod.DeepCopy()
+	for _, c := range resizable(out) {
+		if alloc, ok := pa.containers[c.Name]; ok {
+			c.Resources = *alloc.DeepCopy()
+		}
+	}
+	return out
+}
+
+// fits is the kubelet's canResizePod: Infeasible beyond the node's
+// allocatable, Deferred beyond what the other pods' allocations leave.
+func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
+	cpu, mem := podRequests(pod)
+	if cpu > a.cpuMilli || mem > a.memBytes {
+		if mem > a.memBytes {
+			return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: memory, requested: %d, capacity: %d", mem, a.memBytes)
+		}
+		return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: cpu, requested: %d, capacity: %d", cpu, a.cpuMilli)
+	}
+	var usedCPU, usedMem int64
+	for uid, other := range a.pods {
+		if uid != pod.UID {
+			usedCPU += other.cpu
+			usedMem += other.mem
+		}
+	}
+	switch {
+	case usedCPU+cpu > a.cpuMilli:
+		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: cpu, requested: %d, used: %d, capacity: %d", cpu, usedCPU, a.cpuMilli)
+	case usedMem+mem > a.memBytes:
+		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: memory, requested: %d, used: %d, capacity: %d", mem, usedMem, a.memBytes)
+	}
+	return "", ""
+}
+
+// forget drops a pod that is gone.
+func (a *allocations) forget(uid types.UID) {
+	a.mu.Lock()
+	delete(a.pods, uid)
+	a.mu.Unlock()
+}
+
+// actuated returns what was applied to a running instance; an instance
+// seen for the first time was created with the allocated resources.
+func (a *allocations) actuated(uid types.UID, id string, allocated v1.ResourceRequirements) v1.ResourceRequirements {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pa := a.pods[uid]
+	if pa == nil {
+		return allocated
+	}
+	res, ok := pa.actuated[id]
+	if !ok {
+		res = *allocated.DeepCopy()
+		pa.actuated[id] = res
+	}
+	return res
+}
+
+// applied records an actuation's outcome.
+func (a *allocations) applied(uid types.UID, id string, res v1.ResourceRequirements, err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pa := a.pods[uid]
+	if pa == nil {
+		return
+	}
+	if err != nil {
+		pa.resizeErr = err.Error()
+		return
+	}
+	pa.actuated[id] = *res.DeepCopy()
+	pa.resizeErr = ""
+}
+
+// retain forgets the actuations of instances that are no longer running.
+func (a *allocations) retain(uid types.UID, running map[string]bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if pa := a.pods[uid]; pa != nil {
+		for id := range pa.actuated {
+			if !running[id] {
+				delete(pa.actuated, id)
+			}
+		}
+	}
+}
+
+// cpuMemEqual compares the CPU and memory a container is given.
+func cpuMemEqual(a, b v1.ResourceRequirements) bool {
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		if !quantityEqual(a.Requests, b.Requests, name) || !quantityEqual(a.Limits, b.Limits, name) {
+			return false
+		}
+	}
+	return true
+}
+
+func quantityEqual(a, b v1.ResourceList, name v1.ResourceName) bool {
+	qa, oka := a[name]
+	qb, okb := b[name]
+	return oka == okb && (!oka || qa.Cmp(qb) == 0)
+}
+
+// needsRestart tells whether a resize from cur to want changes a resource
+// whose resizePolicy is RestartContainer (NotRequired is the default).
+func needsRestart(c *v1.Container, cur, want v1.ResourceRequirements) bool {
+	for _, p := range c.ResizePolicy {
+		if p.RestartPolicy != v1.RestartContainer {
+			continue
+		}
+		if !quantityEqual(cur.Requests, want.Requests, p.ResourceName) || !quantityEqual(cur.Limits, want.Limits, p.ResourceName) {
+			return true
+		}
+	}
+	return false
+}
+
+// shrinks tells a resize that lowers any CPU or memory value: those are
+// applied before the increases, as the kubelet orders them.
+func shrinks(cur, want v1.ResourceRequirements) bool {
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		for _, lists := range [][2]v1.ResourceList{{cur.Requests, want.Requests}, {cur.Limits, want.Limits}} {
+			c, w := lists[0][name], lists[1][name]
+			if w.Cmp(c) < 0 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// syncResize brings the running containers to their allocated resources:
+// a container whose changed resource has resizePolicy RestartContainer is
+// stopped (its restart gets them), the others are updated in place with
+// CRI UpdateContainerResources, decreases first.
+func (s *podSync) syncResize(ctx context.Context) {
+	w := s.w
+	allocs := w.d.allocs
+	type update struct {
+		c    *v1.Container
+		id   string
+		want v1.ResourceRequirements
+	}
+	var shrinking, growing []update
+	running := map[string]bool{}
+	for _, c := range resizable(s.pod) {
+		ct := first(s.rp.instances(c.Name, s.sb.Id))
+		if ct == nil || ct.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+			continue
+		}
+		running[ct.Id] = true
+		cur := allocs.actuated(w.uid, ct.Id, c.Resources)
+		if cpuMemEqual(cur, c.Resources) {
+			continue
+		}
+		if needsRestart(c, cur, c.Resources) {
+			msg := fmt.Sprintf("Container %s resize requires restart", c.Name)
+			s.normal("Killing", msg)
+			w.d.log.Info("resize needs a restart; stopping the container", "pod", podRef(s.pod, nil), "container", c.Name)
+			w.d.hooks.stopContainer(ctx, s.pod, ct, w.terminationGrace(s.rp), s.podIP)
+			w.d.records.wakeRelist()
+			s.requeue(time.Second)
+			continue
+		}
+		u := update{c: c, id: ct.Id, want: c.Resources}
+		if shrinks(cur, c.Resources) {
+			shrinking = append(shrinking, u)
+		} else {
+			growing = append(growing, u)
+		}
+	}
+	allocs.retain(w.uid, running)
+	updates := append(shrinking, growing...)
+	if len(updates) == 0 {
+		return
+	}
+	rs, ok := w.d.Runtime.(Resizer)
+	// The pod's cgroup holds its containers: raised before they grow,
+	// brought to the new spec again once they are resized.
+	if len(growing) > 0 {
+		if err := w.d.Cgroups.EnsurePod(s.pod); err != nil {
+			w.d.log.Warn("resize the pod cgroup", "pod", podRef(s.pod, nil), "err", err)
+		}
+	}
+	defer func() {
+		if err := w.d.Cgroups.EnsurePod(s.pod); err != nil {
+			w.d.log.Warn("resize the pod cgroup", "pod", podRef(s.pod, nil), "err", err)
+		}
+	}()
+	for _, u := range updates {
+		var err error
+		if !ok {
+			err = fmt.Errorf("the container runtime cannot update container resources")
+		} else {
+			uctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
+			err = rs.UpdateContainerResources(uctx, u.id, crispec.Resources(s.pod, u.c, w.d.node.MemoryBytes))
+			cancel()
+		}
+		if err != nil {
+			err = fmt.Errorf("failed to update resources of container %s: %w", u.c.Name, err)
+			w.d.log.Warn("in-place resize failed", "pod", podRef(s.pod, nil), "container", u.c.Name, "err", err)
+			allocs.applied(w.uid, u.id, u.want, err)
+			s.requeue(10 * time.Second)
+			// A later update may rely on this one's decrease.
+			return
+		}
+		w.d.log.Info("container resized in place", "pod", podRef(s.pod, nil), "container", u.c.Name)
+		allocs.applied(w.uid, u.id, u.want, nil)
+	}
+}
+
+// resizeStatus adds the kubelet's resize fields to a built status: each
+// resizable container's allocatedResources (requests) and resources (what
+// its running instance was given; the allocation when not running), and
+// the PodResizePending and PodResizeInProgress conditions.
+func (w *worker) resizeStatus(pod *v1.Pod, rp *runtimePod, st *v1.PodStatus, prev *v1.PodStatus) {
+	a := w.d.allocs
+	a.mu.Lock()
+	pa := a.pods[w.uid]
+	if pa == nil {
+		a.mu.Unlock()
+		return
+	}
+	inProgress := false
+	statuses := map[string]*v1.ContainerStatus{}
+	for _, list := range [][]v1.ContainerStatus{st.InitContainerStatuses, st.ContainerStatuses} {
+		for i := range list {
+			statuses[list[i].Name] = &list[i]
+		}
+	}
+	for _, c := range resizable(pod) {
+		cs := statuses[c.Name]
+		alloc, ok := pa.containers[c.Name]
+		if cs == nil || !ok {
+			continue
+		}
+		if len(alloc.Requests) > 0 {
+			cs.AllocatedResources = cpuMem(alloc.Requests)
+		}
+		res := alloc
+		if cs.State.Running != nil {
+			if ct := first(rp.instances(c.Name, "")); ct != nil {
+				if act, seen := pa.actuated[ct.Id]; seen {
+					res = act
+				}
+			}
+			if !cpuMemEqual(res, alloc) {
+				inProgress = true
+			}
+		}
+		cs.Resources = &v1.ResourceRequirements{Limits: cpuMem(res.Limits), Requests: cpuMem(res.Requests)}
+	}
+	reason, message, resizeErr := pa.pendingReason, pa.pendingMessage, pa.resizeErr
+	a.mu.Unlock()
+	if reason != "" {
+		st.Conditions = append(st.Conditions, resizeCondition(prev, v1.PodResizePending, reason, message))
+	}
+	if inProgress {
+		c := resizeCondition(prev, v1.PodResizeInProgress, "", "")
+		if resizeErr != "" {
+			c = resizeCondition(prev, v1.PodResizeInProgress, v1.PodReasonError, resizeErr)
+		}
+		st.Conditions = append(st.Conditions, c)
+	}
+}
+
+// cpuMem keeps the CPU and memory of a resource list (nil when neither).
+func cpuMem(l v1.ResourceList) v1.ResourceList {
+	var out v1.ResourceList
+	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
+		if q, ok := l[name]; ok {
+			if out == nil {
+				out = v1.ResourceList{}
+			}
+			out[name] = q.DeepCopy()
+		}
+	}
+	return out
+}
+
+// resizeCondition is a resize condition (always True while present),
+// keeping its transition time while reason and message stay.
+func resizeCondition(prev *v1.PodStatus, t v1.PodConditionType, reason, message string) v1.PodCondition {
+	c := v1.PodCondition{Type: t, Status: v1.ConditionTrue, Reason: reason, Message: message, LastProbeTime: metav1.Now(), LastTransitionTime: metav1.Now()}
+	if prev != nil {
+		for _, p := range prev.Conditions {
+			if p.Type == t && p.Reason == reason && p.Message == message {
+				c.LastTransitionTime, c.LastProbeTime = p.LastTransitionTime, p.LastProbeTime
+			}
+		}
+	}
+	return c
+}
