@@ -83,12 +83,27 @@ func GracePeriod(pod *v1.Pod) int64 {
 	return v1.DefaultTerminationGracePeriodSeconds
 }
 
-// ContainerHash identifies a container's spec, as the kubelet's annotation does.
+// ContainerHash identifies what of a container's spec may change in a
+// running API pod and make the kubelet restart it: its name and image
+// (the kubelet's HashContainer picks the same fields; its value differs).
 func ContainerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(map[string]string{"name": c.Name, "image": c.Image})
 	h := fnv.New32a()
 	h.Write(b)
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
+}
+
+// HashMatches reports whether a container's hash annotation is c's: by
+// ContainerHash, or by the whole-spec hash knode wrote before, so that
+// containers started by an older knode are not restarted for it.
+func HashMatches(c *v1.Container, annotation string) bool {
+	if annotation == ContainerHash(c) {
+		return true
+	}
+	b, _ := json.Marshal(c)
+	h := fnv.New32a()
+	h.Write(b)
+	return annotation == strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
 // linuxResources are the container's CPU shares and CFS quota, memory

@@ -93,6 +93,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"),
 		condition(prev, v1.PodScheduled, true, ""),
 	}
+	readinessGates(pod, st, prev)
 	w.resizeStatus(pod, rp, st, prev)
 	if st.Phase == v1.PodSucceeded {
 		// A completed pod's containers are not "not ready": the kubelet says PodCompleted.
