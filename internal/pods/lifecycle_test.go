@@ -13,7 +13,9 @@ func TestReadinessGates(t *testing.T) {
 		return &v1.Pod{Spec: v1.PodSpec{ReadinessGates: []v1.PodReadinessGate{{ConditionType: "example.com/a"}, {ConditionType: "example.com/b"}}},
 			Status: v1.PodStatus{Conditions: conds}}
 	}
-	cond := func(t v1.PodConditionType, s v1.ConditionStatus) v1.PodCondition { return v1.PodCondition{Type: t, Status: s} }
+	cond := func(t v1.PodConditionType, s v1.ConditionStatus) v1.PodCondition {
+		return v1.PodCondition{Type: t, Status: s}
+	}
 	tests := []struct {
 		name    string
 		pod     *v1.Pod
