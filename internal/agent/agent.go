@@ -10,12 +10,15 @@ import (
 	"path/filepath"
 	"time"
 
+	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"knode.io/knode/internal/admission"
 	"knode.io/knode/internal/cluster"
 	"knode.io/knode/internal/config"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/devicemanager"
 	"knode.io/knode/internal/eviction"
 	"knode.io/knode/internal/imagegc"
@@ -25,7 +28,9 @@ import (
 	"knode.io/knode/internal/nodeinfo"
 	"knode.io/knode/internal/podresources"
 	"knode.io/knode/internal/pods"
+	"knode.io/knode/internal/podsecurity"
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/podsupport"
 	"knode.io/knode/internal/qos"
 	"knode.io/knode/internal/restore"
 	"knode.io/knode/internal/server"
@@ -255,6 +260,10 @@ func (a *agent) startWorkers(context.Context) error {
 		APIPods:          cfg.FeatureGates.Enabled(config.ContainerCheckpoint),
 		Log:              a.log.With("component", "restore"),
 	}
+	sec, err := a.securityAdmission()
+	if err != nil {
+		return err
+	}
 	// The sources the workers wait for before they remove pods they do not know.
 	var sources []string
 	if cfg.PodManifestPath != "" {
@@ -290,12 +299,42 @@ func (a *agent) startWorkers(context.Context) error {
 		PullSecrets:      a.pullSecrets,
 		Events:           a.events,
 		Pressure:         a.evictions,
-		Admission:        a.admission(),
 		Cgroups:          a.podCgroups,
+		Admission:        admission.Chain{sec.sysctls, a.admission(), sec.appArmor, sec.runtime, sec.fields},
+		Allocatable: func() v1.ResourceList {
+			_, alloc := a.nodeResources()
+			return alloc
+		},
+		Security: crispec.Security{SeccompDefault: cfg.SeccompDefault, SeccompProfileRoot: filepath.Join(cfg.RootDir, "seccomp"),
+			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
 	}, sources...)
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
 	return nil
+}
+
+// securityAdmitters are the admit handlers of what the node cannot
+// enforce, with the kubelet's reasons, and of the fields knode does not
+// implement. The chain runs them where the kubelet runs its own: sysctls
+// before the resource predicates, AppArmor and runtime features after,
+// the unimplemented fields last.
+type securityAdmitters struct {
+	sysctls, appArmor, runtime, fields admission.Handler
+}
+
+func (a *agent) securityAdmission() (securityAdmitters, error) {
+	cfg := a.cfg
+	sysctls, err := podsecurity.NewAllowlist(append(podsecurity.SafeSysctls(nodeinfo.KernelRelease()), cfg.AllowedUnsafeSysctls...))
+	if err != nil {
+		return securityAdmitters{}, fmt.Errorf("--allowed-unsafe-sysctls: %w", err)
+	}
+	runtime := podsecurity.Runtime{Status: a.rt, Timeout: cfg.RuntimeRequestTimeout}
+	return securityAdmitters{
+		sysctls:  podsupport.AdmitWith(sysctls.Admit),
+		appArmor: podsupport.AdmitWith(podsecurity.AppArmor(nodeinfo.AppArmorEnabled())),
+		runtime:  podsupport.AdmitWith(runtime.Admit),
+		fields:   podsupport.AdmitWith(podsupport.Check),
+	}, nil
 }
 
 // startHousekeeping runs what keeps the node's disks and memory in bounds:

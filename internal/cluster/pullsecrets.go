@@ -3,17 +3,18 @@ package cluster
 import (
 	"context"
 
-	v1 "k8s.io/api/core/v1"
+	"knode.io/knode/internal/keyring"
 )
 
-// PullSecret reads an image pull secret's type and data: only
-// kubernetes.io/dockerconfigjson and kubernetes.io/dockercfg secrets carry
-// registry credentials, so the type decides how the data is read. The node
-// authorizer lets a node read the secrets its pods name.
-func (n *Node) PullSecret(ctx context.Context, namespace, name string) (v1.SecretType, map[string][]byte, error) {
+// PullSecret reads an image pull secret: only kubernetes.io/dockerconfigjson
+// and kubernetes.io/dockercfg secrets carry registry credentials, so the
+// type decides how the data is read, and the UID tells a recreated secret
+// from the one that pulled an image. The node authorizer lets a node read
+// the secrets its pods name.
+func (n *Node) PullSecret(ctx context.Context, namespace, name string) (keyring.Secret, error) {
 	s, err := n.api.getSecret(ctx, namespace, name)
 	if err != nil {
-		return "", nil, err
+		return keyring.Secret{}, err
 	}
-	return s.Type, s.Data, nil
+	return keyring.Secret{Namespace: s.Namespace, Name: s.Name, UID: string(s.UID), Type: s.Type, Data: s.Data}, nil
 }

@@ -115,6 +115,12 @@ type Config struct {
 	// Device plugins (knode's own knobs; the kubelet's values are the defaults).
 	DevicePluginGracePeriod time.Duration
 	DevicePluginCallTimeout time.Duration
+	// SeccompDefault is the kubelet's seccompDefault: containers without a
+	// seccomp profile get the runtime's default instead of none.
+	SeccompDefault bool
+	// AllowedUnsafeSysctls are the kubelet's allowedUnsafeSysctls: sysctls
+	// (or prefixes ending in "*") pods may set besides the safe set.
+	AllowedUnsafeSysctls []string
 	// PreloadImagesDir holds OCI/Docker image archives that knode imports into
 	// its embedded containerd at start, for nodes without a registry.
 	PreloadImagesDir string

@@ -182,54 +182,32 @@ func (v *int32Value) Set(s string) error {
 	return nil
 }
 
-// list is a comma-separated list setting; its file field, if any, replaces
-// the list when the file sets it (the kubelet's rule for list fields).
-func list(name, help string, p func(*Config) *[]string) listRow {
-	return listRow{setting{flag: name,
+// list is a comma-separated list setting.
+func list(name, help string, p func(*Config) *[]string) wholeRow[[]string] {
+	return wholeRow[[]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.StringSliceVar(p(c), name, nil, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
-type listRow struct {
-	setting
-	p func(*Config) *[]string
-}
-
-func (r listRow) flagOnly() setting { return r.setting }
-
-func (r listRow) inFile(path string, k func(*kubeletConfig) *[]string, shown bool) setting {
-	s := r.setting
-	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
-		if v := *k(kc); v != nil {
-			*r.p(dst) = v
-		}
-		return nil
-	}
-	if shown {
-		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *r.p(c) }
-	}
-	return s
-}
-
-// mapping is a key=value,... setting; its file field, if any, replaces the
-// map when the file sets it.
-func mapping(name, help string, p func(*Config) *map[string]string) mapRow {
-	return mapRow{setting{flag: name,
+// mapping is a key=value,... setting.
+func mapping(name, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
+	return wholeRow[map[string]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.Var(cliflag.NewMapStringString(p(c)), name, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
-type mapRow struct {
+// wholeRow is a list or map setting: its file field, if any, replaces the
+// whole value when the file sets it (the kubelet's rule for such fields).
+type wholeRow[T ~[]string | ~map[string]string] struct {
 	setting
-	p func(*Config) *map[string]string
+	p func(*Config) *T
 }
 
-func (r mapRow) flagOnly() setting { return r.setting }
+func (r wholeRow[T]) flagOnly() setting { return r.setting }
 
-func (r mapRow) inFile(path string, k func(*kubeletConfig) *map[string]string, shown bool) setting {
+func (r wholeRow[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) setting {
 	s := r.setting
 	s.field = path
 	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
@@ -246,8 +224,8 @@ func (r mapRow) inFile(path string, k func(*kubeletConfig) *map[string]string, s
 
 // thresholds is a signal<value,... setting (the kubelet's evictionHard),
 // parsed when the flag is; the file's map replaces it when set.
-func thresholds(name, def, help string, p func(*Config) *map[string]string) mapRow {
-	return mapRow{setting{flag: name,
+func thresholds(name, def, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
+	return wholeRow[map[string]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) {
 			v := (*thresholdsValue)(p(c))
 			if err := v.Set(def); err != nil {
@@ -497,6 +475,11 @@ var settings = []setting{
 		func(c *Config) *time.Duration { return &c.DevicePluginGracePeriod }).flagOnly(),
 	bind("device-plugin-call-timeout", 30*time.Second, "Deadline of Allocate and GetPreferredAllocation calls to a device plugin", durationFlag,
 		func(c *Config) *time.Duration { return &c.DevicePluginCallTimeout }).flagOnly(),
+
+	bind("seccomp-default", false, "Give containers without a seccomp profile the runtime's default profile (RuntimeDefault) instead of none", boolFlag,
+		func(c *Config) *bool { return &c.SeccompDefault }).inFilePtr("seccompDefault", func(k *kubeletConfig) **bool { return &k.SeccompDefault }, nil, true),
+	list("allowed-unsafe-sysctls", "Sysctls (or prefixes ending in '*') pods may set besides the safe set, e.g. 'kernel.msg*,net.core.somaxconn'; only namespaced ones",
+		func(c *Config) *[]string { return &c.AllowedUnsafeSysctls }).inFile("allowedUnsafeSysctls", func(k *kubeletConfig) *[]string { return &k.AllowedUnsafeSysctls }, true),
 
 	// Only the file has these.
 	{field: "fileCheckFrequency",

@@ -21,6 +21,9 @@ type ContainerInput struct {
 	IsInit       bool
 	Envs         []*runtimeapi.KeyValue
 	Mounts       []*runtimeapi.Mount
+	// ImageUser is the user the image runs as (ImageUserOf), used when the
+	// pod names none; CheckContainerSecurity has verified runAsNonRoot.
+	ImageUser ImageUser
 }
 
 // Container builds the CRI container config the way the kubelet does:
@@ -69,7 +72,7 @@ func Container(pod *v1.Pod, c *v1.Container, in ContainerInput, node Node) *runt
 		Tty:         c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
 			Resources:       linuxResources(pod, c, node.MemoryBytes),
-			SecurityContext: containerSecurityContext(pod, c),
+			SecurityContext: containerSecurityContext(pod, c, in.ImageUser, node.Security),
 		},
 	}
 	return cfg
@@ -127,45 +130,4 @@ func linuxResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtime
 		res.MemoryLimitInBytes = q.Value()
 	}
 	return res
-}
-
-func containerSecurityContext(pod *v1.Pod, c *v1.Container) *runtimeapi.LinuxContainerSecurityContext {
-	sc := &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: namespaceOptions(pod)}
-	if psc := pod.Spec.SecurityContext; psc != nil {
-		sc.RunAsUser = int64Value(psc.RunAsUser)
-		sc.RunAsGroup = int64Value(psc.RunAsGroup)
-		sc.SupplementalGroups = psc.SupplementalGroups
-		if psc.RunAsNonRoot != nil && *psc.RunAsNonRoot && psc.RunAsUser == nil {
-			sc.RunAsUsername = ""
-		}
-	}
-	csc := c.SecurityContext
-	if csc == nil {
-		return sc
-	}
-	if csc.Privileged != nil {
-		sc.Privileged = *csc.Privileged
-	}
-	if csc.RunAsUser != nil {
-		sc.RunAsUser = &runtimeapi.Int64Value{Value: *csc.RunAsUser}
-	}
-	if csc.RunAsGroup != nil {
-		sc.RunAsGroup = &runtimeapi.Int64Value{Value: *csc.RunAsGroup}
-	}
-	if csc.ReadOnlyRootFilesystem != nil {
-		sc.ReadonlyRootfs = *csc.ReadOnlyRootFilesystem
-	}
-	if csc.AllowPrivilegeEscalation != nil {
-		sc.NoNewPrivs = !*csc.AllowPrivilegeEscalation
-	}
-	if caps := csc.Capabilities; caps != nil {
-		sc.Capabilities = &runtimeapi.Capability{}
-		for _, c := range caps.Add {
-			sc.Capabilities.AddCapabilities = append(sc.Capabilities.AddCapabilities, string(c))
-		}
-		for _, c := range caps.Drop {
-			sc.Capabilities.DropCapabilities = append(sc.Capabilities.DropCapabilities, string(c))
-		}
-	}
-	return sc
 }

@@ -27,4 +27,6 @@ type Node struct {
 	// CPUs and MemoryBytes stand in for a missing limit in the downward API.
 	CPUs        int
 	MemoryBytes int64
+	// Security is what the containers' security contexts take from the node.
+	Security Security
 }

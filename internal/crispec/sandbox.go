@@ -46,11 +46,8 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 		Labels:       labels,
 		Annotations:  annotations,
 		Linux: &runtimeapi.LinuxPodSandboxConfig{
-			CgroupParent: CgroupParent(node.CgroupRoot, pod),
-			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
-				NamespaceOptions: namespaceOptions(pod),
-				Privileged:       podHasPrivileged(pod),
-			},
+			CgroupParent:    CgroupParent(node.CgroupRoot, pod),
+			SecurityContext: sandboxSecurityContext(pod),
 		},
 	}
 	// runc cannot set a host name without a private UTS namespace, and the
@@ -65,9 +62,6 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 		}
 	}
 	if sc := pod.Spec.SecurityContext; sc != nil {
-		cfg.Linux.SecurityContext.RunAsUser = int64Value(sc.RunAsUser)
-		cfg.Linux.SecurityContext.RunAsGroup = int64Value(sc.RunAsGroup)
-		cfg.Linux.SecurityContext.SupplementalGroups = sc.SupplementalGroups
 		for _, s := range sc.Sysctls {
 			if cfg.Linux.Sysctls == nil {
 				cfg.Linux.Sysctls = map[string]string{}

@@ -8,7 +8,9 @@
 package keyring
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -32,6 +34,22 @@ type Entry struct {
 	Username string
 	Password string
 	Email    string
+	// Source is the pull secret the credential came from; nil for the
+	// node's own files.
+	Source *SecretRef `json:"-"`
+}
+
+// SecretRef names a pull secret, to tell which pods may use an image
+// pulled with it.
+type SecretRef struct {
+	Namespace, Name, UID string
+}
+
+// Hash identifies a credential without keeping it: pods whose secrets
+// hold the same credential may use what it pulled.
+func (e Entry) Hash() string {
+	sum := sha256.Sum256([]byte(e.Username + "\x00" + e.Password))
+	return hex.EncodeToString(sum[:])
 }
 
 // UnmarshalJSON accepts both the username/password form and the base64
@@ -84,15 +102,24 @@ func ParseDockercfg(data []byte) (Config, error) {
 
 // Secret is an image pull secret as read from the API server.
 type Secret struct {
-	Name string
-	Type v1.SecretType
-	Data map[string][]byte
+	Namespace, Name, UID string
+	Type                 v1.SecretType
+	Data                 map[string][]byte
 }
 
-// FromSecret reads the credentials of a pull secret; a secret of another
-// type, or without its key, gives none (the kubelet skips it), one whose
-// document does not parse is an error.
+// FromSecret reads the credentials of a pull secret, each marked with the
+// secret; a secret of another type, or without its key, gives none (the
+// kubelet skips it), one whose document does not parse is an error.
 func FromSecret(s Secret) (Config, error) {
+	cfg, err := parseSecret(s)
+	for k, e := range cfg {
+		e.Source = &SecretRef{Namespace: s.Namespace, Name: s.Name, UID: s.UID}
+		cfg[k] = e
+	}
+	return cfg, err
+}
+
+func parseSecret(s Secret) (Config, error) {
 	switch {
 	case s.Type == v1.SecretTypeDockerConfigJson && len(s.Data[v1.DockerConfigJsonKey]) > 0:
 		cfg, err := ParseConfigJSON(s.Data[v1.DockerConfigJsonKey])

@@ -110,12 +110,12 @@ func TestFromSecret(t *testing.T) {
 	auth := base64.StdEncoding.EncodeToString([]byte("user:pa:ss"))
 	cfg, err := FromSecret(Secret{Name: "a", Type: v1.SecretTypeDockerConfigJson,
 		Data: map[string][]byte{v1.DockerConfigJsonKey: []byte(`{"auths":{"r.example.com":{"auth":"` + auth + `"}}}`)}})
-	if err != nil || cfg["r.example.com"] != (Entry{Username: "user", Password: "pa:ss"}) {
+	if e := cfg["r.example.com"]; err != nil || e.Username != "user" || e.Password != "pa:ss" || e.Source == nil || e.Source.Name != "a" {
 		t.Errorf("dockerconfigjson: %v, %v", cfg, err)
 	}
 	cfg, err = FromSecret(Secret{Name: "b", Type: v1.SecretTypeDockercfg,
 		Data: map[string][]byte{v1.DockerConfigKey: []byte(`{"r.example.com":{"username":"u","password":"p"}}`)}})
-	if err != nil || cfg["r.example.com"] != (Entry{Username: "u", Password: "p"}) {
+	if e := cfg["r.example.com"]; err != nil || e.Username != "u" || e.Password != "p" {
 		t.Errorf("dockercfg: %v, %v", cfg, err)
 	}
 	// Another type, or the key under the wrong type, gives nothing.
@@ -123,7 +123,7 @@ func TestFromSecret(t *testing.T) {
 		{Type: v1.SecretTypeOpaque, Data: map[string][]byte{v1.DockerConfigJsonKey: []byte(`{"auths":{}}`)}},
 		{Type: v1.SecretTypeDockercfg, Data: map[string][]byte{v1.DockerConfigJsonKey: []byte(`{"auths":{}}`)}},
 	} {
-		if cfg, err := FromSecret(s); cfg != nil || err != nil {
+		if cfg, err := FromSecret(s); len(cfg) != 0 || err != nil {
 			t.Errorf("FromSecret(%v) = %v, %v; want nothing", s.Type, cfg, err)
 		}
 	}

@@ -1,6 +1,7 @@
 package nodeinfo
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -24,5 +25,19 @@ func TestMeminfo(t *testing.T) {
 	}
 	if _, err := Meminfo(filepath.Join(t.TempDir(), "missing")); err == nil {
 		t.Error("a missing file is not an error")
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{"0": {0}, "0-3": {0, 1, 2, 3}, "0-1,4": {0, 1, 4}} {
+		got, ok := ParseCPUList(in)
+		if !ok || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%q: %v %v", in, got, ok)
+		}
+	}
+	for _, bad := range []string{"", "a", "3-1", "0-"} {
+		if _, ok := ParseCPUList(bad); ok {
+			t.Errorf("%q parsed", bad)
+		}
 	}
 }

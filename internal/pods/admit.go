@@ -17,6 +17,17 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 	}
 	m.admitMu.Lock()
 	defer m.admitMu.Unlock()
+	ok, reason, message = m.opts.Admission.Admit(&podadmission.Attrs{Pod: pod, OtherPods: m.admittedOthers(uid)})
+	if ok {
+		m.markAdmitted(uid)
+	}
+	return ok, reason, message
+}
+
+// admittedOthers are the admitted pods other than uid that have not
+// finished, each with the resources allocated to it (a resize that waits
+// does not count), as the kubelet's allocated pods.
+func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 	m.mu.RLock()
 	var others []*v1.Pod
 	for ouid, r := range m.records {
@@ -30,11 +41,23 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 		others = append(others, p)
 	}
 	m.mu.RUnlock()
-	ok, reason, message = m.opts.Admission.Admit(&podadmission.Attrs{Pod: pod, OtherPods: others})
-	if ok {
-		m.markAdmitted(uid)
+	for i, p := range others {
+		others[i] = m.d.allocs.view(p)
 	}
-	return ok, reason, message
+	return others
+}
+
+// resizeFits runs the admission chain for a pod's resized spec against
+// the other admitted pods, as the kubelet's canResizePod does: a refusal
+// defers the resize.
+func (m *Manager) resizeFits(pod *v1.Pod) (ok bool, message string) {
+	if m.opts.Admission == nil {
+		return true, ""
+	}
+	m.admitMu.Lock()
+	defer m.admitMu.Unlock()
+	ok, _, message = m.opts.Admission.Admit(&podadmission.Attrs{Pod: pod, OtherPods: m.admittedOthers(pod.UID)})
+	return ok, message
 }
 
 // markAdmitted counts a pod among the admitted ones: after admission, or

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -24,6 +25,16 @@ import (
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
 func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+	// The image's user, as the kubelet reads it before anything else: a
+	// container that must not run as root and whose image would is refused
+	// before its volumes are prepared.
+	user, err := d.imageUser(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := crispec.CheckContainerSecurity(pod, c, user); err != nil {
+		return nil, err
+	}
 	src, err := d.env.envSources(pod, c)
 	if err != nil {
 		return nil, err
@@ -46,9 +57,22 @@ func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Con
 		}
 		mounts = append(mounts, crispec.EtcHostsMount(hostsPath))
 	}
-	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts}, d.node)
+	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts, ImageUser: user}, d.node)
 	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil
+}
+
+// imageUser asks the runtime which user c's image runs as (ImageStatus),
+// as the kubelet's getImageUser; an image the runtime does not know runs
+// as root.
+func (d *workerDeps) imageUser(c *v1.Container) (crispec.ImageUser, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d.RequestTimeout)
+	defer cancel()
+	resp, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}, false)
+	if err != nil {
+		return crispec.ImageUser{}, fmt.Errorf("failed to inspect image %q: %w", c.Image, err)
+	}
+	return crispec.ImageUserOf(resp.GetImage()), nil
 }
 
 // containerMounts turns volume mounts into CRI mounts, creating emptyDir and

@@ -165,8 +165,9 @@ type podRecords interface {
 
 func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 	node := crispec.Node{NodeName: opts.NodeName, HostIP: opts.HostIP, CgroupRoot: opts.CgroupRoot,
-		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes}
-	return &workerDeps{
+		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
+		Security: opts.Security}
+	d := &workerDeps{
 		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName,
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
 		reporting: reporting{log: opts.Log, Now: opts.Now, Recorder: opts.Recorder, Events: opts.Events},
@@ -180,7 +181,14 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		node:         node,
 		ResyncPeriod: opts.ResyncPeriod,
 		records:      records,
-		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir},
-		allocs:       newAllocations(opts.NodeCPUs, opts.NodeMemoryBytes),
+		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir, records: newPullRecords(opts.RootDir, opts.Log)},
+		allocs:       newAllocations(allocatableCPUMemory(opts)),
 	}
+	// A resize is admitted by the same chain as a new pod.
+	if m, ok := records.(interface {
+		resizeFits(*v1.Pod) (bool, string)
+	}); ok {
+		d.allocs.fit = m.resizeFits
+	}
+	return d
 }

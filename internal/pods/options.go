@@ -10,6 +10,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	podadmission "knode.io/knode/internal/admission"
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/prober"
 )
 
@@ -65,6 +66,9 @@ type Options struct {
 	APIObjects APIObjects
 	// Services gives the pods' service environment (cluster mode); nil: none.
 	Services Services
+	// Allocatable is the node's allocatable resources, which an in-place
+	// resize must fit; nil: the node's CPUs and memory.
+	Allocatable func() v1.ResourceList
 	// PullSecrets reads the image pull secrets API pods name; may be nil.
 	PullSecrets PullSecrets
 	// OnRemoved is told when a pod that no source declares any more is
@@ -81,6 +85,9 @@ type Options struct {
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
+	// Security is what the containers' security contexts take from the
+	// node (seccompDefault, the seccomp profile root, the host's masked paths).
+	Security crispec.Security
 }
 
 // Devices is the device manager as the pod workers use it.

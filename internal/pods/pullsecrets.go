@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 
-	v1 "k8s.io/api/core/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -23,24 +22,22 @@ type imagePulls struct {
 	// errs holds each image back-off's last pull error, for the
 	// ImagePullBackOff message.
 	errs sync.Map
+	// records tell which pods may use an image knode pulled.
+	records *pullRecords
 }
 
 // PullSecrets reads image pull secrets from the API server (cluster mode).
 type PullSecrets interface {
-	// PullSecret reads a Secret's type and data.
-	PullSecret(ctx context.Context, namespace, name string) (v1.SecretType, map[string][]byte, error)
+	// PullSecret reads a Secret (its UID, type and data).
+	PullSecret(ctx context.Context, namespace, name string) (keyring.Secret, error)
 }
 
-// pullCredentials are the auth configs to try for image, in the kubelet's
-// order: the pod's image pull secrets (which the API server's ServiceAccount
-// admission filled from the service account when the pod named none),
-// then the node's own config.json; within each, the most specific
-// registry key first. None means an anonymous pull.
-func (s *podSync) pullCredentials(ctx context.Context, image string) ([]*runtimeapi.AuthConfig, error) {
-	repo, err := keyring.Repository(image)
-	if err != nil {
-		return nil, err
-	}
+// pullCredentials are the credentials to try for image's repository, in
+// the kubelet's order: the pod's image pull secrets (which the API
+// server's ServiceAccount admission filled from the service account when
+// the pod named none), then the node's own config.json; within each, the
+// most specific registry key first. None means an anonymous pull.
+func (s *podSync) pullCredentials(ctx context.Context, repo string) []keyring.Entry {
 	d := s.w.d
 	var fromSecrets keyring.Keyring
 	var failed []string
@@ -53,11 +50,11 @@ func (s *podSync) pullCredentials(ctx context.Context, image string) ([]*runtime
 			continue
 		}
 		sctx, cancel := context.WithTimeout(ctx, d.RequestTimeout)
-		typ, data, err := d.pulls.secrets.PullSecret(sctx, s.pod.Namespace, ref.Name)
+		secret, err := d.pulls.secrets.PullSecret(sctx, s.pod.Namespace, ref.Name)
 		cancel()
 		if err == nil {
 			var cfg keyring.Config
-			if cfg, err = keyring.FromSecret(keyring.Secret{Name: ref.Name, Type: typ, Data: data}); err == nil {
+			if cfg, err = keyring.FromSecret(secret); err == nil {
 				fromSecrets.Add(cfg)
 				continue
 			}
@@ -77,24 +74,25 @@ func (s *podSync) pullCredentials(ctx context.Context, image string) ([]*runtime
 		d.log.Debug("node registry credentials", "file", path)
 		node.Add(cfg)
 	}
-	return keyring.AuthConfigs(append(fromSecrets.Lookup(repo), node.Lookup(repo)...)), nil
+	return append(fromSecrets.Lookup(repo), node.Lookup(repo)...)
 }
 
 // pullWithCredentials pulls with each credential in turn until one works,
-// as the kubelet does; without credentials it pulls anonymously. The
-// error of a failed pull lists every attempt's.
-func pullWithCredentials(ctx context.Context, images Images, spec *runtimeapi.ImageSpec, auths []*runtimeapi.AuthConfig, sb *runtimeapi.PodSandboxConfig) error {
-	if len(auths) == 0 {
-		_, err := images.PullImage(ctx, spec, nil, sb)
-		return err
+// as the kubelet does; without credentials it pulls anonymously. It
+// returns the image's ID and the credential that worked (nil: none was
+// needed); the error of a failed pull lists every attempt's.
+func pullWithCredentials(ctx context.Context, images Images, spec *runtimeapi.ImageSpec, creds []keyring.Entry, sb *runtimeapi.PodSandboxConfig) (string, *keyring.Entry, error) {
+	if len(creds) == 0 {
+		ref, err := images.PullImage(ctx, spec, nil, sb)
+		return ref, nil, err
 	}
 	var errs []error
-	for _, auth := range auths {
-		_, err := images.PullImage(ctx, spec, auth, sb)
+	for i, auth := range keyring.AuthConfigs(creds) {
+		ref, err := images.PullImage(ctx, spec, auth, sb)
 		if err == nil {
-			return nil
+			return ref, &creds[i], nil
 		}
 		errs = append(errs, err)
 	}
-	return utilerrors.NewAggregate(errs)
+	return "", nil, utilerrors.NewAggregate(errs)
 }

@@ -32,8 +32,11 @@ type Resizer interface {
 type allocations struct {
 	mu   sync.Mutex
 	pods map[types.UID]*podAllocation
-	// cpuMilli and memBytes are the node's allocatable CPU and memory.
-	cpuMilli, memBytes int64
+	// allocatable is the node's allocatable CPU (milli) and memory.
+	allocatable func() (cpuMilli, memBytes int64)
+	// fit runs the admission chain for a resized pod against the other
+	// admitted pods; nil: only the allocatable counts.
+	fit func(pod *v1.Pod) (ok bool, message string)
 }
 
 type podAllocation struct {
@@ -50,8 +53,20 @@ type podAllocation struct {
 	resizeErr string
 }
 
-func newAllocations(cpus int, memBytes int64) *allocations {
-	return &allocations{pods: map[types.UID]*podAllocation{}, cpuMilli: int64(cpus) * 1000, memBytes: memBytes}
+func newAllocations(allocatable func() (cpuMilli, memBytes int64)) *allocations {
+	return &allocations{pods: map[types.UID]*podAllocation{}, allocatable: allocatable}
+}
+
+// allocatableCPUMemory is the node's allocatable CPU and memory as the
+// node reports them, or its whole CPUs and memory without that.
+func allocatableCPUMemory(opts Options) func() (int64, int64) {
+	return func() (int64, int64) {
+		if opts.Allocatable != nil {
+			alloc := opts.Allocatable()
+			return alloc.Cpu().MilliValue(), alloc.Memory().Value()
+		}
+		return int64(opts.NodeCPUs) * 1000, opts.NodeMemoryBytes
+	}
 }
 
 // resizable lists the containers a resize may change: app containers and
@@ -104,12 +119,12 @@ func podRequests(pod *v1.Pod) (cpu, mem int64) {
 // again at every sync.
 func (a *allocations) admit(pod *v1.Pod) *v1.Pod {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	pa := a.pods[pod.UID]
 	if pa == nil {
 		pa = &podAllocation{containers: map[string]v1.ResourceRequirements{}, actuated: map[string]v1.ResourceRequirements{}}
 		a.allocate(pa, pod)
 		a.pods[pod.UID] = pa
+		a.mu.Unlock()
 		return pod
 	}
 	changed := false
@@ -118,21 +133,45 @@ func (a *allocations) admit(pod *v1.Pod) *v1.Pod {
 			changed = true
 		}
 	}
-	if !changed {
+	switch {
+	case !changed:
 		pa.pendingReason, pa.pendingMessage = "", ""
+		a.mu.Unlock()
 		return pod
-	}
-	if podsource.IsStatic(pod) {
+	case podsource.IsStatic(pod):
 		// A changed manifest replaces a static pod; nothing resizes it in place.
 		a.allocate(pa, pod)
+		a.mu.Unlock()
 		return pod
 	}
-	if reason, msg := a.fits(pod); reason != "" {
+	a.mu.Unlock()
+	// The admission chain reads the other pods' allocations: no lock held.
+	reason, msg := a.fits(pod)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if reason != "" {
 		pa.pendingReason, pa.pendingMessage = reason, msg
 		return a.allocatedPod(pa, pod)
 	}
 	a.allocate(pa, pod)
 	pa.pendingReason, pa.pendingMessage, pa.resizeErr = "", "", ""
+	return pod
+}
+
+// view is pod with the resources allocated to it, for counting it
+// among the admitted pods.
+func (a *allocations) view(pod *v1.Pod) *v1.Pod {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	pa := a.pods[pod.UID]
+	if pa == nil {
+		return pod
+	}
+	for _, c := range resizable(pod) {
+		if alloc, ok := pa.containers[c.Name]; ok && !apiequality.Semantic.DeepEqual(alloc, c.Resources) {
+			return a.allocatedPod(pa, pod)
+		}
+	}
 	return pod
 }
 
@@ -155,15 +194,24 @@ func (a *allocations) allocatedPod(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 }
 
 // fits is the kubelet's canResizePod: Infeasible beyond the node's
-// allocatable, Deferred beyond what the other pods' allocations leave.
+// allocatable, Deferred when the admission chain (or, without one, the
+// room the other pods' allocations leave) refuses the resized pod.
 func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
+	cpuCap, memCap := a.allocatable()
 	cpu, mem := podRequests(pod)
-	if cpu > a.cpuMilli || mem > a.memBytes {
-		if mem > a.memBytes {
-			return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: memory, requested: %d, capacity: %d", mem, a.memBytes)
+	if cpu > cpuCap || mem > memCap {
+		if mem > memCap {
+			return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: memory, requested: %d, capacity: %d", mem, memCap)
 		}
-		return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: cpu, requested: %d, capacity: %d", cpu, a.cpuMilli)
+		return v1.PodReasonInfeasible, fmt.Sprintf("Node didn't have enough capacity: cpu, requested: %d, capacity: %d", cpu, cpuCap)
 	}
+	if a.fit != nil {
+		if ok, msg := a.fit(pod); !ok {
+			return v1.PodReasonDeferred, msg
+		}
+		return "", ""
+	}
+	a.mu.Lock()
 	var usedCPU, usedMem int64
 	for uid, other := range a.pods {
 		if uid != pod.UID {
@@ -171,11 +219,12 @@ func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
 			usedMem += other.mem
 		}
 	}
+	a.mu.Unlock()
 	switch {
-	case usedCPU+cpu > a.cpuMilli:
-		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: cpu, requested: %d, used: %d, capacity: %d", cpu, usedCPU, a.cpuMilli)
-	case usedMem+mem > a.memBytes:
-		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: memory, requested: %d, used: %d, capacity: %d", mem, usedMem, a.memBytes)
+	case usedCPU+cpu > cpuCap:
+		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: cpu, requested: %d, used: %d, capacity: %d", cpu, usedCPU, cpuCap)
+	case usedMem+mem > memCap:
+		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: memory, requested: %d, used: %d, capacity: %d", mem, usedMem, memCap)
 	}
 	return "", ""
 }

@@ -22,7 +22,7 @@ func resizePod(uid, cpu, mem string) *v1.Pod {
 // other pods' allocations leave, Deferred; the pod keeps running with its
 // allocated resources meanwhile, and the resize is allocated once it fits.
 func TestResizeAllocation(t *testing.T) {
-	a := newAllocations(2, 4<<30)
+	a := newAllocations(func() (int64, int64) { return 2000, 4 << 30 })
 	other := resizePod("other", "1500m", "1Gi")
 	a.admit(other)
 	pod := resizePod("pod", "100m", "64Mi")

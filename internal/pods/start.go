@@ -158,7 +158,8 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	w := s.w
 	images := w.d.Images
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
-	if _, err := keyring.Repository(c.Image); err != nil {
+	repo, err := keyring.Repository(c.Image)
+	if err != nil {
 		// The kubelet checks the reference before anything else.
 		w.waits[c.Name] = waiting{reason: "InvalidImageName", message: fmt.Sprintf("Failed to apply default image tag %q: %v", c.Image, err)}
 		s.warning("InspectFailed", w.waits[c.Name].message)
@@ -174,12 +175,27 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		s.requeue(10 * time.Second)
 		return err
 	}
-	present := resp.GetImage() != nil
-	switch {
-	case present && c.ImagePullPolicy != v1.PullAlways:
-		s.normal("Pulled", fmt.Sprintf("Container image %q already present on machine", c.Image))
-		return nil
-	case !present && c.ImagePullPolicy == v1.PullNever:
+	// Credentials are looked up once, and only when needed.
+	var creds []keyring.Entry
+	looked := false
+	lookup := func() []keyring.Entry {
+		if !looked {
+			creds, looked = s.pullCredentials(ctx, repo), true
+		}
+		return creds
+	}
+	if img := resp.GetImage(); img != nil && c.ImagePullPolicy != v1.PullAlways {
+		if !w.d.pulls.records.mustPull(c.Image, img.Id, repo, lookup) {
+			s.normal("Pulled", fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", c.Image))
+			return nil
+		}
+		// Pulled with a pull secret this pod does not hold: as the
+		// kubelet, the pod pulls with its own credentials, or with
+		// Never is told the image is not there (its presence is not
+		// revealed).
+		w.d.log.Info("image present but pulled with credentials this pod lacks; pulling with its own", "pod", podRef(s.pod, nil), "image", c.Image)
+	}
+	if c.ImagePullPolicy == v1.PullNever {
 		w.waits[c.Name] = waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
 		s.warning("ErrImageNeverPull", w.waits[c.Name].message)
 		s.requeue(10 * time.Second)
@@ -201,25 +217,24 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		return errors.New("image pull back-off")
 	}
 	w.d.pulls.errs.Delete(key)
-	auths, err := s.pullCredentials(ctx, c.Image)
-	if err != nil {
-		w.waits[c.Name] = waiting{reason: "ErrImagePull", message: err.Error()}
-		s.requeue(10 * time.Second)
-		return err
-	}
+	lookup()
 	pctx, pcancel := context.WithTimeout(ctx, max(w.d.RequestTimeout, 5*time.Minute))
 	defer pcancel()
 	s.normal("Pulling", fmt.Sprintf("Pulling image %q", c.Image))
 	pullStart := time.Now()
-	if err := pullWithCredentials(pctx, images, spec, auths, s.sbConfig); err != nil {
+	w.d.pulls.records.intent(c.Image)
+	imageID, used, err := pullWithCredentials(pctx, images, spec, creds, s.sbConfig)
+	w.d.pulls.records.pulled(c.Image, imageID, repo, used, err == nil)
+	if err != nil {
 		bo.Next(key, w.d.Now())
 		reason, msg := pullFailure(c.Image, err)
 		w.d.pulls.errs.Store(key, reason+": "+msg)
 		w.waits[c.Name] = waiting{reason: reason, message: msg}
 		s.warning("Failed", fmt.Sprintf("Failed to pull image %q: %v", c.Image, err))
 		s.warning("Failed", "Error: "+reason)
-		w.d.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "credentials", len(auths), "err", err)
-		s.requeue(bo.Get(key))
+		w.d.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "credentials", len(creds), "err", err)
+		// The next sync, within the back-off, reports ImagePullBackOff.
+		s.requeue(time.Second)
 		return err
 	}
 	bo.Reset(key)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 
 	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/podsource"
@@ -56,7 +57,7 @@ func (s fakeServices) ServicesFor(string) ([]crispec.Service, bool) { return s.l
 func TestServiceEnvironmentInTheContainerConfig(t *testing.T) {
 	kube := crispec.Service{Namespace: "default", Name: "kubernetes", ClusterIP: "10.96.0.1", Ports: []crispec.ServicePort{{Name: "https", Port: 443}}}
 	deps := func(s Services) *workerDeps {
-		return newWorkerDeps(Options{RootDir: t.TempDir(), PodLogsDir: t.TempDir(), Services: s,
+		return newWorkerDeps(Options{RootDir: t.TempDir(), PodLogsDir: t.TempDir(), Services: s, Images: critest.NewFakeImageService(),
 			Log: slog.New(slog.NewTextHandler(io.Discard, nil))}.withDefaults(), nil)
 	}
 	pod := func(source string) *v1.Pod {

@@ -155,7 +155,7 @@ func TestPodStartsAndReportsRunning(t *testing.T) {
 	want := []string{
 		// knode's test node has no cluster DNS: the kubelet's warning for a ClusterFirst pod.
 		`Warning MissingClusterDNS: pod: "web-n1_default(uid-1)". kubelet does not have ClusterDNS IP configured and cannot create Pod using "ClusterFirst" policy. Falling back to "Default" policy.`,
-		`Normal Pulled: Container image "example/app:1" already present on machine`,
+		`Normal Pulled: Container image "example/app:1" already present on machine and can be accessed by the pod`,
 		"Normal Created: Created container: app",
 		"Normal Started: Started container app",
 	}

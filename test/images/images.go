@@ -56,9 +56,27 @@ func WriteUnused(out string) error {
 // WriteBusybox writes a busybox image from a static busybox binary; extra
 // static binaries (name → host path) are added to /bin.
 func WriteBusybox(out, busyboxBinary string, extra map[string]string) error {
+	files, err := busyboxFiles(busyboxBinary, extra)
+	if err != nil {
+		return err
+	}
+	return write(out, Busybox, files, busyboxConfig(""))
+}
+
+// busyboxConfig is the busybox image's config, running as user ("" root).
+func busyboxConfig(user string) v1.Config {
+	return v1.Config{
+		Cmd:  []string{"sh"},
+		Env:  []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+		User: user,
+	}
+}
+
+// busyboxFiles is the busybox image's root filesystem.
+func busyboxFiles(busyboxBinary string, extra map[string]string) ([]file, error) {
 	bin, err := os.ReadFile(busyboxBinary)
 	if err != nil {
-		return fmt.Errorf("read busybox binary: %w", err)
+		return nil, fmt.Errorf("read busybox binary: %w", err)
 	}
 	files := []file{
 		{name: "bin", dir: true}, {name: "tmp", dir: true, mode: 0o1777}, {name: "etc", dir: true},
@@ -72,14 +90,11 @@ func WriteBusybox(out, busyboxBinary string, extra map[string]string) error {
 	for name, path := range extra {
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
 		files = append(files, file{name: "bin/" + name, mode: 0o755, data: data})
 	}
-	return write(out, Busybox, files, v1.Config{
-		Cmd: []string{"sh"},
-		Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-	})
+	return files, nil
 }
 
 func write(out, ref string, files []file, cfg v1.Config) error {

@@ -241,7 +241,8 @@ func dockerConfigJSON(key, user, password string) []byte {
 // ServiceAccount admission, the node's own <root-dir>/config.json serves
 // the repository its key names (a path key), and a pod without
 // credentials fails with ErrImagePull and then ImagePullBackOff with the
-// kubelet's messages and events.
+// kubelet's messages and events. An image pulled with a secret serves
+// only pods holding that credential.
 func TestPullFromPrivateRegistry(t *testing.T) {
 	t.Parallel()
 	reg := startPrivateRegistry(t)
@@ -315,6 +316,44 @@ func TestPullFromPrivateRegistry(t *testing.T) {
 	}
 	if p, _ := cp.core.Pods("default").Get(ctx, "via-sa", metav1.GetOptions{}); len(p.Spec.ImagePullSecrets) != 1 {
 		t.Errorf("the ServiceAccount admission did not give via-sa the service account's pull secret: %v", p.Spec.ImagePullSecrets)
+	}
+
+	// The image with-secret pulled is on the node now. As with the
+	// kubelet (KEP-2535, on by default since v1.35), a pod without that
+	// credential cannot use it (it must pull, and fails); a pod holding the
+	// same credential under another secret can, without a pull.
+	if _, err := cp.core.Secrets("default").Create(ctx, &v1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "samecred"}, Type: v1.SecretTypeDockerConfigJson,
+		Data: map[string][]byte{v1.DockerConfigJsonKey: dockerConfigJSON("https://"+reg.host+"/v2/", registryUser, registryPassword)}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	newPod("reuse-no-creds", withSecret, "")
+	newPod("reuse-same-cred", withSecret, "", "samecred")
+	n.eventually(3*time.Minute, "reuse-same-cred running", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "reuse-same-cred", metav1.GetOptions{})
+		return err == nil && len(p.Status.ContainerStatuses) == 1 && p.Status.ContainerStatuses[0].State.Running != nil
+	})
+	n.eventually(3*time.Minute, "reuse-no-creds refused the private image", func() bool {
+		wt := waiting("reuse-no-creds")
+		return wt != nil && (wt.Reason == "ErrImagePull" || wt.Reason == "ImagePullBackOff") && strings.Contains(wt.Message, "authorization failed")
+	})
+	var reuseEvents []v1.Event
+	n.eventually(time.Minute, "reuse-same-cred's 'can be accessed by the pod' event", func() bool {
+		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=reuse-same-cred"})
+		if err != nil {
+			return false
+		}
+		reuseEvents = list.Items
+		for _, e := range list.Items {
+			if e.Reason == "Pulled" && e.Message == fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", withSecret) {
+				return true
+			}
+		}
+		return false
+	})
+	for _, e := range reuseEvents {
+		if e.Reason == "Pulling" {
+			t.Errorf("reuse-same-cred pulled again: %s", e.Message)
+		}
 	}
 
 	var wt *v1.ContainerStateWaiting
