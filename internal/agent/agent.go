@@ -201,7 +201,7 @@ func (a *agent) watchPressure(context.Context) error {
 	if ignored := eviction.Ignored(a.cfg.EvictionHard); len(ignored) > 0 {
 		a.log.Warn("eviction thresholds on signals knode does not measure are ignored", "signals", ignored)
 	}
-	a.evictions = eviction.New(thresholds, a.cfg.RootDir, a.log.With("component", "eviction"))
+	a.evictions = eviction.New(thresholds, a.cfg.RootDir, a.log.With("component", "eviction")).WithPodLogs(a.cfg.PodLogsDir)
 	return nil
 }
 

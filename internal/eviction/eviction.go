@@ -174,6 +174,8 @@ type Usage interface {
 type Manager struct {
 	thresholds []Threshold
 	rootDir    string
+	// podLogsDir holds the pods' logs, which count as ephemeral storage.
+	podLogsDir string
 	proc       string
 	log        *slog.Logger
 
@@ -255,6 +257,11 @@ func (m *Manager) Run(ctx context.Context, pods Pods, usage Usage) {
 func (m *Manager) Synchronize(ctx context.Context, pods Pods, usage Usage) (evicted types.UID) {
 	if uid := m.emptyDirOverLimit(pods); uid != "" {
 		return uid
+	}
+	if layers, ok := usage.(WritableLayers); ok {
+		if uid := m.ephemeralOverLimit(ctx, pods, layers); uid != "" {
+			return uid
+		}
 	}
 	obs, err := m.observe()
 	if err != nil {

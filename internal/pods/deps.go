@@ -94,6 +94,9 @@ type podFiles struct {
 	RequestTimeout time.Duration
 	node           crispec.Node
 	log            *slog.Logger
+	// allocatable is the node's allocatable (nil: its capacity), which
+	// sizes memory-backed emptyDirs.
+	allocatable func() v1.ResourceList
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
 	// volumes; what it keeps of each pod's is in the pod's record.
 	apiVols *apivolume.Volumes
@@ -172,7 +175,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
 		reporting: reporting{log: opts.Log, Now: opts.Now, Recorder: opts.Recorder, Events: opts.Events},
 		admission: admission{Cgroups: opts.Cgroups, Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},
-		files: &podFiles{RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir, ContainerLogsDir: opts.ContainerLogsDir,
+		files: &podFiles{allocatable: opts.Allocatable, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir, ContainerLogsDir: opts.ContainerLogsDir,
 			ResolvConf: opts.ResolvConf, NodeEtcHosts: opts.NodeEtcHosts, RequestTimeout: opts.RequestTimeout, node: node, log: opts.Log,
 			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log)},
 		hooks:        &hookRunner{Runtime: opts.Runtime, Prober: opts.Prober, Events: opts.Events, RequestTimeout: opts.RequestTimeout, log: opts.Log},

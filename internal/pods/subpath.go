@@ -8,7 +8,9 @@ import (
 
 	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 
+	"knode.io/knode/internal/qos"
 	"knode.io/knode/internal/safefs"
 	"knode.io/knode/internal/subpath"
 )
@@ -84,7 +86,8 @@ func (d *podFiles) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
 		}
-		if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
+		size := resource.NewQuantity(qos.MemoryVolumeSize(pod, vol.EmptyDir.SizeLimit, d.allocatableMemory()), resource.BinarySI)
+		if err := mountTmpfs(dir, size); err != nil {
 			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
 		}
 		fresh = !mounted
@@ -140,4 +143,16 @@ func markReady(pd *safefs.Dir, ready string) error {
 	}
 	md.Close()
 	return pd.WriteFile(ready, nil, 0o600)
+}
+
+// allocatableMemory is the node's allocatable memory, or its memory
+// without an allocatable.
+func (d *podFiles) allocatableMemory() int64 {
+	if d.allocatable != nil {
+		alloc := d.allocatable()
+		if m := alloc.Memory().Value(); m > 0 {
+			return m
+		}
+	}
+	return d.node.MemoryBytes
 }

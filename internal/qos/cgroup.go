@@ -109,3 +109,18 @@ func HugePageLimits(l v1.ResourceList) map[int64]int64 {
 	}
 	return out
 }
+
+// MemoryVolumeSize is the size of a memory-backed emptyDir's tmpfs as the
+// kubelet's calculateEmptyDirMemorySize gives it: the node's allocatable
+// memory, less when the pod's cgroup has a memory limit, less again when
+// the volume's sizeLimit is smaller still.
+func MemoryVolumeSize(pod *v1.Pod, sizeLimit *resource.Quantity, allocatableMemory int64) int64 {
+	size := allocatableMemory
+	if r := PodResources(pod); r.Memory != nil && *r.Memory > 0 && *r.Memory <= size {
+		size = *r.Memory
+	}
+	if sizeLimit != nil && sizeLimit.Sign() > 0 && sizeLimit.Value() <= size {
+		size = sizeLimit.Value()
+	}
+	return size
+}

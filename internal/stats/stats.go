@@ -118,6 +118,8 @@ type Container struct {
 	Start                            time.Time
 	CPU                              *runtimeapi.CpuUsage
 	Memory                           *runtimeapi.MemoryUsage
+	// Writable is the container's writable layer, as the runtime measures it.
+	Writable *runtimeapi.FilesystemUsage
 }
 
 // Read takes a snapshot.
@@ -213,7 +215,7 @@ func (c *Collector) containers(ctx context.Context) ([]Container, error) {
 		labels := attr.GetLabels()
 		out = append(out, Container{ID: attr.GetId(), Name: attr.GetMetadata().GetName(),
 			Pod: labels["io.kubernetes.pod.name"], Namespace: labels["io.kubernetes.pod.namespace"], PodUID: labels["io.kubernetes.pod.uid"],
-			Start: start, CPU: st.GetCpu(), Memory: st.GetMemory()})
+			Start: start, CPU: st.GetCpu(), Memory: st.GetMemory(), Writable: st.GetWritableLayer()})
 	}
 	return out, nil
 }
@@ -283,6 +285,24 @@ func readKeyed(path, key string) (uint64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s: no %s", path, key)
+}
+
+// WritableLayers is each running container's writable layer in bytes, by
+// pod and container name, for the containers' ephemeral-storage limits.
+func (c *Collector) WritableLayers(ctx context.Context) (map[types.UID]map[string]uint64, error) {
+	containers, err := c.containers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[types.UID]map[string]uint64{}
+	for _, ct := range containers {
+		uid := types.UID(ct.PodUID)
+		if out[uid] == nil {
+			out[uid] = map[string]uint64{}
+		}
+		out[uid][ct.Name] += ct.Writable.GetUsedBytes().GetValue()
+	}
+	return out, nil
 }
 
 // PodMemory is each running pod's working set (its containers' sum), for
