@@ -31,6 +31,9 @@ func benchCluster(args []string) error {
 	pods := fs.Int("pods", 20, "pods started one after another on one node")
 	agents := fs.Int("agents", 50, "idle agents registered to the API server")
 	window := fs.Duration("window", 60*time.Second, "how long the idle agents are measured")
+	services := fs.Int("services", 200, "Services created before knode joins, for its Service watch")
+	linked := fs.Int("linked", 100, "how many of the Services are in the pods' namespace (the rest in another), so each container's env carries their variables")
+	clusterDNS := fs.String("cluster-dns", "10.0.0.10", "knode's --cluster-dns, as a cluster's node has one (empty: none; a ClusterFirst pod then adds a MissingClusterDNS event)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,6 +69,10 @@ func benchCluster(args []string) error {
 		return err
 	}
 
+	if err := createServices(ctx, core, *services, *linked); err != nil {
+		return err
+	}
+
 	e, err := newEnv(false, "")
 	if err != nil {
 		return err
@@ -75,7 +82,11 @@ func benchCluster(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := e.startKnode("--kubeconfig", kc); err != nil {
+	knodeArgs := []string{"--kubeconfig", kc}
+	if *clusterDNS != "" {
+		knodeArgs = append(knodeArgs, "--cluster-dns", *clusterDNS)
+	}
+	if err := e.startKnode(knodeArgs...); err != nil {
 		return err
 	}
 	if err := waitNodesReady(ctx, core, []string{"bench"}, time.Minute); err != nil {
@@ -117,11 +128,37 @@ func benchCluster(args []string) error {
 		fmt.Printf("  requests by knode during the run, %-6s %4.0f\n", method, n)
 	}
 	fmt.Printf("  %.2f requests per pod start (the PUTs, lease renewals, left out) over %.1f s\n", startCost/float64(*pods), elapsed.Seconds())
+	pid := e.knode.Process.Pid
+	fmt.Printf("knode RSS with %d API pods running and %d Services watched (%d in the pods' namespace): %.1f MiB (%s)\n",
+		*pods, *services, min(*linked, *services), float64(rssKiB(pid))/1024, rssParts(pid))
 	for i := 0; i < *pods; i++ {
 		_ = core.Pods("default").Delete(ctx, fmt.Sprintf("p%d", i), metav1.DeleteOptions{GracePeriodSeconds: new(int64)})
 	}
 
 	return benchIdleAgents(ctx, cp, core, e, *agents, *window)
+}
+
+// createServices makes n ClusterIP Services with two ports each, linked of
+// them in the pods' namespace (default), the rest in another.
+func createServices(ctx context.Context, core coreclient.CoreV1Interface, n, linked int) error {
+	if n > 0 {
+		if _, err := core.Namespaces().Create(ctx, &v1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "other"}}, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	for i := 0; i < n; i++ {
+		ns := "default"
+		if i >= linked {
+			ns = "other"
+		}
+		svc := &v1.Service{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("svc-%03d", i), Labels: map[string]string{"app": "bench"}},
+			Spec: v1.ServiceSpec{Selector: map[string]string{"app": fmt.Sprintf("svc-%03d", i)},
+				Ports: []v1.ServicePort{{Name: "http", Port: 80}, {Name: "metrics", Port: 9090}}}}
+		if _, err := core.Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create service %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // benchIdleAgents registers n agents on e's containerd, puts a pod on a few,

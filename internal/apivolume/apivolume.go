@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"knode.io/knode/internal/atomicwriter"
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/safefs"
 )
 
@@ -427,9 +428,9 @@ func (v *Volumes) field(pod *v1.Pod, ref *v1.ObjectFieldSelector) (string, error
 	p := ref.FieldPath
 	switch {
 	case p == "metadata.labels":
-		return formatMap(pod.Labels), nil
+		return crispec.FormatMap(pod.Labels), nil
 	case p == "metadata.annotations":
-		return formatMap(pod.Annotations), nil
+		return crispec.FormatMap(pod.Annotations), nil
 	case p == "metadata.name", p == "metadata.namespace", p == "metadata.uid",
 		strings.HasPrefix(p, "metadata.labels['"), strings.HasPrefix(p, "metadata.annotations['"):
 		if v.cfg.PodField == nil {
@@ -438,17 +439,4 @@ func (v *Volumes) field(pod *v1.Pod, ref *v1.ObjectFieldSelector) (string, error
 		return v.cfg.PodField(pod, p)
 	}
 	return "", fmt.Errorf("fieldRef %q is not supported in a downwardAPI volume (metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations)", p)
-}
-
-// formatMap renders labels or annotations as the kubelet does: key="value"
-// lines (Go-quoted values), sorted by key, no final newline.
-func formatMap(m map[string]string) string {
-	var b strings.Builder
-	for i, k := range slices.Sorted(maps.Keys(m)) {
-		if i > 0 {
-			b.WriteByte('\n')
-		}
-		fmt.Fprintf(&b, "%s=%q", k, m[k])
-	}
-	return b.String()
 }

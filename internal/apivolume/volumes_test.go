@@ -275,12 +275,12 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// TestTamperingIsLogged: a rewrite of unchanged content (the volume was
-// changed behind knode's back) is a warning; a change of the object is not.
-func TestTamperingIsLogged(t *testing.T) {
-	var logs strings.Builder
-	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1")}}}
-	vols := New(Config{Objects: objs, Now: time.Now, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+// configMapVolume is one pod's ConfigMap volume "cm" of the ConfigMap
+// "cm": write writes (or refreshes) it and returns its directory; logs
+// holds what the volumes logged.
+func configMapVolume(t *testing.T, objs Objects, now func() time.Time) (*Volumes, func() string, *strings.Builder) {
+	logs := &strings.Builder{}
+	vols := New(Config{Objects: objs, Now: now, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	st := NewPodState()
 	podDir := podDirForTest(t)
 	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
@@ -292,6 +292,14 @@ func TestTamperingIsLogged(t *testing.T) {
 		}
 		return dir
 	}
+	return vols, write, logs
+}
+
+// TestTamperingIsLogged: a rewrite of unchanged content (the volume was
+// changed behind knode's back) is a warning; a change of the object is not.
+func TestTamperingIsLogged(t *testing.T) {
+	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1")}}}
+	_, write, logs := configMapVolume(t, objs, time.Now)
 	dir := write()
 	objs.configMaps["cm"]["a"] = []byte("2")
 	write()
@@ -312,22 +320,10 @@ func TestTamperingIsLogged(t *testing.T) {
 // file back; anything done to it since (a file replaced, an entry planted)
 // shows in its stamp, and the volume is checked and repaired the long way.
 func TestUnchangedVolumeIsNotReadBack(t *testing.T) {
-	var logs strings.Builder
 	objs := &apiObjects{configMaps: map[string]map[string][]byte{"cm": {"a": []byte("1"), "b": []byte("2")}}}
 	// A clock past the settling time of everything written now.
 	later := func() time.Time { return time.Now().Add(time.Hour) }
-	vols := New(Config{Objects: objs, Now: later, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	st := NewPodState()
-	podDir := podDirForTest(t)
-	pod := testPod(v1.Volume{Name: "cm", VolumeSource: v1.VolumeSource{ConfigMap: &v1.ConfigMapVolumeSource{LocalObjectReference: v1.LocalObjectReference{Name: "cm"}}}})
-	write := func() string {
-		t.Helper()
-		dir, err := vols.Write(context.Background(), st, pod, &pod.Spec.Volumes[0], podDir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return dir
-	}
+	vols, write, logs := configMapVolume(t, objs, later)
 	dir := write()
 	write() // read back: as written, its stamp is kept
 	if n := vols.readBacks.Load(); n != 2 {

@@ -182,54 +182,32 @@ func (v *int32Value) Set(s string) error {
 	return nil
 }
 
-// list is a comma-separated list setting; its file field, if any, replaces
-// the list when the file sets it (the kubelet's rule for list fields).
-func list(name, help string, p func(*Config) *[]string) listRow {
-	return listRow{setting{flag: name,
+// list is a comma-separated list setting.
+func list(name, help string, p func(*Config) *[]string) wholeRow[[]string] {
+	return wholeRow[[]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.StringSliceVar(p(c), name, nil, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
-type listRow struct {
-	setting
-	p func(*Config) *[]string
-}
-
-func (r listRow) flagOnly() setting { return r.setting }
-
-func (r listRow) inFile(path string, k func(*kubeletConfig) *[]string, shown bool) setting {
-	s := r.setting
-	s.field = path
-	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
-		if v := *k(kc); v != nil {
-			*r.p(dst) = v
-		}
-		return nil
-	}
-	if shown {
-		s.toFile = func(kc *kubeletConfig, c *Config) { *k(kc) = *r.p(c) }
-	}
-	return s
-}
-
-// mapping is a key=value,... setting; its file field, if any, replaces the
-// map when the file sets it.
-func mapping(name, help string, p func(*Config) *map[string]string) mapRow {
-	return mapRow{setting{flag: name,
+// mapping is a key=value,... setting.
+func mapping(name, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
+	return wholeRow[map[string]string]{setting{flag: name,
 		register: func(fs *pflag.FlagSet, c *Config) { fs.Var(cliflag.NewMapStringString(p(c)), name, help) },
 		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
-type mapRow struct {
+// wholeRow is a list or map setting: its file field, if any, replaces the
+// whole value when the file sets it (the kubelet's rule for such fields).
+type wholeRow[T ~[]string | ~map[string]string] struct {
 	setting
-	p func(*Config) *map[string]string
+	p func(*Config) *T
 }
 
-func (r mapRow) flagOnly() setting { return r.setting }
+func (r wholeRow[T]) flagOnly() setting { return r.setting }
 
-func (r mapRow) inFile(path string, k func(*kubeletConfig) *map[string]string, shown bool) setting {
+func (r wholeRow[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) setting {
 	s := r.setting
 	s.field = path
 	s.fromFile = func(dst *Config, kc *kubeletConfig) error {
@@ -244,18 +222,22 @@ func (r mapRow) inFile(path string, k func(*kubeletConfig) *map[string]string, s
 	return s
 }
 
+// parsedFlag registers v, a value parsed beyond its type, set to def. A
+// default that does not parse is a bad row, which every test that
+// registers the flags catches.
+func parsedFlag(fs *pflag.FlagSet, v pflag.Value, name, def, help string) {
+	if err := v.Set(def); err != nil {
+		panic("config: default of --" + name + ": " + err.Error())
+	}
+	fs.Var(v, name, help)
+}
+
 // thresholds is a signal<value,... setting (the kubelet's evictionHard),
 // parsed when the flag is; the file's map replaces it when set.
-func thresholds(name, def, help string, p func(*Config) *map[string]string) mapRow {
-	return mapRow{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*thresholdsValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+func thresholds(name, def, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
+	return wholeRow[map[string]string]{setting{flag: name,
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*thresholdsValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
@@ -289,14 +271,8 @@ func (v *thresholdsValue) Set(s string) error {
 // parsed when the flag is and stored in bytes.
 func quantity(name, def, help string, p func(*Config) *int64) quantityRow {
 	return quantityRow{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*quantityValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*quantityValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 

@@ -2,6 +2,7 @@ package pods
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -41,15 +42,25 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 			st.PodIP = ips[0]
 		}
 	}
-	initialized := true
+	// As the kubelet's status manager: the names of the init containers
+	// not done and of the containers not ready go into the conditions'
+	// messages.
+	var incomplete, unready []string
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := w.containerStatus(ctx, pod, rp, c, "PodInitializing")
+		if !isSidecar(c) {
+			// The prober manager marks an init container that succeeded ready.
+			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
+		} else if !cs.Ready {
+			unready = append(unready, c.Name)
+		}
 		if !initDone(c, cs) {
-			initialized = false
+			incomplete = append(incomplete, c.Name)
 		}
 		st.InitContainerStatuses = append(st.InitContainerStatuses, cs)
 	}
+	initialized := len(incomplete) == 0
 	allReady := true
 	for i := range pod.Spec.Containers {
 		reason := "ContainerCreating"
@@ -58,6 +69,9 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		}
 		cs := w.containerStatus(ctx, pod, rp, &pod.Spec.Containers[i], reason)
 		allReady = allReady && cs.Ready
+		if !cs.Ready {
+			unready = append(unready, cs.Name)
+		}
 		st.ContainerStatuses = append(st.ContainerStatuses, cs)
 	}
 	st.EphemeralContainerStatuses = w.ephemeralStatuses(ctx, pod, rp)
@@ -86,23 +100,38 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		allReady = false
 	}
 	prev := w.d.records.statusOf(w.uid)
+	// The generation of the spec this status answers (the kubelet's
+	// PodObservedGenerationTracking, on by default since 1.35).
+	st.ObservedGeneration = pod.Generation
 	st.Conditions = []v1.PodCondition{
 		condition(prev, v1.PodReadyToStartContainers, sandboxReady, ""),
-		condition(prev, v1.PodInitialized, initialized, "ContainersNotInitialized"),
-		condition(prev, v1.ContainersReady, allReady && initialized, "ContainersNotReady"),
-		condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"),
+		withMessage(condition(prev, v1.PodInitialized, initialized, "ContainersNotInitialized"), "containers with incomplete status: %s", incomplete),
+		withMessage(condition(prev, v1.ContainersReady, allReady && initialized, "ContainersNotReady"), "containers with unready status: %s", unready),
+		withMessage(condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"), "containers with unready status: %s", unready),
 		condition(prev, v1.PodScheduled, true, ""),
+	}
+	for i := range st.Conditions {
+		st.Conditions[i].ObservedGeneration = pod.Generation
 	}
 	w.resizeStatus(pod, rp, st, prev)
 	if st.Phase == v1.PodSucceeded {
 		// A completed pod's containers are not "not ready": the kubelet says PodCompleted.
 		for i := range st.Conditions {
 			if st.Conditions[i].Type != v1.PodScheduled && st.Conditions[i].Type != v1.PodReadyToStartContainers && st.Conditions[i].Status == v1.ConditionFalse {
-				st.Conditions[i].Reason = "PodCompleted"
+				st.Conditions[i].Reason, st.Conditions[i].Message = "PodCompleted", ""
 			}
 		}
 	}
 	return st
+}
+
+// withMessage adds the kubelet's message naming the containers to a False
+// condition (fmt's %s of a []string: "[a b]").
+func withMessage(c v1.PodCondition, format string, names []string) v1.PodCondition {
+	if c.Status == v1.ConditionFalse && len(names) > 0 {
+		c.Message = fmt.Sprintf(format, names)
+	}
+	return c
 }
 
 func initDone(c *v1.Container, cs v1.ContainerStatus) bool {

@@ -54,8 +54,12 @@ func (s *Server) containerLogs(w http.ResponseWriter, r *http.Request) {
 	}
 	id = podcontainer.RuntimeID(id)
 	w.Header().Set("Content-Type", "text/plain")
+	// Every write flushed, follow or not, as the kubelet's flushwriter:
+	// the answer is chunked, never sent with a Content-Length (the API
+	// server's websocket log stream drops what arrives with the end of a
+	// sized body).
 	fw := &flushWriter{w: w}
-	if f, ok := w.(http.Flusher); ok && opts.Follow {
+	if f, ok := w.(http.Flusher); ok {
 		fw.flusher = f
 	}
 	if err := s.cfg.Logs.ReadLogs(r.Context(), id, opts, fw, fw); err != nil && !fw.wrote && r.Context().Err() == nil {
@@ -135,7 +139,7 @@ func parseLogOptions(r *http.Request) (*v1.PodLogOptions, error) {
 	return opts, nil
 }
 
-// flushWriter pushes each write to a following client at once.
+// flushWriter pushes each write to the client at once.
 type flushWriter struct {
 	w       http.ResponseWriter
 	flusher http.Flusher

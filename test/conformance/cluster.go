@@ -463,14 +463,21 @@ func (c *cluster) runSuite(ctx context.Context, p phase, outDir string) error {
 	return nil
 }
 
-// collectLogs keeps the agent's and the runtime's logs with the reports.
+// collectLogs keeps the logs of the agent, the controllers, the API server
+// and the runtime with the reports (what is there: after a failed start,
+// some are not).
 func (c *cluster) collectLogs(outDir string) error {
+	files := map[string]string{c.layout().LogFile(): "containerd.log", filepath.Join(c.dir, "cp", "apiserver.log"): "kube-apiserver.log"}
+	logs, _ := filepath.Glob(filepath.Join(c.dir, "*.log"))
+	for _, l := range logs {
+		files[l] = filepath.Base(l)
+	}
 	var errs []error
-	for src, dst := range map[string]string{
-		filepath.Join(c.dir, filepath.Base(c.agentBinary())+".log"): c.agent + ".log",
-		c.layout().LogFile(): "containerd.log",
-	} {
+	for src, dst := range files {
 		data, err := os.ReadFile(src)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -478,13 +485,6 @@ func (c *cluster) collectLogs(outDir string) error {
 		errs = append(errs, os.WriteFile(filepath.Join(outDir, dst), data, 0o644))
 	}
 	return errors.Join(errs...)
-}
-
-func (c *cluster) agentBinary() string {
-	if c.agent == "kubelet" {
-		return c.tools.bin("kubelet")
-	}
-	return c.tools.knode
 }
 
 // stop ends the agent, removes every pod from the runtime, stops the

@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -19,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"knode.io/knode/test/images"
@@ -214,14 +215,34 @@ func (c *cluster) agentMetricsClient() (func() (map[string]float64, error), erro
 	if err != nil {
 		return nil, err
 	}
-	cfg.Host = "https://" + net.JoinHostPort(c.nodeIP.String(), strconv.Itoa(c.agentPort))
-	hc, err := rest.HTTPClientFor(cfg)
+	// A plain client with the admin's certificate: client-go's transport
+	// for certificate files, reused across clusters by its cache, broke
+	// these connections ("use of closed network connection").
+	cert, err := tls.LoadX509KeyPair(cfg.TLSClientConfig.CertFile, cfg.TLSClientConfig.KeyFile)
 	if err != nil {
 		return nil, err
 	}
-	url := cfg.Host + "/metrics"
+	caPEM, err := os.ReadFile(cfg.TLSClientConfig.CAFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("no CA certificate in %s", cfg.TLSClientConfig.CAFile)
+	}
+	hc := &http.Client{Timeout: time.Minute, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}
+	url := "https://" + net.JoinHostPort(c.nodeIP.String(), strconv.Itoa(c.agentPort)) + "/metrics"
 	return func() (map[string]float64, error) {
-		resp, err := hc.Get(url)
+		// A new connection each time: the reads are half a minute and
+		// more apart, longer than an idle connection may live.
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Close = true
+		resp, err := hc.Do(req)
 		if err != nil {
 			return nil, err
 		}

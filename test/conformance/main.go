@@ -161,7 +161,8 @@ func run(ctx context.Context, log *slog.Logger, o options) error {
 	}()
 	start := time.Now()
 	if err := c.start(ctx); err != nil {
-		return fmt.Errorf("bring the cluster up (files in %s): %w", work, err)
+		_ = c.collectLogs(outDir)
+		return fmt.Errorf("bring the cluster up (logs in %s): %w", outDir, err)
 	}
 	log.Info("cluster up", "agent", o.agent, "took", time.Since(start).Round(time.Second))
 
