@@ -99,16 +99,12 @@ const notBuilt = "knode does not implement it yet"
 // the field is implemented. Check refuses them at admission, except the
 // volume rows, which the pod's volume check refuses as the kubelet would.
 var Refused = []Field{
-	{Path: "spec.activeDeadlineSeconds", Why: notBuilt},
-	{Path: "spec.readinessGates", Why: "the Ready condition does not consider them yet"},
 	{Path: "spec.runtimeClassName", Why: "the runtime handler is not chosen yet"},
 	{Path: "spec.hostUsers", When: isFalse, Why: "user namespaces are not set up"},
 	{Path: "spec.resourceClaims", Why: "dynamic resource allocation is not implemented"},
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
 	{Path: "spec.hostnameOverride", Why: notBuilt},
 	{Path: "spec.evictionResponders", Why: notBuilt},
-	{Path: "spec.securityContext.fsGroup", Why: "volume ownership is not changed yet"},
-	{Path: "spec.securityContext.fsGroupChangePolicy", Why: "volume ownership is not changed yet"},
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
