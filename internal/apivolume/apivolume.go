@@ -182,6 +182,16 @@ func (v *Volumes) Write(ctx context.Context, ps *PodState, pod *v1.Pod, vol *v1.
 	if err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
+	fsGroup := fsGroupOf(pod)
+	if fsGroup >= 0 {
+		// The kubelet's fsGroup walk adds group read to every file after
+		// each write; asking for it up front keeps a written volume as
+		// written.
+		for p, f := range files {
+			f.Mode |= 0o440
+			files[p] = f
+		}
+	}
 	dir := filepath.Join(podDir, "volumes", kind, vol.Name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
@@ -208,6 +218,9 @@ func (v *Volumes) Write(ctx context.Context, ps *PodState, pod *v1.Pod, vol *v1.
 	if err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
+	if err := setFSGroup(d, fsGroup, wrote); err != nil {
+		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
+	}
 	if !wrote && stampErr == nil && before.Settled(now) {
 		if after, err := d.TreeStamp(maxStampedEntries); err == nil && after.Equal(before) {
 			st.verified = after
@@ -222,6 +235,33 @@ func (v *Volumes) Write(ctx context.Context, ps *PodState, pod *v1.Pod, vol *v1.
 	}
 	st.written = digest
 	return dir, nil
+}
+
+// fsGroupOf is the pod's fsGroup, or -1.
+func fsGroupOf(pod *v1.Pod) int {
+	if sc := pod.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
+		return int(*sc.FSGroup)
+	}
+	return -1
+}
+
+// setFSGroup gives the volume the pod's fsGroup (gid; -1 for none) after a
+// write, as the kubelet's SetVolumeOwnership does for these read-only
+// volumes, or when the volume's root shows an earlier walk did not finish.
+// The walk never follows a link nor crosses a mount.
+func setFSGroup(d *safefs.Dir, gid int, wrote bool) error {
+	if gid < 0 {
+		return nil
+	}
+	if !wrote {
+		if done, err := d.GroupOwnershipDone(gid, true); err == nil && done {
+			return nil
+		}
+	}
+	if err := d.SetGroupOwnership(gid, true); err != nil {
+		return fmt.Errorf("set the volume's group to fsGroup %d: %w", gid, err)
+	}
+	return nil
 }
 
 // content assembles the files of a volume with their modes.

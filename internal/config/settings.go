@@ -222,18 +222,22 @@ func (r wholeRow[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) 
 	return s
 }
 
+// parsedFlag registers v, a value parsed beyond its type, set to def. A
+// default that does not parse is a bad row, which every test that
+// registers the flags catches.
+func parsedFlag(fs *pflag.FlagSet, v pflag.Value, name, def, help string) {
+	if err := v.Set(def); err != nil {
+		panic("config: default of --" + name + ": " + err.Error())
+	}
+	fs.Var(v, name, help)
+}
+
 // thresholds is a signal<value,... setting (the kubelet's evictionHard),
 // parsed when the flag is; the file's map replaces it when set.
 func thresholds(name, def, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
 	return wholeRow[map[string]string]{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*thresholdsValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*thresholdsValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
@@ -267,14 +271,8 @@ func (v *thresholdsValue) Set(s string) error {
 // parsed when the flag is and stored in bytes.
 func quantity(name, def, help string, p func(*Config) *int64) quantityRow {
 	return quantityRow{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*quantityValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*quantityValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 

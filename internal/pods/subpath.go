@@ -78,15 +78,66 @@ func (d *podFiles) emptyDirPath(pod *v1.Pod, vol *v1.Volume) (string, error) {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
 	defer dir.Close()
+	fresh := false
 	if vol.EmptyDir.Medium == v1.StorageMediumMemory {
+		mounted, err := safefs.IsMountPoint(dir)
+		if err != nil {
+			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
+		}
 		if err := mountTmpfs(dir, vol.EmptyDir.SizeLimit); err != nil {
 			return "", fmt.Errorf("emptyDir %q (medium Memory): %w", vol.Name, err)
 		}
+		fresh = !mounted
+	}
+	// Set up once, as the kubelet's ready file marks it (a tmpfs mounted
+	// again, after a reboot, is set up again): the container may have
+	// written in it since, and its modes are its own then.
+	ready := path.Join("plugins", "kubernetes.io~empty-dir", vol.Name, "ready")
+	if _, err := pd.Lstat(ready); err == nil && !fresh {
+		return path.Join(podDir, rel), nil
 	}
 	// World-writable like the kubelet's, so non-root containers can use it
 	// (on tmpfs this is the mount's root, looked up again beneath the pod dir).
 	if err := pd.Chmod(rel, 0o777); err != nil {
 		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
 	}
+	if err := setFSGroup(pd, rel, pod, false); err != nil {
+		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
+	}
+	if err := markReady(pd, ready); err != nil {
+		return "", fmt.Errorf("emptyDir %q: %w", vol.Name, err)
+	}
 	return path.Join(podDir, rel), nil
+}
+
+// setFSGroup gives the volume rel beneath the pod directory pd the pod's
+// fsGroup, as the kubelet's SetVolumeOwnership: for emptyDir, ConfigMap,
+// Secret, projected and downwardAPI volumes the kubelet always walks the
+// whole volume (their plugins pass no fsGroupChangePolicy). The volume may
+// hold what a container wrote: the walk never follows a link nor crosses
+// a mount (safefs).
+func setFSGroup(pd *safefs.Dir, rel string, pod *v1.Pod, readOnly bool) error {
+	sc := pod.Spec.SecurityContext
+	if sc == nil || sc.FSGroup == nil {
+		return nil
+	}
+	vd, err := pd.OpenDir(rel, safefs.NoSymlinks)
+	if err != nil {
+		return err
+	}
+	defer vd.Close()
+	if err := vd.SetGroupOwnership(int(*sc.FSGroup), readOnly); err != nil {
+		return fmt.Errorf("set the volume's group to fsGroup %d: %w", *sc.FSGroup, err)
+	}
+	return nil
+}
+
+// markReady writes the kubelet's ready file of a volume set up.
+func markReady(pd *safefs.Dir, ready string) error {
+	md, err := pd.MkdirAll(path.Dir(ready), 0o750)
+	if err != nil {
+		return err
+	}
+	md.Close()
+	return pd.WriteFile(ready, nil, 0o600)
 }

@@ -87,6 +87,8 @@ var implemented = map[string]string{
 	"spec.securityContext.runAsNonRoot":             "internal/crispec VerifyRunAsNonRoot against the image's user (CRI ImageStatus), CreateContainerConfigError",
 	"spec.securityContext.supplementalGroups":       "internal/crispec supplementalGroups",
 	"spec.securityContext.supplementalGroupsPolicy": "internal/crispec supplementalGroupsPolicy; Strict refused by internal/podsecurity when the runtime lacks it",
+	"spec.securityContext.fsGroup":                  "internal/safefs SetGroupOwnership from internal/pods (emptyDir, once, with the kubelet's ready file) and internal/apivolume (after each write); internal/crispec supplementalGroups",
+	"spec.securityContext.fsGroupChangePolicy":      "as the kubelet: the volumes knode makes (emptyDir, configMap, secret, projected, downwardAPI) are always walked, their plugins pass no policy; it matters for persistent volumes, which knode does not make",
 	"spec.securityContext.sysctls":                  "internal/podsecurity Allowlist (SysctlForbidden), internal/crispec Sandbox",
 	"spec.securityContext.seccompProfile":           "internal/crispec SeccompProfile",
 	"spec.securityContext.appArmorProfile":          "internal/crispec appArmor; internal/podsecurity AppArmor refuses it on a host without AppArmor",

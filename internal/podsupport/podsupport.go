@@ -107,8 +107,6 @@ var Refused = []Field{
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
 	{Path: "spec.hostnameOverride", Why: notBuilt},
 	{Path: "spec.evictionResponders", Why: notBuilt},
-	{Path: "spec.securityContext.fsGroup", Why: "volume ownership is not changed yet"},
-	{Path: "spec.securityContext.fsGroupChangePolicy", Why: "volume ownership is not changed yet"},
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},

@@ -117,6 +117,7 @@ func TestSecurityContextInsideContainers(t *testing.T) {
 	n.writeManifest("ids.yaml", securityPod("ids", images.BusyboxNamedUser, `  securityContext:
     runAsUser: 1001
     runAsGroup: 2000
+    fsGroup: 3000
     supplementalGroups: [4000]
 `, `    securityContext:
       capabilities: {drop: [ALL], add: [NET_BIND_SERVICE]}
@@ -164,9 +165,9 @@ func TestSecurityContextInsideContainers(t *testing.T) {
 		t.Errorf("privileged container: paths masked: %q", out)
 	}
 
-	// Users and groups: supplementalGroups are added; the
+	// Users and groups: fsGroup and supplementalGroups are added; the
 	// image's named user is replaced by runAsUser.
-	if got := n.execIn("ids", "main", "id"); got != "uid=1001 gid=2000 groups=2000,4000" {
+	if got := n.execIn("ids", "main", "id"); got != "uid=1001 gid=2000 groups=2000,3000,4000" {
 		t.Errorf("id: %q", got)
 	}
 	if got := n.statusField("ids", "CapBnd"); got != "0000000000000400" {
