@@ -372,13 +372,25 @@ func (s *podSync) syncResize(ctx context.Context) {
 		return
 	}
 	rs, ok := w.d.Runtime.(Resizer)
+	// The pod's cgroup holds its containers: raised before they grow,
+	// brought to the new spec again once they are resized.
+	if len(growing) > 0 {
+		if err := w.d.Cgroups.EnsurePod(s.pod); err != nil {
+			w.d.log.Warn("resize the pod cgroup", "pod", podRef(s.pod, nil), "err", err)
+		}
+	}
+	defer func() {
+		if err := w.d.Cgroups.EnsurePod(s.pod); err != nil {
+			w.d.log.Warn("resize the pod cgroup", "pod", podRef(s.pod, nil), "err", err)
+		}
+	}()
 	for _, u := range updates {
 		var err error
 		if !ok {
 			err = fmt.Errorf("the container runtime cannot update container resources")
 		} else {
 			uctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
-			err = rs.UpdateContainerResources(uctx, u.id, crispec.Resources(u.c))
+			err = rs.UpdateContainerResources(uctx, u.id, crispec.Resources(s.pod, u.c, w.d.node.MemoryBytes))
 			cancel()
 		}
 		if err != nil {
