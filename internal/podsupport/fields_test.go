@@ -25,6 +25,7 @@ var implemented = map[string]string{
 	"spec.ephemeralContainers":           "internal/pods ephemeral (kubectl debug: started in the running pod, target PID namespace)",
 	"spec.imagePullSecrets":              "internal/pods pullsecrets, internal/keyring (the kubelet's keyring)",
 	"spec.overhead":                      "internal/admission predicates (resource fit), internal/pods allocations",
+	"spec.runtimeClassName":              "internal/pods runtimeHandler (CRI RunPodSandbox's handler), internal/cluster RuntimeClasses (a GET with a small cache); unresolved: no sandbox",
 	"spec.restartPolicy":                 "internal/pods shouldRestart and terminalPhase",
 	"spec.terminationGracePeriodSeconds": "internal/crispec GracePeriod, internal/pods killPod",
 	"spec.dnsPolicy":                     "internal/crispec DNS (ClusterFirst, ClusterFirstWithHostNet, Default, None)",

@@ -101,7 +101,6 @@ const notBuilt = "knode does not implement it yet"
 var Refused = []Field{
 	{Path: "spec.activeDeadlineSeconds", Why: notBuilt},
 	{Path: "spec.readinessGates", Why: "the Ready condition does not consider them yet"},
-	{Path: "spec.runtimeClassName", Why: "the runtime handler is not chosen yet"},
 	{Path: "spec.hostUsers", When: isFalse, Why: "user namespaces are not set up"},
 	{Path: "spec.resourceClaims", Why: "dynamic resource allocation is not implemented"},
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
