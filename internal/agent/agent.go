@@ -31,6 +31,7 @@ import (
 	"knode.io/knode/internal/podsecurity"
 	"knode.io/knode/internal/podsource"
 	"knode.io/knode/internal/podsupport"
+	"knode.io/knode/internal/qos"
 	"knode.io/knode/internal/restore"
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
@@ -62,6 +63,9 @@ type agent struct {
 	// devices and pressure
 	devices   *devicemanager.Manager
 	evictions *eviction.Manager
+	// budget and cgroups
+	budget     nodeBudget
+	podCgroups *qos.Cgroups
 	// cluster (nil without --kubeconfig)
 	node       *cluster.Node
 	apiPods    *cluster.Pods
@@ -100,6 +104,8 @@ func Run(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 		{"node facts", a.readNodeFacts},
 		{"devices", a.startDevices},
 		{"pressure", a.watchPressure},
+		{"budget", a.readBudget},
+		{"cgroups", a.startCgroups},
 		{"cluster", a.joinCluster},
 		{"workers", a.startWorkers},
 		{"housekeeping", a.startHousekeeping},
@@ -297,6 +303,7 @@ func (a *agent) startWorkers(context.Context) error {
 		RuntimeClasses:   a.runtimeClasses,
 		Events:           a.events,
 		Pressure:         a.evictions,
+		Cgroups:          a.podCgroups,
 		Admission:        admission.Chain{sec.sysctls, a.admission(), sec.appArmor, sec.runtime, sec.fields},
 		Allocatable: func() v1.ResourceList {
 			_, alloc := a.nodeResources()

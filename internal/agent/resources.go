@@ -1,25 +1,70 @@
 package agent
 
 import (
+	"context"
+	"fmt"
+
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 
 	"knode.io/knode/internal/admission"
+	"knode.io/knode/internal/cgroups"
+	"knode.io/knode/internal/eviction"
 	"knode.io/knode/internal/nodeinfo"
+	"knode.io/knode/internal/qos"
 )
 
-// nodeResources is the node's capacity and allocatable as the node status
-// reports them and admission counts them: CPUs, memory and maxPods, then
-// the device-plugin resources. A resource's allocatable is never below
-// what is already allocated of it, as the kubelet's
-// sanitizeNodeAllocatable keeps it.
-func (a *agent) nodeResources() (capacity, allocatable v1.ResourceList) {
-	capacity = v1.ResourceList{
-		v1.ResourceCPU:    *resource.NewQuantity(int64(nodeinfo.CPUs()), resource.DecimalSI),
-		v1.ResourceMemory: *resource.NewQuantity(a.memory, resource.BinarySI),
-		v1.ResourcePods:   *resource.NewQuantity(int64(a.cfg.MaxPods), resource.DecimalSI),
+// nodeBudget is what the node has and holds back, read once at start.
+type nodeBudget struct {
+	// capacity is CPUs, memory, maxPods, the root dir's filesystem and huge pages.
+	capacity v1.ResourceList
+	// reserved are kube-reserved and system-reserved; eviction is what the
+	// hard eviction thresholds hold back.
+	reserved []v1.ResourceList
+	eviction v1.ResourceList
+}
+
+// readBudget measures the node's capacity and reads its reservations.
+func (a *agent) readBudget(context.Context) error {
+	cfg := a.cfg
+	fsBytes, err := nodeinfo.FilesystemBytes(cfg.RootDir)
+	if err != nil {
+		return fmt.Errorf("root dir filesystem: %w", err)
 	}
-	allocatable = capacity.DeepCopy()
+	capacity := v1.ResourceList{
+		v1.ResourceCPU:              *resource.NewQuantity(int64(nodeinfo.CPUs()), resource.DecimalSI),
+		v1.ResourceMemory:           *resource.NewQuantity(a.memory, resource.BinarySI),
+		v1.ResourcePods:             *resource.NewQuantity(int64(cfg.MaxPods), resource.DecimalSI),
+		v1.ResourceEphemeralStorage: *resource.NewQuantity(fsBytes, resource.BinarySI),
+	}
+	for name, q := range nodeinfo.HugePages("/sys/kernel/mm/hugepages") {
+		capacity[name] = q
+	}
+	b := nodeBudget{capacity: capacity}
+	for _, m := range []map[string]string{cfg.KubeReserved, cfg.SystemReserved} {
+		r, err := nodeinfo.ParseReserved(m)
+		if err != nil {
+			return err
+		}
+		b.reserved = append(b.reserved, r)
+	}
+	thresholds, err := eviction.ParseMap(cfg.EvictionHard)
+	if err != nil {
+		return err
+	}
+	b.eviction = eviction.Reservation(thresholds, a.memory, fsBytes)
+	a.budget = b
+	return nil
+}
+
+// nodeResources is the node's capacity and allocatable as the node status
+// reports them and admission counts them: capacity less kube-reserved,
+// system-reserved and the hard eviction thresholds, then the device-plugin
+// resources. A device resource's allocatable is never below what is
+// already allocated of it, as the kubelet's sanitizeNodeAllocatable keeps it.
+func (a *agent) nodeResources() (capacity, allocatable v1.ResourceList) {
+	capacity = a.budget.capacity.DeepCopy()
+	allocatable = nodeinfo.Allocatable(capacity, append(a.budget.reserved, a.budget.eviction)...)
 	if a.devices != nil {
 		for _, r := range a.devices.Resources() {
 			allocated := int64(0)
@@ -31,6 +76,38 @@ func (a *agent) nodeResources() (capacity, allocatable v1.ResourceList) {
 		}
 	}
 	return capacity, allocatable
+}
+
+// startCgroups makes the kubelet's kubepods hierarchy: kubepods limited to
+// capacity less the reservations (the hard eviction thresholds are not
+// part of it, as in the kubelet) with --enforce-node-allocatable=pods, to
+// capacity without; the QoS cgroups beneath; the pods' own as they start.
+func (a *agent) startCgroups(context.Context) error {
+	fs, err := cgroups.New()
+	if err != nil {
+		return err
+	}
+	limits := a.budget.capacity
+	if a.cfg.EnforcePods() {
+		limits = nodeinfo.Allocatable(limits, a.budget.reserved...)
+		// Allocatable takes huge pages from memory for the node status;
+		// the cgroup's memory limit is capacity less the reservations.
+		mem := a.budget.capacity[v1.ResourceMemory].DeepCopy()
+		for _, r := range a.budget.reserved {
+			if q, ok := r[v1.ResourceMemory]; ok {
+				mem.Sub(q)
+			}
+		}
+		limits[v1.ResourceMemory] = mem
+	}
+	if len(nodeinfo.HugePages("/sys/kernel/mm/hugepages")) > 0 && !fs.HugeTLB() {
+		a.log.Warn("the hugetlb cgroup controller is not available: pods' huge page limits cannot be enforced (the kubelet skips them too)")
+	}
+	a.podCgroups = qos.NewCgroups(fs, a.cfg.CgroupRoot)
+	if err := a.podCgroups.Start(limits); err != nil {
+		return fmt.Errorf("kubepods cgroups: %w", err)
+	}
+	return nil
 }
 
 // admission is the kubelet's chain of admit handlers, in its order, for

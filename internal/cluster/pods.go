@@ -127,7 +127,7 @@ func (p *Pods) patchStatuses(ctx context.Context, pods []*v1.Pod, reported map[t
 		if prev, seen := reported[objUID]; seen && reflect.DeepEqual(prev, pod.Status) {
 			continue
 		}
-		body, err := json.Marshal(map[string]any{"status": pod.Status})
+		body, err := json.Marshal(map[string]any{"status": withForeignConditions(pod.Status, obj.(*v1.Pod))})
 		if err != nil {
 			continue
 		}
@@ -159,4 +159,23 @@ func (p *Pods) Removed(uid types.UID) {
 			p.log.Warn("deleting the pod object failed", "pod", pod.Namespace+"/"+pod.Name, "err", err)
 		}
 	}
+}
+
+// withForeignConditions is st with the conditions others own (a readiness
+// gate's, set by a controller) as the object has them now: a merge patch
+// replaces the whole list, and the kubelet keeps what it does not own.
+func withForeignConditions(st v1.PodStatus, obj *v1.Pod) v1.PodStatus {
+	conds := make([]v1.PodCondition, 0, len(st.Conditions)+len(obj.Status.Conditions))
+	for _, c := range st.Conditions {
+		if podsource.IsKubeletCondition(c.Type) {
+			conds = append(conds, c)
+		}
+	}
+	for _, c := range obj.Status.Conditions {
+		if !podsource.IsKubeletCondition(c.Type) {
+			conds = append(conds, c)
+		}
+	}
+	st.Conditions = conds
+	return st
 }

@@ -12,6 +12,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // Defaults shared with the kubelet where the concept is the same.
@@ -22,7 +24,7 @@ const (
 	DefaultPodLogsDir             = "/var/log/pods"
 	DefaultFileCheckFrequency     = 20 * time.Second
 	DefaultSyncFrequency          = time.Minute
-	DefaultCgroupRoot             = "/kubepods"
+	DefaultCgroupRoot             = "/"
 	DefaultPodInfraContainerImage = "registry.k8s.io/pause:3.10"
 	DefaultPodCIDR                = "10.88.0.0/16"
 	// DefaultResolvConf is the kubelet's --resolv-conf default.
@@ -68,6 +70,12 @@ type Config struct {
 	EvictionHard map[string]string
 	CgroupRoot   string
 	CgroupDriver string
+	// KubeReserved and SystemReserved are held back from the node's
+	// allocatable (resource name → quantity), as the kubelet's fields.
+	KubeReserved, SystemReserved map[string]string
+	// EnforceNodeAllocatable is where allocatable is enforced: "pods" (the
+	// kubepods cgroup) or "none"; nil means the kubelet's default, pods.
+	EnforceNodeAllocatable []string
 	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
 	// at admission (OutOfpods).
 	MaxPods int32
@@ -155,6 +163,20 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("--authorization-mode %q is not supported: use AlwaysAllow or Webhook", c.AuthorizationMode)
 	}
+	for name, m := range map[string]map[string]string{"--kube-reserved": c.KubeReserved, "--system-reserved": c.SystemReserved} {
+		if err := checkReserved(m); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for _, e := range c.EnforceNodeAllocatable {
+		switch e {
+		case "pods", "none":
+		case "system-reserved", "kube-reserved", "system-reserved-compressible", "kube-reserved-compressible":
+			return fmt.Errorf("--enforce-node-allocatable=%s is not supported: knode does not manage the system-reserved and kube-reserved cgroups; use pods or none", e)
+		default:
+			return fmt.Errorf("--enforce-node-allocatable: unknown value %q: want pods or none", e)
+		}
+	}
 	if c.MaxPods < 1 {
 		return fmt.Errorf("--max-pods must be at least 1, got %d", c.MaxPods)
 	}
@@ -187,4 +209,32 @@ func nodeName(override string) (string, error) {
 		name = h
 	}
 	return strings.ToLower(name), nil
+}
+
+// checkReserved accepts the kubelet's reservable resources with quantities.
+func checkReserved(m map[string]string) error {
+	for name, value := range m {
+		if name != "cpu" && name != "memory" && name != "ephemeral-storage" && name != "pid" && !strings.HasPrefix(name, "hugepages-") {
+			return fmt.Errorf("resource %q cannot be reserved: want cpu, memory, ephemeral-storage, pid or hugepages-<size>", name)
+		}
+		q, err := resource.ParseQuantity(value)
+		if err != nil || q.Sign() < 0 {
+			return fmt.Errorf("%s=%s: want a non-negative quantity", name, value)
+		}
+	}
+	return nil
+}
+
+// EnforcePods reports whether the kubepods cgroup is limited to the node's
+// allocatable (the kubelet's default) rather than its capacity.
+func (c *Config) EnforcePods() bool {
+	if c.EnforceNodeAllocatable == nil {
+		return true
+	}
+	for _, e := range c.EnforceNodeAllocatable {
+		if e == "pods" {
+			return true
+		}
+	}
+	return false
 }

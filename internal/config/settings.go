@@ -222,18 +222,22 @@ func (r wholeRow[T]) inFile(path string, k func(*kubeletConfig) *T, shown bool) 
 	return s
 }
 
+// parsedFlag registers v, a value parsed beyond its type, set to def. A
+// default that does not parse is a bad row, which every test that
+// registers the flags catches.
+func parsedFlag(fs *pflag.FlagSet, v pflag.Value, name, def, help string) {
+	if err := v.Set(def); err != nil {
+		panic("config: default of --" + name + ": " + err.Error())
+	}
+	fs.Var(v, name, help)
+}
+
 // thresholds is a signal<value,... setting (the kubelet's evictionHard),
 // parsed when the flag is; the file's map replaces it when set.
 func thresholds(name, def, help string, p func(*Config) *map[string]string) wholeRow[map[string]string] {
 	return wholeRow[map[string]string]{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*thresholdsValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*thresholdsValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
@@ -267,14 +271,8 @@ func (v *thresholdsValue) Set(s string) error {
 // parsed when the flag is and stored in bytes.
 func quantity(name, def, help string, p func(*Config) *int64) quantityRow {
 	return quantityRow{setting{flag: name,
-		register: func(fs *pflag.FlagSet, c *Config) {
-			v := (*quantityValue)(p(c))
-			if err := v.Set(def); err != nil {
-				panic("config: default of --" + name + ": " + err.Error()) // a bad row, caught by any test
-			}
-			fs.Var(v, name, help)
-		},
-		copy: func(dst, src *Config) { *p(dst) = *p(src) },
+		register: func(fs *pflag.FlagSet, c *Config) { parsedFlag(fs, (*quantityValue)(p(c)), name, def, help) },
+		copy:     func(dst, src *Config) { *p(dst) = *p(src) },
 	}, p}
 }
 
@@ -425,6 +423,12 @@ var settings = []setting{
 		func(c *Config) *string { return &c.PodLogsDir }).inFile("podLogsDir", func(k *kubeletConfig) *string { return &k.PodLogsDir }, true),
 	bind("cgroup-root", DefaultCgroupRoot, "Parent cgroup of pod sandboxes", stringFlag,
 		func(c *Config) *string { return &c.CgroupRoot }).inFile("cgroupRoot", func(k *kubeletConfig) *string { return &k.CgroupRoot }, true),
+	mapping("kube-reserved", "Resources kept back for Kubernetes daemons (cpu, memory, ephemeral-storage, pid, hugepages-<size>), subtracted from the node's allocatable",
+		func(c *Config) *map[string]string { return &c.KubeReserved }).inFile("kubeReserved", func(k *kubeletConfig) *map[string]string { return &k.KubeReserved }, true),
+	mapping("system-reserved", "Resources kept back for the operating system (cpu, memory, ephemeral-storage, pid, hugepages-<size>), subtracted from the node's allocatable",
+		func(c *Config) *map[string]string { return &c.SystemReserved }).inFile("systemReserved", func(k *kubeletConfig) *map[string]string { return &k.SystemReserved }, true),
+	list("enforce-node-allocatable", "Where the node's allocatable is enforced: pods (the kubepods cgroup is limited to it; the default) or none",
+		func(c *Config) *[]string { return &c.EnforceNodeAllocatable }).inFile("enforceNodeAllocatable", func(k *kubeletConfig) *[]string { return &k.EnforceNodeAllocatable }, true),
 	bind("max-pods", int32(110), "Most pods the node admits at once (the node's pods capacity); more are refused with OutOfpods", int32Flag,
 		func(c *Config) *int32 { return &c.MaxPods }).inFile("maxPods", func(k *kubeletConfig) *int32 { return &k.MaxPods }, true),
 	bind("cluster-domain", "", "DNS domain of the cluster, in a pod's FQDN (<hostname>.<subdomain>.<namespace>.svc.<domain>); the kubelet's default is empty", stringFlag,

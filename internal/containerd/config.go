@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -51,7 +53,9 @@ type Settings struct {
 }
 
 // configTemplate is containerd 2.x config version 3 with the settings these
-// machines need (see docs): no oom_score_adj lowering, cgroupfs, a private
+// machines need (see docs): oom_score_adj lowered only where this host
+// lets a process lower it (else containerd clamps the kubelet's -997 for
+// Guaranteed pods to its own score rather than fail), cgroupfs, a private
 // runc root, NRI off, netns under the state dir, a free streaming port.
 var configTemplate = template.Must(template.New("config").Parse(`version = 3
 root = {{ printf "%q" .Layout.Root }}
@@ -65,7 +69,7 @@ state = {{ printf "%q" .Layout.State }}
   stream_server_port = "0"
 
 [plugins.'io.containerd.cri.v1.runtime']
-  restrict_oom_score_adj = true
+  restrict_oom_score_adj = {{ .RestrictOOMScoreAdj }}
   netns_mounts_under_state_dir = true
   enable_experimental_restore_via_create = {{ .Settings.EnableRestore }}
   cdi_spec_dirs = {{ .CDISpecDirs }}
@@ -95,11 +99,12 @@ state = {{ printf "%q" .Layout.State }}
 func RenderConfig(l Layout, s Settings) ([]byte, error) {
 	var buf bytes.Buffer
 	err := configTemplate.Execute(&buf, map[string]any{
-		"Layout":      l,
-		"Settings":    s,
-		"RuncRoot":    filepath.Join(l.State(), "runc"),
-		"CNIBinDirs":  tomlStrings(s.CNIBinDirs),
-		"CDISpecDirs": tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
+		"Layout":              l,
+		"Settings":            s,
+		"RuncRoot":            filepath.Join(l.State(), "runc"),
+		"RestrictOOMScoreAdj": !canLowerOOMScore(),
+		"CNIBinDirs":          tomlStrings(s.CNIBinDirs),
+		"CDISpecDirs":         tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("render containerd config: %w", err)
@@ -179,4 +184,24 @@ func writeFiles(l Layout, s Settings) error {
 		return fmt.Errorf("write CNI config: %w", err)
 	}
 	return nil
+}
+
+// canLowerOOMScore reports whether this process may lower its
+// oom_score_adj (CAP_SYS_RESOURCE, and a host that allows it): it lowers
+// its own by one and puts it back, which is always allowed.
+func canLowerOOMScore() bool {
+	const file = "/proc/self/oom_score_adj"
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return false
+	}
+	cur, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || cur <= -1000 {
+		return false
+	}
+	if os.WriteFile(file, []byte(strconv.Itoa(cur-1)), 0o644) != nil {
+		return false
+	}
+	_ = os.WriteFile(file, []byte(strconv.Itoa(cur)), 0o644)
+	return true
 }

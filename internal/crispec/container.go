@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/qos"
 )
 
 // ContainerInput is what one instance of a container is built from
@@ -69,7 +71,7 @@ func Container(pod *v1.Pod, c *v1.Container, in ContainerInput, node Node) *runt
 		StdinOnce:   c.StdinOnce,
 		Tty:         c.TTY,
 		Linux: &runtimeapi.LinuxContainerConfig{
-			Resources:       linuxResources(c),
+			Resources:       linuxResources(pod, c, node.MemoryBytes),
 			SecurityContext: containerSecurityContext(pod, c, in.ImageUser, node.Security),
 		},
 	}
@@ -84,16 +86,34 @@ func GracePeriod(pod *v1.Pod) int64 {
 	return v1.DefaultTerminationGracePeriodSeconds
 }
 
-// ContainerHash identifies a container's spec, as the kubelet's annotation does.
+// ContainerHash identifies what of a container's spec may change in a
+// running API pod and make the kubelet restart it: its name and image
+// (the kubelet's HashContainer picks the same fields; its value differs).
 func ContainerHash(c *v1.Container) string {
-	b, _ := json.Marshal(c)
+	b, _ := json.Marshal(map[string]string{"name": c.Name, "image": c.Image})
 	h := fnv.New32a()
 	h.Write(b)
 	return strconv.FormatUint(uint64(h.Sum32()), 16)
 }
 
-func linuxResources(c *v1.Container) *runtimeapi.LinuxContainerResources {
-	res := &runtimeapi.LinuxContainerResources{}
+// HashMatches reports whether a container's hash annotation is c's: by
+// ContainerHash, or by the whole-spec hash knode wrote before, so that
+// containers started by an older knode are not restarted for it.
+func HashMatches(c *v1.Container, annotation string) bool {
+	if annotation == ContainerHash(c) {
+		return true
+	}
+	b, _ := json.Marshal(c)
+	h := fnv.New32a()
+	h.Write(b)
+	return annotation == strconv.FormatUint(uint64(h.Sum32()), 16)
+}
+
+// linuxResources are the container's CPU shares and CFS quota, memory
+// limit and oom_score_adj by its pod's QoS class, as the kubelet's
+// generateLinuxContainerResources sets them.
+func linuxResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.LinuxContainerResources {
+	res := &runtimeapi.LinuxContainerResources{OomScoreAdj: qos.OOMScoreAdj(pod, c, memoryCapacity)}
 	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
 		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
 	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {

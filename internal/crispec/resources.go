@@ -7,7 +7,8 @@ import (
 
 // Resources is the CRI resources of a container as created, for an
 // in-place resize's UpdateContainerResources: the same builder, so a
-// resized container and a new instance get the same cgroup values.
-func Resources(c *v1.Container) *runtimeapi.ContainerResources {
-	return &runtimeapi.ContainerResources{Linux: linuxResources(c)}
+// resized container and a new instance get the same cgroup values (and
+// oom_score_adj, from the pod's QoS class and the node's memory).
+func Resources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.ContainerResources {
+	return &runtimeapi.ContainerResources{Linux: linuxResources(pod, c, memoryCapacity)}
 }

@@ -7,6 +7,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/qos"
 )
 
 // LogDir is the kubelet's per-pod log directory: <root>/<ns>_<name>_<uid>.
@@ -84,9 +86,10 @@ func Sandbox(pod *v1.Pod, attempt uint32, node Node, hostDNS *runtimeapi.DNSConf
 	return cfg, nil
 }
 
-// CgroupParent is the pod's cgroup: pod<uid> beneath the node's cgroup root.
+// CgroupParent is the pod's cgroup in the kubelet's hierarchy:
+// <cgroup root>/kubepods[/burstable|/besteffort]/pod<uid>.
 func CgroupParent(cgroupRoot string, pod *v1.Pod) string {
-	return filepath.Join(cgroupRoot, "pod"+string(pod.UID))
+	return qos.PodCgroup(cgroupRoot, pod)
 }
 
 func namespaceOptions(pod *v1.Pod) *runtimeapi.NamespaceOption {

@@ -11,7 +11,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-var node = Node{NodeName: "n1", HostIP: "192.0.2.10", CgroupRoot: "/kubepods", PodLogsDir: "/var/log/pods", CPUs: 4, MemoryBytes: 8 << 30}
+var node = Node{NodeName: "n1", HostIP: "192.0.2.10", CgroupRoot: "/", PodLogsDir: "/var/log/pods", CPUs: 4, MemoryBytes: 8 << 30}
 
 func basePod() *v1.Pod {
 	grace := int64(7)
@@ -43,7 +43,7 @@ func TestSandbox(t *testing.T) {
 			if c.Annotations["a"] != "b" || c.Metadata.Attempt != 3 || c.Metadata.Uid != "uid-1" {
 				t.Errorf("annotations %v metadata %v", c.Annotations, c.Metadata)
 			}
-			if c.LogDirectory != "/var/log/pods/prod_web-n1_uid-1" || c.Linux.CgroupParent != "/kubepods/poduid-1" || c.Hostname != "web-n1" {
+			if c.LogDirectory != "/var/log/pods/prod_web-n1_uid-1" || c.Linux.CgroupParent != "/kubepods/besteffort/poduid-1" || c.Hostname != "web-n1" {
 				t.Errorf("log dir %q cgroup %q hostname %q", c.LogDirectory, c.Linux.CgroupParent, c.Hostname)
 			}
 			ns := c.Linux.SecurityContext.NamespaceOptions

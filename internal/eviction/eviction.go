@@ -390,3 +390,20 @@ func rank(all []*v1.Pod, usage map[types.UID]uint64) (*v1.Pod, uint64, uint64) {
 	})
 	return cands[0].pod, cands[0].used, cands[0].requested
 }
+
+// Reservation is what the hard thresholds hold back from the node's
+// allocatable, as the kubelet's hardEvictionReservation: memory.available
+// from memory, nodefs.available from ephemeral-storage, percentages of
+// the given capacities.
+func Reservation(thresholds []Threshold, memoryCapacity, nodefsCapacity int64) v1.ResourceList {
+	out := v1.ResourceList{}
+	for _, t := range thresholds {
+		switch t.Signal {
+		case MemoryAvailable:
+			out[v1.ResourceMemory] = *resource.NewQuantity(int64(t.limit(uint64(max(memoryCapacity, 0)))), resource.BinarySI)
+		case NodeFsAvailable:
+			out[v1.ResourceEphemeralStorage] = *resource.NewQuantity(int64(t.limit(uint64(max(nodefsCapacity, 0)))), resource.BinarySI)
+		}
+	}
+	return out
+}

@@ -80,6 +80,11 @@ func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
 	if rp.newestSandbox() != nil {
 		w.admitted = true
 		w.d.records.markAdmitted(w.uid)
+		// An adopted pod's cgroup is brought to its spec's limits again
+		// and counted in its QoS class's.
+		if err := w.d.Cgroups.EnsurePod(pod); err != nil {
+			w.d.log.Warn("pod cgroup", "pod", podRef(pod, nil), "err", err)
+		}
 		return true
 	}
 	ok, reason, message := w.d.records.admit(w.uid, pod)

@@ -76,6 +76,8 @@ type reporting struct {
 
 // admission is what decides whether and how a pod may run.
 type admission struct {
+	// Cgroups makes each pod's cgroup with its limits before its sandbox.
+	Cgroups  PodCgroups
 	Devices  Devices
 	Restores Restorer
 	Pressure interface{ MemoryPressure() (bool, error) }
@@ -171,7 +173,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName, runtimeClasses: opts.RuntimeClasses,
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
 		reporting: reporting{log: opts.Log, Now: opts.Now, Recorder: opts.Recorder, Events: opts.Events},
-		admission: admission{Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},
+		admission: admission{Cgroups: opts.Cgroups, Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},
 		files: &podFiles{RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir, ContainerLogsDir: opts.ContainerLogsDir,
 			ResolvConf: opts.ResolvConf, NodeEtcHosts: opts.NodeEtcHosts, RequestTimeout: opts.RequestTimeout, node: node, log: opts.Log,
 			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log)},

@@ -2,12 +2,15 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/crispec"
+	"knode.io/knode/internal/podsupport"
 )
 
 // ephemeralContainer is the pod's ephemeral container of that name, or nil.
@@ -34,6 +37,11 @@ func (s *podSync) syncEphemeral(ctx context.Context) {
 	for i := range s.pod.Spec.EphemeralContainers {
 		ec := &s.pod.Spec.EphemeralContainers[i]
 		if len(s.rp.instances(ec.Name, "")) > 0 {
+			continue
+		}
+		if err := checkEphemeralFields(ec, i); err != nil {
+			// Added after the pod's admission: its fields are checked here.
+			s.w.waits[ec.Name] = waiting{reason: refusalReason(err), message: err.Error()}
 			continue
 		}
 		s.start(ctx, asContainer(ec), false)
@@ -67,4 +75,26 @@ func (w *worker) ephemeralStatuses(ctx context.Context, pod *v1.Pod, rp *runtime
 		out = append(out, cs)
 	}
 	return out
+}
+
+// checkEphemeralFields refuses an ephemeral container that sets a field
+// knode does not implement (the podsupport table), as admission refuses
+// such a pod: an ephemeral container arrives after the pod was admitted.
+func checkEphemeralFields(ec *v1.EphemeralContainer, index int) error {
+	err := podsupport.Check(&v1.Pod{Spec: v1.PodSpec{EphemeralContainers: []v1.EphemeralContainer{*ec}}})
+	if err == nil {
+		return nil
+	}
+	// The check saw the container alone: give it its place in the pod.
+	msg := strings.ReplaceAll(err.Error(), "spec.ephemeralContainers[0]", fmt.Sprintf("spec.ephemeralContainers[%d]", index))
+	return podsupport.NewRefusal(refusalReason(err), msg)
+}
+
+// refusalReason is a refusal's status reason.
+func refusalReason(err error) string {
+	var r interface{ Reason() string }
+	if errors.As(err, &r) {
+		return r.Reason()
+	}
+	return "CreateContainerConfigError"
 }

@@ -76,6 +76,9 @@ type Options struct {
 	OnRemoved func(uid types.UID)
 	// Restores picks checkpoint archives to restore containers from; may be nil.
 	Restores Restorer
+	// Cgroups makes and removes the pods' own cgroups (the kubelet's pod
+	// container manager); nil: none, the runtime makes the sandbox's parent.
+	Cgroups PodCgroups
 	// Admission decides, before a pod's first sandbox, whether the node
 	// takes it (the kubelet's admit handlers); nil admits every pod.
 	Admission podadmission.Handler
@@ -111,6 +114,18 @@ type Devices interface {
 	// Retain frees the devices of pods not in keep.
 	Retain(keep map[types.UID]bool)
 }
+
+// PodCgroups makes a pod's cgroup (its sandbox's CgroupParent) with the
+// pod's limits, and removes it once nothing of the pod runs.
+type PodCgroups interface {
+	EnsurePod(pod *v1.Pod) error
+	RemovePod(pod *v1.Pod) error
+}
+
+type noCgroups struct{}
+
+func (noCgroups) EnsurePod(*v1.Pod) error { return nil }
+func (noCgroups) RemovePod(*v1.Pod) error { return nil }
 
 // Restorer decides which containers start from a checkpoint archive.
 type Restorer interface {
@@ -199,6 +214,9 @@ func (opts Options) withDefaults() Options {
 	}
 	if opts.Devices == nil {
 		opts.Devices = noDevices{}
+	}
+	if opts.Cgroups == nil {
+		opts.Cgroups = noCgroups{}
 	}
 	if opts.Restores == nil {
 		opts.Restores = noRestores{}

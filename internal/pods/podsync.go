@@ -86,8 +86,14 @@ func (s *podSync) syncApps(ctx context.Context) {
 		switch latest.State {
 		case runtimeapi.ContainerState_CONTAINER_RUNNING:
 			delete(s.w.waits, c.Name)
+			if s.redefined(ctx, c, latest) {
+				continue
+			}
 			s.killIfUnhealthy(ctx, c, latest)
 		case runtimeapi.ContainerState_CONTAINER_EXITED:
+			if s.restartRedefined(ctx, c, latest) {
+				continue
+			}
 			st, err := s.w.d.cache.containerStatus(ctx, s.w.d.Runtime, latest)
 			if err != nil {
 				s.requeue(time.Second)

@@ -8,8 +8,9 @@ import (
 
 // podRecord is everything knode keeps about one pod UID, as the kubelet's
 // podSyncStatus: created when a source declares the pod or the runtime
-// shows it, dropped as a whole (workerDone) when it is gone from both —
-// nothing about a pod lives in a map of its own elsewhere. Its fields are
+// shows it, dropped as a whole (workerDone) when it is gone from both. A
+// new kind of per-pod state is a field here, not a map by UID elsewhere
+// (resize.go's allocations still are one, forgotten by the worker). Its fields are
 // guarded by Manager.mu, except probes and files, which are set when the
 // record is made, never replaced, and guard themselves (the pod's worker
 // and probe goroutines use them without the manager's lock).

@@ -10,6 +10,8 @@ import (
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // buildStatus derives the pod's v1.PodStatus from the runtime's state and
@@ -110,8 +112,12 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		withMessage(condition(prev, v1.PodReady, allReady && initialized, "ContainersNotReady"), "containers with unready status: %s", unready),
 		condition(prev, v1.PodScheduled, true, ""),
 	}
+	readinessGates(pod, st, prev)
+	// The API object's own conditions (readiness gates') keep theirs.
 	for i := range st.Conditions {
-		st.Conditions[i].ObservedGeneration = pod.Generation
+		if podsource.IsKubeletCondition(st.Conditions[i].Type) {
+			st.Conditions[i].ObservedGeneration = pod.Generation
+		}
 	}
 	w.resizeStatus(pod, rp, st, prev)
 	if st.Phase == v1.PodSucceeded {

@@ -49,6 +49,9 @@ type worker struct {
 	rejected *waiting
 	// admitted is set once the admission chain took the pod.
 	admitted bool
+	// redefinedContainers are stopped because their definition changed;
+	// their next instance starts whatever the restart policy.
+	redefinedContainers map[string]bool
 	// notes are per-container remarks for the pod's status message (a
 	// restore that fell back to the image).
 	notes map[string]string
@@ -74,7 +77,7 @@ func allRunning(st *v1.PodStatus) bool {
 
 func newWorker(d *workerDeps, rec *podRecord) *worker {
 	return &worker{d: d, rec: rec, uid: rec.uid, wakeCh: make(chan struct{}, 1), waits: map[string]waiting{},
-		notes: map[string]string{}, restoreFailed: map[string]bool{}}
+		notes: map[string]string{}, restoreFailed: map[string]bool{}, redefinedContainers: map[string]bool{}}
 }
 
 func (w *worker) wake() {
@@ -138,6 +141,9 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if err != nil {
 		return w.failed(pod, err), false
 	}
+	if _, left := w.activeDeadline(pod); left > 0 && left < next {
+		next = left
+	}
 	w.errDelay = 0
 	// Status from the runtime as it is after this sync's actions.
 	if rp, err = w.list(ctx); err != nil {
@@ -193,6 +199,9 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
 			w.killPod(ctx, rp, w.terminationGrace(rp))
 		}
+		return resync, nil
+	}
+	if w.failPastDeadline(ctx, pod, rp) {
 		return resync, nil
 	}
 	if w.d.refusedUnderPressure(pod, rp) {
@@ -317,6 +326,10 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 	}
 	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
 		return "", fmt.Errorf("create pod log directory: %w", err)
+	}
+	if err := w.d.Cgroups.EnsurePod(pod); err != nil {
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
+		return "", err
 	}
 	w.d.publishDNSEvents(pod)
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
@@ -475,6 +488,10 @@ func (w *worker) cleanupFiles() {
 		if err := removeBeneath(dir); err != nil {
 			w.d.log.Warn("remove pod directory", "dir", dir, "err", err)
 		}
+	}
+	// Nothing of the pod runs any more: its cgroup can go.
+	if err := w.d.Cgroups.RemovePod(w.lastPod); err != nil {
+		w.d.log.Warn("remove pod cgroup", "pod", podRef(w.lastPod, nil), "err", err)
 	}
 }
 

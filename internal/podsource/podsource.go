@@ -74,3 +74,15 @@ func Stamp(source string, pods []*v1.Pod) {
 		}
 	}
 }
+
+// kubeletConditions are the pod conditions the node agent owns.
+var kubeletConditions = map[v1.PodConditionType]bool{
+	v1.PodScheduled: true, v1.PodReady: true, v1.PodInitialized: true, v1.ContainersReady: true,
+	v1.PodReadyToStartContainers: true, v1.PodResizePending: true, v1.PodResizeInProgress: true,
+}
+
+// IsKubeletCondition tells a pod condition the node agent writes from one
+// others write on the API object (a readiness gate's, DisruptionTarget),
+// which the agent keeps as the object has it, as the kubelet's status
+// manager does.
+func IsKubeletCondition(t v1.PodConditionType) bool { return kubeletConditions[t] }

@@ -582,12 +582,13 @@ func TestClusterEviction(t *testing.T) {
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// A Burstable pod (it requests memory) is admitted, then evicted: it
-	// uses more than its request.
+	// A Burstable pod (it requests CPU) is admitted, then evicted: it uses
+	// more memory than it requests. (A memory request would not fit: the
+	// threshold leaves no allocatable memory, and admission says OutOfmemory.)
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool),
 			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "16"},
-				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceMemory: resource.MustParse("1Mi")}}}}}}
+				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse("10m")}}}}}}
 	// A BestEffort pod is refused at admission, as the kubelet refuses it.
 	bestEffort := pod.DeepCopy()
 	bestEffort.Name = "refused"

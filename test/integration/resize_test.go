@@ -179,4 +179,41 @@ func TestInPlaceResize(t *testing.T) {
 	if got := cgroup(status(get("resize"), "main")); got != "60000 201326592" {
 		t.Errorf("main's cgroup after the deferred resize: %q", got)
 	}
+
+	// A memory limit below what the container uses: the runtime refuses
+	// it (the kernel cannot reclaim anonymous memory), the resize stays in
+	// progress with reason Error, and the cgroup keeps its limit.
+	shrink := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "shrink", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "48"}, Resources: res("50m", "64Mi", "100m", "128Mi")}}}}
+	if _, err := cp.core.Pods("default").Create(ctx, shrink, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(2*time.Minute, "memhog holding its memory", func() bool {
+		cs := status(get("shrink"), "main")
+		if cs == nil || cs.State.Running == nil {
+			return false
+		}
+		code, _, body := n.raw("GET", "/containerLogs/default/shrink/main")
+		return code == 200 && strings.Contains(body, "holding 48 MiB")
+	})
+	p = get("shrink")
+	p.Spec.Containers[0].Resources = res("50m", "16Mi", "100m", "16Mi")
+	if _, err := cp.core.Pods("default").UpdateResize(ctx, "shrink", p, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	n.eventually(2*time.Minute, "PodResizeInProgress with reason Error", func() bool {
+		c = condition(get("shrink"), v1.PodResizeInProgress)
+		return c != nil && c.Reason == v1.PodReasonError
+	})
+	if !strings.Contains(c.Message, "failed to update resources of container main") {
+		t.Errorf("PodResizeInProgress message %q", c.Message)
+	}
+	p = get("shrink")
+	if got := cgroup(status(p, "main")); !strings.HasSuffix(got, " 134217728") {
+		t.Errorf("the refused memory limit reached the cgroup: %q", got)
+	}
+	if r := status(p, "main").Resources; r == nil || r.Limits.Memory().String() != "128Mi" {
+		t.Errorf("resources after a refused resize: %v, want the limit the container still has", r)
+	}
 }
