@@ -14,7 +14,6 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	coreclient "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -258,32 +257,10 @@ func benchIdleAgents(ctx context.Context, cp *controlplane.ControlPlane, core co
 // startAPIPod creates a pod bound to node and returns the time until a
 // watch shows it Running.
 func startAPIPod(ctx context.Context, core coreclient.CoreV1Interface, name, node string) (time.Duration, error) {
-	w, err := core.Pods("default").Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
-	if err != nil {
-		return 0, err
-	}
-	defer w.Stop()
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1.PodSpec{NodeName: node, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: new(int64),
 			Containers: []v1.Container{{Name: "main", Image: "knode.local/busybox:1.36", Command: []string{"sleep", "3600"}}}}}
-	start := time.Now()
-	if _, err := core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return 0, err
-	}
-	timeout := time.After(2 * time.Minute)
-	for {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return 0, fmt.Errorf("watch on pod %s ended", name)
-			}
-			if p, ok := ev.Object.(*v1.Pod); ok && p.Status.Phase == v1.PodRunning {
-				return time.Since(start), nil
-			}
-		case <-timeout:
-			return 0, fmt.Errorf("pod %s not Running after 2 minutes", name)
-		}
-	}
+	return controlplane.StartPodWatched(ctx, core.Pods("default"), pod, 2*time.Minute)
 }
 
 func waitNodesReady(ctx context.Context, core coreclient.CoreV1Interface, names []string, timeout time.Duration) error {

@@ -2,11 +2,13 @@ package admission
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"sort"
 	"strings"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	resourcehelper "k8s.io/component-helpers/resource"
 	corev1helpers "k8s.io/component-helpers/scheduling/corev1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
@@ -178,20 +180,21 @@ func fits(pod *v1.Pod, node *v1.Node, others []*v1.Pod) []failure {
 			used[name] = sum
 		}
 	}
-	value := func(l v1.ResourceList, name v1.ResourceName) int64 {
-		q, ok := l[name]
-		if !ok {
-			return 0
+	// Summed as quantities and read saturated: as int64s, a request summed
+	// past int64 (two containers asking 5Ei each) or a CPU count whose
+	// milli-value overflows would wrap negative, fit, and make every later
+	// pod fit too.
+	short := func(name v1.ResourceName) (failure, bool) {
+		milli := name == v1.ResourceCPU
+		w, u, a := Saturated(want[name], milli), Saturated(used[name], milli), Saturated(alloc[name], milli)
+		if w > 0 && w > a-u {
+			return failure{resource: name, requested: w, used: u, capacity: a}, true
 		}
-		if name == v1.ResourceCPU {
-			return q.MilliValue()
-		}
-		return q.Value()
+		return failure{}, false
 	}
 	for _, name := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory, v1.ResourceEphemeralStorage} {
-		w, u, a := value(want, name), value(used, name), value(alloc, name)
-		if w > 0 && w > a-u {
-			out = append(out, failure{resource: name, requested: w, used: u, capacity: a})
+		if f, ok := short(name); ok {
+			out = append(out, f)
 		}
 	}
 	var scalars []v1.ResourceName
@@ -205,12 +208,30 @@ func fits(pod *v1.Pod, node *v1.Node, others []*v1.Pod) []failure {
 		if _, known := alloc[name]; !known && isExtended(name) {
 			continue
 		}
-		w, u, a := value(want, name), value(used, name), value(alloc, name)
-		if w > 0 && w > a-u {
-			out = append(out, failure{resource: name, requested: w, used: u, capacity: a})
+		if f, ok := short(name); ok {
+			out = append(out, f)
 		}
 	}
 	return out
+}
+
+// Saturated is a quantity in units (milli-units for CPU), rounded up as the
+// scheduler reads it, saturated at math.MaxInt64; a negative one (a
+// static pod's manifest is not validated by the API server) counts as 0.
+func Saturated(q resource.Quantity, milli bool) int64 {
+	limit := resource.NewQuantity(math.MaxInt64, resource.DecimalSI)
+	if milli {
+		limit = resource.NewMilliQuantity(math.MaxInt64, resource.DecimalSI)
+	}
+	switch {
+	case q.Sign() <= 0:
+		return 0
+	case q.Cmp(*limit) >= 0:
+		return math.MaxInt64
+	case milli:
+		return q.MilliValue()
+	}
+	return q.Value()
 }
 
 // isScalar: the resources the scheduler keeps as ScalarResources —

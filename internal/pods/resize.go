@@ -3,6 +3,7 @@ package pods
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	podadmission "knode.io/knode/internal/admission"
 	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/podsource"
 )
@@ -86,30 +88,12 @@ func resizable(pod *v1.Pod) []*v1.Container {
 
 // podRequests is the pod's effective CPU (milli) and memory requests as the
 // scheduler counts them: app and sidecar containers add up, a regular init
-// container counts alone (with the sidecars started before it), plus overhead.
+// container counts alone (with the sidecars started before it), plus
+// overhead. Summed as quantities and saturated: int64 sums of huge
+// requests would wrap negative and fit any node.
 func podRequests(pod *v1.Pod) (cpu, mem int64) {
-	var sideCPU, sideMem int64
-	for i := range pod.Spec.InitContainers {
-		c := &pod.Spec.InitContainers[i]
-		r := c.Resources.Requests
-		if isSidecar(c) {
-			sideCPU += r.Cpu().MilliValue()
-			sideMem += r.Memory().Value()
-			continue
-		}
-		cpu = max(cpu, sideCPU+r.Cpu().MilliValue())
-		mem = max(mem, sideMem+r.Memory().Value())
-	}
-	var appCPU, appMem int64
-	for i := range pod.Spec.Containers {
-		r := pod.Spec.Containers[i].Resources.Requests
-		appCPU += r.Cpu().MilliValue()
-		appMem += r.Memory().Value()
-	}
-	cpu, mem = max(cpu, sideCPU+appCPU), max(mem, sideMem+appMem)
-	cpu += pod.Spec.Overhead.Cpu().MilliValue()
-	mem += pod.Spec.Overhead.Memory().Value()
-	return cpu, mem
+	reqs := podadmission.Requests(pod)
+	return podadmission.Saturated(reqs[v1.ResourceCPU], true), podadmission.Saturated(reqs[v1.ResourceMemory], false)
 }
 
 // admit returns pod as its containers run: with the allocated resources.
@@ -215,15 +199,15 @@ func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
 	var usedCPU, usedMem int64
 	for uid, other := range a.pods {
 		if uid != pod.UID {
-			usedCPU += other.cpu
-			usedMem += other.mem
+			usedCPU = min(usedCPU, math.MaxInt64-other.cpu) + other.cpu
+			usedMem = min(usedMem, math.MaxInt64-other.mem) + other.mem
 		}
 	}
 	a.mu.Unlock()
 	switch {
-	case usedCPU+cpu > cpuCap:
+	case cpu > cpuCap-usedCPU:
 		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: cpu, requested: %d, used: %d, capacity: %d", cpu, usedCPU, cpuCap)
-	case usedMem+mem > memCap:
+	case mem > memCap-usedMem:
 		return v1.PodReasonDeferred, fmt.Sprintf("Node didn't have enough resource: memory, requested: %d, used: %d, capacity: %d", mem, usedMem, memCap)
 	}
 	return "", ""

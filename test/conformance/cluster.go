@@ -51,9 +51,12 @@ type cluster struct {
 
 // process is a child the harness started; it is stopped by its pid.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
+	name     string
+	path     string
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
+	restarts int
 }
 
 func (c *cluster) startProcess(name string, args ...string) (*process, error) {
@@ -69,7 +72,7 @@ func (c *cluster) startProcess(name string, args ...string) (*process, error) {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", filepath.Base(name), err)
 	}
-	p := &process{name: filepath.Base(name), cmd: cmd, done: make(chan struct{})}
+	p := &process{name: filepath.Base(name), path: name, args: args, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		f.Close()
@@ -132,16 +135,13 @@ func (c *cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := controlplane.FreePorts(2)
-	if err != nil {
-		return err
-	}
-	kcmPort, schedPort := ports[0], ports[1]
 	// Without the controller manager no namespace gets its kube-root-ca.crt
 	// ConfigMap or default service account, and every pod with a
 	// service-account token volume waits forever, whatever the node.
 	p, err := c.startProcess(c.tools.bin("kube-controller-manager"), "--kubeconfig", kcm,
-		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(kcmPort),
+		// No serving port (nothing here asks it): no port to race
+		// other runs for.
+		"--secure-port", "0",
 		"--use-service-account-credentials", "--root-ca-file", c.cp.PKI.CAFile,
 		"--service-account-private-key-file", filepath.Join(cpDir, "sa.key"),
 		"--cluster-signing-cert-file", c.cp.PKI.CAFile, "--cluster-signing-key-file", caKey,
@@ -151,7 +151,7 @@ func (c *cluster) start(ctx context.Context) error {
 	}
 	c.controllers = append(c.controllers, p)
 	if p, err = c.startProcess(c.tools.bin("kube-scheduler"), "--kubeconfig", sched,
-		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(schedPort), "--leader-elect=false"); err != nil {
+		"--secure-port", "0", "--leader-elect=false"); err != nil {
 		return err
 	}
 	c.controllers = append(c.controllers, p)
@@ -382,10 +382,26 @@ func (c *cluster) waitReady(ctx context.Context) error {
 		if why == "" {
 			return nil
 		}
-		for _, p := range append([]*process{c.agentProc}, c.controllers...) {
-			if p.exited() {
-				return fmt.Errorf("%s exited (see its log in %s)", p.name, c.dir)
+		if c.agentProc.exited() {
+			return fmt.Errorf("%s exited (see its log in %s)", c.agentProc.name, c.dir)
+		}
+		// A controller that gave up at start (on a loaded machine it may
+		// time out waiting for the API server) is started again, twice at
+		// most; its log keeps every attempt.
+		for i, p := range c.controllers {
+			if !p.exited() {
+				continue
 			}
+			if p.restarts >= 2 {
+				return fmt.Errorf("%s exited %d times (see its log in %s)", p.name, p.restarts+1, c.dir)
+			}
+			c.log.Warn("controller exited during start-up; starting it again", "name", p.name)
+			np, err := c.startProcess(p.path, p.args...)
+			if err != nil {
+				return err
+			}
+			np.restarts = p.restarts + 1
+			c.controllers[i] = np
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("cluster not ready: %s", why)

@@ -19,10 +19,9 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"knode.io/knode/test/controlplane"
 	"knode.io/knode/test/images"
 )
 
@@ -138,7 +137,11 @@ func (c *cluster) measurePodStart(ctx context.Context, n int, f *figures) error 
 	var lat []time.Duration
 	began := time.Now()
 	for i := 0; i < n; i++ {
-		d, err := startPodWatched(ctx, pods, fmt.Sprintf("figures-%d", i))
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("figures-%d", i)}, Spec: v1.PodSpec{
+			TerminationGracePeriodSeconds: new(int64),
+			Containers:                    []v1.Container{{Name: "main", Image: images.E2EBusybox[0], Command: []string{"sleep", "3600"}}},
+		}}
+		d, err := controlplane.StartPodWatched(ctx, pods, pod, 5*time.Minute)
 		if err != nil {
 			return err
 		}
@@ -171,40 +174,6 @@ func total(m map[string]float64) float64 {
 		sum += v
 	}
 	return sum
-}
-
-// startPodWatched creates a pod and returns the time until a watch shows it
-// Running.
-func startPodWatched(ctx context.Context, pods corev1client.PodInterface, name string) (time.Duration, error) {
-	w, err := pods.Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
-	if err != nil {
-		return 0, err
-	}
-	defer w.Stop()
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1.PodSpec{
-		TerminationGracePeriodSeconds: new(int64),
-		Containers:                    []v1.Container{{Name: "main", Image: images.E2EBusybox[0], Command: []string{"sleep", "3600"}}},
-	}}
-	start := time.Now()
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		return 0, err
-	}
-	timeout := time.After(5 * time.Minute)
-	for {
-		select {
-		case ev, ok := <-w.ResultChan():
-			if !ok {
-				return 0, fmt.Errorf("watch on pod %s ended", name)
-			}
-			if p, ok := ev.Object.(*v1.Pod); ok && p.Status.Phase == v1.PodRunning {
-				return time.Since(start), nil
-			}
-		case <-timeout:
-			return 0, fmt.Errorf("pod %s not Running after 5 minutes", name)
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		}
-	}
 }
 
 // agentMetricsClient returns a reader of the agent's API request counters

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -135,10 +136,22 @@ func writeTags(out string, refs []string, files []file, cfg v1.Config) error {
 		}
 		tags[tag] = img
 	}
-	if err := tarball.MultiRefWriteToFile(out, tags); err != nil {
+	// Written aside and renamed into place: a run importing the archive
+	// while another run (of the conformance harness, say) writes it again
+	// reads the old file or the new one, never half of one.
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := tarball.MultiRefWriteToFile(tmp.Name(), tags); err != nil {
 		return fmt.Errorf("write %s: %w", out, err)
 	}
-	return nil
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), out)
 }
 
 func tarFiles(files []file) ([]byte, error) {
