@@ -76,7 +76,9 @@ type agent struct {
 	services pods.Services
 	// pullSecrets reads image pull secrets (nil interface without a cluster).
 	pullSecrets pods.PullSecrets
-	events      pods.EventRecorder
+	// runtimeClasses resolves RuntimeClasses (nil interface without a cluster).
+	runtimeClasses pods.RuntimeClasses
+	events         pods.EventRecorder
 	// workers
 	mgr   *pods.Manager
 	usage *stats.Collector
@@ -233,6 +235,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 	a.apiPods = node.NewPods()
 	a.onRemoved = a.apiPods.Removed
 	a.apiObjects = node
+	a.runtimeClasses = node.NewRuntimeClasses()
 	// Started now, so that the first list is in before API pods start (the
 	// kubelet does not build their env until it is).
 	services := node.NewServices()
@@ -297,6 +300,7 @@ func (a *agent) startWorkers(context.Context) error {
 		APIObjects:       a.apiObjects,
 		Services:         a.services,
 		PullSecrets:      a.pullSecrets,
+		RuntimeClasses:   a.runtimeClasses,
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Cgroups:          a.podCgroups,

@@ -9,6 +9,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -23,7 +24,7 @@ import (
 // typed clients link every API group's types (client-go/kubernetes/scheme),
 // which cost knode a third of its memory even in standalone mode.
 type api struct {
-	core, coordination, authentication, authorization *rest.RESTClient
+	core, coordination, authentication, authorization, node *rest.RESTClient
 }
 
 // RequestObserver is told of each request to the API server: its method,
@@ -61,7 +62,7 @@ func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error
 		cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return countingTransport{next: rt, observe: requests} })
 	}
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{v1.AddToScheme, coordinationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{v1.AddToScheme, coordinationv1.AddToScheme, authenticationv1.AddToScheme, authorizationv1.AddToScheme, nodev1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, fmt.Errorf("scheme: %w", err)
 		}
@@ -85,6 +86,7 @@ func newAPI(kubeconfig, userAgent string, requests RequestObserver) (*api, error
 		{&a.coordination, coordinationv1.SchemeGroupVersion, "/apis"},
 		{&a.authentication, authenticationv1.SchemeGroupVersion, "/apis"},
 		{&a.authorization, authorizationv1.SchemeGroupVersion, "/apis"},
+		{&a.node, nodev1.SchemeGroupVersion, "/apis"},
 	} {
 		if *x.dst, err = client(x.gv, x.path); err != nil {
 			return nil, fmt.Errorf("%s client: %w", x.gv, err)
@@ -144,6 +146,11 @@ func (a *api) deletePod(ctx context.Context, ns, name string, uid types.UID) err
 func (a *api) getConfigMap(ctx context.Context, ns, name string) (*v1.ConfigMap, error) {
 	out := &v1.ConfigMap{}
 	return out, a.core.Get().Namespace(ns).Resource("configmaps").Name(name).Do(ctx).Into(out)
+}
+
+func (a *api) getRuntimeClass(ctx context.Context, name string) (*nodev1.RuntimeClass, error) {
+	out := &nodev1.RuntimeClass{}
+	return out, a.node.Get().Resource("runtimeclasses").Name(name).Do(ctx).Into(out)
 }
 
 func (a *api) getSecret(ctx context.Context, ns, name string) (*v1.Secret, error) {

@@ -348,3 +348,6 @@ func sandboxSecurityContext(pod *v1.Pod) *runtimeapi.LinuxSandboxSecurityContext
 	}
 	return sc
 }
+
+// PodDesc names a pod as the kubelet's messages do: name_namespace(uid).
+func PodDesc(pod *v1.Pod) string { return podDesc(pod) }

@@ -62,6 +62,8 @@ type criAccess struct {
 	// backoff is the crash-loop and image-pull back-off, shared so a
 	// worker that restarts keeps its pod's delays.
 	backoff *flowcontrol.Backoff
+	// runtimeClasses resolves runtimeClassName; nil without an API server.
+	runtimeClasses RuntimeClasses
 }
 
 // reporting is where the workers say what happened.
@@ -168,7 +170,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		PodLogsDir: opts.PodLogsDir, ClusterDomain: opts.ClusterDomain, ClusterDNS: opts.ClusterDNS, CPUs: opts.NodeCPUs, MemoryBytes: opts.NodeMemoryBytes,
 		Security: opts.Security}
 	d := &workerDeps{
-		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName,
+		criAccess: criAccess{Runtime: opts.Runtime, Images: opts.Images, RuntimeName: opts.RuntimeName, NodeName: opts.NodeName, runtimeClasses: opts.RuntimeClasses,
 			RequestTimeout: opts.RequestTimeout, cache: newStatusCache(), backoff: flowcontrol.NewBackOff(opts.BackoffInitial, opts.BackoffMax)},
 		reporting: reporting{log: opts.Log, Now: opts.Now, Recorder: opts.Recorder, Events: opts.Events},
 		admission: admission{Cgroups: opts.Cgroups, Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},

@@ -85,9 +85,18 @@ type Options struct {
 	// ContainerLogsDir gets the kubelet's /var/log/containers symlinks
 	// (<pod>_<ns>_<container>-<id>.log), for log agents; empty disables them.
 	ContainerLogsDir string
+	// RuntimeClasses resolves a pod's runtimeClassName to its CRI runtime
+	// handler (cluster mode); nil knows no RuntimeClass, and a pod that
+	// names one gets no sandbox rather than the default handler.
+	RuntimeClasses RuntimeClasses
 	// Security is what the containers' security contexts take from the
 	// node (seccompDefault, the seccomp profile root, the host's masked paths).
 	Security crispec.Security
+}
+
+// RuntimeClasses resolves RuntimeClass names to runtime handlers.
+type RuntimeClasses interface {
+	RuntimeHandler(ctx context.Context, name string) (string, error)
 }
 
 // Devices is the device manager as the pod workers use it.

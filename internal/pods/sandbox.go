@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -60,4 +61,19 @@ func readResolvConf(path string) (*runtimeapi.DNSConfig, error) {
 		return nil, fmt.Errorf("Encountered error while parsing resolv conf file. Error: %w", err)
 	}
 	return cfg, nil
+}
+
+// runtimeHandler is the CRI runtime handler of the pod's runtimeClassName
+// ("" for none), as the kubelet's runtimeclass manager resolves it. Without
+// an API server knode knows no RuntimeClass: the kubelet would then run
+// the pod under the default handler, which is not what the pod asked for.
+func (d *criAccess) runtimeHandler(ctx context.Context, pod *v1.Pod) (string, error) {
+	name := pod.Spec.RuntimeClassName
+	if name == nil || *name == "" {
+		return "", nil
+	}
+	if d.runtimeClasses == nil {
+		return "", fmt.Errorf("runtimeclass.node.k8s.io %q not found: without an API server knode knows no RuntimeClass", *name)
+	}
+	return d.runtimeClasses.RuntimeHandler(ctx, *name)
 }

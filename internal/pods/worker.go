@@ -255,6 +255,10 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 			w.killPod(ctx, rp, w.terminationGrace(rp))
 		}
 		id, err := w.createSandbox(ctx, pod, attempt)
+		if errors.Is(err, errNoRuntimeHandler) {
+			// The pod's status says why; the class may appear.
+			return 10 * time.Second, nil
+		}
 		if err != nil {
 			return 0, err
 		}
@@ -311,6 +315,10 @@ func (rp *runtimePod) allContainers() []*runtimeapi.Container {
 	return rp.containers
 }
 
+// errNoRuntimeHandler is a pod whose runtimeClassName resolves to no
+// handler (yet): no sandbox is made.
+var errNoRuntimeHandler = errors.New("the pod's RuntimeClass cannot be resolved")
+
 func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
 	cfg, err := w.d.files.sandboxConfig(pod, attempt)
 	if err != nil {
@@ -326,7 +334,14 @@ func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32)
 	w.d.publishDNSEvents(pod)
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
-	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, "")
+	handler, err := w.d.runtimeHandler(ctx, pod)
+	if err != nil {
+		// As the kubelet: no sandbox, tried again at the next sync.
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: fmt.Sprintf("Failed to create sandbox for pod %q: %v", crispec.PodDesc(pod), err)}
+		w.d.Events.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
+		return "", fmt.Errorf("%w: %w", errNoRuntimeHandler, err)
+	}
+	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, handler)
 	w.d.Recorder.SandboxStarted(err)
 	if err != nil {
 		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}

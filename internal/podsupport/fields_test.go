@@ -27,6 +27,7 @@ var implemented = map[string]string{
 	"spec.overhead":                      "internal/admission predicates (resource fit), internal/qos PodResources (the pod cgroup's limits), internal/pods allocations",
 	"spec.activeDeadlineSeconds":         "internal/pods lifecycle activeDeadline (Failed, DeadlineExceeded, containers stopped)",
 	"spec.readinessGates":                "internal/pods lifecycle readinessGates (the Ready condition; the gates' conditions kept in cluster mode)",
+	"spec.runtimeClassName":              "internal/pods runtimeHandler (CRI RunPodSandbox's handler), internal/cluster RuntimeClasses (a GET with a small cache); unresolved: no sandbox",
 	"spec.restartPolicy":                 "internal/pods shouldRestart and terminalPhase",
 	"spec.terminationGracePeriodSeconds": "internal/crispec GracePeriod, internal/pods killPod",
 	"spec.dnsPolicy":                     "internal/crispec DNS (ClusterFirst, ClusterFirstWithHostNet, Default, None)",

@@ -99,7 +99,6 @@ const notBuilt = "knode does not implement it yet"
 // the field is implemented. Check refuses them at admission, except the
 // volume rows, which the pod's volume check refuses as the kubelet would.
 var Refused = []Field{
-	{Path: "spec.runtimeClassName", Why: "the runtime handler is not chosen yet"},
 	{Path: "spec.hostUsers", When: isFalse, Why: "user namespaces are not set up"},
 	{Path: "spec.resourceClaims", Why: "dynamic resource allocation is not implemented"},
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
