@@ -13,8 +13,11 @@ GO_TEST_FLAGS ?=
 
 all: build
 
+# grpcnotrace drops grpc's x/net/trace (and html/template with it): executing
+# a template makes the linker keep every exported method, 5 MB of binary that
+# stays resident (docs/benchmarks.md, "knode's binary").
 build:
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
+	CGO_ENABLED=0 go build -tags grpcnotrace -trimpath -ldflags "-s -w" -o _output/bin/knode ./cmd/knode
 
 # Everything the tests need (CRIU, the restore runtime, the control plane).
 setup:

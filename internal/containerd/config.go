@@ -4,7 +4,6 @@
 package containerd
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/template"
 )
 
 // Layout names the files of one embedded instance, all under Dir.
@@ -52,64 +50,61 @@ type Settings struct {
 	EnableRestore bool
 }
 
-// configTemplate is containerd 2.x config version 3 with the settings these
+// configFormat is containerd 2.x config version 3 with the settings these
 // machines need (see docs): oom_score_adj lowered only where this host
 // lets a process lower it (else containerd clamps the kubelet's -997 for
 // Guaranteed pods to its own score rather than fail), cgroupfs, a private
 // runc root, NRI off, netns under the state dir, a free streaming port.
-var configTemplate = template.Must(template.New("config").Parse(`version = 3
-root = {{ printf "%q" .Layout.Root }}
-state = {{ printf "%q" .Layout.State }}
+// It is a fmt format, not a text/template: executing a template makes the
+// linker keep every exported method of every type (reflective method
+// calls), about 3 MiB of binary that stays resident (docs/benchmarks.md).
+const configFormat = `version = 3
+root = %[1]q
+state = %[2]q
 
 [grpc]
-  address = {{ printf "%q" .Layout.Socket }}
+  address = %[3]q
 
 [plugins.'io.containerd.grpc.v1.cri']
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 
 [plugins.'io.containerd.cri.v1.runtime']
-  restrict_oom_score_adj = {{ .RestrictOOMScoreAdj }}
+  restrict_oom_score_adj = %[4]t
   netns_mounts_under_state_dir = true
-  enable_experimental_restore_via_create = {{ .Settings.EnableRestore }}
-  cdi_spec_dirs = {{ .CDISpecDirs }}
+  enable_experimental_restore_via_create = %[5]t
+  cdi_spec_dirs = %[6]s
   [plugins.'io.containerd.cri.v1.runtime'.containerd]
     default_runtime_name = "runc"
     [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
-        BinaryName = {{ printf "%q" .Settings.RuncBinary }}
+        BinaryName = %[7]q
         SystemdCgroup = false
-        Root = {{ printf "%q" .RuncRoot }}
+        Root = %[8]q
   [plugins.'io.containerd.cri.v1.runtime'.cni]
-    bin_dirs = {{ .CNIBinDirs }}
-    conf_dir = {{ printf "%q" .Layout.CNIConfDir }}
+    bin_dirs = %[9]s
+    conf_dir = %[10]q
 
 [plugins.'io.containerd.cri.v1.images']
   [plugins.'io.containerd.cri.v1.images'.registry]
-    config_path = {{ printf "%q" .Layout.RegistryHostsDir }}
+    config_path = %[11]q
   [plugins.'io.containerd.cri.v1.images'.pinned_images]
-    sandbox = {{ printf "%q" .Settings.SandboxImage }}
+    sandbox = %[12]q
 
 [plugins.'io.containerd.nri.v1.nri']
   disable = true
-`))
+`
 
 // RenderConfig returns the containerd configuration for l and s.
 func RenderConfig(l Layout, s Settings) ([]byte, error) {
-	var buf bytes.Buffer
-	err := configTemplate.Execute(&buf, map[string]any{
-		"Layout":              l,
-		"Settings":            s,
-		"RuncRoot":            filepath.Join(l.State(), "runc"),
-		"RestrictOOMScoreAdj": !canLowerOOMScore(),
-		"CNIBinDirs":          tomlStrings(s.CNIBinDirs),
-		"CDISpecDirs":         tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("render containerd config: %w", err)
-	}
-	return buf.Bytes(), nil
+	return fmt.Appendf(nil, configFormat,
+		l.Root(), l.State(), l.Socket(),
+		!canLowerOOMScore(), s.EnableRestore,
+		tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
+		s.RuncBinary, filepath.Join(l.State(), "runc"),
+		tomlStrings(s.CNIBinDirs), l.CNIConfDir(),
+		l.RegistryHostsDir(), s.SandboxImage), nil
 }
 
 // tomlStrings renders a TOML array of strings; JSON string escaping is valid TOML.

@@ -129,6 +129,19 @@ func validateContainer(c *v1.Container, p *field.Path, names, volumes map[string
 			errs = append(errs, field.Invalid(mp.Child("mountPath"), m.MountPath, "must be an absolute path"))
 		}
 	}
+	// The API server's rule: a negative quantity would reach the runtime
+	// (a memory limit of -1 is its "unlimited") or lower the node's count
+	// of what its pods request.
+	for _, l := range []struct {
+		name string
+		list v1.ResourceList
+	}{{"requests", c.Resources.Requests}, {"limits", c.Resources.Limits}} {
+		for name, q := range l.list {
+			if q.Sign() < 0 {
+				errs = append(errs, field.Invalid(p.Child("resources", l.name).Key(string(name)), q.String(), "must be greater than or equal to 0"))
+			}
+		}
+	}
 	if c.RestartPolicy != nil && *c.RestartPolicy != v1.ContainerRestartPolicyAlways {
 		errs = append(errs, field.NotSupported(p.Child("restartPolicy"), *c.RestartPolicy, []string{string(v1.ContainerRestartPolicyAlways)}))
 	}

@@ -80,7 +80,7 @@ func setupTools(ctx context.Context, log *slog.Logger, repo string, ciOnly bool,
 		return t, err
 	}
 	for name, pkg := range map[string]string{"knode": "./cmd/knode", "pause": "./hack/pause", "e2esh": "./hack/e2esh", "e2ecurl": "./hack/e2ecurl"} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(build, name), pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-tags", "grpcnotrace", "-o", filepath.Join(build, name), pkg) // as the Makefile builds knode
 		cmd.Dir, cmd.Env = repo, append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return t, fmt.Errorf("build %s: %w: %s", pkg, err, out)

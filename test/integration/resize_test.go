@@ -3,6 +3,9 @@ package integration
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +17,7 @@ import (
 
 // TestInPlaceResize: the pod's resize subresource changes a running
 // container's CPU and memory through CRI UpdateContainerResources (the
-// container's cgroup reads the new values, no restart), restarts the
+// container's cgroup and the pod's read the new values, no restart), restarts the
 // container whose memory has resizePolicy RestartContainer, reports
 // allocatedResources and resources, and keeps a resize the node cannot
 // hold pending: Deferred while other pods hold the room, allocated once
@@ -24,7 +27,16 @@ func TestInPlaceResize(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	n.startKnode("--kubeconfig", kc, "--sync-frequency", "3s")
+	// The pod cgroups live under a root of this test's own.
+	root := "/knode-" + n.name
+	t.Cleanup(func() {
+		for _, c := range []string{"cpu", "memory", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "hugetlb", "systemd", "perf_event", "net_cls", "net_prio"} {
+			for _, d := range []string{"kubepods/burstable", "kubepods/besteffort", "kubepods", ""} {
+				_ = os.Remove(filepath.Join("/sys/fs/cgroup", c, root, d))
+			}
+		}
+	})
+	n.startKnode("--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root)
 	ctx := context.Background()
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
@@ -98,6 +110,11 @@ func TestInPlaceResize(t *testing.T) {
 		t.Errorf("resources %v", r)
 	}
 	mainID, restarterID := main.ContainerID, status(p, "restarter").ContainerID
+	// The pod's cgroup holds the sum of its containers' limits.
+	podCgroup := root + "/kubepods/burstable/pod" + string(p.UID)
+	if q, m := cgroupFile(t, "cpu", podCgroup, "cpu.cfs_quota_us"), cgroupFile(t, "memory", podCgroup, "memory.limit_in_bytes"); q != "30000" || m != strconv.Itoa(192<<20) {
+		t.Errorf("the pod cgroup before the resize: quota %s, memory %s", q, m)
+	}
 
 	// kubectl patch --subresource resize: more CPU and memory for main (in
 	// place), more memory for restarter (RestartContainer).
@@ -122,6 +139,9 @@ func TestInPlaceResize(t *testing.T) {
 	}
 	if a := main.AllocatedResources; a.Cpu().String() != "150m" || a.Memory().String() != "96Mi" {
 		t.Errorf("allocatedResources after the resize %v", a)
+	}
+	if q, m := cgroupFile(t, "cpu", podCgroup, "cpu.cfs_quota_us"), cgroupFile(t, "memory", podCgroup, "memory.limit_in_bytes"); q != "50000" || m != strconv.Itoa(288<<20) {
+		t.Errorf("the pod cgroup after the resize: quota %s, memory %s; want 50000 and %d", q, m, 288<<20)
 	}
 	restarter := status(p, "restarter")
 	if restarter.ContainerID == restarterID {
