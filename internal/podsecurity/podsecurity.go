@@ -23,6 +23,7 @@ import (
 	utilsysctl "k8s.io/component-helpers/node/util/sysctl"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/podsupport"
 )
 
@@ -153,7 +154,7 @@ func AppArmor(hostEnabled bool) func(pod *v1.Pod) error {
 			return podsupport.NewRefusal(ReasonAppArmor, "Cannot enforce AppArmor: AppArmor is not enabled on the host")
 		}
 		for _, c := range allContainers(pod) {
-			p := appArmorProfile(pod, c)
+			p := crispec.AppArmorProfileOf(pod, c)
 			if p != nil && p.Type == v1.AppArmorProfileTypeLocalhost && (p.LocalhostProfile == nil || strings.TrimSpace(*p.LocalhostProfile) == "") {
 				return podsupport.NewRefusal(ReasonAppArmor, fmt.Sprintf("Cannot enforce AppArmor: invalid empty AppArmor profile name: %q", p))
 			}
@@ -181,23 +182,6 @@ func appArmorRequired(pod *v1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// appArmorProfile is the container's profile as the kubelet picks it (the
-// container's field, its annotation, the pod's field).
-func appArmorProfile(pod *v1.Pod, c *v1.Container) *v1.AppArmorProfile {
-	if c.SecurityContext != nil && c.SecurityContext.AppArmorProfile != nil {
-		return c.SecurityContext.AppArmorProfile
-	}
-	if val, ok := pod.Annotations[v1.DeprecatedAppArmorBetaContainerAnnotationKeyPrefix+c.Name]; ok {
-		if name, ok := strings.CutPrefix(val, v1.DeprecatedAppArmorBetaProfileNamePrefix); ok {
-			return &v1.AppArmorProfile{Type: v1.AppArmorProfileTypeLocalhost, LocalhostProfile: &name}
-		}
-	}
-	if pod.Spec.SecurityContext != nil {
-		return pod.Spec.SecurityContext.AppArmorProfile
-	}
-	return nil
 }
 
 func allContainers(pod *v1.Pod) []*v1.Container {

@@ -2,7 +2,6 @@ package safefs
 
 import (
 	"errors"
-	"io"
 	"os"
 	"strconv"
 
@@ -86,28 +85,9 @@ type owner struct {
 }
 
 // dir does the entries of the open directory fd, depth levels below the
-// root, a batch of names at a time.
+// root.
 func (o *owner) dir(fd int, display string, depth int) error {
-	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return &os.PathError{Op: "chown", Path: display, Err: err}
-	}
-	list := os.NewFile(uintptr(lfd), display)
-	defer list.Close()
-	for {
-		names, err := list.Readdirnames(removeBatch)
-		for _, n := range names {
-			if err := o.entry(fd, n, display, depth); err != nil {
-				return err
-			}
-		}
-		if errors.Is(err, io.EOF) || (err == nil && len(names) == 0) {
-			return nil
-		}
-		if err != nil {
-			return &os.PathError{Op: "chown", Path: display, Err: err}
-		}
-	}
+	return eachName(fd, display, "chown", func(name string) error { return o.entry(fd, name, display, depth) })
 }
 
 // entry does one entry of dirfd: a link gets its own group only; anything

@@ -55,16 +55,23 @@ type usage struct {
 // dir counts the entries of the open directory fd, depth levels below the
 // top.
 func (u *usage) dir(fd int, display string, depth int) error {
+	return eachName(fd, display, "measure", func(name string) error { return u.entry(fd, name, display, depth) })
+}
+
+// eachName calls fn with each name in the open directory fd, read a batch
+// at a time through a descriptor of its own; op names the operation in
+// errors.
+func eachName(fd int, display, op string, fn func(name string) error) error {
 	lfd, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return &os.PathError{Op: "measure", Path: display, Err: err}
+		return &os.PathError{Op: op, Path: display, Err: err}
 	}
 	list := os.NewFile(uintptr(lfd), display)
 	defer list.Close()
 	for {
 		names, err := list.Readdirnames(removeBatch)
 		for _, n := range names {
-			if err := u.entry(fd, n, display, depth); err != nil {
+			if err := fn(n); err != nil {
 				return err
 			}
 		}
@@ -72,7 +79,7 @@ func (u *usage) dir(fd int, display string, depth int) error {
 			return nil
 		}
 		if err != nil {
-			return &os.PathError{Op: "measure", Path: display, Err: err}
+			return &os.PathError{Op: op, Path: display, Err: err}
 		}
 	}
 }
