@@ -114,12 +114,14 @@ func HashMatches(c *v1.Container, annotation string) bool {
 // generateLinuxContainerResources sets them.
 func linuxResources(pod *v1.Pod, c *v1.Container, memoryCapacity int64) *runtimeapi.LinuxContainerResources {
 	res := &runtimeapi.LinuxContainerResources{OomScoreAdj: qos.OOMScoreAdj(pod, c, memoryCapacity)}
+	// Shares within the kernel's [2, 262144], as the kubelet clamps them:
+	// beyond it the runtime refuses the container.
 	if q, ok := c.Resources.Requests[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
+		res.CpuShares = qos.CPUShares(q)
 	} else if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
-		res.CpuShares = max(q.MilliValue()*1024/1000, 2)
+		res.CpuShares = qos.CPUShares(q)
 	} else {
-		res.CpuShares = 2
+		res.CpuShares = qos.MinShares
 	}
 	if q, ok := c.Resources.Limits[v1.ResourceCPU]; ok {
 		const period = 100000

@@ -393,3 +393,22 @@ func TestMount(t *testing.T) {
 		})
 	}
 }
+
+// A request beyond the kernel's range (above 256 CPUs, or so large it would
+// wrap when converted) gives the kubelet's maximum shares, not a value the
+// runtime refuses or a negative one.
+func TestCPUSharesClampedToTheKernelRange(t *testing.T) {
+	for _, req := range []string{"300", "9223372036854775807", "1m"} {
+		pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", UID: "u"}}
+		c := v1.Container{Name: "c", Image: "img", Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(req)}}}
+		pod.Spec.Containers = []v1.Container{c}
+		got := linuxResources(pod, &pod.Spec.Containers[0], 1<<30).CpuShares
+		want := int64(262144)
+		if req == "1m" {
+			want = 2
+		}
+		if got != want {
+			t.Errorf("cpu request %s: shares %d, want %d", req, got, want)
+		}
+	}
+}

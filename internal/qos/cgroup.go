@@ -26,7 +26,20 @@ func MilliCPUToShares(milliCPU int64) uint64 {
 	if milliCPU == 0 {
 		return MinShares
 	}
+	// Compared before multiplying: a request of 2^53 CPUs would wrap.
+	if milliCPU >= MaxShares*milliPerCPU/sharesPerCPU {
+		return MaxShares
+	}
 	return uint64(min(max(milliCPU*sharesPerCPU/milliPerCPU, MinShares), MaxShares))
+}
+
+// CPUShares is MilliCPUToShares of a CPU quantity, compared as a quantity
+// first: one too large for milli-units in an int64 would wrap negative.
+func CPUShares(q resource.Quantity) int64 {
+	if q.Cmp(*resource.NewMilliQuantity(MaxShares*milliPerCPU/sharesPerCPU, resource.DecimalSI)) >= 0 {
+		return MaxShares
+	}
+	return int64(MilliCPUToShares(q.MilliValue()))
 }
 
 // MilliCPUToQuota is the kubelet's CFS quota for a period: 0 for no limit,
