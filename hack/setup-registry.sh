@@ -12,9 +12,14 @@ if [ ! -x "$DIR/registry-$VERSION" ]; then
   log "building registry $VERSION"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && go mod init knode.local/registry-build >/dev/null 2>&1 &&
-    go get "github.com/distribution/distribution/v3/cmd/registry@$VERSION" >/dev/null 2>&1 &&
-    CGO_ENABLED=0 go build -trimpath -o "$DIR/registry-$VERSION.tmp" github.com/distribution/distribution/v3/cmd/registry)
+  # Quiet when it works; on failure the go tool's own words are shown.
+  if ! (cd "$work" && go mod init knode.local/registry-build &&
+    go get "github.com/distribution/distribution/v3/cmd/registry@$VERSION" &&
+    CGO_ENABLED=0 go build -trimpath -o "$DIR/registry-$VERSION.tmp" github.com/distribution/distribution/v3/cmd/registry) >"$work/build.log" 2>&1; then
+    cat "$work/build.log" >&2
+    log "building registry $VERSION failed"
+    exit 1
+  fi
   mv "$DIR/registry-$VERSION.tmp" "$DIR/registry-$VERSION"
 fi
 ln -sfn "registry-$VERSION" "$DIR/registry"
