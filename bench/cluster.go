@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -291,38 +290,11 @@ func nodeIsReady(node *v1.Node) bool {
 
 // apiRequests reads knode's rest_client_requests_total, summed by method.
 func apiRequests(c *http.Client, url string) (map[string]float64, error) {
-	resp, err := c.Get(url)
+	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
-		}
-		_, labels, _ := strings.Cut(line, "{")
-		labels, value, _ := strings.Cut(labels, "} ")
-		method := labelValue(labels, "method")
-		v, _ := strconv.ParseFloat(value, 64)
-		out[method] += v
-	}
-	return out, sc.Err()
-}
-
-func labelValue(labels, name string) string {
-	for _, kv := range strings.Split(labels, ",") {
-		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
-			return strings.Trim(v, `"`)
-		}
-	}
-	return ""
+	return controlplane.RequestsByMethod(c, req)
 }
 
 // sumMetric adds every sample of a counter in Prometheus text.

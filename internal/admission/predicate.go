@@ -255,20 +255,12 @@ func isExtended(name v1.ResourceName) bool {
 // containers' and its sidecars' (scheduler util.GetHostPorts).
 func hostPorts(pod *v1.Pod) []v1.ContainerPort {
 	var out []v1.ContainerPort
-	add := func(c *v1.Container) {
+	for _, c := range podsource.RunningContainers(pod) {
 		for _, p := range c.Ports {
 			if p.HostPort > 0 {
 				out = append(out, p)
 			}
 		}
-	}
-	for i := range pod.Spec.InitContainers {
-		if c := &pod.Spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			add(c)
-		}
-	}
-	for i := range pod.Spec.Containers {
-		add(&pod.Spec.Containers[i])
 	}
 	return out
 }

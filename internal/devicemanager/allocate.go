@@ -14,6 +14,7 @@ import (
 	pluginapi "k8s.io/kubelet/pkg/apis/deviceplugin/v1beta1"
 
 	"knode.io/knode/internal/devicemanager/checkpoint"
+	"knode.io/knode/internal/podsource"
 )
 
 // AdmissionError is a pod the device manager cannot admit; the pod fails
@@ -47,7 +48,7 @@ func (m *Manager) Allocate(ctx context.Context, pod *v1.Pod) error {
 		if err := m.allocateContainer(ctx, uid, c, reusable); err != nil {
 			return err
 		}
-		sidecar := c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+		sidecar := podsource.IsSidecar(c)
 		m.mu.Lock()
 		for res, al := range m.allocs[uid][c.Name] {
 			if reusable[res] == nil {

@@ -83,18 +83,10 @@ func (m *Manager) ephemeralOverLimit(ctx context.Context, pods Pods, layers Writ
 // kubelet checks: regular containers and sidecars.
 func ephemeralLimits(p *v1.Pod) map[string]resource.Quantity {
 	out := map[string]resource.Quantity{}
-	add := func(c *v1.Container) {
+	for _, c := range podsource.RunningContainers(p) {
 		if q, ok := c.Resources.Limits[v1.ResourceEphemeralStorage]; ok && q.Sign() > 0 {
 			out[c.Name] = q
 		}
-	}
-	for i := range p.Spec.InitContainers {
-		if c := &p.Spec.InitContainers[i]; c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways {
-			add(c)
-		}
-	}
-	for i := range p.Spec.Containers {
-		add(&p.Spec.Containers[i])
 	}
 	return out
 }

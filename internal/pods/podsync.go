@@ -8,6 +8,8 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"knode.io/knode/internal/podsource"
 )
 
 // podSync is one pass over a pod whose sandbox is ready.
@@ -31,7 +33,7 @@ func (s *podSync) requeue(d time.Duration) {
 func (s *podSync) syncInit(ctx context.Context) (done, failed bool) {
 	for i := range s.pod.Spec.InitContainers {
 		c := &s.pod.Spec.InitContainers[i]
-		sidecar := isSidecar(c)
+		sidecar := podsource.IsSidecar(c)
 		latest := first(s.rp.instances(c.Name, s.sb.Id))
 		if latest == nil {
 			s.start(ctx, c, true)
@@ -122,7 +124,7 @@ func (s *podSync) syncProbes() {
 		}
 	}
 	for i := range s.pod.Spec.InitContainers {
-		if isSidecar(&s.pod.Spec.InitContainers[i]) {
+		if podsource.IsSidecar(&s.pod.Spec.InitContainers[i]) {
 			add(&s.pod.Spec.InitContainers[i])
 		}
 	}
@@ -188,10 +190,6 @@ func shouldRestart(policy v1.RestartPolicy, exitCode int32) bool {
 	default:
 		return false
 	}
-}
-
-func isSidecar(c *v1.Container) bool {
-	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
 }
 
 func first(cs []*runtimeapi.Container) *runtimeapi.Container {

@@ -51,7 +51,7 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		cs := w.containerStatus(ctx, pod, rp, c, "PodInitializing")
-		if !isSidecar(c) {
+		if !podsource.IsSidecar(c) {
 			// The prober manager marks an init container that succeeded ready.
 			cs.Ready = cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0
 		} else if !cs.Ready {
@@ -141,7 +141,7 @@ func withMessage(c v1.PodCondition, format string, names []string) v1.PodConditi
 }
 
 func initDone(c *v1.Container, cs v1.ContainerStatus) bool {
-	if isSidecar(c) {
+	if podsource.IsSidecar(c) {
 		return cs.State.Running != nil
 	}
 	return cs.State.Terminated != nil && cs.State.Terminated.ExitCode == 0

@@ -362,7 +362,7 @@ func (w *worker) terminalPhase(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 	for i := range pod.Spec.InitContainers {
 		c := &pod.Spec.InitContainers[i]
 		latest := first(rp.instances(c.Name, sb.Id))
-		if latest == nil || latest.State != runtimeapi.ContainerState_CONTAINER_EXITED || isSidecar(c) {
+		if latest == nil || latest.State != runtimeapi.ContainerState_CONTAINER_EXITED || podsource.IsSidecar(c) {
 			continue
 		}
 		st, err := w.d.cache.containerStatus(ctx, w.d.Runtime, latest)

@@ -86,3 +86,25 @@ var kubeletConditions = map[v1.PodConditionType]bool{
 // which the agent keeps as the object has it, as the kubelet's status
 // manager does.
 func IsKubeletCondition(t v1.PodConditionType) bool { return kubeletConditions[t] }
+
+// IsSidecar reports whether an init container is a sidecar: one with
+// restartPolicy Always, which runs beside the regular containers.
+func IsSidecar(c *v1.Container) bool {
+	return c.RestartPolicy != nil && *c.RestartPolicy == v1.ContainerRestartPolicyAlways
+}
+
+// RunningContainers are the containers that run for the pod's lifetime:
+// its sidecars, then its regular containers. The kubelet's admission
+// (host ports) and eviction (ephemeral-storage limits) look at these.
+func RunningContainers(pod *v1.Pod) []*v1.Container {
+	var out []*v1.Container
+	for i := range pod.Spec.InitContainers {
+		if c := &pod.Spec.InitContainers[i]; IsSidecar(c) {
+			out = append(out, c)
+		}
+	}
+	for i := range pod.Spec.Containers {
+		out = append(out, &pod.Spec.Containers[i])
+	}
+	return out
+}

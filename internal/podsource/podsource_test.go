@@ -1,6 +1,7 @@
 package podsource
 
 import (
+	"strings"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -66,5 +67,20 @@ func TestStampKeepsTheManifestPathOnlyForFilePods(t *testing.T) {
 	}
 	if static.Annotations[FileAnnotation] != "/etc/knode/manifests/web.yaml" {
 		t.Errorf("the static pod lost its manifest path: %v", static.Annotations)
+	}
+}
+
+func TestRunningContainers(t *testing.T) {
+	always := v1.ContainerRestartPolicyAlways
+	pod := &v1.Pod{Spec: v1.PodSpec{
+		InitContainers: []v1.Container{{Name: "init"}, {Name: "sidecar", RestartPolicy: &always}},
+		Containers:     []v1.Container{{Name: "a"}, {Name: "b"}},
+	}}
+	var names []string
+	for _, c := range RunningContainers(pod) {
+		names = append(names, c.Name)
+	}
+	if strings.Join(names, ",") != "sidecar,a,b" {
+		t.Fatalf("running containers %v, want sidecar,a,b", names)
 	}
 }

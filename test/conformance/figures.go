@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -211,31 +210,7 @@ func (c *cluster) agentMetricsClient() (func() (map[string]float64, error), erro
 			return nil, err
 		}
 		req.Close = true
-		resp, err := hc.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		out := map[string]float64{}
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line, ok := strings.CutPrefix(sc.Text(), "rest_client_requests_total{")
-			if !ok {
-				continue
-			}
-			labels, value, _ := strings.Cut(line, "} ")
-			v, _ := strconv.ParseFloat(value, 64)
-			for _, kv := range strings.Split(labels, ",") {
-				if k, m, ok := strings.Cut(kv, "="); ok && k == "method" {
-					out[strings.Trim(m, `"`)] += v
-				}
-			}
-		}
-		return out, sc.Err()
+		return controlplane.RequestsByMethod(hc, req)
 	}, nil
 }
 
