@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
@@ -147,4 +148,52 @@ func TestContainersRunTheImageIDTheyWereCheckedAgainst(t *testing.T) {
 		cs, ok := n.podStatusOf("plain", "main")
 		return ok && cs.ContainerID == "containerd://"+c.Id && cs.Image == tag && cs.ImageID == rst.GetImageRef()
 	})
+}
+
+// untag removes the name ref from the node's containerd (ctr images rm):
+// the image stays if another name holds it.
+func (n *node) untag(ref string) {
+	n.t.Helper()
+	ctr := filepath.Join(filepath.Dir(n.runtime.Binary()), "ctr")
+	out, err := exec.Command(ctr, "--address", n.layout().Socket(), "--namespace", "k8s.io", "images", "rm", ref).CombinedOutput()
+	if err != nil {
+		n.t.Fatalf("ctr images rm %s: %v: %s", ref, err, out)
+	}
+	n.eventually(30*time.Second, ref+" gone from the CRI", func() bool { return n.imageID(ref) == "" })
+}
+
+// TestCheckpointOfAContainerWhoseTagMoved: a container created from its
+// image's ID keeps its image's name in a checkpoint archive even when
+// that image lost its last tag before the checkpoint (its tag was
+// re-pointed): the archive's details, which a migration's manifest is
+// written from, name the image by the spec's name, not by a bare ID
+// another machine cannot pull.
+func TestCheckpointOfAContainerWhoseTagMoved(t *testing.T) {
+	t.Parallel()
+	n := newNodeWithCRIU(t, criu41(t))
+	n.importUserImages()
+	const tag = "knode.local/checkpointed:1"
+	n.retag(busybox, tag)
+	n.untag(busybox)
+	n.writeManifest("moved.yaml", securityPod("moved", tag, "", ""))
+	n.startKnode()
+	c := n.waitRunning("default", "moved", "main")
+	n.waitKnodeRunning("default", "moved", "main")
+	n.retag(images.BusyboxUID, tag)
+	if st := n.containerStatus(c.Id); st.GetImage().GetImage() == tag {
+		t.Fatalf("the runtime still names the image %s: the test does not cover an image without tags", tag)
+	}
+	code, _, body := n.raw("POST", n.checkpointPath("default", "moved", "main", "timeout=60"))
+	var answer struct{ Items []string }
+	if code != 200 || json.Unmarshal([]byte(body), &answer) != nil || len(answer.Items) != 1 {
+		t.Fatalf("checkpoint: %d %q", code, body)
+	}
+	code, _, body = n.raw("GET", "/checkpoints/"+filepath.Base(answer.Items[0]))
+	var d struct{ Image, ImageRef string }
+	if code != 200 || json.Unmarshal([]byte(body), &d) != nil {
+		t.Fatalf("inspect: %d %s", code, body)
+	}
+	if d.Image != tag {
+		t.Errorf("the archive's image is %q (ref %q), want the spec's name %q", d.Image, d.ImageRef, tag)
+	}
 }
