@@ -139,3 +139,31 @@ func TestRestartChecksTheImageTheTagNamesNow(t *testing.T) {
 		t.Errorf("%d containers named app, want only the first", total)
 	}
 }
+
+// An ephemeral container (kubectl debug) starts through the same path: it
+// too runs the image ID its check read, and reports its spec's name.
+func TestEphemeralContainerRunsItsCheckedImageID(t *testing.T) {
+	f, srv := grpcFixture(t)
+	const debugTag = "example/debug:1"
+	app, debug, root := fakeImage("a", 1000), fakeImage("c", 1000), fakeImage("b", 0)
+	srv.TagImage("example/app:1", app)
+	srv.TagImage(debugTag, debug)
+	srv.BeforeCreate(func(cfg *runtimeapi.ContainerConfig) {
+		if cfg.GetMetadata().GetName() == "debug" {
+			srv.TagImage(debugTag, root)
+		}
+	})
+	pod := testPod(v1.RestartPolicyAlways)
+	pod.Spec.SecurityContext = &v1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}
+	pod.Spec.EphemeralContainers = []v1.EphemeralContainer{{EphemeralContainerCommon: v1.EphemeralContainerCommon{
+		Name: "debug", Image: debugTag, ImagePullPolicy: v1.PullIfNotPresent}}}
+	st := f.sync(f.worker(pod))
+
+	c := f.created("debug")
+	if c.imageRef != debug.Id || c.image.GetImage() != debug.Id || c.image.GetUserSpecifiedImage() != debugTag {
+		t.Fatalf("debug container created from %v and ran %s, want %s specified as %s", c.image, c.imageRef, debug.Id, debugTag)
+	}
+	if len(st.EphemeralContainerStatuses) != 1 || st.EphemeralContainerStatuses[0].Image != debugTag || st.EphemeralContainerStatuses[0].ImageID != debug.Id {
+		t.Errorf("ephemeral statuses %+v, want image %s with ID %s", st.EphemeralContainerStatuses, debugTag, debug.Id)
+	}
+}
