@@ -32,9 +32,9 @@ type podRecord struct {
 	status *v1.PodStatus
 	// annotations are what knode adds to the pod it serves (restored-from).
 	annotations map[string]string
-	// eviction is set when the eviction manager chose the pod, until its
-	// worker takes it.
-	eviction *waiting
+	// eviction is set when the eviction manager or a critical pod's
+	// admission chose the pod, until its worker takes it.
+	eviction *evictOrder
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace *int64
 	// admitted is set once admission took the pod (or it was found
@@ -221,17 +221,17 @@ func (m *Manager) Evict(uid types.UID, message string) bool {
 	if w == nil {
 		return false
 	}
-	m.records[uid].eviction = &waiting{reason: "Evicted", message: message}
+	m.records[uid].eviction = &evictOrder{waiting: waiting{reason: "Evicted", message: message}}
 	w.wake()
 	return true
 }
 
-func (m *Manager) takeEviction(uid types.UID) (waiting, bool) {
+func (m *Manager) takeEviction(uid types.UID) (evictOrder, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.records[uid]
 	if r == nil || r.eviction == nil {
-		return waiting{}, false
+		return evictOrder{}, false
 	}
 	ev := *r.eviction
 	r.eviction = nil

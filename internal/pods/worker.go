@@ -177,15 +177,20 @@ func (w *worker) list(ctx context.Context) (*runtimePod, error) {
 func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time.Duration, error) {
 	rt := w.d.Runtime
 	resync := w.d.ResyncPeriod
-	if w.rejected == nil {
-		if ev, ok := w.d.records.takeEviction(w.uid); ok {
-			// Stopped at once, as the kubelet's hard eviction does.
-			w.rejected = &ev
+	if ev, ok := w.d.records.takeEviction(w.uid); ok {
+		if w.rejected != nil {
+			// Already stopped, or being stopped, for another reason.
+			ev.stopped()
+		} else {
+			// Stopped at once, as the kubelet's hard eviction does, or
+			// with the pod's grace period when preempted.
+			w.rejected = &ev.waiting
 			w.d.Events.Event(pod, v1.EventTypeWarning, ev.reason, ev.message)
-			w.d.log.Warn("pod evicted", "pod", podRef(pod, nil), "message", ev.message)
+			w.d.log.Warn("pod evicted", "pod", podRef(pod, nil), "reason", ev.reason, "message", ev.message)
 			if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
-				w.killPod(ctx, rp, 0)
+				w.killPod(ctx, rp, ev.grace(pod))
 			}
+			ev.stopped()
 			return resync, nil
 		}
 	}
