@@ -30,6 +30,7 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 	m.mu.RLock()
 	var others []*v1.Pod
+	var allocs []*podAllocation
 	for ouid, r := range m.records {
 		p := r.desired()
 		if ouid == uid || p == nil || !r.admitted {
@@ -39,10 +40,11 @@ func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 			continue
 		}
 		others = append(others, p)
+		allocs = append(allocs, r.alloc)
 	}
 	m.mu.RUnlock()
 	for i, p := range others {
-		others[i] = m.d.allocs.view(p)
+		others[i] = m.d.allocs.view(allocs[i], p)
 	}
 	return others
 }
