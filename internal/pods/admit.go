@@ -82,6 +82,7 @@ func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
 	if rp.newestSandbox() != nil {
 		w.admitted = true
 		w.d.records.markAdmitted(w.uid)
+		w.d.allocs.admitted(w.rec.alloc, pod)
 		// An adopted pod's cgroup is brought to its spec's limits again
 		// and counted in its QoS class's.
 		if err := w.d.Cgroups.EnsurePod(pod); err != nil {
@@ -92,6 +93,7 @@ func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
 	ok, reason, message := w.d.records.admit(w.uid, pod)
 	if ok {
 		w.admitted = true
+		w.d.allocs.admitted(w.rec.alloc, pod)
 		return true
 	}
 	w.rejected = &waiting{reason: reason, message: message}

@@ -129,15 +129,17 @@ func (a *allocations) open(rootDir string) error {
 }
 
 // newPod is the allocation for a record being made: what the checkpoints
-// held for it, or none yet.
-func (a *allocations) newPod(uid types.UID) *podAllocation {
+// held for it, or none yet. wasAdmitted tells a pod allocated before the
+// restart: it was admitted then and counts against the node's resources
+// from now on, before its worker finds it running.
+func (a *allocations) newPod(uid types.UID) (pa *podAllocation, wasAdmitted bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if pa := a.restored[uid]; pa != nil {
 		delete(a.restored, uid)
-		return pa
+		return pa, pa.allocated
 	}
-	return &podAllocation{uid: uid}
+	return &podAllocation{uid: uid}, false
 }
 
 // dropRestored forgets what the checkpoints held for pods no source

@@ -9,6 +9,7 @@ import (
 	v1 "k8s.io/api/core/v1"
 
 	"knode.io/knode/internal/allocstate"
+	"knode.io/knode/internal/podsource"
 )
 
 // restartAllocations is a knode started again on root: allocations read
@@ -98,5 +99,26 @@ func TestCorruptCheckpointRefusesToStart(t *testing.T) {
 		filepath.Join(root, allocstate.Actuated) + `" before restarting Kubelet`
 	if err == nil || err.Error() != want {
 		t.Fatalf("got %v, want %s", err, want)
+	}
+}
+
+// A pod allocated before the restart was admitted then: it counts against
+// the node for the others' admission and resizes from the start, before
+// its worker finds it running.
+func TestRestoredPodCountsAsAdmitted(t *testing.T) {
+	root := t.TempDir()
+	a := restartAllocations(t, root)
+	a.admit(resizePod("hog", "1500m", "1Gi"))
+	m, err := NewManager(Options{RootDir: root, Log: slog.New(slog.DiscardHandler)}, podsource.API)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetPods(podsource.API, []*v1.Pod{resizePod("hog", "1500m", "1Gi"), resizePod("pod", "100m", "64Mi")})
+	others := m.admittedOthers("pod")
+	if len(others) != 1 || others[0].UID != "hog" {
+		t.Fatalf("admitted others after the restart: %v", others)
+	}
+	if others := m.admittedOthers("hog"); len(others) != 0 {
+		t.Fatalf("a pod never admitted counts: %v", others)
 	}
 }

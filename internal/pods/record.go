@@ -41,7 +41,8 @@ type podRecord struct {
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace *int64
 	// admitted is set once admission took the pod (or it was found
-	// running): it then counts against the node's resources and ports.
+	// running, or allocated before a restart): it then counts against the
+	// node's resources and ports.
 	admitted bool
 }
 
@@ -49,8 +50,8 @@ type podRecord struct {
 func (m *Manager) recordLocked(uid types.UID) *podRecord {
 	r := m.records[uid]
 	if r == nil {
-		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), files: newPodFileState(),
-			alloc: m.d.allocs.newPod(uid)}
+		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), files: newPodFileState()}
+		r.alloc, r.admitted = m.d.allocs.newPod(uid)
 		m.records[uid] = r
 	}
 	return r

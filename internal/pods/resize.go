@@ -58,18 +58,30 @@ func podRequests(pod *v1.Pod) (cpu, mem int64) {
 	return podadmission.Saturated(reqs[v1.ResourceCPU], true), podadmission.Saturated(reqs[v1.ResourceMemory], false)
 }
 
+// admitted allocates the pod's spec once admission took it (or it was
+// found running), as the kubelet allocates at admission: a refused pod
+// holds nothing. What is allocated is checkpointed before the pod runs.
+func (a *allocations) admitted(pa *podAllocation, pod *v1.Pod) {
+	a.mu.Lock()
+	if pa.allocated {
+		a.mu.Unlock()
+		return
+	}
+	a.allocate(pa, pod)
+	a.mu.Unlock()
+	a.save()
+}
+
 // admit returns pod as its containers run: with the resources allocated
-// to it (pa, its record's). A resize the sources ask for is allocated when
-// the node can hold it; else it waits, Infeasible (more than the node
-// has) or Deferred (more than the other pods leave), with the kubelet's
-// messages, and is tried again at every sync. What is allocated is
-// checkpointed before the pod runs with it.
+// to it (pa, its record's; the spec before admission). A resize the
+// sources ask for is allocated when the node can hold it; else it waits,
+// Infeasible (more than the node has) or Deferred (more than the other
+// pods leave), with the kubelet's messages, and is tried again at every
+// sync.
 func (a *allocations) admit(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 	a.mu.Lock()
 	if !pa.allocated {
-		a.allocate(pa, pod)
 		a.mu.Unlock()
-		a.save()
 		return pod
 	}
 	if !pa.sized {

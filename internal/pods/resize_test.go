@@ -41,12 +41,14 @@ func testAllocations(allocatable func() (int64, int64)) *testAllocs {
 	return newTestAllocs(newAllocations(allocatable, slog.New(slog.DiscardHandler)))
 }
 
-// admit admits pod with its record's allocation, making the record first.
+// admit syncs pod with its record's allocation, making the record (and
+// admitting the pod) first.
 func (t *testAllocs) admit(pod *v1.Pod) *v1.Pod {
 	pa := t.pods[pod.UID]
 	if pa == nil {
-		pa = t.newPod(pod.UID)
+		pa, _ = t.newPod(pod.UID)
 		t.pods[pod.UID] = pa
+		t.admitted(pa, pod)
 	}
 	return t.allocations.admit(pa, pod)
 }
