@@ -187,7 +187,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		ResyncPeriod: opts.ResyncPeriod,
 		records:      records,
 		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir, records: newPullRecords(opts.RootDir, opts.Log)},
-		allocs:       newAllocations(allocatableCPUMemory(opts)),
+		allocs:       newAllocations(allocatableCPUMemory(opts), opts.Log),
 	}
 	// A resize is admitted by the same chain as a new pod.
 	if m, ok := records.(interface {

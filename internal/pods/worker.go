@@ -105,7 +105,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	pod := w.d.records.desired(w.uid)
 	if pod != nil {
 		// The pod as its containers run: with the resources allocated to it.
-		pod = w.d.allocs.admit(pod)
+		pod = w.d.allocs.admit(w.rec.alloc, pod)
 		w.lastPod = pod
 	}
 	rp, err := w.list(ctx)
@@ -115,7 +115,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if pod == nil {
 		if rp == nil {
 			w.cleanupFiles()
-			w.d.allocs.forget(w.uid)
+			w.d.allocs.forget(w.rec.alloc)
 			return 0, true
 		}
 		w.d.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
