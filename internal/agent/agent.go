@@ -275,7 +275,7 @@ func (a *agent) startWorkers(context.Context) error {
 	if a.node != nil {
 		sources = append(sources, podsource.API)
 	}
-	a.mgr = pods.NewManager(pods.Options{
+	a.mgr, err = pods.NewManager(pods.Options{
 		Runtime:          rt,
 		Images:           rt,
 		RuntimeName:      rt.Name(),
@@ -312,6 +312,9 @@ func (a *agent) startWorkers(context.Context) error {
 		Security: crispec.Security{SeccompDefault: cfg.SeccompDefault, SeccompProfileRoot: filepath.Join(cfg.RootDir, "seccomp"),
 			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
 	}, sources...)
+	if err != nil {
+		return err
+	}
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
 	return nil

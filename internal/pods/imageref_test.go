@@ -40,7 +40,7 @@ func grpcFixture(t *testing.T) (*fixture, *fakecri.Server) {
 	}
 	t.Cleanup(func() { _ = rt.Close(t.Context()) })
 	ev := &events{}
-	m := NewManager(Options{
+	m, err := NewManager(Options{
 		Events:     ev,
 		Runtime:    rt,
 		Images:     rt,
@@ -50,6 +50,9 @@ func grpcFixture(t *testing.T) (*fixture, *fakecri.Server) {
 		HostIP:     "192.0.2.10",
 		Log:        log,
 	}, "file")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &fixture{t: t, rt: srv.Fake, m: m, events: ev}, srv
 }
 

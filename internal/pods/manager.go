@@ -55,8 +55,10 @@ type Manager struct {
 }
 
 // NewManager returns a manager that waits for each of sources to report once
-// before it removes runtime pods no source declares.
-func NewManager(opts Options, sources ...string) *Manager {
+// before it removes runtime pods no source declares. It fails when the
+// in-place resize checkpoints in the root dir cannot be read or verified,
+// as the kubelet then does not start.
+func NewManager(opts Options, sources ...string) (*Manager, error) {
 	opts = opts.withDefaults()
 	m := &Manager{
 		opts:         opts,
@@ -68,7 +70,11 @@ func NewManager(opts Options, sources ...string) *Manager {
 		changed:      make(chan struct{}),
 	}
 	m.d = newWorkerDeps(opts, m)
-	return m
+	m.d.allocs.all = m.allocations
+	if err := m.d.allocs.open(opts.RootDir); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Run relists the runtime and drives workers until ctx ends, then waits for

@@ -53,7 +53,7 @@ func newFixture(t *testing.T) *fixture {
 	img := critest.NewFakeImageService()
 	img.SetFakeImages([]string{image})
 	ev := &events{}
-	m := NewManager(Options{
+	m, err := NewManager(Options{
 		Events:     ev,
 		Runtime:    rt,
 		Images:     img,
@@ -63,6 +63,9 @@ func newFixture(t *testing.T) *fixture {
 		HostIP:     "192.0.2.10",
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, "file")
+	if err != nil {
+		t.Fatal(err)
+	}
 	return &fixture{t: t, rt: rt, img: img, m: m, events: ev}
 }
 
