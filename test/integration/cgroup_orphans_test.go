@@ -38,9 +38,9 @@ func TestOrphanedPodCgroupsRemovedAtStart(t *testing.T) {
 	if err := leftover.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = leftover.Process.Kill(); _ = leftover.Wait() })
 	exited := make(chan error, 1)
 	go func() { exited <- leftover.Wait() }()
+	t.Cleanup(func() { _ = leftover.Process.Kill() })
 	if err := os.WriteFile(filepath.Join("/sys/fs/cgroup/cpu", orphan, "ctr", "cgroup.procs"), []byte(strconv.Itoa(leftover.Process.Pid)), 0o644); err != nil {
 		t.Fatal(err)
 	}
