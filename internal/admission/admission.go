@@ -9,7 +9,9 @@
 // element where the agent builds it. Handlers must be quick and must not
 // block on the network: admission runs one pod at a time so that each
 // pod is measured against the ones admitted before it, as the kubelet's
-// HandlePodAdditions does.
+// HandlePodAdditions does. The one wait is the kubelet's own: a critical
+// pod's admission waits for the pods it preempts to stop (bounded by
+// their grace periods).
 package admission
 
 import (

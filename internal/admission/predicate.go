@@ -2,6 +2,7 @@ package admission
 
 import (
 	"fmt"
+	"log/slog"
 	"math"
 	"runtime"
 	"sort"
@@ -49,15 +50,25 @@ type NodeSource interface {
 // admitted pods request, required node affinity and nodeSelector, the
 // node name, host ports — then NoExecute taints (static pods exempt).
 //
-// Where the kubelet would make room for a critical pod by evicting others
-// (its CriticalPodAdmissionHandler), knode admits a critical pod whose only
-// failures are resource shortages without evicting anything: the node is
-// then over-committed, which the log says, rather than a running workload
-// killed. A critical pod failing any other predicate is refused as there.
+// A critical pod whose only failures are resource shortages is not
+// refused: as the kubelet's CriticalPodAdmissionHandler, the handler stops
+// the pods it may preempt that free enough (preemption.go) and admits it;
+// when no set of pods does, it is refused with UnexpectedAdmissionError.
+// Admit then waits for those pods to stop, as the kubelet's does.
 type Predicates struct {
 	Nodes NodeSource
-	// Warn is told when a critical pod is admitted over a shortage; may be nil.
-	Warn func(pod *v1.Pod, reason, message string)
+	// Preempt stops the pods chosen to make room for a critical pod; with
+	// none, no pod can be preempted.
+	Preempt Preempter
+	// Log is told of preemptions; may be nil.
+	Log *slog.Logger
+}
+
+func (p *Predicates) logger() *slog.Logger {
+	if p.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return p.Log
 }
 
 // Admit runs the predicates.
@@ -79,7 +90,7 @@ func (p *Predicates) Admit(attrs *Attrs) (bool, string, string) {
 	}
 	if IsCritical(pod) {
 		// Shortages are no reason to refuse a critical pod: the kubelet
-		// reports only its other failures, if any.
+		// reports only its other failures, if any, and otherwise makes room.
 		var others []failure
 		for _, f := range failures {
 			if f.resource == "" {
@@ -87,10 +98,7 @@ func (p *Predicates) Admit(attrs *Attrs) (bool, string, string) {
 			}
 		}
 		if len(others) == 0 {
-			if p.Warn != nil {
-				p.Warn(pod, failures[0].reason(), failures[0].message())
-			}
-			return true, "", ""
+			return p.preempt(pod, failures, attrs.OtherPods)
 		}
 		failures = others
 	}

@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"slices"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -62,14 +63,14 @@ func TestPredicates(t *testing.T) {
 		return n
 	}
 	tests := []struct {
-		name          string
-		node          *v1.Node
-		pod           *v1.Pod
-		others        []*v1.Pod
-		admit         bool
-		reason, msg   string
-		nodeErr       error
-		criticalWarns bool
+		name        string
+		node        *v1.Node
+		pod         *v1.Pod
+		others      []*v1.Pod
+		admit       bool
+		reason, msg string
+		nodeErr     error
+		preempted   []string
 	}{
 		{name: "fits", node: testNode(), pod: mkPod("a", "cpu", "500m", "memory", "100Mi"), others: []*v1.Pod{mkPod("o", "cpu", "1")}, admit: true},
 		{name: "cpu", node: testNode(), pod: mkPod("a", "cpu", "1500m"), others: []*v1.Pod{mkPod("o", "cpu", "1")},
@@ -106,8 +107,15 @@ func TestPredicates(t *testing.T) {
 		}(), admit: true},
 		{name: "NoSchedule taint is the scheduler's, not the kubelet's", node: noSchedule(testNode()), pod: mkPod("a"), admit: true},
 		{name: "static pods ignore taints", node: noExecute(testNode()), pod: static(mkPod("a")), admit: true},
-		{name: "critical pod over a shortage is admitted", node: testNode(), pod: static(mkPod("a", "cpu", "3")), admit: true, criticalWarns: true},
-		{name: "critical by priority", node: testNode(), pod: func() *v1.Pod { p := mkPod("a", "cpu", "3"); p.Spec.Priority = ptr.To[int32](2000001000); return p }(), admit: true, criticalWarns: true},
+		{name: "critical pod over a shortage evicts a pod that frees enough", node: testNode(), pod: static(mkPod("a", "cpu", "1500m")),
+			others: []*v1.Pod{mkPod("small", "cpu", "500m"), mkPod("big", "cpu", "1500m")}, admit: true, preempted: []string{"big"}},
+		{name: "critical by priority", node: testNode(), pod: func() *v1.Pod { p := mkPod("a", "cpu", "1500m"); p.Spec.Priority = ptr.To[int32](2000001000); return p }(),
+			others: []*v1.Pod{mkPod("o", "cpu", "1")}, admit: true, preempted: []string{"o"}},
+		{name: "critical pod over a shortage nothing can free", node: testNode(), pod: static(mkPod("a", "cpu", "3")),
+			reason: "UnexpectedAdmissionError", msg: "Unexpected error while attempting to recover from admission failure: preemption: error finding a set of pods to preempt: no set of running pods found to reclaim resources: [(res: cpu, q: 1000), ]"},
+		{name: "critical pod: other critical pods are not preempted", node: testNode(), pod: static(mkPod("a")),
+			others: []*v1.Pod{static(mkPod("o1")), static(mkPod("o2")), static(mkPod("o3"))},
+			reason: "UnexpectedAdmissionError", msg: "Unexpected error while attempting to recover from admission failure: preemption: error finding a set of pods to preempt: no set of running pods found to reclaim resources: [(res: pods, q: 1), ]"},
 		{name: "critical pod failing a non-resource predicate", node: testNode(), pod: func() *v1.Pod {
 			p := static(mkPod("a", "cpu", "3"))
 			p.Spec.NodeSelector = map[string]string{"disk": "hdd"}
@@ -131,14 +139,14 @@ func TestPredicates(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			warned := false
-			p := &Predicates{Nodes: fixedNode{tc.node, tc.nodeErr}, Warn: func(*v1.Pod, string, string) { warned = true }}
+			killer := &recordingPreempter{}
+			p := &Predicates{Nodes: fixedNode{tc.node, tc.nodeErr}, Preempt: killer}
 			ok, reason, msg := Chain{p}.Admit(&Attrs{Pod: tc.pod, OtherPods: tc.others})
 			if ok != tc.admit || reason != tc.reason || msg != tc.msg {
 				t.Errorf("got (%v, %q, %q), want (%v, %q, %q)", ok, reason, msg, tc.admit, tc.reason, tc.msg)
 			}
-			if warned != tc.criticalWarns {
-				t.Errorf("warned = %v, want %v", warned, tc.criticalWarns)
+			if !slices.Equal(killer.names, tc.preempted) {
+				t.Errorf("preempted %v, want %v", killer.names, tc.preempted)
 			}
 		})
 	}

@@ -289,7 +289,7 @@ func (a *agent) startWorkers(context.Context) error {
 	if a.node != nil {
 		sources = append(sources, podsource.API)
 	}
-	a.mgr = pods.NewManager(pods.Options{
+	a.mgr, err = pods.NewManager(pods.Options{
 		Runtime:          rt,
 		Images:           rt,
 		RuntimeName:      rt.Name(),
@@ -327,6 +327,9 @@ func (a *agent) startWorkers(context.Context) error {
 			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
 		UserNamespaces: usernsMgr,
 	}, sources...)
+	if err != nil {
+		return err
+	}
 	a.metrics.AddRunning(a.mgr)
 	a.metrics.AddDockershimDependents(a.mgr.DockershimDependentPods)
 	return nil

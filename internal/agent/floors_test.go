@@ -89,3 +89,24 @@ func TestImportsOnlyGoDown(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPodsFilesStaySmall: no file of internal/pods over 500 lines (issue
+// 13): the package where most pod changes land stays readable file by file.
+func TestPodsFilesStaySmall(t *testing.T) {
+	files, err := filepath.Glob("../pods/*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no files of internal/pods: %v", err)
+	}
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(data), "\n"); n > 500 {
+			t.Errorf("%s has %d lines: split it by concern (at most 500)", f, n)
+		}
+	}
+}

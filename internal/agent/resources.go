@@ -125,11 +125,16 @@ func (a *agent) admission() admission.Handler {
 	if a.node != nil {
 		nodes = a.node
 	}
-	log := a.log.With("component", "admission")
 	return admission.Chain{
-		&admission.Predicates{Nodes: nodes, Warn: func(pod *v1.Pod, reason, message string) {
-			log.Warn("critical pod admitted although the node is short of resources; knode does not evict other pods for it",
-				"pod", pod.Namespace+"/"+pod.Name, "reason", reason, "message", message)
-		}},
+		&admission.Predicates{Nodes: nodes, Preempt: preempter{a}, Log: a.log.With("component", "admission")},
 	}
+}
+
+// preempter stops pods for a critical one through the pod manager, which
+// exists by the time the first pod is admitted (the manager is built with
+// the admission chain).
+type preempter struct{ a *agent }
+
+func (p preempter) Preempt(pod *v1.Pod, reason, message string) error {
+	return p.a.mgr.Preempt(pod, reason, message)
 }

@@ -21,8 +21,14 @@ type ContainerInput struct {
 	IsInit       bool
 	Envs         []*runtimeapi.KeyValue
 	Mounts       []*runtimeapi.Mount
-	// ImageUser is the user the image runs as (ImageUserOf), used when the
-	// pod names none; CheckContainerSecurity has verified runAsNonRoot.
+	// ImageRef is the image ID the container's image resolved to when it
+	// was ensured (pulled or found present), and ImageUser is that image's
+	// user (ImageUserOf), used when the pod names none;
+	// CheckContainerSecurity has verified runAsNonRoot against it. The
+	// container is created from ImageRef, not from the spec's name, as the
+	// kubelet creates it: a tag re-pointed after the checks (a push and
+	// another pod's pull) cannot change what runs.
+	ImageRef  string
 	ImageUser ImageUser
 }
 
@@ -51,7 +57,7 @@ func Container(pod *v1.Pod, c *v1.Container, in ContainerInput, node Node) *runt
 	}
 	cfg := &runtimeapi.ContainerConfig{
 		Metadata:   &runtimeapi.ContainerMetadata{Name: c.Name, Attempt: uint32(restartCount)},
-		Image:      &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image},
+		Image:      &runtimeapi.ImageSpec{Image: in.ImageRef, UserSpecifiedImage: c.Image},
 		Command:    command,
 		Args:       args,
 		WorkingDir: c.WorkingDir,

@@ -146,7 +146,7 @@ func TestContainer(t *testing.T) {
 				c.Annotations[AnnotationContainerHash] == "" || c.Annotations[AnnotationInit] != "" {
 				t.Errorf("annotations %v", c.Annotations)
 			}
-			if c.LogPath != "app/2.log" || c.Metadata.Attempt != 2 || c.Image.Image != "img:1" {
+			if c.LogPath != "app/2.log" || c.Metadata.Attempt != 2 {
 				t.Errorf("log path %q metadata %v image %v", c.LogPath, c.Metadata, c.Image)
 			}
 		}},
@@ -192,6 +192,13 @@ func TestContainer(t *testing.T) {
 			if sc.RunAsUser.GetValue() != 2 || !sc.NoNewPrivs || !sc.ReadonlyRootfs ||
 				!reflect.DeepEqual(sc.Capabilities.AddCapabilities, []string{"NET_ADMIN"}) || !reflect.DeepEqual(sc.Capabilities.DropCapabilities, []string{"ALL"}) {
 				t.Errorf("security context %v", sc)
+			}
+		}},
+		{"created from the resolved image ID, the spec's name kept as the user's", func(_ *v1.Pod, in *ContainerInput) {
+			in.ImageRef = "sha256:0123abcd"
+		}, func(t *testing.T, c *runtimeapi.ContainerConfig) {
+			if c.Image.Image != "sha256:0123abcd" || c.Image.UserSpecifiedImage != "img:1" {
+				t.Errorf("image %v, want sha256:0123abcd specified as img:1", c.Image)
 			}
 		}},
 		{"env and mounts are passed through", func(_ *v1.Pod, in *ContainerInput) {

@@ -50,7 +50,9 @@ func TestCollect(t *testing.T) {
 			{Id: "sha256:older", RepoTags: []string{"example/older:1"}, Size: 20 * mib},
 			{Id: "sha256:new", RepoTags: []string{"example/new:1"}, Size: 40 * mib},
 		},
-		containers: []*runtimeapi.Container{{Id: "c1", ImageRef: "sha256:app", Image: &runtimeapi.ImageSpec{Image: "example/app:1"}}},
+		// Created as the kubelet creates containers: from the image ID,
+		// the spec's name kept as the user's.
+		containers: []*runtimeapi.Container{{Id: "c1", ImageRef: "sha256:app", Image: &runtimeapi.ImageSpec{Image: "sha256:app", UserSpecifiedImage: "example/app:1"}}},
 	}
 	available := uint64(500 * mib) // of 1000 MiB: 50% used
 

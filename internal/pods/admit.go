@@ -30,6 +30,7 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 	m.mu.RLock()
 	var others []*v1.Pod
+	var allocs []*podAllocation
 	for ouid, r := range m.records {
 		p := r.desired()
 		if ouid == uid || p == nil || !r.admitted {
@@ -39,10 +40,11 @@ func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 			continue
 		}
 		others = append(others, p)
+		allocs = append(allocs, r.alloc)
 	}
 	m.mu.RUnlock()
 	for i, p := range others {
-		others[i] = m.d.allocs.view(p)
+		others[i] = m.d.allocs.view(allocs[i], p)
 	}
 	return others
 }
@@ -80,6 +82,7 @@ func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
 	if rp.newestSandbox() != nil {
 		w.admitted = true
 		w.d.records.markAdmitted(w.uid)
+		w.d.allocs.admitted(w.rec.alloc, pod)
 		// An adopted pod's cgroup is brought to its spec's limits again
 		// and counted in its QoS class's.
 		if err := w.d.Cgroups.EnsurePod(pod); err != nil {
@@ -90,6 +93,7 @@ func (w *worker) admitPod(pod *v1.Pod, rp *runtimePod) bool {
 	ok, reason, message := w.d.records.admit(w.uid, pod)
 	if ok {
 		w.admitted = true
+		w.d.allocs.admitted(w.rec.alloc, pod)
 		return true
 	}
 	w.rejected = &waiting{reason: reason, message: message}

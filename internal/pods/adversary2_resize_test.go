@@ -11,7 +11,7 @@ import (
 // asking 5Ei each, or a CPU count whose milli-value overflows) must not
 // wrap negative and be allocated: it is Infeasible.
 func TestResizeHugeRequests(t *testing.T) {
-	a := newAllocations(func() (int64, int64) { return 2000, 4 << 30 })
+	a := testAllocations(func() (int64, int64) { return 2000, 4 << 30 })
 	a.admit(resizePod("pod", "100m", "64Mi"))
 	huge := resizePod("pod", "100m", "5Ei")
 	second := *huge.Spec.Containers[0].DeepCopy()

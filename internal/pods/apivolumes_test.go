@@ -21,8 +21,11 @@ import (
 // env var resolver gives, on tmpfs.
 func TestDownwardAPIVolumeOfAStaticPod(t *testing.T) {
 	root := t.TempDir()
-	m := NewManager(Options{RootDir: root, RequestTimeout: time.Second, Now: time.Now,
+	m, err := NewManager(Options{RootDir: root, RequestTimeout: time.Second, Now: time.Now,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, "file")
+	if err != nil {
+		t.Fatal(err)
+	}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "default", UID: "uid-d", Labels: map[string]string{"app": "web"}},
 		Spec: v1.PodSpec{
 			Containers: []v1.Container{{Name: "c", Resources: v1.ResourceRequirements{

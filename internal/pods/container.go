@@ -24,11 +24,12 @@ import (
 // the volumes' host paths are prepared here (emptyDirs made, subPaths
 // bound, API-object volumes written), the config is crispec's, and the
 // device plugins' answers are merged in last.
-func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Container, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
+func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Container, imageRef string, restartCount int, isInit bool, podIP string) (*runtimeapi.ContainerConfig, error) {
 	// The image's user, as the kubelet reads it before anything else: a
 	// container that must not run as root and whose image would is refused
-	// before its volumes are prepared.
-	user, err := d.imageUser(c)
+	// before its volumes are prepared. It is read from the image ID the
+	// container will be created from (imageRef), not from the spec's name.
+	user, err := d.imageUser(imageRef)
 	if err != nil {
 		return nil, err
 	}
@@ -57,20 +58,20 @@ func (d *workerDeps) containerConfig(state *podFileState, pod *v1.Pod, c *v1.Con
 		}
 		mounts = append(mounts, crispec.EtcHostsMount(hostsPath))
 	}
-	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts, ImageUser: user}, d.node)
+	cfg := crispec.Container(pod, c, crispec.ContainerInput{RestartCount: restartCount, IsInit: isInit, Envs: envs, Mounts: mounts, ImageRef: imageRef, ImageUser: user}, d.node)
 	d.Devices.Apply(pod, c, cfg)
 	return cfg, nil
 }
 
-// imageUser asks the runtime which user c's image runs as (ImageStatus),
-// as the kubelet's getImageUser; an image the runtime does not know runs
-// as root.
-func (d *workerDeps) imageUser(c *v1.Container) (crispec.ImageUser, error) {
+// imageUser asks the runtime which user the image ref (an image ID) runs
+// as (ImageStatus), as the kubelet's getImageUser; an image the runtime
+// does not know runs as root.
+func (d *workerDeps) imageUser(ref string) (crispec.ImageUser, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), d.RequestTimeout)
 	defer cancel()
-	resp, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}, false)
+	resp, err := d.Images.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
 	if err != nil {
-		return crispec.ImageUser{}, fmt.Errorf("failed to inspect image %q: %w", c.Image, err)
+		return crispec.ImageUser{}, fmt.Errorf("failed to inspect image %q: %w", ref, err)
 	}
 	return crispec.ImageUserOf(resp.GetImage()), nil
 }

@@ -154,7 +154,7 @@ type podRecords interface {
 	statusOf(uid types.UID) *v1.PodStatus
 	// annotate adds an annotation to the pod knode serves (restored-from).
 	annotate(uid types.UID, key, value string)
-	takeEviction(uid types.UID) (waiting, bool)
+	takeEviction(uid types.UID) (evictOrder, bool)
 	// graceFor is the grace period an API deletion asked for, if any.
 	graceFor(uid types.UID) (int64, bool)
 	// terminating reports whether any pod is being stopped.
@@ -189,7 +189,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		ResyncPeriod: opts.ResyncPeriod,
 		records:      records,
 		pulls:        &imagePulls{secrets: opts.PullSecrets, rootDir: opts.RootDir, records: newPullRecords(opts.RootDir, opts.Log)},
-		allocs:       newAllocations(allocatableCPUMemory(opts)),
+		allocs:       newAllocations(allocatableCPUMemory(opts), opts.Log),
 	}
 	// A resize is admitted by the same chain as a new pod.
 	if m, ok := records.(interface {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/types"
 
 	"knode.io/knode/internal/podpath"
@@ -54,8 +55,10 @@ type Manager struct {
 }
 
 // NewManager returns a manager that waits for each of sources to report once
-// before it removes runtime pods no source declares.
-func NewManager(opts Options, sources ...string) *Manager {
+// before it removes runtime pods no source declares. It fails when the
+// in-place resize checkpoints in the root dir cannot be read or verified,
+// as the kubelet then does not start.
+func NewManager(opts Options, sources ...string) (*Manager, error) {
 	opts = opts.withDefaults()
 	m := &Manager{
 		opts:         opts,
@@ -67,7 +70,11 @@ func NewManager(opts Options, sources ...string) *Manager {
 		changed:      make(chan struct{}),
 	}
 	m.d = newWorkerDeps(opts, m)
-	return m
+	m.d.allocs.all = m.allocations
+	if err := m.d.allocs.open(opts.RootDir); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Run relists the runtime and drives workers until ctx ends, then waits for
@@ -128,12 +135,22 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 			}
 		}
 	}
+	// Only the workers of pods this update adds or changes sync now, as the
+	// kubelet's config mux dispatches only ADD/UPDATE: a source sends its
+	// whole set on every change, and waking every worker made one new
+	// manifest cost two runtime lists per pod on the node before its
+	// sandbox started. The others keep their own resync timers.
+	var changed []types.UID
 	for uid, p := range next {
-		m.recordLocked(uid).declared[source] = p
+		r := m.recordLocked(uid)
+		if old := r.declared[source]; old == nil || r.worker == nil || !equality.Semantic.DeepEqual(old, p) {
+			changed = append(changed, uid)
+		}
+		r.declared[source] = p
 	}
 	m.sourcesReady[source] = true
 	m.podsChangedLocked()
-	for uid := range next {
+	for _, uid := range changed {
 		m.ensureWorkerLocked(uid)
 	}
 	m.wakeRelist()

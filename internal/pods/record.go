@@ -9,11 +9,11 @@ import (
 // podRecord is everything knode keeps about one pod UID, as the kubelet's
 // podSyncStatus: created when a source declares the pod or the runtime
 // shows it, dropped as a whole (workerDone) when it is gone from both. A
-// new kind of per-pod state is a field here, not a map by UID elsewhere
-// (resize.go's allocations still are one, forgotten by the worker). Its fields are
-// guarded by Manager.mu, except probes and files, which are set when the
-// record is made, never replaced, and guard themselves (the pod's worker
-// and probe goroutines use them without the manager's lock).
+// new kind of per-pod state is a field here, not a map by UID elsewhere.
+// Its fields are guarded by Manager.mu, except probes, files and alloc,
+// which are set when the record is made, never replaced, and guarded by
+// themselves or their owner (the pod's worker and probe goroutines use
+// them without the manager's lock).
 type podRecord struct {
 	uid types.UID
 	// declared is the pod's spec by the source that declares it; empty once
@@ -28,17 +28,21 @@ type podRecord struct {
 	// files is what its host files keep between writes: its API volumes'
 	// tokens and content, what its /etc/hosts was written with.
 	files *podFileState
+	// alloc is the resources its containers were admitted with and were
+	// given (in-place resize), checkpointed; guarded by allocations.mu.
+	alloc *podAllocation
 	// status is the last status the worker built; nil before its first sync.
 	status *v1.PodStatus
 	// annotations are what knode adds to the pod it serves (restored-from).
 	annotations map[string]string
-	// eviction is set when the eviction manager chose the pod, until its
-	// worker takes it.
-	eviction *waiting
+	// eviction is set when the eviction manager or a critical pod's
+	// admission chose the pod, until its worker takes it.
+	eviction *evictOrder
 	// deletionGrace is the grace period an API deletion asked for.
 	deletionGrace *int64
 	// admitted is set once admission took the pod (or it was found
-	// running): it then counts against the node's resources and ports.
+	// running, or allocated before a restart): it then counts against the
+	// node's resources and ports.
 	admitted bool
 }
 
@@ -47,6 +51,7 @@ func (m *Manager) recordLocked(uid types.UID) *podRecord {
 	r := m.records[uid]
 	if r == nil {
 		r = &podRecord{uid: uid, declared: map[string]*v1.Pod{}, probes: newPodProbes(m.d.probes), files: newPodFileState()}
+		r.alloc, r.admitted = m.d.allocs.newPod(uid)
 		m.records[uid] = r
 	}
 	return r
@@ -221,17 +226,17 @@ func (m *Manager) Evict(uid types.UID, message string) bool {
 	if w == nil {
 		return false
 	}
-	m.records[uid].eviction = &waiting{reason: "Evicted", message: message}
+	m.records[uid].eviction = &evictOrder{waiting: waiting{reason: "Evicted", message: message}}
 	w.wake()
 	return true
 }
 
-func (m *Manager) takeEviction(uid types.UID) (waiting, bool) {
+func (m *Manager) takeEviction(uid types.UID) (evictOrder, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r := m.records[uid]
 	if r == nil || r.eviction == nil {
-		return waiting{}, false
+		return evictOrder{}, false
 	}
 	ev := *r.eviction
 	r.eviction = nil

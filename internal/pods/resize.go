@@ -4,13 +4,11 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	podadmission "knode.io/knode/internal/admission"
@@ -21,42 +19,6 @@ import (
 // Resizer is the runtime call an in-place resize needs; *cri.Runtime has it.
 type Resizer interface {
 	UpdateContainerResources(ctx context.Context, containerID string, resources *runtimeapi.ContainerResources) error
-}
-
-// allocations is the kubelet's allocation manager for in-place pod resize
-// (`kubectl patch --subresource resize`): the resources each pod's
-// containers were admitted with (allocated), whether a resize waits
-// (PodResizePending: Deferred or Infeasible), and the resources last
-// applied to each running container (actuated). Workers see their pod with
-// its allocated resources, so a container (re)created while a resize waits
-// gets what was admitted, as with the kubelet. Held in memory: after a
-// knode restart the pods' specs are taken as allocated and applied.
-type allocations struct {
-	mu   sync.Mutex
-	pods map[types.UID]*podAllocation
-	// allocatable is the node's allocatable CPU (milli) and memory.
-	allocatable func() (cpuMilli, memBytes int64)
-	// fit runs the admission chain for a resized pod against the other
-	// admitted pods; nil: only the allocatable counts.
-	fit func(pod *v1.Pod) (ok bool, message string)
-}
-
-type podAllocation struct {
-	// containers are the allocated resources by container name (app and
-	// sidecar containers: the resizable ones).
-	containers map[string]v1.ResourceRequirements
-	// requests are the pod's allocated CPU (milli) and memory requests.
-	cpu, mem int64
-	// pending is why the last asked resize waits ("" when none does).
-	pendingReason, pendingMessage string
-	// actuated are the resources applied to each running instance, by container ID.
-	actuated map[string]v1.ResourceRequirements
-	// resizeErr is the last failed actuation's error ("" after a success).
-	resizeErr string
-}
-
-func newAllocations(allocatable func() (cpuMilli, memBytes int64)) *allocations {
-	return &allocations{pods: map[types.UID]*podAllocation{}, allocatable: allocatable}
 }
 
 // allocatableCPUMemory is the node's allocatable CPU and memory as the
@@ -96,20 +58,36 @@ func podRequests(pod *v1.Pod) (cpu, mem int64) {
 	return podadmission.Saturated(reqs[v1.ResourceCPU], true), podadmission.Saturated(reqs[v1.ResourceMemory], false)
 }
 
-// admit returns pod as its containers run: with the allocated resources.
-// A resize the sources ask for is allocated when the node can hold it;
-// else it waits, Infeasible (more than the node has) or Deferred (more
-// than the other pods leave), with the kubelet's messages, and is tried
-// again at every sync.
-func (a *allocations) admit(pod *v1.Pod) *v1.Pod {
+// admitted allocates the pod's spec once admission took it (or it was
+// found running), as the kubelet allocates at admission: a refused pod
+// holds nothing. What is allocated is checkpointed before the pod runs.
+func (a *allocations) admitted(pa *podAllocation, pod *v1.Pod) {
 	a.mu.Lock()
-	pa := a.pods[pod.UID]
-	if pa == nil {
-		pa = &podAllocation{containers: map[string]v1.ResourceRequirements{}, actuated: map[string]v1.ResourceRequirements{}}
-		a.allocate(pa, pod)
-		a.pods[pod.UID] = pa
+	if pa.allocated {
+		a.mu.Unlock()
+		return
+	}
+	a.allocate(pa, pod)
+	a.mu.Unlock()
+	a.save()
+}
+
+// admit returns pod as its containers run: with the resources allocated
+// to it (pa, its record's; the spec before admission). A resize the
+// sources ask for is allocated when the node can hold it; else it waits,
+// Infeasible (more than the node has) or Deferred (more than the other
+// pods leave), with the kubelet's messages, and is tried again at every
+// sync.
+func (a *allocations) admit(pa *podAllocation, pod *v1.Pod) *v1.Pod {
+	a.mu.Lock()
+	if !pa.allocated {
 		a.mu.Unlock()
 		return pod
+	}
+	if !pa.sized {
+		// Restored from the checkpoint: counted as allocated.
+		pa.cpu, pa.mem = podRequests(a.allocatedPod(pa, pod))
+		pa.sized = true
 	}
 	changed := false
 	for _, c := range resizable(pod) {
@@ -126,29 +104,31 @@ func (a *allocations) admit(pod *v1.Pod) *v1.Pod {
 		// A changed manifest replaces a static pod; nothing resizes it in place.
 		a.allocate(pa, pod)
 		a.mu.Unlock()
+		a.save()
 		return pod
 	}
 	a.mu.Unlock()
 	// The admission chain reads the other pods' allocations: no lock held.
 	reason, msg := a.fits(pod)
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	if reason != "" {
 		pa.pendingReason, pa.pendingMessage = reason, msg
+		defer a.mu.Unlock()
 		return a.allocatedPod(pa, pod)
 	}
 	a.allocate(pa, pod)
 	pa.pendingReason, pa.pendingMessage, pa.resizeErr = "", "", ""
+	a.mu.Unlock()
+	a.save()
 	return pod
 }
 
-// view is pod with the resources allocated to it, for counting it
+// view is pod with the resources allocated to it (pa), for counting it
 // among the admitted pods.
-func (a *allocations) view(pod *v1.Pod) *v1.Pod {
+func (a *allocations) view(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	pa := a.pods[pod.UID]
-	if pa == nil {
+	if !pa.allocated {
 		return pod
 	}
 	for _, c := range resizable(pod) {
@@ -160,10 +140,12 @@ func (a *allocations) view(pod *v1.Pod) *v1.Pod {
 }
 
 func (a *allocations) allocate(pa *podAllocation, pod *v1.Pod) {
+	pa.containers = map[string]v1.ResourceRequirements{}
 	for _, c := range resizable(pod) {
 		pa.containers[c.Name] = *c.Resources.DeepCopy()
 	}
 	pa.cpu, pa.mem = podRequests(pod)
+	pa.allocated, pa.sized = true, true
 }
 
 // allocatedPod is a copy of pod with the allocated resources.
@@ -195,10 +177,11 @@ func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
 		}
 		return "", ""
 	}
+	others := a.all()
 	a.mu.Lock()
 	var usedCPU, usedMem int64
-	for uid, other := range a.pods {
-		if uid != pod.UID {
+	for _, other := range others {
+		if other.uid != pod.UID && other.allocated {
 			usedCPU = min(usedCPU, math.MaxInt64-other.cpu) + other.cpu
 			usedMem = min(usedMem, math.MaxInt64-other.mem) + other.mem
 		}
@@ -213,57 +196,58 @@ func (a *allocations) fits(pod *v1.Pod) (reason, message string) {
 	return "", ""
 }
 
-// forget drops a pod that is gone.
-func (a *allocations) forget(uid types.UID) {
+// forget empties the allocation of a pod that is gone from sources and
+// runtime, before its record goes, and checkpoints that.
+func (a *allocations) forget(pa *podAllocation) {
 	a.mu.Lock()
-	delete(a.pods, uid)
+	*pa = podAllocation{uid: pa.uid}
 	a.mu.Unlock()
+	a.save()
 }
 
-// actuated returns what was applied to a running instance; an instance
-// seen for the first time was created with the allocated resources.
-func (a *allocations) actuated(uid types.UID, id string, allocated v1.ResourceRequirements) v1.ResourceRequirements {
+// actuated returns what was applied to container name's running instance
+// id. An instance seen for the first time was created with the allocated
+// resources (recorded so); one restored from the checkpoint, with no
+// instance yet, is the instance running now (none is started while knode
+// is down).
+func (a *allocations) actuated(pa *podAllocation, name, id string, allocated v1.ResourceRequirements) v1.ResourceRequirements {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	pa := a.pods[uid]
-	if pa == nil {
-		return allocated
+	act, ok := pa.actuated[name]
+	switch {
+	case ok && act.id == id:
+		a.mu.Unlock()
+		return act.res
+	case ok && act.id == "":
+		act.id = id
+		pa.actuated[name] = act
+		a.mu.Unlock()
+		return act.res
 	}
-	res, ok := pa.actuated[id]
-	if !ok {
-		res = *allocated.DeepCopy()
-		pa.actuated[id] = res
+	if pa.actuated == nil {
+		pa.actuated = map[string]actuation{}
 	}
+	res := *allocated.DeepCopy()
+	pa.actuated[name] = actuation{id: id, res: res}
+	a.mu.Unlock()
+	a.save()
 	return res
 }
 
 // applied records an actuation's outcome.
-func (a *allocations) applied(uid types.UID, id string, res v1.ResourceRequirements, err error) {
+func (a *allocations) applied(pa *podAllocation, name, id string, res v1.ResourceRequirements, err error) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	pa := a.pods[uid]
-	if pa == nil {
-		return
-	}
 	if err != nil {
 		pa.resizeErr = err.Error()
+		a.mu.Unlock()
 		return
 	}
-	pa.actuated[id] = *res.DeepCopy()
-	pa.resizeErr = ""
-}
-
-// retain forgets the actuations of instances that are no longer running.
-func (a *allocations) retain(uid types.UID, running map[string]bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if pa := a.pods[uid]; pa != nil {
-		for id := range pa.actuated {
-			if !running[id] {
-				delete(pa.actuated, id)
-			}
-		}
+	if pa.actuated == nil {
+		pa.actuated = map[string]actuation{}
 	}
+	pa.actuated[name] = actuation{id: id, res: *res.DeepCopy()}
+	pa.resizeErr = ""
+	a.mu.Unlock()
+	a.save()
 }
 
 // cpuMemEqual compares the CPU and memory a container is given.
@@ -316,21 +300,19 @@ func shrinks(cur, want v1.ResourceRequirements) bool {
 // CRI UpdateContainerResources, decreases first.
 func (s *podSync) syncResize(ctx context.Context) {
 	w := s.w
-	allocs := w.d.allocs
+	allocs, pa := w.d.allocs, w.rec.alloc
 	type update struct {
 		c    *v1.Container
 		id   string
 		want v1.ResourceRequirements
 	}
 	var shrinking, growing []update
-	running := map[string]bool{}
 	for _, c := range resizable(s.pod) {
 		ct := first(s.rp.instances(c.Name, s.sb.Id))
 		if ct == nil || ct.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
 		}
-		running[ct.Id] = true
-		cur := allocs.actuated(w.uid, ct.Id, c.Resources)
+		cur := allocs.actuated(pa, c.Name, ct.Id, c.Resources)
 		if cpuMemEqual(cur, c.Resources) {
 			continue
 		}
@@ -350,7 +332,6 @@ func (s *podSync) syncResize(ctx context.Context) {
 			growing = append(growing, u)
 		}
 	}
-	allocs.retain(w.uid, running)
 	updates := append(shrinking, growing...)
 	if len(updates) == 0 {
 		return
@@ -380,13 +361,13 @@ func (s *podSync) syncResize(ctx context.Context) {
 		if err != nil {
 			err = fmt.Errorf("failed to update resources of container %s: %w", u.c.Name, err)
 			w.d.log.Warn("in-place resize failed", "pod", podRef(s.pod, nil), "container", u.c.Name, "err", err)
-			allocs.applied(w.uid, u.id, u.want, err)
+			allocs.applied(pa, u.c.Name, u.id, u.want, err)
 			s.requeue(10 * time.Second)
 			// A later update may rely on this one's decrease.
 			return
 		}
 		w.d.log.Info("container resized in place", "pod", podRef(s.pod, nil), "container", u.c.Name)
-		allocs.applied(w.uid, u.id, u.want, nil)
+		allocs.applied(pa, u.c.Name, u.id, u.want, nil)
 	}
 }
 
@@ -395,10 +376,9 @@ func (s *podSync) syncResize(ctx context.Context) {
 // its running instance was given; the allocation when not running), and
 // the PodResizePending and PodResizeInProgress conditions.
 func (w *worker) resizeStatus(pod *v1.Pod, rp *runtimePod, st *v1.PodStatus, prev *v1.PodStatus) {
-	a := w.d.allocs
+	a, pa := w.d.allocs, w.rec.alloc
 	a.mu.Lock()
-	pa := a.pods[w.uid]
-	if pa == nil {
+	if !pa.allocated {
 		a.mu.Unlock()
 		return
 	}
@@ -421,8 +401,8 @@ func (w *worker) resizeStatus(pod *v1.Pod, rp *runtimePod, st *v1.PodStatus, pre
 		res := alloc
 		if cs.State.Running != nil {
 			if ct := first(rp.instances(c.Name, "")); ct != nil {
-				if act, seen := pa.actuated[ct.Id]; seen {
-					res = act
+				if act, seen := pa.actuated[c.Name]; seen && (act.id == ct.Id || act.id == "") {
+					res = act.res
 				}
 			}
 			if !cpuMemEqual(res, alloc) {

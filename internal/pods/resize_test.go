@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"log/slog"
 	"testing"
 
 	v1 "k8s.io/api/core/v1"
@@ -18,18 +19,59 @@ func resizePod(uid, cpu, mem string) *v1.Pod {
 			Requests: v1.ResourceList{v1.ResourceCPU: resource.MustParse(cpu), v1.ResourceMemory: resource.MustParse(mem)}}}}}}
 }
 
+// testAllocs is allocations over pods held as the manager's records hold them.
+type testAllocs struct {
+	*allocations
+	pods map[types.UID]*podAllocation
+}
+
+func newTestAllocs(a *allocations) *testAllocs {
+	t := &testAllocs{allocations: a, pods: map[types.UID]*podAllocation{}}
+	a.all = func() []*podAllocation {
+		out := make([]*podAllocation, 0, len(t.pods))
+		for _, pa := range t.pods {
+			out = append(out, pa)
+		}
+		return out
+	}
+	return t
+}
+
+func testAllocations(allocatable func() (int64, int64)) *testAllocs {
+	return newTestAllocs(newAllocations(allocatable, slog.New(slog.DiscardHandler)))
+}
+
+// admit syncs pod with its record's allocation, making the record (and
+// admitting the pod) first.
+func (t *testAllocs) admit(pod *v1.Pod) *v1.Pod {
+	pa := t.pods[pod.UID]
+	if pa == nil {
+		pa, _ = t.newPod(pod.UID)
+		t.pods[pod.UID] = pa
+		t.admitted(pa, pod)
+	}
+	return t.allocations.admit(pa, pod)
+}
+
+// forget drops a pod and its record.
+func (t *testAllocs) forget(uid types.UID) {
+	t.allocations.forget(t.pods[uid])
+	delete(t.pods, uid)
+}
+
+func cpuOf(p *v1.Pod) string { return p.Spec.Containers[0].Resources.Requests.Cpu().String() }
+
 // The kubelet's canResizePod: beyond the node, Infeasible; beyond what the
 // other pods' allocations leave, Deferred; the pod keeps running with its
 // allocated resources meanwhile, and the resize is allocated once it fits.
 func TestResizeAllocation(t *testing.T) {
-	a := newAllocations(func() (int64, int64) { return 2000, 4 << 30 })
+	a := testAllocations(func() (int64, int64) { return 2000, 4 << 30 })
 	other := resizePod("other", "1500m", "1Gi")
 	a.admit(other)
 	pod := resizePod("pod", "100m", "64Mi")
 	if got := a.admit(pod); got != pod {
 		t.Fatal("a first admission changed the pod")
 	}
-	cpuOf := func(p *v1.Pod) string { return p.Spec.Containers[0].Resources.Requests.Cpu().String() }
 	pending := func() (string, string) {
 		pa := a.pods["pod"]
 		return pa.pendingReason, pa.pendingMessage

@@ -68,9 +68,22 @@ func (d *workerDeps) publishDNSEvents(pod *v1.Pod) {
 	}
 	_, events := crispec.DNS(pod, hostDNS, d.node)
 	for _, ev := range events {
+		if ev.Node {
+			// Only a cluster node has an object to record it on.
+			if n, ok := d.Events.(NodeEventRecorder); ok {
+				n.NodeEvent(v1.EventTypeWarning, ev.Reason, ev.Message)
+			}
+			continue
+		}
 		d.log.Warn("pod DNS", "pod", podRef(pod, nil), "reason", ev.Reason, "message", ev.Message)
 		d.Events.Event(pod, v1.EventTypeWarning, ev.Reason, ev.Message)
 	}
+}
+
+// NodeEventRecorder is an EventRecorder that also records events about
+// the node (in cluster mode, on the Node object).
+type NodeEventRecorder interface {
+	NodeEvent(eventType, reason, message string)
 }
 
 // hostDNS reads the node's resolv.conf (--resolv-conf); nil when none is

@@ -36,12 +36,18 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 			return
 		}
 	}
+	// The image is resolved to its ID once: the user check and the
+	// container both use that ID, never the name again (a tag can be
+	// re-pointed in between). A restore names no image the runtime runs
+	// (it takes the archive's), so the name is checked as it stands.
+	imageRef := c.Image
 	if archive == "" {
-		if err := s.ensureImage(ctx, c); err != nil {
+		var err error
+		if imageRef, err = s.ensureImage(ctx, c); err != nil {
 			return
 		}
 	}
-	cfg, err := w.d.containerConfig(w.rec.files, s.pod, c, restarts, isInit, s.podIP)
+	cfg, err := w.d.containerConfig(w.rec.files, s.pod, c, imageRef, restarts, isInit, s.podIP)
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())
@@ -156,7 +162,10 @@ func (s *podSync) restoreFailed(c *v1.Container, archive string, fallback bool, 
 	s.requeue(0)
 }
 
-func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
+// ensureImage makes c's image present as its pull policy says, with the
+// kubelet's reasons and events when it cannot, and returns the image's ID
+// (its imageRef): the ID ImageStatus found, or the one the pull returned.
+func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) (string, error) {
 	w := s.w
 	images := w.d.Images
 	spec := &runtimeapi.ImageSpec{Image: c.Image, UserSpecifiedImage: c.Image}
@@ -167,7 +176,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		s.warning("InspectFailed", w.waits[c.Name].message)
 		s.warning("Failed", "Error: InvalidImageName")
 		s.requeue(10 * time.Second)
-		return err
+		return "", err
 	}
 	ictx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
@@ -175,7 +184,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	if err != nil {
 		w.waits[c.Name] = waiting{reason: "ErrImageInspect", message: fmt.Sprintf("Failed to inspect image %q: %v", c.Image, err)}
 		s.requeue(10 * time.Second)
-		return err
+		return "", err
 	}
 	// Credentials are looked up once, and only when needed.
 	var creds []keyring.Entry
@@ -186,10 +195,12 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		}
 		return creds
 	}
-	if img := resp.GetImage(); img != nil && c.ImagePullPolicy != v1.PullAlways {
+	// As the kubelet's GetImageRef: an image the runtime reports without
+	// an ID is not present.
+	if img := resp.GetImage(); img.GetId() != "" && c.ImagePullPolicy != v1.PullAlways {
 		if !w.d.pulls.records.mustPull(c.Image, img.Id, repo, lookup) {
 			s.normal("Pulled", fmt.Sprintf("Container image %q already present on machine and can be accessed by the pod", c.Image))
-			return nil
+			return img.Id, nil
 		}
 		// Pulled with a pull secret this pod does not hold: as the
 		// kubelet, the pod pulls with its own credentials, or with
@@ -201,7 +212,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		w.waits[c.Name] = waiting{reason: "ErrImageNeverPull", message: fmt.Sprintf("Container image %q is not present with pull policy of Never", c.Image)}
 		s.warning("ErrImageNeverPull", w.waits[c.Name].message)
 		s.requeue(10 * time.Second)
-		return errors.New("image not present")
+		return "", errors.New("image not present")
 	}
 	key := "pull_" + string(s.pod.UID) + "_" + c.Image
 	bo := w.d.backoff
@@ -216,7 +227,7 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		w.waits[c.Name] = waiting{reason: "ImagePullBackOff", message: msg}
 		s.warning("Failed", "Error: ImagePullBackOff")
 		s.requeue(bo.Get(key))
-		return errors.New("image pull back-off")
+		return "", errors.New("image pull back-off")
 	}
 	w.d.pulls.errs.Delete(key)
 	lookup()
@@ -226,6 +237,11 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 	pullStart := time.Now()
 	w.d.pulls.records.intent(c.Image)
 	imageID, used, err := pullWithCredentials(pctx, images, spec, creds, s.sbConfig)
+	if err == nil && imageID == "" {
+		// Nothing else names what was pulled: the tag may already point
+		// elsewhere.
+		err = fmt.Errorf("the runtime pulled image %q but returned no image reference", c.Image)
+	}
 	w.d.pulls.records.pulled(c.Image, imageID, repo, used, err == nil)
 	if err != nil {
 		bo.Next(key, w.d.Now())
@@ -237,11 +253,11 @@ func (s *podSync) ensureImage(ctx context.Context, c *v1.Container) error {
 		w.d.log.Warn("image pull failed", "pod", podRef(s.pod, nil), "container", c.Name, "image", c.Image, "credentials", len(creds), "err", err)
 		// The next sync, within the back-off, reports ImagePullBackOff.
 		s.requeue(time.Second)
-		return err
+		return "", err
 	}
 	bo.Reset(key)
 	s.normal("Pulled", fmt.Sprintf("Successfully pulled image %q in %s", c.Image, time.Since(pullStart).Round(time.Millisecond)))
-	return nil
+	return imageID, nil
 }
 
 // pullFailure is the waiting reason and message of a failed pull, the

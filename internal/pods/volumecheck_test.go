@@ -68,7 +68,7 @@ func TestServiceEnvironmentInTheContainerConfig(t *testing.T) {
 	}
 	envOf := func(t *testing.T, d *workerDeps, p *v1.Pod) (map[string]string, error) {
 		t.Helper()
-		cfg, err := d.containerConfig(newPodFileState(), p, &p.Spec.Containers[0], 0, false, "10.88.0.5")
+		cfg, err := d.containerConfig(newPodFileState(), p, &p.Spec.Containers[0], p.Spec.Containers[0].Image, 0, false, "10.88.0.5")
 		if err != nil {
 			return nil, err
 		}

@@ -5,20 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"strconv"
-	"sync"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/podsource"
-	"knode.io/knode/internal/safefs"
-	"knode.io/knode/internal/subpath"
 )
 
 // waiting is why a container is not running, in the kubelet's words
@@ -111,7 +105,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	pod := w.d.records.desired(w.uid)
 	if pod != nil {
 		// The pod as its containers run: with the resources allocated to it.
-		pod = w.d.allocs.admit(pod)
+		pod = w.d.allocs.admit(w.rec.alloc, pod)
 		w.lastPod = pod
 	}
 	rp, err := w.list(ctx)
@@ -121,7 +115,7 @@ func (w *worker) sync(ctx context.Context) (next time.Duration, gone bool) {
 	if pod == nil {
 		if rp == nil {
 			w.cleanupFiles()
-			w.d.allocs.forget(w.uid)
+			w.d.allocs.forget(w.rec.alloc)
 			return 0, true
 		}
 		w.d.log.Info("terminating pod", "pod", podRef(w.lastPod, rp), "uid", w.uid)
@@ -183,15 +177,20 @@ func (w *worker) list(ctx context.Context) (*runtimePod, error) {
 func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time.Duration, error) {
 	rt := w.d.Runtime
 	resync := w.d.ResyncPeriod
-	if w.rejected == nil {
-		if ev, ok := w.d.records.takeEviction(w.uid); ok {
-			// Stopped at once, as the kubelet's hard eviction does.
-			w.rejected = &ev
+	if ev, ok := w.d.records.takeEviction(w.uid); ok {
+		if w.rejected != nil {
+			// Already stopped, or being stopped, for another reason.
+			ev.stopped()
+		} else {
+			// Stopped at once, as the kubelet's hard eviction does, or
+			// with the pod's grace period when preempted.
+			w.rejected = &ev.waiting
 			w.d.Events.Event(pod, v1.EventTypeWarning, ev.reason, ev.message)
-			w.d.log.Warn("pod evicted", "pod", podRef(pod, nil), "message", ev.message)
+			w.d.log.Warn("pod evicted", "pod", podRef(pod, nil), "reason", ev.reason, "message", ev.message)
 			if sb := rp.newestSandbox(); sb != nil && sb.State == runtimeapi.PodSandboxState_SANDBOX_READY {
-				w.killPod(ctx, rp, 0)
+				w.killPod(ctx, rp, ev.grace(pod))
 			}
+			ev.stopped()
 			return resync, nil
 		}
 	}
@@ -397,128 +396,6 @@ func (w *worker) terminalPhase(ctx context.Context, pod *v1.Pod, rp *runtimePod,
 		return v1.PodFailed
 	}
 	return v1.PodSucceeded
-}
-
-// terminationGrace is the pod's grace period, or for a pod no source knows
-// any more, the one recorded on its containers.
-func (w *worker) terminationGrace(rp *runtimePod) int64 {
-	if g, ok := w.d.records.graceFor(w.uid); ok {
-		return g
-	}
-	if w.lastPod != nil {
-		return crispec.GracePeriod(w.lastPod)
-	}
-	for _, c := range rp.allContainers() {
-		if g, err := strconv.ParseInt(c.Annotations[crispec.AnnotationPodTerminationGrace], 10, 64); err == nil {
-			return g
-		}
-	}
-	return v1.DefaultTerminationGracePeriodSeconds
-}
-
-// killPod stops every running container at once with the grace period
-// (SIGTERM, then SIGKILL when it ends), then stops the sandboxes.
-func (w *worker) killPod(ctx context.Context, rp *runtimePod, grace int64) {
-	rt := w.d.Runtime
-	podIP := ""
-	if st := w.d.records.statusOf(w.uid); st != nil {
-		podIP = st.PodIP
-	}
-	var wg sync.WaitGroup
-	for _, c := range rp.allContainers() {
-		if c.State != runtimeapi.ContainerState_CONTAINER_RUNNING && c.State != runtimeapi.ContainerState_CONTAINER_CREATED {
-			continue
-		}
-		if w.lastPod != nil {
-			w.d.Events.Event(w.lastPod, v1.EventTypeNormal, "Killing", "Stopping container "+c.GetMetadata().GetName())
-		}
-		wg.Add(1)
-		go func(c *runtimeapi.Container) {
-			defer wg.Done()
-			w.d.hooks.stopContainer(ctx, w.lastPod, c, grace, podIP)
-		}(c)
-	}
-	wg.Wait()
-	for _, sb := range rp.sandboxes {
-		if sb.State != runtimeapi.PodSandboxState_SANDBOX_READY {
-			continue
-		}
-		sctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
-		if err := rt.StopPodSandbox(sctx, sb.Id); err != nil {
-			w.d.log.Warn("stop pod sandbox failed", "sandbox", sb.Id, "err", err)
-		}
-		cancel()
-	}
-	w.d.records.wakeRelist()
-}
-
-// removePod removes the (stopped) containers and sandboxes.
-func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
-	rt := w.d.Runtime
-	for _, c := range rp.allContainers() {
-		cctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
-		if err := rt.RemoveContainer(cctx, c.Id); err != nil {
-			w.d.log.Warn("remove container failed", "container", c.Id, "err", err)
-		} else {
-			w.d.files.unlinkContainerLog(c.Id)
-		}
-		cancel()
-	}
-	// The containers' subPath binds go with them.
-	podDir := PodDir(w.d.files.RootDir, &v1.Pod{ObjectMeta: metav1.ObjectMeta{UID: w.uid}})
-	if err := subpath.CleanPod(podDir); err != nil {
-		w.d.log.Warn("remove subPath mounts", "pod", podRef(w.lastPod, rp), "err", err)
-	}
-	for _, sb := range rp.sandboxes {
-		sctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
-		if err := rt.RemovePodSandbox(sctx, sb.Id); err != nil {
-			w.d.log.Warn("remove pod sandbox failed", "sandbox", sb.Id, "err", err)
-		} else {
-			w.d.log.Info("pod sandbox removed", "sandbox", sb.Id)
-		}
-		cancel()
-	}
-	w.d.records.wakeRelist()
-}
-
-// cleanupFiles removes the pod's volume and log directories once it is gone.
-// Every mount below the pod's directory (tmpfs volumes, subPath binds of a
-// volume's or a hostPath's directories) is detached first, and the removal
-// itself never crosses a mount point nor follows a link, so nothing outside
-// the pod's own directories is touched even if a detach failed.
-func (w *worker) cleanupFiles() {
-	// Nothing of the pod runs any more: its user namespace's IDs are free.
-	w.d.files.releaseUserNamespace(w.uid)
-	if w.lastPod == nil {
-		return
-	}
-	podDir := PodDir(w.d.files.RootDir, w.lastPod)
-	if err := unmountVolumes(podDir); err != nil {
-		w.d.log.Warn("unmount pod volumes", "dir", podDir, "err", err)
-	}
-	for _, dir := range []string{podDir, LogDir(w.d.files.PodLogsDir, w.lastPod)} {
-		if err := removeBeneath(dir); err != nil {
-			w.d.log.Warn("remove pod directory", "dir", dir, "err", err)
-		}
-	}
-	// Nothing of the pod runs any more: its cgroup can go.
-	if err := w.d.Cgroups.RemovePod(w.lastPod); err != nil {
-		w.d.log.Warn("remove pod cgroup", "pod", podRef(w.lastPod, nil), "err", err)
-	}
-}
-
-// removeBeneath removes dir (a path knode built) and its tree, working
-// beneath its opened parent with safefs.
-func removeBeneath(dir string) error {
-	parent, err := safefs.Open(filepath.Dir(dir))
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	defer parent.Close()
-	return parent.RemoveAll(filepath.Base(dir))
 }
 
 func podRef(pod *v1.Pod, rp *runtimePod) string {

@@ -52,8 +52,16 @@ func newFixture(t *testing.T) *fixture {
 	rt := critest.NewFakeRuntimeService()
 	img := critest.NewFakeImageService()
 	img.SetFakeImages([]string{image})
+	f := fixtureOn(t, rt, img)
+	f.rt, f.img = rt, img
+	return f
+}
+
+// fixtureOn is a fixture whose manager uses the runtime and image services
+// given; the caller sets the fakes it inspects.
+func fixtureOn(t *testing.T, rt Runtime, img Images) *fixture {
 	ev := &events{}
-	m := NewManager(Options{
+	m, err := NewManager(Options{
 		Events:     ev,
 		Runtime:    rt,
 		Images:     img,
@@ -63,7 +71,10 @@ func newFixture(t *testing.T) *fixture {
 		HostIP:     "192.0.2.10",
 		Log:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}, "file")
-	return &fixture{t: t, rt: rt, img: img, m: m, events: ev}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &fixture{t: t, m: m, events: ev}
 }
 
 func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {

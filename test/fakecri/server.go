@@ -13,12 +13,16 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
+	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	critest "k8s.io/cri-api/pkg/apis/testing"
 )
@@ -58,6 +62,55 @@ type Server struct {
 	b    Behavior
 	// Calls are the checkpoint requests received, in order.
 	calls []CheckpointCall
+	// images are the images TagImage made, by tag and by ID; while there
+	// are none, every image is present (the fake runs no processes).
+	images map[string]*runtimeapi.Image
+	// beforeCreate runs as CreateContainer arrives, before the fake
+	// resolves the container's image.
+	beforeCreate func(*runtimeapi.ContainerConfig)
+}
+
+// TagImage points ref at img (taking ref from the image it named), as a
+// pull of a tag that was re-pushed does; img is then found by ref and by
+// its ID. From the first call on, the fake knows only the images tagged.
+func (s *Server) TagImage(ref string, img *runtimeapi.Image) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.images == nil {
+		s.images = map[string]*runtimeapi.Image{}
+	}
+	if old := s.images[ref]; old != nil {
+		old.RepoTags = slices.DeleteFunc(old.RepoTags, func(t string) bool { return t == ref })
+	}
+	if !slices.Contains(img.RepoTags, ref) {
+		img.RepoTags = append(img.RepoTags, ref)
+	}
+	s.images[ref] = img
+	s.images[img.Id] = img
+}
+
+// BeforeCreate sets a hook CreateContainer runs first, before it resolves
+// the container's image: a test moves a tag there, between what knode
+// checked and what the runtime runs.
+func (s *Server) BeforeCreate(hook func(*runtimeapi.ContainerConfig)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.beforeCreate = hook
+}
+
+// image resolves ref as the runtime would at that moment: nil when the
+// fake knows images and none is ref.
+func (s *Server) image(ref string) (*runtimeapi.Image, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.images == nil {
+		return &runtimeapi.Image{Id: "sha256:fake", Size: 1, RepoTags: []string{ref}}, true
+	}
+	img, ok := s.images[ref]
+	if !ok {
+		return nil, false
+	}
+	return proto.Clone(img).(*runtimeapi.Image), true
 }
 
 // Start serves on socket until Stop.
@@ -75,6 +128,24 @@ func Start(socket string) (*Server, error) {
 	runtimeapi.RegisterImageServiceServer(s.grpc, &imageServer{s: s})
 	go func() { _ = s.grpc.Serve(ln) }()
 	return s, nil
+}
+
+// StartTemp serves on a socket in a new directory under /tmp (a unix
+// socket path must stay short, which t.TempDir() may not be) until the
+// test ends.
+func StartTemp(t testing.TB) *Server {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "fakecri")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := Start(filepath.Join(dir, "cri.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // Stop ends the server.
@@ -214,9 +285,30 @@ func (r *runtimeServer) ListPodSandbox(ctx context.Context, req *runtimeapi.List
 	return &runtimeapi.ListPodSandboxResponse{Items: items}, err
 }
 
+// CreateContainer resolves the config's image when it arrives, as
+// containerd does, and records the image ID it resolved to as the
+// container's ImageRef.
 func (r *runtimeServer) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
+	r.s.mu.Lock()
+	hook := r.s.beforeCreate
+	r.s.mu.Unlock()
+	if hook != nil {
+		hook(req.Config)
+	}
+	img, ok := r.s.image(req.GetConfig().GetImage().GetImage())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "failed to get image %q: not found", req.GetConfig().GetImage().GetImage())
+	}
 	id, err := r.s.Fake.CreateContainer(ctx, req.PodSandboxId, req.Config, req.SandboxConfig)
-	return &runtimeapi.CreateContainerResponse{ContainerId: id}, err
+	if err != nil {
+		return nil, err
+	}
+	r.s.Fake.Lock()
+	if c := r.s.Fake.Containers[id]; c != nil {
+		c.ImageRef = img.Id
+	}
+	r.s.Fake.Unlock()
+	return &runtimeapi.CreateContainerResponse{ContainerId: id}, nil
 }
 
 func (r *runtimeServer) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
@@ -253,8 +345,8 @@ type imageServer struct {
 }
 
 func (i *imageServer) ImageStatus(ctx context.Context, req *runtimeapi.ImageStatusRequest) (*runtimeapi.ImageStatusResponse, error) {
-	// Every image is present: the fake runs no processes.
-	return &runtimeapi.ImageStatusResponse{Image: &runtimeapi.Image{Id: "sha256:fake", Size: 1, RepoTags: []string{req.Image.Image}}}, nil
+	img, _ := i.s.image(req.GetImage().GetImage())
+	return &runtimeapi.ImageStatusResponse{Image: img}, nil
 }
 
 func (i *imageServer) ImageFsInfo(ctx context.Context, req *runtimeapi.ImageFsInfoRequest) (*runtimeapi.ImageFsInfoResponse, error) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 
 	"knode.io/knode/internal/apierr"
@@ -48,6 +49,15 @@ type configDump struct {
 	CheckpointedTime time.Time `json:"checkpointedTime"`
 }
 
+// statusDump is the part of status.dump (the CRI ContainerStatus at the
+// checkpoint, as containerd writes it) that names the image.
+type statusDump struct {
+	Image struct {
+		Image              string `json:"image"`
+		UserSpecifiedImage string `json:"user_specified_image"`
+	} `json:"image"`
+}
+
 // specDump is the part of the OCI runtime spec (spec.dump) that names the container.
 type specDump struct {
 	Annotations map[string]string `json:"annotations"`
@@ -78,6 +88,7 @@ func ReadDetailsFrom(f io.Reader) (*Details, error) {
 	d := &Details{Runtime: "unknown", Members: []Member{}}
 	var cfg configDump
 	var spec specDump
+	var status statusDump
 	var haveCfg, haveSpec bool
 	tr := tar.NewReader(f)
 	for {
@@ -94,6 +105,8 @@ func ReadDetailsFrom(f io.Reader) (*Details, error) {
 			haveCfg = decodeJSON(tr, &cfg) == nil
 		case "spec.dump":
 			haveSpec = decodeJSON(tr, &spec) == nil
+		case "status.dump":
+			_ = decodeJSON(tr, &status) // optional: CRI-O writes none
 		}
 	}
 	if !haveCfg || !haveSpec {
@@ -101,6 +114,13 @@ func ReadDetailsFrom(f io.Reader) (*Details, error) {
 	}
 	d.ContainerID = cfg.ID
 	d.Image = FirstNonEmpty(cfg.RootfsImageName, cfg.RootfsImage)
+	if isImageID(d.Image) && status.Image.Image == d.Image && status.Image.UserSpecifiedImage != "" && !isImageID(status.Image.UserSpecifiedImage) {
+		// Containers are created from their image's ID (as the kubelet
+		// creates them); containerd names the image by a tag while it has
+		// one, else by that ID, which another machine cannot pull. The
+		// name the pod gave is then the one the container was created with.
+		d.Image = status.Image.UserSpecifiedImage
+	}
 	d.ImageRef = cfg.RootfsImageRef
 	d.RuntimeHandler = cfg.Runtime
 	d.ContainerCreated = cfg.CreatedTime
@@ -126,6 +146,16 @@ func ReadDetailsFrom(f io.Reader) (*Details, error) {
 
 func decodeJSON(r io.Reader, v any) error {
 	return json.NewDecoder(io.LimitReader(r, maxDumpSize)).Decode(v)
+}
+
+// isImageID tells whether ref is an image ID (sha256:<64 hex>) rather
+// than a name.
+func isImageID(ref string) bool {
+	hex, ok := strings.CutPrefix(ref, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	return strings.Trim(hex, "0123456789abcdef") == ""
 }
 
 // FirstNonEmpty is the first of ss that is not empty.

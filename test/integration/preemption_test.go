@@ -1,0 +1,70 @@
+package integration
+
+import (
+	"testing"
+	"time"
+)
+
+// preemptionPod is a static pod manifest with a priority; cpu, when set,
+// is its request (Burstable), otherwise it is BestEffort.
+func preemptionPod(name, priority, cpu string) string {
+	resources := ""
+	if cpu != "" {
+		resources = "\n    resources: {requests: {cpu: " + cpu + "}}"
+	}
+	return `apiVersion: v1
+kind: Pod
+metadata: {name: ` + name + `}
+spec:
+  priority: ` + priority + `
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: ` + busybox + `
+    command: [sleep, "3600"]` + resources + `
+`
+}
+
+// A node full of pods (--max-pods 2) admits a critical static pod as the
+// kubelet's CriticalPodAdmissionHandler does: it stops the pod of lowest
+// QoS it may preempt — the BestEffort one, not the Burstable one — which
+// ends Failed with the kubelet's reason and message, and runs the critical
+// pod. A static pod is critical itself, so only a higher priority
+// preempts it; a pod nothing can make room for is refused with the
+// kubelet's UnexpectedAdmissionError.
+func TestCriticalStaticPodPreemptsLowerQoS(t *testing.T) {
+	t.Parallel()
+	n := newNode(t)
+	n.writeManifest("besteffort.yaml", preemptionPod("besteffort", "100", ""))
+	n.writeManifest("burstable.yaml", preemptionPod("burstable", "100", "10m"))
+	n.startKnode("--max-pods", "2")
+	n.waitRunning("default", "besteffort", "main")
+	n.waitRunning("default", "burstable", "main")
+
+	n.writeManifest("critical.yaml", preemptionPod("critical", "2000001000", "10m"))
+	victim := n.waitFailed(n.podName("besteffort"), "Preempting")
+	if want := "Preempted in order to admit critical pod"; victim.Status.Message != want {
+		t.Errorf("preempted pod's message %q, want %q", victim.Status.Message, want)
+	}
+	n.waitRunning("default", "critical", "main")
+	n.eventually(30*time.Second, "the preempted pod's container stopped", func() bool {
+		return n.running("default", "besteffort", "main") == nil
+	})
+	if p := n.apiPod(n.podName("burstable")); p == nil || p.Status.Phase != "Running" {
+		t.Errorf("the Burstable pod was not left running: %+v", p)
+	}
+
+	// Static, so critical, but of lower priority than both running pods:
+	// nothing may be preempted for it.
+	n.writeManifest("late.yaml", preemptionPod("late", "50", ""))
+	late := n.waitFailed(n.podName("late"), "UnexpectedAdmissionError")
+	if want := "Unexpected error while attempting to recover from admission failure: preemption: error finding a set of pods to preempt: no set of running pods found to reclaim resources: [(res: pods, q: 1), ]"; late.Status.Message != want {
+		t.Errorf("refused pod's message %q, want %q", late.Status.Message, want)
+	}
+	if len(n.sandboxes("default", "late")) != 0 {
+		t.Error("the refused pod got a sandbox")
+	}
+	if n.running("default", "critical", "main") == nil || n.running("default", "burstable", "main") == nil {
+		t.Error("a pod was stopped for a pod that was refused")
+	}
+}
