@@ -7,7 +7,8 @@
 # `hack/setup-node.sh run` sets up only what `make run` needs (Debian's
 # runc, CNI plugins and busybox, containerd 2.4.2, the images); without an
 # argument it also installs what the tests need (Debian's CRIU, containerd
-# 2.3.7 for restore, CRIU 4.1, etcd and kube-apiserver, the registry).
+# 2.3.7 for restore, CRIU 4.1, runc 1.5 for user namespaces, etcd and
+# kube-apiserver, the registry).
 set -euo pipefail
 MODE="${1:-test}"
 cd "$(dirname "$0")/.."
@@ -51,6 +52,9 @@ if [ "$MODE" != run ]; then
   # image (2.4 removed that path); the restore tests run on it.
   build_containerd "${RESTORE_CONTAINERD_VERSION:-v2.3.7}"
   bash hack/setup-criu.sh >/dev/null
+  # runc with idmapped mounts for the user namespace tests (a second
+  # runtime handler; the default keeps Debian's runc).
+  bash hack/setup-runc.sh >/dev/null
   # etcd and kube-apiserver for the cluster-mode tests (about 10 minutes cold).
   bash hack/setup-control-plane.sh >/dev/null
   # The CNCF registry for the private-registry pull tests (about a minute cold).

@@ -36,6 +36,7 @@ import (
 	"knode.io/knode/internal/server"
 	"knode.io/knode/internal/staticpod"
 	"knode.io/knode/internal/stats"
+	"knode.io/knode/internal/userns"
 	"knode.io/knode/internal/version"
 )
 
@@ -131,7 +132,9 @@ func (a *agent) close() {
 // containerd when no endpoint is configured.
 func (a *agent) startRuntime(ctx context.Context) error {
 	cfg, log := a.cfg, a.log
-	if err := os.MkdirAll(cfg.RootDir, 0o700); err != nil {
+	// Searchable by others (the embedded containerd's state is beneath,
+	// which pods in user namespaces must reach); nothing in it is listed.
+	if err := os.MkdirAll(cfg.RootDir, 0o711); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
 	}
 	a.endpoint = cfg.ContainerRuntimeEndpoint
@@ -152,6 +155,9 @@ func (a *agent) startRuntime(ctx context.Context) error {
 	rt.Instrument(a.metrics.ObserveRuntimeOperation)
 	a.onClose(func() { rt.Close(context.Background()) })
 	log.Info("container runtime", "runtime", rt.Description(), "endpoint", a.endpoint)
+	// Once now, so that the handlers' features are known before any pod
+	// needs them; Watch logs a failure.
+	_ = rt.Health().Check(ctx)
 	go rt.Health().Watch(ctx, log, 5*time.Second)
 	return nil
 }
@@ -223,6 +229,7 @@ func (a *agent) joinCluster(ctx context.Context) error {
 			Port: cfg.Port,
 		},
 		Health:    runtimeHealth{a.rt},
+		Handlers:  a.rt.Health().RuntimeHandlers,
 		Pressure:  a.evictions,
 		Resources: a.nodeResources,
 		Requests:  a.metrics,
@@ -266,6 +273,13 @@ func (a *agent) startWorkers(context.Context) error {
 	sec, err := a.securityAdmission()
 	if err != nil {
 		return err
+	}
+	// As the kubelet, ranges recorded in the pods' directories are taken
+	// back before any pod runs, and a file that cannot be read stops knode.
+	usernsMgr, err := userns.New(userns.Options{PodsDir: filepath.Join(cfg.RootDir, "pods"), MaxPods: int(cfg.MaxPods),
+		Handlers: rt.Health().RuntimeHandlers})
+	if err != nil {
+		return fmt.Errorf("user namespaces: %w", err)
 	}
 	// The sources the workers wait for before they remove pods they do not know.
 	var sources []string
@@ -311,6 +325,7 @@ func (a *agent) startWorkers(context.Context) error {
 		},
 		Security: crispec.Security{SeccompDefault: cfg.SeccompDefault, SeccompProfileRoot: filepath.Join(cfg.RootDir, "seccomp"),
 			HostMaskedPaths: nodeinfo.ThermalThrottlePaths()},
+		UserNamespaces: usernsMgr,
 	}, sources...)
 	if err != nil {
 		return err

@@ -68,6 +68,12 @@ func (e *Events) Event(pod *v1.Pod, eventType, reason, message string) {
 		UID: pod.UID, ResourceVersion: pod.ResourceVersion}, pod.Namespace, eventType, reason, message)
 }
 
+// NodeEvent queues one event about the node: what the pod manager tells
+// of the node itself (MissingClusterDNS).
+func (e *Events) NodeEvent(eventType, reason, message string) {
+	e.nodeEvent(eventType, reason, message)
+}
+
 // nodeEvent queues one event about the node, referred to as the kubelet
 // does (its UID is its name), in the default namespace.
 func (e *Events) nodeEvent(eventType, reason, message string) {

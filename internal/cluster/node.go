@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/utils/ptr"
 
 	"knode.io/knode/internal/nodeinfo"
@@ -72,6 +75,8 @@ type Node struct {
 	pressure Pressure
 	// events publishes the node's own events once NewEvents made it.
 	events *Events
+	// handlers gives the runtime's handlers; may be nil.
+	handlers func() []*runtimeapi.RuntimeHandler
 
 	// lease is the Lease as last written; only Run's goroutine touches it.
 	lease *coordinationv1.Lease
@@ -89,6 +94,9 @@ type Config struct {
 	Resources func() (capacity, allocatable v1.ResourceList)
 	// Pressure, when set, gives the MemoryPressure and DiskPressure conditions.
 	Pressure Pressure
+	// Handlers, when set, gives the runtime's handlers and their features
+	// (CRI Status), reported in the Node's status.runtimeHandlers.
+	Handlers func() []*runtimeapi.RuntimeHandler
 	// Requests, when set, is told of every request to the API server.
 	Requests RequestObserver
 	Log      *slog.Logger
@@ -100,7 +108,7 @@ func New(c Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{api: a, facts: c.Facts, health: c.Health, resources: c.Resources, pressure: c.Pressure, log: c.Log}, nil
+	return &Node{api: a, facts: c.Facts, health: c.Health, resources: c.Resources, pressure: c.Pressure, handlers: c.Handlers, log: c.Log}, nil
 }
 
 // Run registers the node, then renews the lease and reports status until
@@ -255,7 +263,32 @@ func (n *Node) status() v1.NodeStatus {
 			OperatingSystem:         runtime.GOOS,
 			Architecture:            runtime.GOARCH,
 		},
+		RuntimeHandlers: n.runtimeHandlers(),
 	}
+}
+
+// runtimeHandlers are the runtime's handlers with the features the
+// kubelet reports (whether each supports user namespaces and recursive
+// read-only mounts), so that a user can see which RuntimeClass a pod with
+// hostUsers false needs. Sorted by name: containerd lists them in a
+// random order, and the status would change at every check.
+func (n *Node) runtimeHandlers() []v1.NodeRuntimeHandler {
+	if n.handlers == nil {
+		return nil
+	}
+	hs := n.handlers()
+	if hs == nil {
+		return nil
+	}
+	out := make([]v1.NodeRuntimeHandler, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, v1.NodeRuntimeHandler{Name: h.GetName(), Features: &v1.NodeRuntimeHandlerFeatures{
+			RecursiveReadOnlyMounts: ptr.To(h.GetFeatures().GetRecursiveReadOnlyMounts()),
+			UserNamespaces:          ptr.To(h.GetFeatures().GetUserNamespaces()),
+		}})
+	}
+	slices.SortFunc(out, func(a, b v1.NodeRuntimeHandler) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 // pressureConditions are the kubelet's MemoryPressure, DiskPressure and

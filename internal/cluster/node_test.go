@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	v1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // leaseServer answers the lease and node calls renewLease makes, and keeps
@@ -226,5 +228,34 @@ func TestPressureConditions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRuntimeHandlersInStatus: the Node reports each runtime handler's
+// features as the kubelet does, in a stable order.
+func TestRuntimeHandlersInStatus(t *testing.T) {
+	n := &Node{health: health{}}
+	if hs := n.status().RuntimeHandlers; hs != nil {
+		t.Fatalf("without handlers: %v", hs)
+	}
+	n.handlers = func() []*runtimeapi.RuntimeHandler {
+		return []*runtimeapi.RuntimeHandler{
+			{Name: "runc-userns", Features: &runtimeapi.RuntimeHandlerFeatures{UserNamespaces: true, RecursiveReadOnlyMounts: true}},
+			{Name: "", Features: &runtimeapi.RuntimeHandlerFeatures{RecursiveReadOnlyMounts: true}},
+			{Name: "runc"},
+		}
+	}
+	hs := n.status().RuntimeHandlers
+	type feat struct {
+		name         string
+		userns, rrom bool
+	}
+	var got []feat
+	for _, h := range hs {
+		got = append(got, feat{h.Name, *h.Features.UserNamespaces, *h.Features.RecursiveReadOnlyMounts})
+	}
+	want := []feat{{"", false, true}, {"runc", false, false}, {"runc-userns", true, true}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("runtimeHandlers %+v, want %+v", got, want)
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // Layout names the files of one embedded instance, all under Dir.
@@ -48,6 +50,19 @@ type Settings struct {
 	// EnableRestore turns on containerd 2.1–2.3's restore of checkpoint
 	// archives given as a container's image.
 	EnableRestore bool
+	// RuncHandlers are runtime handlers besides the default "runc", each
+	// running another runc build (a RuntimeClass names one): e.g. a runc
+	// that has the idmapped mounts user namespaces need, while the default
+	// handler keeps the distribution's.
+	RuncHandlers []RuncHandler
+}
+
+// RuncHandler is a CRI runtime handler that runs a runc binary.
+type RuncHandler struct {
+	// Name is the handler's name, a RuntimeClass's handler.
+	Name string
+	// Binary is the runc it runs.
+	Binary string
 }
 
 // configFormat is containerd 2.x config version 3 with the settings these
@@ -82,7 +97,7 @@ state = %[2]q
         BinaryName = %[7]q
         SystemdCgroup = false
         Root = %[8]q
-  [plugins.'io.containerd.cri.v1.runtime'.cni]
+%[13]s  [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = %[9]s
     conf_dir = %[10]q
 
@@ -98,13 +113,40 @@ state = %[2]q
 
 // RenderConfig returns the containerd configuration for l and s.
 func RenderConfig(l Layout, s Settings) ([]byte, error) {
+	handlers, err := runcHandlers(l, s.RuncHandlers)
+	if err != nil {
+		return nil, err
+	}
 	return fmt.Appendf(nil, configFormat,
 		l.Root(), l.State(), l.Socket(),
 		!canLowerOOMScore(), s.EnableRestore,
 		tomlStrings(append([]string{l.CDIDir()}, s.CDISpecDirs...)),
 		s.RuncBinary, filepath.Join(l.State(), "runc"),
 		tomlStrings(s.CNIBinDirs), l.CNIConfDir(),
-		l.RegistryHostsDir(), s.SandboxImage), nil
+		l.RegistryHostsDir(), s.SandboxImage, handlers), nil
+}
+
+// runcHandlerFormat is one more runc runtime section; each handler has its
+// own runc state root, as two runc versions need not read each other's.
+const runcHandlerFormat = `    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.%[1]s.options]
+        BinaryName = %[2]q
+        SystemdCgroup = false
+        Root = %[3]q
+`
+
+func runcHandlers(l Layout, hs []RuncHandler) (string, error) {
+	var b strings.Builder
+	for _, h := range hs {
+		// A RuntimeClass's handler is a DNS label (the API server checks
+		// it), which is a bare TOML key and a file name.
+		if msgs := validation.IsDNS1123Label(h.Name); len(msgs) > 0 || h.Name == "runc" {
+			return "", fmt.Errorf("runtime handler name %q: must be a DNS label other than runc: %s", h.Name, strings.Join(msgs, "; "))
+		}
+		fmt.Fprintf(&b, runcHandlerFormat, h.Name, h.Binary, filepath.Join(l.State(), "runc-"+h.Name))
+	}
+	return b.String(), nil
 }
 
 // tomlStrings renders a TOML array of strings; JSON string escaping is valid TOML.
@@ -159,6 +201,13 @@ func writeFiles(l Layout, s Settings) error {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return fmt.Errorf("create %s: %w", dir, err)
 		}
+	}
+	// Searchable, not readable, by others, as containerd keeps its own
+	// state dir: a pod in a user namespace runs as host IDs of its own,
+	// and runc, already in that namespace, resolves the container's
+	// rootfs beneath the state dir.
+	if err := os.Chmod(l.Dir, 0o711); err != nil {
+		return fmt.Errorf("make %s searchable: %w", l.Dir, err)
 	}
 	cfg, err := RenderConfig(l, s)
 	if err != nil {

@@ -57,3 +57,34 @@ func TestNoTemplateExecution(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderConfigRuncHandlers: each extra handler runs its own runc with
+// its own state root; a name that is not a DNS label is refused.
+func TestRenderConfigRuncHandlers(t *testing.T) {
+	l := Layout{Dir: "/k"}
+	s := Settings{SandboxImage: "p", RuncBinary: "/usr/sbin/runc", RuncHandlers: []RuncHandler{{Name: "runc-userns", Binary: "/tools/runc-v1.5.3/runc"}}}
+	out, err := RenderConfig(l, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `    [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc-userns]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc-userns.options]
+        BinaryName = "/tools/runc-v1.5.3/runc"
+        SystemdCgroup = false
+        Root = "/k/state/runc-runc-userns"
+  [plugins.'io.containerd.cri.v1.runtime'.cni]
+`
+	if !strings.Contains(string(out), want) {
+		t.Errorf("config lacks the handler:\n%s", out)
+	}
+	if !strings.Contains(string(out), `default_runtime_name = "runc"`) || !strings.Contains(string(out), `BinaryName = "/usr/sbin/runc"`) {
+		t.Errorf("the default handler changed:\n%s", out)
+	}
+	for _, bad := range []string{"", "runc", "a.b", "x]\n[evil", "UPPER"} {
+		s.RuncHandlers = []RuncHandler{{Name: bad, Binary: "/r"}}
+		if _, err := RenderConfig(l, s); err == nil {
+			t.Errorf("handler name %q accepted", bad)
+		}
+	}
+}

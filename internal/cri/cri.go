@@ -156,6 +156,9 @@ type Health struct {
 	err   error
 	net   error
 	since time.Time
+	// handlers are the runtime handlers and their features, as the last
+	// answered Status listed them.
+	handlers []*runtimeapi.RuntimeHandler
 }
 
 func newHealth(rt internalapi.RuntimeService) *Health {
@@ -176,6 +179,16 @@ func (h *Health) NetworkErr() error {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	return h.net
+}
+
+// RuntimeHandlers are the runtime's handlers and their features (user
+// namespaces, recursive read-only mounts) as its last answered Status
+// listed them, the way the kubelet keeps them between its status checks;
+// none before the first answer, or from a runtime too old to list them.
+func (h *Health) RuntimeHandlers() []*runtimeapi.RuntimeHandler {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.handlers
 }
 
 // Check asks the runtime for its status once and records the verdict.
@@ -204,6 +217,9 @@ func (h *Health) Check(ctx context.Context) error {
 	defer h.mu.Unlock()
 	if (verdict == nil) != (h.err == nil) {
 		h.since = time.Now()
+	}
+	if err == nil {
+		h.handlers = resp.GetRuntimeHandlers()
 	}
 	h.err, h.net = verdict, network
 	return verdict

@@ -72,3 +72,38 @@ func TestHealthConditions(t *testing.T) {
 		})
 	}
 }
+
+// statusRuntime answers Status with runtime handlers, or err.
+type statusRuntime struct {
+	*critest.FakeRuntimeService
+	handlers []*runtimeapi.RuntimeHandler
+	err      error
+}
+
+func (r *statusRuntime) Status(context.Context, bool) (*runtimeapi.StatusResponse, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &runtimeapi.StatusResponse{Status: &runtimeapi.RuntimeStatus{}, RuntimeHandlers: r.handlers}, nil
+}
+
+// TestHealthKeepsRuntimeHandlers: the handlers' features are those of the
+// last answered Status; an unanswered one keeps them.
+func TestHealthKeepsRuntimeHandlers(t *testing.T) {
+	rt := &statusRuntime{FakeRuntimeService: critest.NewFakeRuntimeService()}
+	h := newHealth(rt)
+	if got := h.RuntimeHandlers(); got != nil {
+		t.Fatalf("before any Status: %v", got)
+	}
+	rt.handlers = []*runtimeapi.RuntimeHandler{{Name: ""}, {Name: "runc-userns", Features: &runtimeapi.RuntimeHandlerFeatures{UserNamespaces: true}}}
+	_ = h.Check(context.Background())
+	got := h.RuntimeHandlers()
+	if len(got) != 2 || got[1].GetName() != "runc-userns" || !got[1].GetFeatures().GetUserNamespaces() {
+		t.Fatalf("handlers %v", got)
+	}
+	rt.err = errors.New("down")
+	_ = h.Check(context.Background())
+	if got := h.RuntimeHandlers(); len(got) != 2 {
+		t.Fatalf("after a failed Status: %v", got)
+	}
+}

@@ -26,9 +26,12 @@ const (
 	maxResolvConfBytes = 10 << 20
 )
 
-// Event is a pod event a pure builder asks its caller to publish.
+// Event is an event a pure builder asks its caller to publish: about the
+// pod, or, with Node set, about the node (the kubelet records some
+// warnings on both: the node's owner fixes the node).
 type Event struct {
 	Reason, Message string
+	Node            bool
 }
 
 // DNS composes a pod's resolver configuration as the kubelet's
@@ -39,7 +42,7 @@ type Event struct {
 // takes node.ClusterDNS as the only nameservers, the searches
 // <ns>.svc.<domain> svc.<domain> <domain> before the node's, and ndots:5;
 // without cluster DNS it falls back to Default with the kubelet's
-// MissingClusterDNS warning. Default is the node's configuration, None an
+// MissingClusterDNS warning, on the node and on the pod. Default is the node's configuration, None an
 // empty one. The pod's dnsConfig is then merged in (duplicates dropped, an
 // option of the pod's replacing the node's of the same name), and the
 // result cut to the API's limits with the kubelet's DNSConfigForming
@@ -71,7 +74,8 @@ func DNS(pod *v1.Pod, host *runtimeapi.DNSConfig, node Node) (*runtimeapi.DNSCon
 			break
 		}
 		msg := fmt.Sprintf("kubelet does not have ClusterDNS IP configured and cannot create Pod using %q policy. Falling back to %q policy.", v1.DNSClusterFirst, v1.DNSDefault)
-		events = append(events, Event{Reason: "MissingClusterDNS", Message: fmt.Sprintf("pod: %q. %s", podDesc(pod), msg)})
+		events = append(events, Event{Reason: "MissingClusterDNS", Message: msg, Node: true},
+			Event{Reason: "MissingClusterDNS", Message: fmt.Sprintf("pod: %q. %s", podDesc(pod), msg)})
 		hostDefaults(cfg, host, node)
 	default:
 		// Default, and what the API server would have refused: the kubelet

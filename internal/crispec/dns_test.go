@@ -15,6 +15,7 @@ func TestDNS(t *testing.T) {
 	cluster := Node{HostIP: "192.0.2.10", ClusterDomain: "cluster.local", ClusterDNS: []string{"10.96.0.10"}}
 	noCluster := Node{HostIP: "192.0.2.10", ClusterDomain: "cluster.local"}
 	three, empty := "3", ""
+	nodeMissing := `kubelet does not have ClusterDNS IP configured and cannot create Pod using "ClusterFirst" policy. Falling back to "Default" policy.`
 	missing := `pod: "web_prod(uid-1)". kubelet does not have ClusterDNS IP configured and cannot create Pod using "ClusterFirst" policy. Falling back to "Default" policy.`
 	long := strings.Repeat("a", 254)
 	var many []string
@@ -49,7 +50,7 @@ func TestDNS(t *testing.T) {
 		{name: "ClusterFirst without cluster DNS falls back to Default with MissingClusterDNS",
 			policy: v1.DNSClusterFirst, host: host, node: noCluster,
 			want:       &runtimeapi.DNSConfig{Servers: []string{"192.0.2.53"}, Searches: []string{"lan", "corp"}, Options: []string{"ndots:2", "edns0"}},
-			wantEvents: []Event{{Reason: "MissingClusterDNS", Message: missing}}},
+			wantEvents: []Event{{Reason: "MissingClusterDNS", Message: nodeMissing, Node: true}, {Reason: "MissingClusterDNS", Message: missing}}},
 		{name: "ClusterFirst of a host-network pod is Default",
 			policy: v1.DNSClusterFirst, hostNet: true, host: host, node: cluster,
 			want: &runtimeapi.DNSConfig{Servers: []string{"192.0.2.53"}, Searches: []string{"lan", "corp"}, Options: []string{"ndots:2", "edns0"}}},

@@ -38,16 +38,7 @@ func expect(t *testing.T, r *Report, area, check string, status Status, text str
 
 func fakeRuntime(t *testing.T) (*fakecri.Server, string) {
 	t.Helper()
-	dir, err := os.MkdirTemp("/tmp", "kd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := fakecri.Start(filepath.Join(dir, "cri.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
+	s := fakecri.StartTemp(t)
 	return s, "unix://" + s.Socket
 }
 

@@ -102,6 +102,8 @@ type podFiles struct {
 	// apiVols writes the pods' ConfigMap, Secret, projected and downwardAPI
 	// volumes; what it keeps of each pod's is in the pod's record.
 	apiVols *apivolume.Volumes
+	// userns keeps the user namespace ranges, in the pods' directories.
+	userns UserNamespaces
 }
 
 // podFileState is what one pod's host files keep between writes; the
@@ -179,7 +181,7 @@ func newWorkerDeps(opts Options, records podRecords) *workerDeps {
 		admission: admission{Cgroups: opts.Cgroups, Devices: opts.Devices, Restores: opts.Restores, Pressure: opts.Pressure},
 		files: &podFiles{allocatable: opts.Allocatable, RootDir: opts.RootDir, PodLogsDir: opts.PodLogsDir, ContainerLogsDir: opts.ContainerLogsDir,
 			ResolvConf: opts.ResolvConf, NodeEtcHosts: opts.NodeEtcHosts, RequestTimeout: opts.RequestTimeout, node: node, log: opts.Log,
-			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log)},
+			apiVols: newAPIVolumes(opts.APIObjects, node, opts.Now, opts.Log), userns: opts.UserNamespaces},
 		hooks:        &hookRunner{Runtime: opts.Runtime, Prober: opts.Prober, Events: opts.Events, RequestTimeout: opts.RequestTimeout, log: opts.Log},
 		env:          envAPI{objects: opts.APIObjects, RequestTimeout: opts.RequestTimeout, services: opts.Services},
 		probes:       newProbeRunner(opts.Prober, opts.Events, opts.Log, opts.Now()),

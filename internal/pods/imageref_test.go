@@ -3,8 +3,6 @@ package pods
 import (
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,38 +20,15 @@ import (
 // at the moment each call arrives.
 func grpcFixture(t *testing.T) (*fixture, *fakecri.Server) {
 	t.Helper()
-	// A unix socket path must stay short: not under t.TempDir().
-	dir, err := os.MkdirTemp("/tmp", "kp")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	srv, err := fakecri.Start(filepath.Join(dir, "cri.sock"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Stop)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	rt, err := cri.Connect(t.Context(), log, "unix://"+srv.Socket, 10*time.Second)
+	srv := fakecri.StartTemp(t)
+	rt, err := cri.Connect(t.Context(), slog.New(slog.NewTextHandler(io.Discard, nil)), "unix://"+srv.Socket, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rt.Close(t.Context()) })
-	ev := &events{}
-	m, err := NewManager(Options{
-		Events:     ev,
-		Runtime:    rt,
-		Images:     rt,
-		RootDir:    t.TempDir(),
-		PodLogsDir: t.TempDir(),
-		CgroupRoot: "/kubepods",
-		HostIP:     "192.0.2.10",
-		Log:        log,
-	}, "file")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{t: t, rt: srv.Fake, m: m, events: ev}, srv
+	f := fixtureOn(t, rt, rt)
+	f.rt = srv.Fake
+	return f, srv
 }
 
 func fakeImage(hex string, uid int64) *runtimeapi.Image {

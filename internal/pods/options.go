@@ -92,6 +92,19 @@ type Options struct {
 	// Security is what the containers' security contexts take from the
 	// node (seccompDefault, the seccomp profile root, the host's masked paths).
 	Security crispec.Security
+	// UserNamespaces gives pods with hostUsers false their ID ranges; nil:
+	// such a pod gets no sandbox.
+	UserNamespaces UserNamespaces
+}
+
+// UserNamespaces allocates and keeps the user namespaces of pods with
+// hostUsers false (the kubelet's userns manager).
+type UserNamespaces interface {
+	// GetOrCreate is the pod's user namespace on the runtime handler (nil:
+	// the host's); an error when the handler has none.
+	GetOrCreate(pod *v1.Pod, handler string) (*runtimeapi.UserNamespace, error)
+	// Release frees the range of a pod nothing of which runs any more.
+	Release(uid types.UID) error
 }
 
 // RuntimeClasses resolves RuntimeClass names to runtime handlers.

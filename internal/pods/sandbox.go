@@ -2,10 +2,12 @@ package pods
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
 	v1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/crispec"
@@ -14,14 +16,45 @@ import (
 // LogDir is the kubelet's per-pod log directory: <root>/<ns>_<name>_<uid>.
 func LogDir(root string, pod *v1.Pod) string { return crispec.LogDir(root, pod) }
 
-// sandboxConfig builds the pod's CRI sandbox config with the host's
-// resolv.conf as it is now.
-func (d *podFiles) sandboxConfig(pod *v1.Pod, attempt uint32) (*runtimeapi.PodSandboxConfig, error) {
+// sandboxConfig builds the pod's CRI sandbox config on the runtime
+// handler with the host's resolv.conf as it is now, and the pod's user
+// namespace, allocated the first time.
+func (d *podFiles) sandboxConfig(pod *v1.Pod, attempt uint32, handler string) (*runtimeapi.PodSandboxConfig, error) {
 	hostDNS, err := d.hostDNS()
 	if err != nil {
 		return nil, err
 	}
-	return crispec.Sandbox(pod, attempt, d.node, hostDNS)
+	cfg, err := crispec.Sandbox(pod, attempt, d.node, hostDNS)
+	if err != nil {
+		return nil, err
+	}
+	userns, err := d.userNamespace(pod, handler)
+	if err != nil {
+		return nil, err
+	}
+	crispec.SandboxUserNamespace(cfg, userns)
+	return cfg, nil
+}
+
+// userNamespace is the pod's user namespace: nil for the host's.
+func (d *podFiles) userNamespace(pod *v1.Pod, handler string) (*runtimeapi.UserNamespace, error) {
+	if d.userns != nil {
+		return d.userns.GetOrCreate(pod, handler)
+	}
+	if pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers {
+		return nil, errors.New("can't set `spec.hostUsers: false`: knode's user namespaces are not set up")
+	}
+	return nil, nil
+}
+
+// releaseUserNamespace frees the pod's ID range once nothing of it runs.
+func (d *podFiles) releaseUserNamespace(uid types.UID) {
+	if d.userns == nil {
+		return
+	}
+	if err := d.userns.Release(uid); err != nil {
+		d.log.Warn("release pod user namespace", "uid", uid, "err", err)
+	}
 }
 
 // publishDNSEvents tells of what the kubelet warns about when it composes
@@ -35,9 +68,22 @@ func (d *workerDeps) publishDNSEvents(pod *v1.Pod) {
 	}
 	_, events := crispec.DNS(pod, hostDNS, d.node)
 	for _, ev := range events {
+		if ev.Node {
+			// Only a cluster node has an object to record it on.
+			if n, ok := d.Events.(NodeEventRecorder); ok {
+				n.NodeEvent(v1.EventTypeWarning, ev.Reason, ev.Message)
+			}
+			continue
+		}
 		d.log.Warn("pod DNS", "pod", podRef(pod, nil), "reason", ev.Reason, "message", ev.Message)
 		d.Events.Event(pod, v1.EventTypeWarning, ev.Reason, ev.Message)
 	}
+}
+
+// NodeEventRecorder is an EventRecorder that also records events about
+// the node (in cluster mode, on the Node object).
+type NodeEventRecorder interface {
+	NodeEvent(eventType, reason, message string)
 }
 
 // hostDNS reads the node's resolv.conf (--resolv-conf); nil when none is

@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	crierrors "k8s.io/cri-api/pkg/errors"
 
+	"knode.io/knode/internal/crispec"
 	"knode.io/knode/internal/keyring"
 	"knode.io/knode/internal/subpath"
 )
@@ -53,6 +54,7 @@ func (s *podSync) start(ctx context.Context, c *v1.Container, isInit bool) {
 		s.requeue(10 * time.Second)
 		return
 	}
+	crispec.ContainerUserNamespace(cfg, s.sbConfig)
 	if err := s.shareTargetPID(c.Name, cfg); err != nil {
 		w.waits[c.Name] = waiting{reason: "CreateContainerConfigError", message: err.Error()}
 		s.warning("Failed", "Error: "+err.Error())

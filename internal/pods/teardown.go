@@ -105,6 +105,8 @@ func (w *worker) removePod(ctx context.Context, rp *runtimePod) {
 // itself never crosses a mount point nor follows a link, so nothing outside
 // the pod's own directories is touched even if a detach failed.
 func (w *worker) cleanupFiles() {
+	// Nothing of the pod runs any more: its user namespace's IDs are free.
+	w.d.files.releaseUserNamespace(w.uid)
 	if w.lastPod == nil {
 		return
 	}

@@ -19,6 +19,9 @@ import (
 // (CrashLoopBackOff, ErrImagePull, CreateContainerError, ...).
 type waiting struct {
 	reason, message string
+	// disruption, for a pod the node stopped, is the message of its
+	// DisruptionTarget condition (preempt.go).
+	disruption string
 }
 
 // worker drives one pod. Its loop is the only writer of the pod's runtime
@@ -253,9 +256,10 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 			w.d.log.Info("pod sandbox is not ready, creating a new one", "pod", podRef(pod, nil), "oldSandbox", sb.Id)
 			w.killPod(ctx, rp, w.terminationGrace(rp))
 		}
-		id, err := w.createSandbox(ctx, pod, attempt)
-		if errors.Is(err, errNoRuntimeHandler) {
-			// The pod's status says why; the class may appear.
+		id, handler, err := w.createSandbox(ctx, pod, attempt)
+		if errors.Is(err, errNoRuntimeHandler) || errors.Is(err, errNoSandboxConfig) {
+			// The pod's status says why; the class may appear, the
+			// runtime may change.
 			return 10 * time.Second, nil
 		}
 		if err != nil {
@@ -264,10 +268,11 @@ func (w *worker) syncPod(ctx context.Context, pod *v1.Pod, rp *runtimePod) (time
 		w.d.records.wakeRelist()
 		// Continue with the new sandbox: it has no containers yet.
 		sb = &runtimeapi.PodSandbox{Id: id, State: runtimeapi.PodSandboxState_SANDBOX_READY,
-			Metadata: &runtimeapi.PodSandboxMetadata{Attempt: attempt}}
+			Metadata: &runtimeapi.PodSandboxMetadata{Attempt: attempt}, RuntimeHandler: handler}
 		rp = &runtimePod{sandboxes: []*runtimeapi.PodSandbox{sb}, containers: rp.allContainers()}
 	}
-	sbConfig, err := w.d.files.sandboxConfig(pod, sb.GetMetadata().GetAttempt())
+	// The config the sandbox was made with, on its own handler.
+	sbConfig, err := w.d.files.sandboxConfig(pod, sb.GetMetadata().GetAttempt(), sb.GetRuntimeHandler())
 	if err != nil {
 		return 0, err
 	}
@@ -318,37 +323,45 @@ func (rp *runtimePod) allContainers() []*runtimeapi.Container {
 // handler (yet): no sandbox is made.
 var errNoRuntimeHandler = errors.New("the pod's RuntimeClass cannot be resolved")
 
-func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (string, error) {
-	cfg, err := w.d.files.sandboxConfig(pod, attempt)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
-		return "", fmt.Errorf("create pod log directory: %w", err)
-	}
-	if err := w.d.Cgroups.EnsurePod(pod); err != nil {
-		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
-		return "", err
-	}
-	w.d.publishDNSEvents(pod)
+// errNoSandboxConfig is a pod whose sandbox config cannot be made (yet):
+// no sandbox is made.
+var errNoSandboxConfig = errors.New("the pod's sandbox config cannot be made")
+
+func (w *worker) createSandbox(ctx context.Context, pod *v1.Pod, attempt uint32) (id, handler string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, w.d.RequestTimeout)
 	defer cancel()
-	handler, err := w.d.runtimeHandler(ctx, pod)
+	handler, err = w.d.runtimeHandler(ctx, pod)
 	if err != nil {
 		// As the kubelet: no sandbox, tried again at the next sync.
 		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: fmt.Sprintf("Failed to create sandbox for pod %q: %v", crispec.PodDesc(pod), err)}
 		w.d.Events.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
-		return "", fmt.Errorf("%w: %w", errNoRuntimeHandler, err)
+		return "", "", fmt.Errorf("%w: %w", errNoRuntimeHandler, err)
 	}
-	id, err := w.d.Runtime.RunPodSandbox(ctx, cfg, handler)
+	cfg, err := w.d.files.sandboxConfig(pod, attempt, handler)
+	if err != nil {
+		// As the kubelet (a user namespace the handler cannot make, a
+		// host name it refuses): no sandbox, tried again at the next sync.
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: fmt.Sprintf("Failed to generate sandbox config for pod %q: %v", crispec.PodDesc(pod), err)}
+		w.d.Events.Event(pod, v1.EventTypeWarning, "FailedCreatePodSandBox", "Failed to create pod sandbox: "+err.Error())
+		return "", "", fmt.Errorf("%w: %w", errNoSandboxConfig, err)
+	}
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return "", "", fmt.Errorf("create pod log directory: %w", err)
+	}
+	if err := w.d.Cgroups.EnsurePod(pod); err != nil {
+		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
+		return "", "", err
+	}
+	w.d.publishDNSEvents(pod)
+	id, err = w.d.Runtime.RunPodSandbox(ctx, cfg, handler)
 	w.d.Recorder.SandboxStarted(err)
 	if err != nil {
 		w.waits[""] = waiting{reason: "CreatePodSandboxError", message: err.Error()}
-		return "", fmt.Errorf("run pod sandbox: %w", err)
+		return "", "", fmt.Errorf("run pod sandbox: %w", err)
 	}
 	delete(w.waits, "")
 	w.d.log.Info("pod sandbox started", "pod", podRef(pod, nil), "sandbox", id, "attempt", attempt)
-	return id, nil
+	return id, handler, nil
 }
 
 // terminalPhase reports Succeeded or Failed once no container of the pod

@@ -52,6 +52,14 @@ func newFixture(t *testing.T) *fixture {
 	rt := critest.NewFakeRuntimeService()
 	img := critest.NewFakeImageService()
 	img.SetFakeImages([]string{image})
+	f := fixtureOn(t, rt, img)
+	f.rt, f.img = rt, img
+	return f
+}
+
+// fixtureOn is a fixture whose manager uses the runtime and image services
+// given; the caller sets the fakes it inspects.
+func fixtureOn(t *testing.T, rt Runtime, img Images) *fixture {
 	ev := &events{}
 	m, err := NewManager(Options{
 		Events:     ev,
@@ -66,7 +74,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{t: t, rt: rt, img: img, m: m, events: ev}
+	return &fixture{t: t, m: m, events: ev}
 }
 
 func testPod(policy v1.RestartPolicy, init ...string) *v1.Pod {

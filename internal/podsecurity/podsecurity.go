@@ -7,8 +7,11 @@
 //     (SysctlForbidden);
 //   - AppArmor profiles on a host without AppArmor (AppArmor);
 //   - supplementalGroupsPolicy Strict on a runtime without it
-//     (SupplementalGroupsPolicyNotSupported);
-//   - hostUsers false (user namespaces) on a runtime without them.
+//     (SupplementalGroupsPolicyNotSupported).
+//
+// hostUsers false on a runtime handler without user namespaces is refused
+// where the kubelet refuses it, at the sandbox (internal/userns), since
+// only there is the pod's handler known.
 package podsecurity
 
 import (
@@ -32,9 +35,6 @@ const (
 	ReasonSysctlForbidden                      = "SysctlForbidden"
 	ReasonAppArmor                             = "AppArmor"
 	ReasonSupplementalGroupsPolicyNotSupported = "SupplementalGroupsPolicyNotSupported"
-	// ReasonUserNamespacesNotSupported is knode's: the kubelet fails the
-	// sandbox's creation over and over with the same message instead.
-	ReasonUserNamespacesNotSupported = "UserNamespacesNotSupported"
 )
 
 // safeSysctls are the kubelet's safe sysctls (pkg/kubelet/sysctl) with the
@@ -223,37 +223,20 @@ func (r Runtime) status() (*runtimeapi.StatusResponse, error) {
 }
 
 // Admit refuses supplementalGroupsPolicy Strict when the runtime cannot
-// apply it, with the kubelet's reason and message, and hostUsers false
-// when the runtime's default handler has no user namespaces, with the
-// kubelet's message.
+// apply it, with the kubelet's reason and message.
 func (r Runtime) Admit(pod *v1.Pod) error {
 	strict := pod.Spec.SecurityContext != nil && pod.Spec.SecurityContext.SupplementalGroupsPolicy != nil &&
 		*pod.Spec.SecurityContext.SupplementalGroupsPolicy == v1.SupplementalGroupsPolicyStrict
-	noHostUsers := pod.Spec.HostUsers != nil && !*pod.Spec.HostUsers
-	if !strict && !noHostUsers {
+	if !strict {
 		return nil
 	}
 	resp, err := r.status()
 	if err != nil {
 		return err
 	}
-	if strict && !resp.GetFeatures().GetSupplementalGroupsPolicy() {
+	if !resp.GetFeatures().GetSupplementalGroupsPolicy() {
 		return podsupport.NewRefusal(ReasonSupplementalGroupsPolicyNotSupported,
 			fmt.Sprintf("SupplementalGroupsPolicy=%s is not supported in this node", v1.SupplementalGroupsPolicyStrict))
 	}
-	if noHostUsers && !HandlerHasUserNamespaces(resp, "") {
-		return podsupport.NewRefusal(ReasonUserNamespacesNotSupported, "can't set `spec.hostUsers: false`, runtime does not support user namespaces")
-	}
 	return nil
-}
-
-// HandlerHasUserNamespaces tells whether the runtime handler ("" the
-// default) supports user namespaces, from its Status.
-func HandlerHasUserNamespaces(resp *runtimeapi.StatusResponse, handler string) bool {
-	for _, h := range resp.GetRuntimeHandlers() {
-		if h.GetName() == handler {
-			return h.GetFeatures().GetUserNamespaces()
-		}
-	}
-	return false
 }

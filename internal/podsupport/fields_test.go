@@ -56,7 +56,7 @@ var implemented = map[string]string{
 	"spec.schedulingGates":               "scheduler's: a gated pod is not bound to a node",
 	"spec.schedulingGroup":               "scheduler's (gang scheduling): the kubelet does not read it",
 	"spec.os":                            "podsupport.Check: linux is admitted, another OS refused with the kubelet's PodOSNotSupported",
-	"spec.hostUsers":                     "true (the default) is the host's user namespace; false is in Refused",
+	"spec.hostUsers":                     "false: internal/userns (the pod's own ID range, kept in its directory) and crispec SandboxUserNamespace/ContainerUserNamespace, on a runtime handler that supports it",
 	"spec.enableServiceLinks":            "internal/pods serviceenv (the docker-link variables of the namespace's Services)",
 
 	// v1.Container (and the same fields of init and ephemeral containers)
@@ -106,7 +106,7 @@ var implemented = map[string]string{
 	"spec.containers[*].securityContext.runAsNonRoot":             "internal/crispec VerifyRunAsNonRoot",
 	"spec.containers[*].securityContext.readOnlyRootFilesystem":   "internal/crispec containerSecurityContext",
 	"spec.containers[*].securityContext.allowPrivilegeEscalation": "internal/crispec containerSecurityContext (no_new_privs)",
-	"spec.containers[*].securityContext.procMount":                "Default: internal/crispec procPaths (the kubelet's masked and read-only paths); Unmasked is in Refused",
+	"spec.containers[*].securityContext.procMount":                "internal/crispec procPaths: Default gets the kubelet's masked and read-only paths, Unmasked none (only with hostUsers false: the API server and staticpod.Validate check it)",
 	"spec.containers[*].securityContext.seccompProfile":           "internal/crispec SeccompProfile",
 	"spec.containers[*].securityContext.appArmorProfile":          "internal/crispec appArmor; internal/podsecurity AppArmor",
 	"spec.containers[*].securityContext.seLinuxOptions":           "internal/crispec seLinux",
@@ -341,7 +341,13 @@ func TestRefusedFieldsAreRefused(t *testing.T) {
 func TestValuesNotRefused(t *testing.T) {
 	yes, no := true, false
 	for name, mutate := range map[string]func(p *v1.Pod){
-		"hostUsers true":         func(p *v1.Pod) { p.Spec.HostUsers = &yes },
+		"hostUsers true":  func(p *v1.Pod) { p.Spec.HostUsers = &yes },
+		"hostUsers false": func(p *v1.Pod) { p.Spec.HostUsers = &no },
+		"procMount Unmasked": func(p *v1.Pod) {
+			p.Spec.HostUsers = &no
+			um := v1.UnmaskedProcMount
+			p.Spec.Containers[0].SecurityContext = &v1.SecurityContext{ProcMount: &um}
+		},
 		"runAsNonRoot false":     func(p *v1.Pod) { p.Spec.SecurityContext = &v1.PodSecurityContext{RunAsNonRoot: &no} },
 		"emptyDir medium Memory": func(p *v1.Pod) { p.Spec.Volumes[0].EmptyDir.Medium = v1.StorageMediumMemory },
 		"os linux":               func(p *v1.Pod) { p.Spec.OS = &v1.PodOS{Name: v1.Linux} },

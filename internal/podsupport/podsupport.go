@@ -99,7 +99,6 @@ const notBuilt = "knode does not implement it yet"
 // the field is implemented. Check refuses them at admission, except the
 // volume rows, which the pod's volume check refuses as the kubelet would.
 var Refused = []Field{
-	{Path: "spec.hostUsers", When: isFalse, Why: "user namespaces are not set up"},
 	{Path: "spec.resourceClaims", Why: "dynamic resource allocation is not implemented"},
 	{Path: "spec.resources", Why: "pod-level resources are not applied yet"},
 	{Path: "spec.hostnameOverride", Why: notBuilt},
@@ -107,7 +106,6 @@ var Refused = []Field{
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
-	{Path: "spec.containers[*].securityContext.procMount", When: unmasked, Why: "Unmasked needs a user namespace (hostUsers: false), which knode does not set up"},
 	{Path: "spec.volumes[*].persistentVolumeClaim", Why: "persistent volumes are not supported", Volumes: true},
 	{Path: "spec.volumes[*].ephemeral", Why: "persistent volumes are not supported", Volumes: true},
 	{Path: "spec.volumes[*].csi", Why: "CSI volumes are not supported", Volumes: true},
@@ -140,10 +138,6 @@ var Refused = []Field{
 }
 
 const inTree = "in-tree volume drivers are not supported"
-
-func isFalse(v reflect.Value) bool { return v.Kind() == reflect.Bool && !v.Bool() }
-
-func unmasked(v reflect.Value) bool { return v1.ProcMountType(v.String()) == v1.UnmaskedProcMount }
 
 func notMemoryMedium(v reflect.Value) bool {
 	m := v1.StorageMedium(v.String())

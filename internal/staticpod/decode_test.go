@@ -100,6 +100,10 @@ func TestDecodeErrors(t *testing.T) {
 		{"probe with two handlers", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, tcpSocket: {port: 80}}\n", 1), "spec.containers[0].livenessProbe: Required value: must have exactly one handler"},
 		{"probe with no handler", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    readinessProbe: {periodSeconds: 5}\n", 1), "readinessProbe: Required value"},
 		{"liveness success threshold", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    livenessProbe: {exec: {command: [\"true\"]}, successThreshold: 2}\n", 1), "livenessProbe.successThreshold: Invalid value: 2: must be 1"},
+		{"user namespace with host network", strings.Replace(basic, "spec:\n", "spec:\n  hostUsers: false\n  hostNetwork: true\n", 1), "spec.hostNetwork: Forbidden: when `hostUsers` is false"},
+		{"user namespace with host PID", strings.Replace(basic, "spec:\n", "spec:\n  hostUsers: false\n  hostPID: true\n", 1), "spec.HostPID: Forbidden: when `hostUsers` is false"},
+		{"user namespace with host IPC", strings.Replace(basic, "spec:\n", "spec:\n  hostUsers: false\n  hostIPC: true\n", 1), "spec.HostIPC: Forbidden: when `hostUsers` is false"},
+		{"Unmasked without a user namespace", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    securityContext: {procMount: Unmasked}\n", 1), "spec.containers[0].securityContext.procMount: Invalid value: \"Unmasked\": `hostUsers` must be false to use `Unmasked`"},
 		{"hook with no action", strings.Replace(basic, "    image: example/app:1.0\n", "    image: example/app:1.0\n    lifecycle: {preStop: {}}\n", 1), "spec.containers[0].lifecycle.preStop: Required value"},
 	}
 	for _, tt := range tests {
@@ -109,6 +113,14 @@ func TestDecodeErrors(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestDecodeAcceptsUnmaskedInAUserNamespace(t *testing.T) {
+	m := strings.Replace(basic, "spec:\n", "spec:\n  hostUsers: false\n", 1)
+	m = strings.Replace(m, "    image: example/app:1.0\n", "    image: example/app:1.0\n    securityContext: {procMount: Unmasked}\n", 1)
+	if _, err := Decode("/m/userns.yaml", []byte(m), "n1"); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -76,6 +76,39 @@ func Validate(pod *v1.Pod) field.ErrorList {
 	if len(pod.Spec.EphemeralContainers) > 0 {
 		errs = append(errs, field.Forbidden(spec.Child("ephemeralContainers"), "ephemeral containers cannot be declared in a static pod"))
 	}
+	return append(errs, validateHostUsers(pod, spec)...)
+}
+
+// validateHostUsers applies the API server's rules for user namespaces:
+// a pod with its own (hostUsers false) shares no other host namespace and
+// has no block devices; an Unmasked /proc needs one.
+func validateHostUsers(pod *v1.Pod, spec *field.Path) field.ErrorList {
+	var errs field.ErrorList
+	hostUsers := pod.Spec.HostUsers == nil || *pod.Spec.HostUsers
+	if !hostUsers {
+		for _, shared := range []struct {
+			name string
+			on   bool
+		}{{"hostNetwork", pod.Spec.HostNetwork}, {"HostPID", pod.Spec.HostPID}, {"HostIPC", pod.Spec.HostIPC}} {
+			if shared.on {
+				errs = append(errs, field.Forbidden(spec.Child(shared.name), "when `hostUsers` is false"))
+			}
+		}
+	}
+	for _, list := range []struct {
+		name       string
+		containers []v1.Container
+	}{{"initContainers", pod.Spec.InitContainers}, {"containers", pod.Spec.Containers}} {
+		for i, c := range list.containers {
+			p := spec.Child(list.name).Index(i)
+			if !hostUsers && len(c.VolumeDevices) > 0 {
+				errs = append(errs, field.Forbidden(p.Child("volumeDevices"), "when `hostUsers` is false"))
+			}
+			if hostUsers && c.SecurityContext != nil && c.SecurityContext.ProcMount != nil && *c.SecurityContext.ProcMount == v1.UnmaskedProcMount {
+				errs = append(errs, field.Invalid(p.Child("securityContext", "procMount"), *c.SecurityContext.ProcMount, "`hostUsers` must be false to use `Unmasked`"))
+			}
+		}
+	}
 	return errs
 }
 

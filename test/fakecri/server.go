@@ -13,8 +13,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc"
@@ -126,6 +128,24 @@ func Start(socket string) (*Server, error) {
 	runtimeapi.RegisterImageServiceServer(s.grpc, &imageServer{s: s})
 	go func() { _ = s.grpc.Serve(ln) }()
 	return s, nil
+}
+
+// StartTemp serves on a socket in a new directory under /tmp (a unix
+// socket path must stay short, which t.TempDir() may not be) until the
+// test ends.
+func StartTemp(t testing.TB) *Server {
+	t.Helper()
+	dir, err := os.MkdirTemp("/tmp", "fakecri")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := Start(filepath.Join(dir, "cri.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return s
 }
 
 // Stop ends the server.

@@ -251,6 +251,23 @@ func TestClusterNodeRegistration(t *testing.T) {
 		r := podEvents("api-pod")
 		return r["Pulled"] && r["Created"] && r["Started"]
 	})
+	// Without --cluster-dns the ClusterFirst pod falls back to Default with
+	// the kubelet's MissingClusterDNS warning, on the pod and on the node.
+	missingDNS := `kubelet does not have ClusterDNS IP configured and cannot create Pod using "ClusterFirst" policy. Falling back to "Default" policy.`
+	n.eventually(30*time.Second, "MissingClusterDNS events on the pod and on the node", func() bool {
+		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "reason=MissingClusterDNS"})
+		if err != nil {
+			return false
+		}
+		onPod, onNode := false, false
+		for _, e := range list.Items {
+			onPod = onPod || e.InvolvedObject.UID == created.UID && e.Type == v1.EventTypeWarning &&
+				e.Message == `pod: "api-pod_default(`+string(created.UID)+`)". `+missingDNS
+			onNode = onNode || e.InvolvedObject.Kind == "Node" && e.InvolvedObject.Name == n.name && e.Type == v1.EventTypeWarning &&
+				e.Message == missingDNS && e.Source.Component == "kubelet"
+		}
+		return onPod && onNode
+	})
 	// knode doctor asks the API server for the pods bound to the node.
 	out, _ := exec.Command(knodeBinary, "doctor", "dockershim", "-o", "json", "--kubeconfig", kc, "--hostname-override", n.name,
 		"--root-dir", filepath.Join(n.dir, "root"), "--container-runtime-endpoint", n.endpoint()).Output()

@@ -116,6 +116,8 @@ type node struct {
 	// sharing is the node whose runtime this node's knode uses too.
 	sharing *node
 	podCIDR string
+	// runcHandlers are runtime handlers besides the default one.
+	runcHandlers []containerd.RuncHandler
 }
 
 // freePort asks the kernel for an unused loopback port.
@@ -247,6 +249,7 @@ func (n *node) startRuntime() {
 			PodCIDR:       n.podCIDR,
 			CNIBinDirs:    []string{"/usr/lib/cni"},
 			EnableRestore: n.containerdDir != "",
+			RuncHandlers:  n.runcHandlers,
 		},
 		Log:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 		ExtraPath: nonEmpty(n.criuDir),

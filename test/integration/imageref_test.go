@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -195,5 +196,47 @@ func TestCheckpointOfAContainerWhoseTagMoved(t *testing.T) {
 	}
 	if d.Image != tag {
 		t.Errorf("the archive's image is %q (ref %q), want the spec's name %q", d.Image, d.ImageRef, tag)
+	}
+}
+
+// TestAlwaysPullRunsWhatTheRegistryServes: with imagePullPolicy Always a
+// container is created from the image ID the pull returned, and a restart
+// pulls again: a tag re-pointed on the node alone (not in the registry)
+// does not change what the restarted container runs, as with the kubelet.
+func TestAlwaysPullRunsWhatTheRegistryServes(t *testing.T) {
+	t.Parallel()
+	reg := startPrivateRegistry(t)
+	ref := reg.push(t, "private/always")
+	n := newNode(t)
+	reg.trust(t, n)
+	n.importUserImages()
+	if err := os.MkdirAll(n.rootDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(n.rootDir(), "config.json"), dockerConfigJSON(reg.host, registryUser, registryPassword), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.writeManifest("always.yaml", securityPod("always", ref, "", "    imagePullPolicy: Always\n"))
+	n.startKnode()
+	first := n.waitRunning("default", "always", "main")
+	pulled := n.imageID(ref)
+	if pulled == "" || first.GetImageRef() != pulled || first.GetImage().GetImage() != pulled || first.GetImage().GetUserSpecifiedImage() != ref {
+		t.Fatalf("created from %v (ref %s), want the pulled image %s specified as %s", first.GetImage(), first.GetImageRef(), pulled, ref)
+	}
+
+	n.retag(images.BusyboxUID, ref)
+	if err := n.cri.StopContainer(t.Context(), first.Id, 0); err != nil {
+		t.Fatal(err)
+	}
+	var c *runtimeapi.Container
+	n.eventually(90*time.Second, "the container restarted", func() bool {
+		c = n.running("default", "always", "main")
+		return c != nil && c.Id != first.Id
+	})
+	if c.GetImageRef() != pulled || c.GetImage().GetImage() != pulled {
+		t.Errorf("restarted from %v (ref %s), want the registry's image %s again, not the node's re-pointed tag", c.GetImage(), c.GetImageRef(), pulled)
+	}
+	if uid := execOut(n, c.Id, "id", "-u"); uid != "0\n" {
+		t.Errorf("restarted container runs as %q, want 0 (the registry's busybox)", uid)
 	}
 }

@@ -3,6 +3,8 @@ package integration
 import (
 	"testing"
 	"time"
+
+	v1 "k8s.io/api/core/v1"
 )
 
 // preemptionPod is a static pod manifest with a priority; cpu, when set,
@@ -28,7 +30,8 @@ spec:
 // A node full of pods (--max-pods 2) admits a critical static pod as the
 // kubelet's CriticalPodAdmissionHandler does: it stops the pod of lowest
 // QoS it may preempt — the BestEffort one, not the Burstable one — which
-// ends Failed with the kubelet's reason and message, and runs the critical
+// ends Failed with the kubelet's reason, message and DisruptionTarget
+// condition, and runs the critical
 // pod. A static pod is critical itself, so only a higher priority
 // preempts it; a pod nothing can make room for is refused with the
 // kubelet's UnexpectedAdmissionError.
@@ -45,6 +48,14 @@ func TestCriticalStaticPodPreemptsLowerQoS(t *testing.T) {
 	victim := n.waitFailed(n.podName("besteffort"), "Preempting")
 	if want := "Preempted in order to admit critical pod"; victim.Status.Message != want {
 		t.Errorf("preempted pod's message %q, want %q", victim.Status.Message, want)
+	}
+	disrupted := false
+	for _, c := range victim.Status.Conditions {
+		disrupted = disrupted || c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" &&
+			c.Message == "Pod was preempted by Kubelet to accommodate a critical pod."
+	}
+	if !disrupted {
+		t.Errorf("the preempted pod has no DisruptionTarget condition of the kubelet's: %+v", victim.Status.Conditions)
 	}
 	n.waitRunning("default", "critical", "main")
 	n.eventually(30*time.Second, "the preempted pod's container stopped", func() bool {

@@ -216,7 +216,6 @@ func TestSecurityRefusals(t *testing.T) {
 	n.writeManifest("unconfined.yaml", securityPod("unconfined", busybox, `  securityContext:
     appArmorProfile: {type: Unconfined}
 `, ""))
-	n.writeManifest("userns.yaml", securityPod("userns", busybox, "  hostUsers: false\n", ""))
 	n.writeManifest("claims.yaml", securityPod("claims", busybox, `  resourceClaims:
   - {name: gpu, resourceClaimName: gpu-claim}
 `, ""))
@@ -232,7 +231,6 @@ func TestSecurityRefusals(t *testing.T) {
 		{"hostnet-sysctl", "SysctlForbidden", `forbidden sysctl: "net.ipv4.ip_local_port_range" not allowed with host Net enabled`},
 		{"apparmor", "AppArmor", "Cannot enforce AppArmor: AppArmor is not enabled on the host"},
 		{"apparmor-annotation", "AppArmor", "Cannot enforce AppArmor: AppArmor is not enabled on the host"},
-		{"userns", "UserNamespacesNotSupported", "can't set `spec.hostUsers: false`, runtime does not support user namespaces"},
 		{"claims", "PodFieldNotSupported", "spec.resourceClaims: the field spec.resourceClaims is not supported by knode: dynamic resource allocation is not implemented"},
 	} {
 		reason, message := n.podFailure(tc.pod)
