@@ -80,6 +80,9 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 		m.devicesRetained = true
 		go m.opts.Devices.Retain(keep)
 		go m.d.allocs.dropRestored()
+		// Under the lock: a pod declared meanwhile could have its new
+		// cgroup taken for an orphan's.
+		m.removeOrphanedCgroups(keep)
 	}
 	for uid, fp := range next {
 		if prev[uid] == fp {
