@@ -26,6 +26,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"knode.io/knode/internal/cgroups"
 	"knode.io/knode/internal/containerd"
 	"knode.io/knode/internal/cri"
 	"knode.io/knode/test/fakecri"
@@ -127,6 +128,9 @@ func (e *env) startKnode(extra ...string) error {
 	return nil
 }
 
+// benchCgroupRoot is the --cgroup-root of the knode whose files are in dir.
+func benchCgroupRoot(dir string) string { return "/knode-bench-" + filepath.Base(dir) }
+
 // agent is one knode process with its files under dir.
 type agent struct {
 	dir, root string
@@ -142,7 +146,9 @@ func startAgent(dir, endpoint, name string, port int, extra ...string) (*agent, 
 	if err := os.MkdirAll(manifests, 0o755); err != nil {
 		return nil, err
 	}
-	args := append([]string{"run", "--root-dir", a.root, "--pod-manifest-path", manifests,
+	// A cgroup root of its own: knode destroys the pod cgroups under its
+	// root that it does not know, and other nodes may run on this machine.
+	args := append([]string{"run", "--root-dir", a.root, "--pod-manifest-path", manifests, "--cgroup-root", benchCgroupRoot(dir),
 		"--pod-logs-dir", filepath.Join(dir, "logs"), "--hostname-override", name,
 		"--container-runtime-endpoint", endpoint, "--address", "127.0.0.1", "--port", strconv.Itoa(port)}, extra...)
 	log, err := os.Create(filepath.Join(dir, "knode.log"))
@@ -194,6 +200,9 @@ func (e *env) close() {
 	}
 	if e.fake != nil {
 		e.fake.Stop()
+	}
+	if fs, err := cgroups.New(); err == nil {
+		_ = fs.Remove(benchCgroupRoot(e.dir))
 	}
 	_ = exec.Command("sh", "-c", "grep -o ' "+e.dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").Run()
 	_ = os.RemoveAll(e.dir)

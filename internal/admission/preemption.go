@@ -19,15 +19,20 @@ const (
 	ReasonPreempting         = "Preempting"
 	MessagePreempted         = "Preempted in order to admit critical pod"
 	ReasonUnexpectedAdmisson = "UnexpectedAdmissionError"
+	// ConditionPreempted is the message of the DisruptionTarget condition
+	// (reason TerminationByKubelet) a preempted pod gets.
+	ConditionPreempted = "Pod was preempted by Kubelet to accommodate a critical pod."
 )
 
 // Preempter stops a pod chosen to make room for a critical one, as the
 // kubelet's killPodNow: the pod's containers are stopped with its own
-// grace period and it ends Failed with reason and message. Preempt returns
-// once they are stopped, or with an error when that does not happen in
-// the kubelet's time; the pod is then still stopped, later.
+// grace period and it ends Failed with reason and message, and a
+// DisruptionTarget condition (reason TerminationByKubelet) with
+// condition's message. Preempt returns once they are stopped, or with an
+// error when that does not happen in the kubelet's time; the pod is then
+// still stopped, later.
 type Preempter interface {
-	Preempt(pod *v1.Pod, reason, message string) error
+	Preempt(pod *v1.Pod, reason, message, condition string) error
 }
 
 // Preemptable is the kubelet's kubetypes.Preemptable: a critical pod may
@@ -209,7 +214,7 @@ func (p *Predicates) preempt(pod *v1.Pod, shortages []failure, others []*v1.Pod)
 	log := p.logger()
 	for _, v := range victims {
 		log.Info("preempting a pod to admit a critical pod", "pod", v.Namespace+"/"+v.Name, "requestingPod", pod.Namespace+"/"+pod.Name, "insufficientResources", reqs.String())
-		if err := p.Preempt.Preempt(v, ReasonPreempting, MessagePreempted); err != nil {
+		if err := p.Preempt.Preempt(v, ReasonPreempting, MessagePreempted, ConditionPreempted); err != nil {
 			log.Error("failed to preempt a pod", "pod", v.Namespace+"/"+v.Name, "err", err)
 		}
 	}

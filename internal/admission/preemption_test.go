@@ -18,8 +18,8 @@ type recordingPreempter struct {
 	fail  bool
 }
 
-func (r *recordingPreempter) Preempt(pod *v1.Pod, reason, message string) error {
-	if reason != ReasonPreempting || message != MessagePreempted {
+func (r *recordingPreempter) Preempt(pod *v1.Pod, reason, message, condition string) error {
+	if reason != ReasonPreempting || message != MessagePreempted || condition != ConditionPreempted {
 		return errors.New("unexpected reason " + reason + ": " + message)
 	}
 	r.names = append(r.names, pod.Name)

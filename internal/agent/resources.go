@@ -135,6 +135,6 @@ func (a *agent) admission() admission.Handler {
 // the admission chain).
 type preempter struct{ a *agent }
 
-func (p preempter) Preempt(pod *v1.Pod, reason, message string) error {
-	return p.a.mgr.Preempt(pod, reason, message)
+func (p preempter) Preempt(pod *v1.Pod, reason, message, condition string) error {
+	return p.a.mgr.Preempt(pod, reason, message, condition)
 }

@@ -21,6 +21,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -283,20 +284,8 @@ func (m *Manager) Remove(name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
-	var roots []string
-	if m.v2 != "" {
-		roots = []string{m.v2}
-	}
-	seen := map[string]bool{}
-	for _, mount := range m.v1 {
-		if !seen[mount] {
-			seen[mount] = true
-			roots = append(roots, mount)
-		}
-	}
-	sort.Strings(roots)
 	var errs []error
-	for _, root := range roots {
+	for _, root := range m.hierarchies() {
 		if err := rmdirTree(filepath.Join(root, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, err)
 		}
@@ -335,4 +324,124 @@ func (m *Manager) Exists(name string) bool {
 	}
 	st, err := os.Stat(filepath.Join(root, name))
 	return err == nil && st.IsDir()
+}
+
+// hierarchies are the mount points of every hierarchy, each once, sorted.
+func (m *Manager) hierarchies() []string {
+	var roots []string
+	if m.v2 != "" {
+		roots = []string{m.v2}
+	}
+	seen := map[string]bool{}
+	for _, mount := range m.v1 {
+		if !seen[mount] {
+			seen[mount] = true
+			roots = append(roots, mount)
+		}
+	}
+	sort.Strings(roots)
+	return roots
+}
+
+// Children lists the cgroups directly beneath name that exist in any
+// hierarchy (a pod cgroup left in one hierarchy alone is found too, as
+// the kubelet scans every subsystem's mount).
+func (m *Manager) Children(name string) ([]string, error) {
+	if err := checkName(name); err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, root := range m.hierarchies() {
+		entries, err := os.ReadDir(filepath.Join(root, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read cgroup %s: %w", name, err)
+		}
+		for _, e := range entries {
+			if e.IsDir() && !seen[e.Name()] {
+				seen[e.Name()] = true
+				out = append(out, e.Name())
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// procs lists the processes in the cgroup and in every cgroup beneath it,
+// in every hierarchy.
+func (m *Manager) procs(name string) []int {
+	seen := map[int]bool{}
+	var pids []int
+	for _, root := range m.hierarchies() {
+		_ = filepath.WalkDir(filepath.Join(root, name), func(p string, d fs.DirEntry, err error) error {
+			if err != nil || !d.IsDir() {
+				return nil
+			}
+			data, err := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+			if err != nil {
+				return nil
+			}
+			for _, f := range strings.Fields(string(data)) {
+				if pid, err := strconv.Atoi(f); err == nil && pid > 0 && !seen[pid] {
+					seen[pid] = true
+					pids = append(pids, pid)
+				}
+			}
+			return nil
+		})
+	}
+	return pids
+}
+
+// Destroy kills every process left in the cgroup (and its children) with
+// SIGKILL, then removes it, as the kubelet's pod container manager
+// destroys a pod cgroup: each process is tried up to five times, one gone
+// meanwhile counts as killed, and a cgroup whose processes could not all
+// be killed is not removed.
+func (m *Manager) Destroy(name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if pids := m.procs(name); len(pids) > 0 {
+		killed := map[int]bool{}
+		var errs []error
+		for range 5 {
+			errs = nil
+			for _, pid := range pids {
+				if killed[pid] {
+					continue
+				}
+				if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+					errs = append(errs, fmt.Errorf("kill %d: %w", pid, err))
+					continue
+				}
+				killed[pid] = true
+			}
+			if len(errs) == 0 {
+				break
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("failed to kill all the processes attached to the %s cgroups : %w", name, errors.Join(errs...))
+		}
+	}
+	return m.removeAfterKill(name)
+}
+
+// removeAfterKill removes the cgroup once the killed processes have left
+// it: the kernel takes a killed process out of its cgroup as it exits,
+// which it does at its own pace (a process in uninterruptible sleep
+// exits when the sleep ends), so EBUSY is retried for a while.
+func (m *Manager) removeAfterKill(name string) error {
+	var err error
+	for wait := time.Millisecond; ; wait *= 2 {
+		if err = m.Remove(name); err == nil || !errors.Is(err, unix.EBUSY) || wait > 500*time.Millisecond {
+			return err
+		}
+		time.Sleep(wait)
+	}
 }

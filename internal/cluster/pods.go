@@ -163,16 +163,19 @@ func (p *Pods) Removed(uid types.UID) {
 
 // withForeignConditions is st with the conditions others own (a readiness
 // gate's, set by a controller) as the object has them now: a merge patch
-// replaces the whole list, and the kubelet keeps what it does not own.
+// replaces the whole list, and the kubelet keeps what it does not own. A
+// condition both write (DisruptionTarget) is the node's when it has one.
 func withForeignConditions(st v1.PodStatus, obj *v1.Pod) v1.PodStatus {
 	conds := make([]v1.PodCondition, 0, len(st.Conditions)+len(obj.Status.Conditions))
+	ours := map[v1.PodConditionType]bool{}
 	for _, c := range st.Conditions {
-		if podsource.IsKubeletCondition(c.Type) {
+		if podsource.IsKubeletCondition(c.Type) || podsource.IsNodeSharedCondition(c) {
 			conds = append(conds, c)
+			ours[c.Type] = true
 		}
 	}
 	for _, c := range obj.Status.Conditions {
-		if !podsource.IsKubeletCondition(c.Type) {
+		if !podsource.IsKubeletCondition(c.Type) && !ours[c.Type] {
 			conds = append(conds, c)
 		}
 	}

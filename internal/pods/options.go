@@ -135,12 +135,16 @@ type Devices interface {
 type PodCgroups interface {
 	EnsurePod(pod *v1.Pod) error
 	RemovePod(pod *v1.Pod) error
+	// RemoveOrphans destroys the cgroups of pods not in keep (left by
+	// pods that went while knode was down), killing what still runs there.
+	RemoveOrphans(keep map[types.UID]bool) ([]types.UID, error)
 }
 
 type noCgroups struct{}
 
-func (noCgroups) EnsurePod(*v1.Pod) error { return nil }
-func (noCgroups) RemovePod(*v1.Pod) error { return nil }
+func (noCgroups) EnsurePod(*v1.Pod) error                               { return nil }
+func (noCgroups) RemovePod(*v1.Pod) error                               { return nil }
+func (noCgroups) RemoveOrphans(map[types.UID]bool) ([]types.UID, error) { return nil, nil }
 
 // Restorer decides which containers start from a checkpoint archive.
 type Restorer interface {

@@ -41,11 +41,12 @@ func (e evictOrder) stopped() {
 // Preempt stops a pod to make room for a critical one, as the kubelet's
 // CriticalPodAdmissionHandler does through killPodNow: the pod's worker
 // records the event, stops its containers with the pod's own grace period
-// and the pod ends Failed with reason and message. Preempt returns once
+// and the pod ends Failed with reason and message, and a DisruptionTarget
+// condition with condition's message. Preempt returns once
 // the containers are stopped — the pod then no longer counts against the
 // node — or with an error after the kubelet's wait (one and a half grace
 // periods, at least 10 s), when the pod is still stopped, later.
-func (m *Manager) Preempt(pod *v1.Pod, reason, message string) error {
+func (m *Manager) Preempt(pod *v1.Pod, reason, message, condition string) error {
 	done := make(chan struct{})
 	m.mu.Lock()
 	w := m.workerLocked(pod.UID)
@@ -53,7 +54,7 @@ func (m *Manager) Preempt(pod *v1.Pod, reason, message string) error {
 		m.mu.Unlock()
 		return fmt.Errorf("pod %s/%s (%s) has no worker", pod.Namespace, pod.Name, pod.UID)
 	}
-	m.records[pod.UID].eviction = &evictOrder{waiting: waiting{reason: reason, message: message}, graceful: true, done: done}
+	m.records[pod.UID].eviction = &evictOrder{waiting: waiting{reason: reason, message: message, disruption: condition}, graceful: true, done: done}
 	w.wake()
 	m.mu.Unlock()
 
@@ -74,4 +75,19 @@ func (m *Manager) Preempt(pod *v1.Pod, reason, message string) error {
 	}
 	m.mu.Unlock()
 	return nil
+}
+
+// withDisruption gives a pod the node stopped the kubelet's
+// DisruptionTarget condition (reason TerminationByKubelet), in place of one
+// the API object has.
+func withDisruption(st, prev *v1.PodStatus, pod *v1.Pod, message string) {
+	c := condition(prev, v1.DisruptionTarget, true, "")
+	c.Reason, c.Message, c.ObservedGeneration = v1.PodReasonTerminationByKubelet, message, pod.Generation
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == v1.DisruptionTarget {
+			st.Conditions[i] = c
+			return
+		}
+	}
+	st.Conditions = append(st.Conditions, c)
 }

@@ -13,9 +13,11 @@ import (
 func TestPreemptedPodStopsAndFails(t *testing.T) {
 	f := newFixture(t)
 	pod := testPod(v1.RestartPolicyAlways)
+	// One the API object has (a taint manager's): replaced, not doubled.
+	pod.Status.Conditions = []v1.PodCondition{{Type: v1.DisruptionTarget, Status: v1.ConditionFalse, Reason: "DeletionByTaintManager"}}
 	w := f.worker(pod)
 	f.sync(w)
-	if err := f.m.Preempt(pod, "Preempting", "Preempted in order to admit critical pod"); err == nil {
+	if err := f.m.Preempt(pod, "Preempting", "Preempted in order to admit critical pod", "preempted"); err == nil {
 		t.Fatal("a pod without a worker was preempted")
 	}
 	f.m.mu.Lock()
@@ -29,7 +31,9 @@ func TestPreemptedPodStopsAndFails(t *testing.T) {
 	default:
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- f.m.Preempt(pod, "Preempting", "Preempted in order to admit critical pod") }()
+	go func() {
+		errc <- f.m.Preempt(pod, "Preempting", "Preempted in order to admit critical pod", "preempted")
+	}()
 	<-w.wakeCh // the order is given
 	st := f.sync(w)
 	if err := <-errc; err != nil {
@@ -41,6 +45,9 @@ func TestPreemptedPodStopsAndFails(t *testing.T) {
 	if st.Phase != v1.PodFailed || st.Reason != "Preempting" || st.Message != "Preempted in order to admit critical pod" {
 		t.Fatalf("status %s %s %q", st.Phase, st.Reason, st.Message)
 	}
+	if c := disruption(st); c == nil || c.Status != v1.ConditionTrue || c.Reason != v1.PodReasonTerminationByKubelet || c.Message != "preempted" {
+		t.Errorf("DisruptionTarget condition %+v", c)
+	}
 	if got := f.events.take(); !slices.Contains(got, "Warning Preempting: Preempted in order to admit critical pod") {
 		t.Errorf("events %q", got)
 	}
@@ -51,4 +58,17 @@ func TestPreemptedPodStopsAndFails(t *testing.T) {
 	if running, _ := f.count("app"); running != 0 {
 		t.Fatal("a preempted pod was restarted")
 	}
+}
+
+func disruption(st *v1.PodStatus) *v1.PodCondition {
+	var out *v1.PodCondition
+	for i := range st.Conditions {
+		if st.Conditions[i].Type == v1.DisruptionTarget {
+			if out != nil {
+				return &v1.PodCondition{Message: "two DisruptionTarget conditions"}
+			}
+			out = &st.Conditions[i]
+		}
+	}
+	return out
 }

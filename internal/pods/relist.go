@@ -81,6 +81,9 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 		go m.opts.Devices.Retain(keep)
 		go m.d.files.retainUserNamespaces(keep)
 		go m.d.allocs.dropRestored()
+		// Under the lock: a pod declared meanwhile could have its new
+		// cgroup taken for an orphan's.
+		m.removeOrphanedCgroups(keep)
 	}
 	for uid, fp := range next {
 		if prev[uid] == fp {

@@ -113,6 +113,9 @@ func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *
 		condition(prev, v1.PodScheduled, true, ""),
 	}
 	readinessGates(pod, st, prev)
+	if w.rejected != nil && w.rejected.disruption != "" {
+		withDisruption(st, prev, pod, w.rejected.disruption)
+	}
 	// The API object's own conditions (readiness gates') keep theirs.
 	for i := range st.Conditions {
 		if podsource.IsKubeletCondition(st.Conditions[i].Type) {

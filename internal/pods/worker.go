@@ -19,6 +19,9 @@ import (
 // (CrashLoopBackOff, ErrImagePull, CreateContainerError, ...).
 type waiting struct {
 	reason, message string
+	// disruption, for a pod the node stopped, is the message of its
+	// DisruptionTarget condition (preempt.go).
+	disruption string
 }
 
 // worker drives one pod. Its loop is the only writer of the pod's runtime

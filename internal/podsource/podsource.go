@@ -87,6 +87,15 @@ var kubeletConditions = map[v1.PodConditionType]bool{
 // manager does.
 func IsKubeletCondition(t v1.PodConditionType) bool { return kubeletConditions[t] }
 
+// IsNodeSharedCondition tells a condition of a type others write too that
+// the node agent wrote itself, and that replaces theirs (the kubelet's
+// PodConditionSharedByKubelet): DisruptionTarget with reason
+// TerminationByKubelet, when it stops a pod. One of another reason is the
+// API object's, copied.
+func IsNodeSharedCondition(c v1.PodCondition) bool {
+	return c.Type == v1.DisruptionTarget && c.Reason == v1.PodReasonTerminationByKubelet
+}
+
 // IsSidecar reports whether an init container is a sidecar: one with
 // restartPolicy Always, which runs beside the regular containers.
 func IsSidecar(c *v1.Container) bool {

@@ -1,8 +1,10 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -19,30 +21,52 @@ func testCgroupRoot(t *testing.T) string {
 	t.Helper()
 	root := "/knode-it-" + strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(cgroupRoots.Add(1), 10)
 	t.Cleanup(func() {
-		left := removeCgroupTree(root)
-		deadline := time.Now().Add(30 * time.Second)
-		for len(left) > 0 && time.Now().Before(deadline) {
-			// A killed process leaves its cgroup once the kernel has reaped it.
-			time.Sleep(200 * time.Millisecond)
-			left = removeCgroupTree(root)
-		}
-		if len(left) > 0 {
-			t.Errorf("cgroups left behind under %s: %v", root, left)
+		if err := removeCgroupTree(root); err != nil {
+			t.Errorf("cgroups left behind: %v", err)
 		}
 	})
 	return root
 }
 
+// cgroupRoot is the node's own --cgroup-root: each test node keeps its
+// pods' cgroups apart from every other node's (knode destroys the pod
+// cgroups under its root that it does not know).
+func (n *node) cgroupRoot() string { return "/knode-" + n.name }
+
+// withCgroupRoot adds the node's own --cgroup-root to a run's arguments
+// unless they name one.
+func (n *node) withCgroupRoot(args []string) []string {
+	if len(args) == 0 || args[0] != "run" || slices.Contains(args, "--cgroup-root") {
+		return args
+	}
+	return append([]string{"run", "--cgroup-root", n.cgroupRoot()}, args[1:]...)
+}
+
 // removeCgroupTree removes root and every cgroup beneath it, deepest
-// first, in every hierarchy mounted under /sys/fs/cgroup, and returns
-// those that could not be removed.
-func removeCgroupTree(root string) []string {
+// first, in every hierarchy mounted under /sys/fs/cgroup (the runtime
+// makes the containers' in name=systemd and unified too), waiting a while
+// for killed processes to leave them.
+func removeCgroupTree(root string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		left := rmdirCgroupTree(root)
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("under %s: %v", root, left)
+		}
+		// A killed process leaves its cgroup once the kernel has reaped it.
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func rmdirCgroupTree(root string) []string {
 	var left []string
 	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
-	hierarchies = append(hierarchies, "/sys/fs/cgroup")
-	for _, h := range hierarchies {
+	for _, h := range append(hierarchies, "/sys/fs/cgroup") {
 		top := filepath.Join(h, root)
-		if fi, err := os.Stat(top); err != nil || !fi.IsDir() {
+		if fi, err := os.Lstat(top); err != nil || !fi.IsDir() {
 			continue
 		}
 		var dirs []string

@@ -314,6 +314,9 @@ func (n *node) cleanup() {
 	}
 	// Anything a failed test left behind (shims of an embedded runtime) goes too.
 	_ = exec.Command("pkill", "-9", "-f", n.dir).Run()
+	if err := removeCgroupTree(n.cgroupRoot()); err != nil {
+		n.t.Errorf("cgroups left behind: %v", err)
+	}
 	_ = exec.Command("sh", "-c", "grep -o ' "+n.dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").Run()
 	os.RemoveAll(n.dir)
 }
@@ -356,7 +359,7 @@ func (n *node) startKnodeArgs(args ...string) {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := exec.Command(knodeBinary, args...)
+	cmd := exec.Command(knodeBinary, n.withCgroupRoot(args)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,57 +33,13 @@ func TestQoSCgroupsAndOOMScore(t *testing.T) {
 		t.Skip("cgroup v1 with the cpu controller at /sys/fs/cgroup/cpu is needed")
 	}
 	t.Parallel()
+	root := testCgroupRoot(t)
 	n := newNode(t)
-	root := "/knode-" + n.name
-	t.Cleanup(func() {
-		for _, c := range []string{"cpu", "memory", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "hugetlb", "systemd", "perf_event", "net_cls", "net_prio"} {
-			for _, d := range []string{"kubepods/burstable", "kubepods/besteffort", "kubepods", ""} {
-				_ = os.Remove(filepath.Join("/sys/fs/cgroup", c, root, d))
-			}
-		}
-	})
-	const show = `cat /proc/self/oom_score_adj; echo end; exec sleep 3600`
-	n.writeManifest("guaranteed.yaml", `apiVersion: v1
-kind: Pod
-metadata: {name: guaranteed}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: `+busybox+`
-    command: ["sh", "-c", "`+show+`"]
-    resources:
-      limits: {cpu: 200m, memory: 64Mi}
-`)
-	n.writeManifest("burstable.yaml", `apiVersion: v1
-kind: Pod
-metadata: {name: burstable}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: `+busybox+`
-    command: ["sh", "-c", "`+show+`"]
-    resources:
-      requests: {cpu: 100m, memory: 512Mi}
-      limits: {memory: 1Gi}
-  - name: second
-    image: `+busybox+`
-    command: ["sh", "-c", "`+show+`"]
-    resources:
-      requests: {cpu: 150m}
-      limits: {memory: 64Mi}
-`)
-	n.writeManifest("besteffort.yaml", `apiVersion: v1
-kind: Pod
-metadata: {name: besteffort}
-spec:
-  terminationGracePeriodSeconds: 1
-  containers:
-  - name: main
-    image: `+busybox+`
-    command: ["sh", "-c", "`+show+`"]
-`)
+	n.writeManifest("guaranteed.yaml", oomScorePod("guaranteed", "{limits: {cpu: 200m, memory: 64Mi}}"))
+	n.writeManifest("burstable.yaml", oomScorePod("burstable",
+		"{requests: {cpu: 100m, memory: 512Mi}, limits: {memory: 1Gi}}",
+		"{requests: {cpu: 150m}, limits: {memory: 64Mi}}"))
+	n.writeManifest("besteffort.yaml", oomScorePod("besteffort", "{}"))
 	n.startKnode("--cgroup-root", root)
 	memTotal, err := nodeinfo.MemoryBytes()
 	if err != nil {
@@ -154,6 +111,19 @@ spec:
 	if got := cgroupFile(t, "cpu", root+"/kubepods/burstable", "cpu.shares"); got != "2" {
 		t.Errorf("burstable shares after its pod went: %s, want 2", got)
 	}
+}
+
+// oomScorePod is a static pod whose containers (main, second, ...) print
+// their oom_score_adj and sleep, each with the given resources (YAML).
+func oomScorePod(name string, resources ...string) string {
+	const show = `cat /proc/self/oom_score_adj; echo end; exec sleep 3600`
+	var b strings.Builder
+	fmt.Fprintf(&b, "apiVersion: v1\nkind: Pod\nmetadata: {name: %s}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n", name)
+	for i, r := range resources {
+		fmt.Fprintf(&b, "  - name: %s\n    image: %s\n    command: [\"sh\", \"-c\", %q]\n    resources: %s\n",
+			[]string{"main", "second"}[i], busybox, show, r)
+	}
+	return b.String()
 }
 
 // canLowerOOMScore reports whether a process here may lower its

@@ -3,8 +3,6 @@ package integration
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -24,18 +22,11 @@ import (
 // they are gone.
 func TestInPlaceResize(t *testing.T) {
 	t.Parallel()
+	// The pod cgroups live under a root of this test's own.
+	root := testCgroupRoot(t)
 	cp := newControlPlane(t)
 	n := newNode(t)
 	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	// The pod cgroups live under a root of this test's own.
-	root := "/knode-" + n.name
-	t.Cleanup(func() {
-		for _, c := range []string{"cpu", "memory", "cpuacct", "cpuset", "devices", "freezer", "blkio", "pids", "hugetlb", "systemd", "perf_event", "net_cls", "net_prio"} {
-			for _, d := range []string{"kubepods/burstable", "kubepods/besteffort", "kubepods", ""} {
-				_ = os.Remove(filepath.Join("/sys/fs/cgroup", c, root, d))
-			}
-		}
-	})
 	n.startKnode("--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root)
 	ctx := context.Background()
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
