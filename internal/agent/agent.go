@@ -277,7 +277,8 @@ func (a *agent) startWorkers(context.Context) error {
 	// As the kubelet, ranges recorded in the pods' directories are taken
 	// back before any pod runs, and a file that cannot be read stops knode.
 	usernsMgr, err := userns.New(userns.Options{PodsDir: filepath.Join(cfg.RootDir, "pods"), MaxPods: int(cfg.MaxPods),
-		Handlers: rt.Health().RuntimeHandlers})
+		IDsPerPod: uint32(cfg.UserNamespacesIDsPerPod),
+		Handlers:  rt.Health().RuntimeHandlers})
 	if err != nil {
 		return fmt.Errorf("user namespaces: %w", err)
 	}
