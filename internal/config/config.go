@@ -79,7 +79,10 @@ type Config struct {
 	// MaxPods is the kubelet's maxPods: the node's pods capacity, enforced
 	// at admission (OutOfpods).
 	MaxPods int32
-	PodCIDR string
+	// UserNamespacesIDsPerPod is the kubelet's userNamespaces.idsPerPod:
+	// the host IDs each hostUsers false pod gets (0: 65536).
+	UserNamespacesIDsPerPod int64
+	PodCIDR                 string
 	// ResolvConf is the node's resolv.conf for the pods' DNS ("": none).
 	ResolvConf string
 	// ClusterDNS are the cluster's DNS servers for ClusterFirst pods.

@@ -117,6 +117,19 @@ func TestLoad(t *testing.T) {
 				}
 			},
 		},
+		{
+			name: "user namespace IDs per pod from the file",
+			file: standalone + "authentication:\n" + standaloneAuthn + "userNamespaces:\n  idsPerPod: 131072\n",
+			check: func(t *testing.T, c *Config) {
+				if c.UserNamespacesIDsPerPod != 131072 {
+					t.Fatalf("idsPerPod %d, want 131072", c.UserNamespacesIDsPerPod)
+				}
+			},
+		},
+		{name: "user namespace IDs per pod not a multiple of 65536", file: standalone + "authentication:\n" + standaloneAuthn + "userNamespaces:\n  idsPerPod: 70000\n",
+			err: "userNamespaces.idsPerPod must be a multiple of 65536"},
+		{name: "user namespace IDs per pod too few", file: standalone + "authentication:\n" + standaloneAuthn + "userNamespaces:\n  idsPerPod: 1000\n",
+			err: "userNamespaces.idsPerPod must not be less than 65536"},
 		{name: "bad container log size in the file", file: standalone + "authentication:\n" + standaloneAuthn + "containerLogMaxSize: lots\n",
 			err: `containerLogMaxSize "lots"`},
 		{

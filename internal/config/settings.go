@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -490,6 +491,30 @@ var settings = []setting{
 		},
 		toFile: func(kc *kubeletConfig, c *Config) {
 			kc.FileCheckFrequency = metav1.Duration{Duration: c.FileCheckFrequency}
+		}},
+	{field: "userNamespaces.idsPerPod",
+		fromFile: func(dst *Config, kc *kubeletConfig) error {
+			if kc.UserNamespaces == nil || kc.UserNamespaces.IDsPerPod == nil {
+				return nil
+			}
+			// The kubelet's validation.
+			const unit = 65536
+			switch v := *kc.UserNamespaces.IDsPerPod; {
+			case v < unit:
+				return fmt.Errorf("invalid configuration: userNamespaces.idsPerPod must not be less than %d", unit)
+			case v%unit != 0:
+				return fmt.Errorf("invalid configuration: userNamespaces.idsPerPod must be a multiple of %d", unit)
+			case v > math.MaxUint32:
+				return fmt.Errorf("invalid configuration: userNamespaces.idsPerPod must not be more than %d", int64(math.MaxUint32))
+			default:
+				dst.UserNamespacesIDsPerPod = v
+			}
+			return nil
+		},
+		toFile: func(kc *kubeletConfig, c *Config) {
+			if v := c.UserNamespacesIDsPerPod; v != 0 {
+				kc.UserNamespaces = &kubeletv1beta1.UserNamespaces{IDsPerPod: &v}
+			}
 		}},
 	{field: "cgroupDriver",
 		fromFile: func(dst *Config, kc *kubeletConfig) error {

@@ -105,6 +105,8 @@ type UserNamespaces interface {
 	GetOrCreate(pod *v1.Pod, handler string) (*runtimeapi.UserNamespace, error)
 	// Release frees the range of a pod nothing of which runs any more.
 	Release(uid types.UID) error
+	// Retain frees the ranges of pods not in keep.
+	Retain(keep map[types.UID]bool) error
 }
 
 // RuntimeClasses resolves RuntimeClass names to runtime handlers.

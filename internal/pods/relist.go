@@ -79,6 +79,7 @@ func (m *Manager) relist(ctx context.Context, prev map[types.UID]string) map[typ
 		}
 		m.devicesRetained = true
 		go m.opts.Devices.Retain(keep)
+		go m.d.files.retainUserNamespaces(keep)
 		go m.d.allocs.dropRestored()
 		// Under the lock: a pod declared meanwhile could have its new
 		// cgroup taken for an orphan's.

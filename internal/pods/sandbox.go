@@ -47,6 +47,17 @@ func (d *podFiles) userNamespace(pod *v1.Pod, handler string) (*runtimeapi.UserN
 	return nil, nil
 }
 
+// retainUserNamespaces frees the ranges of pods neither declared nor
+// running, once every source has spoken.
+func (d *podFiles) retainUserNamespaces(keep map[types.UID]bool) {
+	if d.userns == nil {
+		return
+	}
+	if err := d.userns.Retain(keep); err != nil {
+		d.log.Warn("release user namespaces of pods gone while knode was down", "err", err)
+	}
+}
+
 // releaseUserNamespace frees the pod's ID range once nothing of it runs.
 func (d *podFiles) releaseUserNamespace(uid types.UID) {
 	if d.userns == nil {

@@ -288,6 +288,26 @@ func (m *Manager) Release(uid types.UID) error {
 	return nil
 }
 
+// Retain releases the ranges of pods not in keep: pods that went while
+// knode was down, whose directories and files stayed (the kubelet's
+// CleanupOrphanedPodUsernsAllocations). Errors are returned together; the
+// ranges that could not be released stay taken.
+func (m *Manager) Retain(keep map[types.UID]bool) error {
+	m.mu.Lock()
+	var gone []types.UID
+	for uid := range m.usedBy {
+		if !keep[uid] {
+			gone = append(gone, uid)
+		}
+	}
+	m.mu.Unlock()
+	var errs []error
+	for _, uid := range gone {
+		errs = append(errs, m.Release(uid))
+	}
+	return errors.Join(errs...)
+}
+
 // Allocated is the first host ID of the pod's range, if it has one.
 func (m *Manager) Allocated(uid types.UID) (uint32, bool) {
 	m.mu.Lock()

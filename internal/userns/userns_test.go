@@ -265,3 +265,26 @@ func TestBitmapTakeFrom(t *testing.T) {
 		t.Fatal("one range twice")
 	}
 }
+
+// TestRetainReleasesPodsGone: ranges of pods that are neither declared nor
+// running go, with their files; the others stay.
+func TestRetainReleasesPodsGone(t *testing.T) {
+	dir := t.TempDir()
+	m := newManager(t, dir, 4)
+	for _, uid := range []string{"a", "b", "c"} {
+		if _, err := m.GetOrCreate(pod(uid, no), "userns"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := m.Retain(map[types.UID]bool{"b": true}); err != nil {
+		t.Fatal(err)
+	}
+	for uid, kept := range map[string]bool{"a": false, "b": true, "c": false} {
+		if _, ok := m.Allocated(types.UID(uid)); ok != kept {
+			t.Errorf("pod %s: allocated %v, want %v", uid, ok, kept)
+		}
+		if _, err := os.Stat(filepath.Join(dir, uid, MappingsFile)); os.IsNotExist(err) == kept {
+			t.Errorf("pod %s: file %v, want kept %v", uid, err, kept)
+		}
+	}
+}

@@ -1,10 +1,13 @@
 package integration
 
 import (
+	"context"
 	"testing"
 	"time"
 
 	v1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 )
 
 // preemptionPod is a static pod manifest with a priority; cpu, when set,
@@ -78,4 +81,56 @@ func TestCriticalStaticPodPreemptsLowerQoS(t *testing.T) {
 	if n.running("default", "critical", "main") == nil || n.running("default", "burstable", "main") == nil {
 		t.Error("a pod was stopped for a pod that was refused")
 	}
+}
+
+// In cluster mode an API pod is not critical: a static pod (critical)
+// arriving on a full node preempts it, and the API shows what the
+// kubelet's would: the pod Failed with Preempting, its DisruptionTarget
+// condition, and the Preempting event from the kubelet.
+func TestClusterStaticPodPreemptsAPIPod(t *testing.T) {
+	t.Parallel()
+	cp := newControlPlane(t)
+	n := newNode(t)
+	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"), "--max-pods", "1")
+	ctx := context.Background()
+	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	victim := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: ptr.To[int64](1),
+			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}
+	n.eventually(60*time.Second, "the victim pod created (the node registered)", func() bool {
+		_, err := cp.core.Pods("default").Create(ctx, victim, metav1.CreateOptions{})
+		return err == nil
+	})
+	clusterPod(t, cp, n, "victim", "Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+
+	n.writeManifest("critical.yaml", podManifest("critical", "default", "Always", "exec sleep 3600"))
+	got := clusterPod(t, cp, n, "victim", "Failed with Preempting", func(p *v1.Pod) bool {
+		return p.Status.Phase == v1.PodFailed && p.Status.Reason == "Preempting"
+	})
+	if want := "Preempted in order to admit critical pod"; got.Status.Message != want {
+		t.Errorf("message %q, want %q", got.Status.Message, want)
+	}
+	disrupted := false
+	for _, c := range got.Status.Conditions {
+		disrupted = disrupted || c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" &&
+			c.Message == "Pod was preempted by Kubelet to accommodate a critical pod."
+	}
+	if !disrupted {
+		t.Errorf("no DisruptionTarget condition of the kubelet's in the API: %+v", got.Status.Conditions)
+	}
+	clusterPod(t, cp, n, n.podName("critical"), "the critical pod's mirror Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
+	n.eventually(30*time.Second, "the kubelet's Preempting event on the victim", func() bool {
+		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=victim,reason=Preempting"})
+		if err != nil {
+			return false
+		}
+		for _, e := range list.Items {
+			if e.InvolvedObject.UID == got.UID && e.Type == v1.EventTypeWarning && e.Message == "Preempted in order to admit critical pod" && e.Source.Component == "kubelet" {
+				return true
+			}
+		}
+		return false
+	})
 }

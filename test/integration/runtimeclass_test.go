@@ -10,8 +10,6 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	nodeclient "k8s.io/client-go/kubernetes/typed/node/v1"
-	"k8s.io/client-go/tools/clientcmd"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -25,23 +23,10 @@ func TestRuntimeClassHandler(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "admin", "admin", "system:masters"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := nodeclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, rc := range []*nodev1.RuntimeClass{
-		{ObjectMeta: metav1.ObjectMeta{Name: "runc-class"}, Handler: "runc"},
-		{ObjectMeta: metav1.ObjectMeta{Name: "heavy"}, Handler: "runc",
-			Overhead: &nodev1.Overhead{PodFixed: v1.ResourceList{v1.ResourceCPU: resource.MustParse("1000")}}},
-	} {
-		if _, err := nodes.RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	cp.createRuntimeClasses(t,
+		&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "runc-class"}, Handler: "runc"},
+		&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "heavy"}, Handler: "runc",
+			Overhead: &nodev1.Overhead{PodFixed: v1.ResourceList{v1.ResourceCPU: resource.MustParse("1000")}}})
 	n.writeManifest("static-class.yaml", securityPod("static-class", busybox, "  runtimeClassName: runc-class\n", ""))
 	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
 	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {

@@ -28,6 +28,24 @@ import (
 // which has none.
 const usernsHandler = "runc-userns"
 
+// createRuntimeClasses creates RuntimeClass objects as the cluster's admin.
+func (cp *controlPlane) createRuntimeClasses(t *testing.T, classes ...*nodev1.RuntimeClass) {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "admin", "admin", "system:masters"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := nodeclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rc := range classes {
+		if _, err := nodes.RuntimeClasses().Create(context.Background(), rc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // newUsernsNode is a node whose containerd also has the usernsHandler.
 func newUsernsNode(t *testing.T) *node {
 	t.Helper()
@@ -109,17 +127,7 @@ func TestUserNamespaces(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newUsernsNode(t)
 	ctx := context.Background()
-	cfg, err := clientcmd.BuildConfigFromFlags("", cp.kubeconfig(t, "admin", "admin", "system:masters"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes, err := nodeclient.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := nodes.RuntimeClasses().Create(ctx, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "userns"}, Handler: usernsHandler}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.createRuntimeClasses(t, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "userns"}, Handler: usernsHandler})
 	n.writeManifest("userns.yaml", usernsPodManifest("userns"))
 	kubeconfig := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
 	n.startKnode("--kubeconfig", kubeconfig)
