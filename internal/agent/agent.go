@@ -319,7 +319,7 @@ func (a *agent) startWorkers(context.Context) error {
 		Events:           a.events,
 		Pressure:         a.evictions,
 		Cgroups:          a.podCgroups,
-		Admission:        admission.Chain{sec.sysctls, a.admission(), sec.appArmor, sec.runtime, sec.fields},
+		Admission:        admission.Chain{sec.sysctls, sec.fields, a.admission(), sec.appArmor, sec.runtime},
 		Allocatable: func() v1.ResourceList {
 			_, alloc := a.nodeResources()
 			return alloc
@@ -339,8 +339,9 @@ func (a *agent) startWorkers(context.Context) error {
 // securityAdmitters are the admit handlers of what the node cannot
 // enforce, with the kubelet's reasons, and of the fields knode does not
 // implement. The chain runs them where the kubelet runs its own: sysctls
-// before the resource predicates, AppArmor and runtime features after,
-// the unimplemented fields last.
+// before the resource predicates, AppArmor and runtime features after.
+// The unimplemented fields, knode's own, come before the predicates: a
+// critical pod knode would refuse for them must not preempt others first.
 type securityAdmitters struct {
 	sysctls, appArmor, runtime, fields admission.Handler
 }

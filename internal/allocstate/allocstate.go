@@ -12,6 +12,7 @@
 package allocstate
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -79,41 +80,29 @@ func checksum(data string) uint64 {
 
 // Marshal encodes pods as the kubelet writes them.
 func Marshal(pods Pods) ([]byte, error) {
-	blob, _, err := encode(pods)
-	return blob, err
-}
-
-func encode(pods Pods) ([]byte, uint64, error) {
 	d := checkpointData{Entries: make(map[types.UID]podResourceInfo, len(pods))}
 	for uid, containers := range pods {
 		d.Entries[uid] = podResourceInfo{ContainerResources: containers}
 	}
 	data, err := json.Marshal(d)
 	if err != nil {
-		return nil, 0, fmt.Errorf("failed to serialize allocations for checkpointing: %w", err)
+		return nil, fmt.Errorf("failed to serialize allocations for checkpointing: %w", err)
 	}
-	sum := checksum(string(data))
-	blob, err := json.Marshal(checkpoint{Data: string(data), Checksum: sum})
-	return blob, sum, err
+	return json.Marshal(checkpoint{Data: string(data), Checksum: checksum(string(data))})
 }
 
 // Unmarshal decodes and verifies a file's content.
 func Unmarshal(blob []byte) (Pods, error) {
-	pods, _, err := decode(blob)
-	return pods, err
-}
-
-func decode(blob []byte) (Pods, uint64, error) {
 	var cp checkpoint
 	if err := json.Unmarshal(blob, &cp); err != nil {
-		return nil, 0, err
+		return nil, err
 	}
 	if checksum(cp.Data) != cp.Checksum {
-		return nil, 0, ErrCorrupt
+		return nil, ErrCorrupt
 	}
 	var d checkpointData
 	if err := json.Unmarshal([]byte(cp.Data), &d); err != nil {
-		return nil, 0, fmt.Errorf("failed to get pod resource information: %w", err)
+		return nil, fmt.Errorf("failed to get pod resource information: %w", err)
 	}
 	pods := make(Pods, len(d.Entries))
 	for uid, e := range d.Entries {
@@ -123,16 +112,18 @@ func decode(blob []byte) (Pods, uint64, error) {
 		}
 		pods[uid] = containers
 	}
-	return pods, cp.Checksum, nil
+	return pods, nil
 }
 
 // File is one checkpoint file beneath a directory knode owns (its root dir).
 type File struct {
 	dir, name string
 	mu        sync.Mutex
-	// last is the checksum of what the file holds, to skip a write that
+	// last is what the file holds (its bytes, not its 32-bit checksum: a
+	// resize whose checkpoint checksum collides with the previous one would
+	// otherwise never be written), to skip a write that
 	// would not change it, as the kubelet does.
-	last uint64
+	last []byte
 	// written is set once the file holds what last says.
 	written bool
 }
@@ -167,8 +158,8 @@ func (f *File) read() (Pods, error) {
 	if err != nil {
 		return nil, err
 	}
-	pods, sum, err := decode(blob)
-	f.last, f.written = sum, err == nil
+	pods, err := Unmarshal(blob)
+	f.last, f.written = blob, err == nil
 	return pods, err
 }
 
@@ -176,13 +167,13 @@ func (f *File) read() (Pods, error) {
 // the same directory, synced, renamed over it), readable by root alone.
 // Nothing is written when the content would not change.
 func (f *File) Write(pods Pods) error {
-	blob, sum, err := encode(pods)
+	blob, err := Marshal(pods)
 	if err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.written && sum == f.last {
+	if f.written && bytes.Equal(blob, f.last) {
 		return nil
 	}
 	if err := os.MkdirAll(f.dir, 0o750); err != nil {
@@ -212,6 +203,6 @@ func (f *File) Write(pods Pods) error {
 		_ = d.Remove(tmp)
 		return fmt.Errorf("write %s: %w", f.name, err)
 	}
-	f.last, f.written = sum, true
+	f.last, f.written = blob, true
 	return nil
 }

@@ -1,6 +1,7 @@
 package pods
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	v1 "k8s.io/api/core/v1"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	critest "k8s.io/cri-api/pkg/apis/testing"
 	"k8s.io/utils/ptr"
 
 	"knode.io/knode/internal/cri"
@@ -143,5 +145,31 @@ func TestEphemeralContainerRunsItsCheckedImageID(t *testing.T) {
 	}
 	if len(st.EphemeralContainerStatuses) != 1 || st.EphemeralContainerStatuses[0].Image != debugTag || st.EphemeralContainerStatuses[0].ImageID != debug.Id {
 		t.Errorf("ephemeral statuses %+v, want image %s with ID %s", st.EphemeralContainerStatuses, debugTag, debug.Id)
+	}
+}
+
+// noRefImages is an image service whose pulls succeed without saying what
+// they pulled.
+type noRefImages struct{ *critest.FakeImageService }
+
+func (noRefImages) PullImage(context.Context, *runtimeapi.ImageSpec, *runtimeapi.AuthConfig, *runtimeapi.PodSandboxConfig) (string, error) {
+	return "", nil
+}
+
+// A pull that returns no image reference leaves nothing to create the
+// container from but the name, which may already name another image: the
+// start fails as a pull does, and nothing is created.
+func TestPullWithoutImageReferenceIsAPullFailure(t *testing.T) {
+	rt := critest.NewFakeRuntimeService()
+	f := fixtureOn(t, rt, noRefImages{critest.NewFakeImageService()})
+	f.rt = rt
+	st := f.sync(f.worker(testPod(v1.RestartPolicyAlways)))
+	w := st.ContainerStatuses[0].State.Waiting
+	want := `the runtime pulled image "example/app:1" but returned no image reference`
+	if w == nil || w.Reason != "ErrImagePull" || w.Message != want {
+		t.Fatalf("waiting %+v, want ErrImagePull %q", w, want)
+	}
+	if _, total := f.count("app"); total != 0 {
+		t.Errorf("%d containers created, want none", total)
 	}
 }

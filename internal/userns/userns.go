@@ -83,6 +83,12 @@ type Manager struct {
 	mu     sync.Mutex
 	used   bitmap
 	usedBy map[types.UID]uint32
+	// fromDisk are the pods whose ranges New read from their files and
+	// that no sandbox has asked for since: the only ones Retain may free.
+	// A range handed out (or asked for again) while knode runs is freed by
+	// Release once the pod is gone, never by Retain, whose keep set may
+	// predate the pod.
+	fromDisk map[types.UID]bool
 }
 
 // New checks the node's IDs as the kubelet does and records the ranges
@@ -124,6 +130,7 @@ func New(o Options) (*Manager, error) {
 		handlers: o.Handlers,
 		used:     newBitmap(int(total / length)),
 		usedBy:   map[types.UID]uint32{},
+		fromDisk: map[types.UID]bool{},
 	}
 	names, err := os.ReadDir(o.PodsDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -144,6 +151,7 @@ func New(o Options) (*Manager, error) {
 		if err := m.record(uid, mapping); err != nil {
 			return nil, fmt.Errorf("record pod mappings for existing pod %q: %w", uid, err)
 		}
+		m.fromDisk[uid] = true
 	}
 	return m, nil
 }
@@ -243,6 +251,7 @@ func (m *Manager) GetOrCreate(pod *v1.Pod, handler string) (*runtimeapi.UserName
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	delete(m.fromDisk, pod.UID) // the pod is back: its worker releases it
 	if from, ok := m.usedBy[pod.UID]; ok {
 		return m.cri(from), nil
 	}
@@ -272,6 +281,10 @@ func (m *Manager) GetOrCreate(pod *v1.Pod, handler string) (*runtimeapi.UserName
 func (m *Manager) Release(uid types.UID) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.releaseLocked(uid)
+}
+
+func (m *Manager) releaseLocked(uid types.UID) error {
 	if _, ok := m.usedBy[uid]; !ok {
 		return nil
 	}
@@ -290,20 +303,20 @@ func (m *Manager) Release(uid types.UID) error {
 
 // Retain releases the ranges of pods not in keep: pods that went while
 // knode was down, whose directories and files stayed (the kubelet's
-// CleanupOrphanedPodUsernsAllocations). Errors are returned together; the
-// ranges that could not be released stay taken.
+// CleanupOrphanedPodUsernsAllocations). Only ranges read from disk at
+// start and not asked for since are candidates, decided and freed under
+// the lock: keep is computed before Retain runs, and a pod declared in
+// between has a range a running sandbox uses, which another pod must not
+// get. Errors are returned together; the ranges that could not be
+// released stay taken.
 func (m *Manager) Retain(keep map[types.UID]bool) error {
 	m.mu.Lock()
-	var gone []types.UID
-	for uid := range m.usedBy {
-		if !keep[uid] {
-			gone = append(gone, uid)
-		}
-	}
-	m.mu.Unlock()
+	defer m.mu.Unlock()
 	var errs []error
-	for _, uid := range gone {
-		errs = append(errs, m.Release(uid))
+	for uid := range m.fromDisk {
+		if !keep[uid] {
+			errs = append(errs, m.releaseLocked(uid))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -341,6 +354,7 @@ func (m *Manager) free(uid types.UID) {
 		return
 	}
 	delete(m.usedBy, uid)
+	delete(m.fromDisk, uid)
 	m.used.clear(int(from/m.length) - m.off)
 }
 

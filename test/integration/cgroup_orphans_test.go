@@ -18,9 +18,7 @@ import (
 // the cgroup removed. The cgroup of a pod knode runs stays, and so does
 // what is not a pod's cgroup or lies outside kubepods.
 func TestOrphanedPodCgroupsRemovedAtStart(t *testing.T) {
-	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.shares"); err != nil {
-		t.Skip("cgroup v1 with the cpu controller at /sys/fs/cgroup/cpu is needed")
-	}
+	requireCgroupV1(t)
 	t.Parallel()
 	root := testCgroupRoot(t)
 	n := newNode(t)

@@ -28,6 +28,14 @@ func testCgroupRoot(t *testing.T) string {
 	return root
 }
 
+// requireCgroupV1 skips a test that reads cgroup v1 files.
+func requireCgroupV1(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.shares"); err != nil {
+		t.Skip("cgroup v1 with the cpu controller at /sys/fs/cgroup/cpu is needed")
+	}
+}
+
 // cgroupRoot is the node's own --cgroup-root: each test node keeps its
 // pods' cgroups apart from every other node's (knode destroys the pod
 // cgroups under its root that it does not know).

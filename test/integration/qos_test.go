@@ -29,9 +29,7 @@ func cgroupFile(t *testing.T, controller, cgroup, file string) string {
 // and memory limit, and the containers' oom_score_adj by QoS class read
 // from inside. A removed pod's cgroup goes.
 func TestQoSCgroupsAndOOMScore(t *testing.T) {
-	if _, err := os.Stat("/sys/fs/cgroup/cpu/cpu.shares"); err != nil {
-		t.Skip("cgroup v1 with the cpu controller at /sys/fs/cgroup/cpu is needed")
-	}
+	requireCgroupV1(t)
 	t.Parallel()
 	root := testCgroupRoot(t)
 	n := newNode(t)

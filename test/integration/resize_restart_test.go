@@ -13,6 +13,105 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
+// resizeCluster is a cluster-mode node for the resize tests: knode with a
+// cgroup root of the test's own and a quick sync, and the default service
+// account.
+type resizeCluster struct {
+	t    *testing.T
+	ctx  context.Context
+	cp   *controlPlane
+	n    *node
+	root string
+	// args start knode (again).
+	args []string
+}
+
+func newResizeCluster(t *testing.T) *resizeCluster {
+	root := testCgroupRoot(t)
+	cp := newControlPlane(t)
+	n := newNode(t)
+	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	c := &resizeCluster{t: t, ctx: context.Background(), cp: cp, n: n, root: root,
+		args: []string{"--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root}}
+	n.startKnode(c.args...)
+	if _, err := cp.core.ServiceAccounts("default").Create(c.ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// resizeRes is a container's CPU and memory requests and limits.
+func resizeRes(reqCPU, reqMem, limCPU, limMem string) v1.ResourceRequirements {
+	q := resource.MustParse
+	return v1.ResourceRequirements{
+		Requests: v1.ResourceList{v1.ResourceCPU: q(reqCPU), v1.ResourceMemory: q(reqMem)},
+		Limits:   v1.ResourceList{v1.ResourceCPU: q(limCPU), v1.ResourceMemory: q(limMem)}}
+}
+
+// sleeper is a pod on the node whose containers sleep.
+func (c *resizeCluster) sleeper(name string, containers ...v1.Container) *v1.Pod {
+	grace := int64(1)
+	for i := range containers {
+		containers[i].Image, containers[i].Command = busybox, []string{"sleep", "3600"}
+	}
+	return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+		Spec: v1.PodSpec{NodeName: c.n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool), Containers: containers}}
+}
+
+func (c *resizeCluster) create(pod *v1.Pod) {
+	c.t.Helper()
+	if _, err := c.cp.core.Pods("default").Create(c.ctx, pod, metav1.CreateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *resizeCluster) get(name string) *v1.Pod {
+	c.t.Helper()
+	p, err := c.cp.core.Pods("default").Get(c.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return p
+}
+
+// resize asks for the pod's new spec through its resize subresource.
+func (c *resizeCluster) resize(p *v1.Pod) {
+	c.t.Helper()
+	if _, err := c.cp.core.Pods("default").UpdateResize(c.ctx, p.Name, p, metav1.UpdateOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// allocatableCPU is the node's allocatable CPU (milli) as it reports it.
+func (c *resizeCluster) allocatableCPU() int64 {
+	c.t.Helper()
+	node, err := c.cp.core.Nodes().Get(c.ctx, c.n.name, metav1.GetOptions{})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return node.Status.Allocatable.Cpu().MilliValue()
+}
+
+// hog runs a pod that requests milliCPU, taking that room from the others.
+func (c *resizeCluster) hog(milliCPU int64) {
+	c.t.Helper()
+	c.create(c.sleeper("hog", v1.Container{Name: "main",
+		Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: *resource.NewMilliQuantity(milliCPU, resource.DecimalSI)}}}))
+	c.n.eventually(2*time.Minute, "the hog running", func() bool {
+		cs := containerStatus(c.get("hog"), "main")
+		return cs != nil && cs.State.Running != nil
+	})
+}
+
+func containerStatus(p *v1.Pod, name string) *v1.ContainerStatus {
+	for i := range p.Status.ContainerStatuses {
+		if p.Status.ContainerStatuses[i].Name == name {
+			return &p.Status.ContainerStatuses[i]
+		}
+	}
+	return nil
+}
+
 // TestInPlaceResizeSurvivesRestart: what a pod was allocated by an
 // in-place resize, and a resize deferred for want of room, outlive a
 // knode crash, as the kubelet's allocated_pods_state and
@@ -21,96 +120,35 @@ import (
 // deferred resize is still Deferred, and it is applied once room frees.
 func TestInPlaceResizeSurvivesRestart(t *testing.T) {
 	t.Parallel()
-	root := testCgroupRoot(t)
-	cp := newControlPlane(t)
-	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	args := []string{"--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root}
-	n.startKnode(args...)
-	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	q := resource.MustParse
-	res := func(reqCPU, reqMem, limCPU, limMem string) v1.ResourceRequirements {
-		return v1.ResourceRequirements{
-			Requests: v1.ResourceList{v1.ResourceCPU: q(reqCPU), v1.ResourceMemory: q(reqMem)},
-			Limits:   v1.ResourceList{v1.ResourceCPU: q(limCPU), v1.ResourceMemory: q(limMem)}}
-	}
-	grace := int64(1)
-	pods := cp.core.Pods("default")
-	get := func(name string) *v1.Pod {
-		p, err := pods.Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	main := func(p *v1.Pod) *v1.ContainerStatus {
-		for i := range p.Status.ContainerStatuses {
-			if p.Status.ContainerStatuses[i].Name == "main" {
-				return &p.Status.ContainerStatuses[i]
-			}
-		}
-		return nil
-	}
-	pending := func(p *v1.Pod) *v1.PodCondition {
-		for i := range p.Status.Conditions {
-			if p.Status.Conditions[i].Type == v1.PodResizePending {
-				return &p.Status.Conditions[i]
-			}
-		}
-		return nil
-	}
-	running := func(name string) func() bool {
-		return func() bool {
-			cs := main(get(name))
-			return cs != nil && cs.State.Running != nil
-		}
-	}
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "resize", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}, Resources: res("100m", "64Mi", "200m", "128Mi")}}}}
-	if _, err := pods.Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	n.eventually(2*time.Minute, "the pod running", running("resize"))
+	c := newResizeCluster(t)
+	n, get := c.n, c.get
+	main := func(p *v1.Pod) *v1.ContainerStatus { return containerStatus(p, "main") }
+	pending := func(p *v1.Pod) *v1.PodCondition { return podCondition(p, v1.PodResizePending) }
+	c.create(c.sleeper("resize", v1.Container{Name: "main", Resources: resizeRes("100m", "64Mi", "200m", "128Mi")}))
+	n.eventually(2*time.Minute, "the pod running", func() bool {
+		cs := main(get("resize"))
+		return cs != nil && cs.State.Running != nil
+	})
 
 	// An in-place resize, applied.
 	p := get("resize")
-	p.Spec.Containers[0].Resources = res("150m", "96Mi", "400m", "192Mi")
-	if _, err := pods.UpdateResize(ctx, "resize", p, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	p.Spec.Containers[0].Resources = resizeRes("150m", "96Mi", "400m", "192Mi")
+	c.resize(p)
 	n.eventually(2*time.Minute, "the resize applied", func() bool {
 		m := main(get("resize"))
 		return m.Resources != nil && m.Resources.Limits.Cpu().String() == "400m" && m.AllocatedResources.Cpu().String() == "150m"
 	})
-	podCgroup := root + "/kubepods/burstable/pod" + string(p.UID)
+	podCgroup := c.root + "/kubepods/burstable/pod" + string(p.UID)
 	quota := func() string { return cgroupFile(t, "cpu", podCgroup, "cpu.cfs_quota_us") }
 	if got := quota(); got != "40000" {
 		t.Fatalf("the pod cgroup after the resize: quota %s, want 40000", got)
 	}
 
 	// Another pod takes the room: the next resize is Deferred.
-	node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hogCPU := node.Status.Allocatable.Cpu().MilliValue() - 300
-	hog := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hog", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"},
-				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: *resource.NewMilliQuantity(hogCPU, resource.DecimalSI)}}}}}}
-	if _, err := pods.Create(ctx, hog, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	n.eventually(2*time.Minute, "the hog running", running("hog"))
+	c.hog(c.allocatableCPU() - 300)
 	p = get("resize")
-	p.Spec.Containers[0].Resources = res("500m", "96Mi", "600m", "192Mi")
-	if _, err := pods.UpdateResize(ctx, "resize", p, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	p.Spec.Containers[0].Resources = resizeRes("500m", "96Mi", "600m", "192Mi")
+	c.resize(p)
 	var before *v1.PodCondition
 	n.eventually(time.Minute, "PodResizePending Deferred", func() bool {
 		before = pending(get("resize"))
@@ -121,7 +159,7 @@ func TestInPlaceResizeSurvivesRestart(t *testing.T) {
 	// knode crashes and starts again.
 	n.knode.kill()
 	restarted := time.Now().Truncate(time.Second)
-	n.startKnode(args...)
+	n.startKnode(c.args...)
 	n.eventually(2*time.Minute, "the restarted knode's first status of the pod", func() bool {
 		c := pending(get("resize"))
 		return c == nil || (!c.LastProbeTime.Equal(&before.LastProbeTime) && !c.LastProbeTime.Time.Before(restarted))
@@ -152,7 +190,7 @@ func TestInPlaceResizeSurvivesRestart(t *testing.T) {
 
 	// Room frees: the resize deferred before the restart is allocated and
 	// applied to the running container.
-	if err := pods.Delete(ctx, "hog", metav1.DeleteOptions{}); err != nil {
+	if err := c.cp.core.Pods("default").Delete(c.ctx, "hog", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	n.eventually(2*time.Minute, "the deferred resize allocated and applied", func() bool {
@@ -160,7 +198,7 @@ func TestInPlaceResizeSurvivesRestart(t *testing.T) {
 		m := main(p)
 		return pending(p) == nil && m.AllocatedResources.Cpu().String() == "500m" && m.Resources != nil && m.Resources.Limits.Cpu().String() == "600m"
 	})
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, cancel := context.WithTimeout(c.ctx, 30*time.Second)
 	defer cancel()
 	out, _, err := n.cri.ExecSync(cctx, strings.TrimPrefix(main(get("resize")).ContainerID, "containerd://"),
 		[]string{"cat", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"}, 20*time.Second)

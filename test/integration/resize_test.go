@@ -9,7 +9,6 @@ import (
 	"time"
 
 	v1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -22,56 +21,13 @@ import (
 // they are gone.
 func TestInPlaceResize(t *testing.T) {
 	t.Parallel()
-	// The pod cgroups live under a root of this test's own.
-	root := testCgroupRoot(t)
-	cp := newControlPlane(t)
-	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
-	n.startKnode("--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root)
-	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	q := resource.MustParse
-	res := func(reqCPU, reqMem, limCPU, limMem string) v1.ResourceRequirements {
-		return v1.ResourceRequirements{
-			Requests: v1.ResourceList{v1.ResourceCPU: q(reqCPU), v1.ResourceMemory: q(reqMem)},
-			Limits:   v1.ResourceList{v1.ResourceCPU: q(limCPU), v1.ResourceMemory: q(limMem)}}
-	}
-	grace := int64(1)
-	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "resize", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{
-				{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}, Resources: res("100m", "64Mi", "200m", "128Mi")},
-				{Name: "restarter", Image: busybox, Command: []string{"sleep", "3600"}, Resources: res("100m", "32Mi", "100m", "64Mi"),
-					ResizePolicy: []v1.ContainerResizePolicy{{ResourceName: v1.ResourceMemory, RestartPolicy: v1.RestartContainer}}},
-			}}}
-	if _, err := cp.core.Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	get := func(name string) *v1.Pod {
-		p, err := cp.core.Pods("default").Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	status := func(p *v1.Pod, name string) *v1.ContainerStatus {
-		for i := range p.Status.ContainerStatuses {
-			if p.Status.ContainerStatuses[i].Name == name {
-				return &p.Status.ContainerStatuses[i]
-			}
-		}
-		return nil
-	}
-	condition := func(p *v1.Pod, t v1.PodConditionType) *v1.PodCondition {
-		for i := range p.Status.Conditions {
-			if p.Status.Conditions[i].Type == t {
-				return &p.Status.Conditions[i]
-			}
-		}
-		return nil
-	}
+	rc := newResizeCluster(t)
+	cp, n, root, ctx, get, res := rc.cp, rc.n, rc.root, rc.ctx, rc.get, resizeRes
+	status, condition := containerStatus, podCondition
+	rc.create(rc.sleeper("resize",
+		v1.Container{Name: "main", Resources: res("100m", "64Mi", "200m", "128Mi")},
+		v1.Container{Name: "restarter", Resources: res("100m", "32Mi", "100m", "64Mi"),
+			ResizePolicy: []v1.ContainerResizePolicy{{ResourceName: v1.ResourceMemory, RestartPolicy: v1.RestartContainer}}}))
 	n.eventually(2*time.Minute, "both containers running", func() bool {
 		p := get("resize")
 		m, r := status(p, "main"), status(p, "restarter")
@@ -145,27 +101,13 @@ func TestInPlaceResize(t *testing.T) {
 	// More CPU than the node has is refused by the API server itself (its
 	// resize admission checks the Node's allocatable); knode's Infeasible
 	// check stands behind it (unit test).
-	node, err := cp.core.Nodes().Get(ctx, n.name, metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	capacity := node.Status.Allocatable.Cpu().MilliValue()
+	capacity := rc.allocatableCPU()
 	var c *v1.PodCondition
 
 	// Another pod takes most of the CPU: a resize that fits the node but
 	// not beside it is Deferred, and allocated once that pod is gone.
 	hogCPU := capacity - 500
-	hog := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "hog", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"},
-				Resources: v1.ResourceRequirements{Requests: v1.ResourceList{v1.ResourceCPU: *resource.NewMilliQuantity(hogCPU, resource.DecimalSI)}}}}}}
-	if _, err := cp.core.Pods("default").Create(ctx, hog, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	n.eventually(2*time.Minute, "the hog running", func() bool {
-		cs := status(get("hog"), "main")
-		return cs != nil && cs.State.Running != nil
-	})
+	rc.hog(hogCPU)
 	p = get("resize")
 	p.Spec.Containers[0].Resources = res("500m", "96Mi", "600m", "192Mi")
 	if _, err := cp.core.Pods("default").UpdateResize(ctx, "resize", p, metav1.UpdateOptions{}); err != nil {
@@ -194,12 +136,9 @@ func TestInPlaceResize(t *testing.T) {
 	// A memory limit below what the container uses: the runtime refuses
 	// it (the kernel cannot reclaim anonymous memory), the resize stays in
 	// progress with reason Error, and the cgroup keeps its limit.
-	shrink := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "shrink", Namespace: "default"},
-		Spec: v1.PodSpec{NodeName: n.name, TerminationGracePeriodSeconds: &grace, AutomountServiceAccountToken: new(bool),
-			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"memhog", "48"}, Resources: res("50m", "64Mi", "100m", "128Mi")}}}}
-	if _, err := cp.core.Pods("default").Create(ctx, shrink, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	shrink := rc.sleeper("shrink", v1.Container{Name: "main", Resources: res("50m", "64Mi", "100m", "128Mi")})
+	shrink.Spec.Containers[0].Command = []string{"memhog", "48"}
+	rc.create(shrink)
 	n.eventually(2*time.Minute, "memhog holding its memory", func() bool {
 		cs := status(get("shrink"), "main")
 		if cs == nil || cs.State.Running == nil {
