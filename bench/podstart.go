@@ -96,7 +96,7 @@ func (e *env) bareRun(ctx context.Context, uid string, image *runtimeapi.ImageSp
 		Hostname:     "bare",
 		LogDirectory: filepath.Join(e.dir, "barelogs", uid),
 		Labels:       map[string]string{"bench": "bare"},
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: "/kubepods/besteffort/pod" + uid},
+		Linux:        &runtimeapi.LinuxPodSandboxConfig{CgroupParent: benchCgroupRoot(e.dir) + "/kubepods/besteffort/pod" + uid},
 	}
 	_ = os.MkdirAll(sbCfg.LogDirectory, 0o755)
 	pollCtx, stopPoll := context.WithCancel(ctx)
