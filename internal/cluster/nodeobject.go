@@ -29,6 +29,7 @@ func (n *Node) watchNode(ctx context.Context) {
 	lw := cache.NewListWatchFromClient(n.api.core, "nodes", metav1.NamespaceAll,
 		fields.OneTermEqualSelector("metadata.name", n.facts.NodeName))
 	n.obj.informer = cache.NewSharedIndexInformer(lw, &v1.Node{}, 0, cache.Indexers{})
+	_ = n.obj.informer.SetTransform(stripManagedFields) // fails only once started
 	go n.obj.informer.Run(ctx.Done())
 }
 

@@ -38,6 +38,7 @@ func (n *Node) NewPods() *Pods {
 	lw := cache.NewListWatchFromClient(n.api.core, "pods", metav1.NamespaceAll,
 		fields.OneTermEqualSelector("spec.nodeName", n.facts.NodeName))
 	inf := cache.NewSharedIndexInformer(lw, &v1.Pod{}, 0, cache.Indexers{})
+	_ = inf.SetTransform(stripManagedFields) // fails only once started
 	return &Pods{node: n, informer: inf, log: n.log}
 }
 

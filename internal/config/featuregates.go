@@ -11,10 +11,16 @@ import (
 // in the kubelet since 1.30).
 const ContainerCheckpoint featuregate.Feature = "ContainerCheckpoint"
 
+// UserNamespacesSupport gates hostUsers: false; GA and locked on in the
+// kubelet since 1.36, so a configuration that names it keeps working and
+// one that turns it off is refused, as by the kubelet.
+const UserNamespacesSupport featuregate.Feature = "UserNamespacesSupport"
+
 // knownGates are the kubelet feature gates knode implements. An unknown gate is
 // an error, as in the kubelet, so a typo never silently changes nothing.
 var knownGates = map[featuregate.Feature]featuregate.FeatureSpec{
-	ContainerCheckpoint: {Default: true, PreRelease: featuregate.Beta},
+	ContainerCheckpoint:   {Default: true, PreRelease: featuregate.Beta},
+	UserNamespacesSupport: {Default: true, PreRelease: featuregate.GA, LockToDefault: true},
 }
 
 // FeatureGates is the set of gates in force for one agent.

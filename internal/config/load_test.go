@@ -94,6 +94,13 @@ func TestLoad(t *testing.T) {
 			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"registryBurst"`},
 		},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
+		{name: "UserNamespacesSupport is locked on", args: []string{"--feature-gates", "UserNamespacesSupport=false"}, err: "UserNamespacesSupport"},
+		{name: "UserNamespacesSupport named on", args: []string{"--feature-gates", "UserNamespacesSupport=true"},
+			check: func(t *testing.T, c *Config) {
+				if !c.FeatureGates.Enabled(UserNamespacesSupport) {
+					t.Fatal("UserNamespacesSupport off")
+				}
+			}},
 		{name: "wrong kind", file: "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: Pod\n", err: "want apiVersion"},
 		{name: "unknown field is an error", file: header + "staticPodPth: /x\n", err: "unknown field"},
 		{name: "bad authorization mode", args: []string{"--authorization-mode", "RBAC"}, err: "not supported"},

@@ -133,4 +133,5 @@ func runtimeDetails(ctx context.Context, rt *cri.Runtime, r *Report) {
 	default:
 		r.warn(area, "CDI", "the runtime does not say whether CDI is enabled", "containerd 2.x enables it by default; containerd 1.6 has none")
 	}
+	userNamespaces(st.GetRuntimeHandlers(), r)
 }

@@ -30,6 +30,22 @@ spec:
 `
 }
 
+// checkPreempted checks a Failed/Preempting pod's status against the
+// kubelet's: its message and its DisruptionTarget condition.
+func checkPreempted(t *testing.T, pod *v1.Pod) {
+	t.Helper()
+	if want := "Preempted in order to admit critical pod"; pod.Status.Message != want {
+		t.Errorf("preempted pod's message %q, want %q", pod.Status.Message, want)
+	}
+	for _, c := range pod.Status.Conditions {
+		if c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" &&
+			c.Message == "Pod was preempted by Kubelet to accommodate a critical pod." {
+			return
+		}
+	}
+	t.Errorf("the preempted pod has no DisruptionTarget condition of the kubelet's: %+v", pod.Status.Conditions)
+}
+
 // A node full of pods (--max-pods 2) admits a critical static pod as the
 // kubelet's CriticalPodAdmissionHandler does: it stops the pod of lowest
 // QoS it may preempt — the BestEffort one, not the Burstable one — which
@@ -49,17 +65,7 @@ func TestCriticalStaticPodPreemptsLowerQoS(t *testing.T) {
 
 	n.writeManifest("critical.yaml", preemptionPod("critical", "2000001000", "10m"))
 	victim := n.waitFailed(n.podName("besteffort"), "Preempting")
-	if want := "Preempted in order to admit critical pod"; victim.Status.Message != want {
-		t.Errorf("preempted pod's message %q, want %q", victim.Status.Message, want)
-	}
-	disrupted := false
-	for _, c := range victim.Status.Conditions {
-		disrupted = disrupted || c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" &&
-			c.Message == "Pod was preempted by Kubelet to accommodate a critical pod."
-	}
-	if !disrupted {
-		t.Errorf("the preempted pod has no DisruptionTarget condition of the kubelet's: %+v", victim.Status.Conditions)
-	}
+	checkPreempted(t, victim)
 	n.waitRunning("default", "critical", "main")
 	n.eventually(30*time.Second, "the preempted pod's container stopped", func() bool {
 		return n.running("default", "besteffort", "main") == nil
@@ -109,17 +115,7 @@ func TestClusterStaticPodPreemptsAPIPod(t *testing.T) {
 	got := clusterPod(t, cp, n, "victim", "Failed with Preempting", func(p *v1.Pod) bool {
 		return p.Status.Phase == v1.PodFailed && p.Status.Reason == "Preempting"
 	})
-	if want := "Preempted in order to admit critical pod"; got.Status.Message != want {
-		t.Errorf("message %q, want %q", got.Status.Message, want)
-	}
-	disrupted := false
-	for _, c := range got.Status.Conditions {
-		disrupted = disrupted || c.Type == v1.DisruptionTarget && c.Status == v1.ConditionTrue && c.Reason == "TerminationByKubelet" &&
-			c.Message == "Pod was preempted by Kubelet to accommodate a critical pod."
-	}
-	if !disrupted {
-		t.Errorf("no DisruptionTarget condition of the kubelet's in the API: %+v", got.Status.Conditions)
-	}
+	checkPreempted(t, got)
 	clusterPod(t, cp, n, n.podName("critical"), "the critical pod's mirror Running", func(p *v1.Pod) bool { return p.Status.Phase == v1.PodRunning })
 	n.eventually(30*time.Second, "the kubelet's Preempting event on the victim", func() bool {
 		list, err := cp.core.Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.name=victim,reason=Preempting"})
