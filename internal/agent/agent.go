@@ -137,6 +137,18 @@ func (a *agent) startRuntime(ctx context.Context) error {
 	if err := os.MkdirAll(cfg.RootDir, 0o711); err != nil {
 		return fmt.Errorf("create root dir: %w", err)
 	}
+	// The pods' directories are not: they hold Secret volumes and whatever
+	// a container wrote in its emptyDir (a set-user-ID root program
+	// included), and any host user reads pod UIDs in /proc/<pid>/cgroup.
+	// Root only, as the kubelet's 0750, set again on a directory an older
+	// knode made 0755.
+	podsDir := filepath.Join(cfg.RootDir, "pods")
+	if err := os.MkdirAll(podsDir, 0o750); err != nil {
+		return fmt.Errorf("create pods dir: %w", err)
+	}
+	if err := os.Chmod(podsDir, 0o750); err != nil {
+		return fmt.Errorf("pods dir: %w", err)
+	}
 	a.endpoint = cfg.ContainerRuntimeEndpoint
 	if a.endpoint == "" {
 		sup, err := startEmbedded(ctx, cfg, log)

@@ -193,6 +193,12 @@ func (v *Volumes) Write(ctx context.Context, ps *PodState, pod *v1.Pod, vol *v1.
 		}
 	}
 	dir := filepath.Join(podDir, "volumes", kind, vol.Name)
+	// The pod's and its volumes' directories are root's alone (0750, as
+	// the kubelet's); the volume's own is searchable by the container's
+	// user.
+	if err := os.MkdirAll(filepath.Dir(dir), 0o750); err != nil {
+		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("volume %q: %w", vol.Name, err)
 	}
