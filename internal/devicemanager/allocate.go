@@ -40,6 +40,9 @@ func admissionError(format string, args ...any) error {
 // knode restart) are reused without calling the plugin.
 func (m *Manager) Allocate(ctx context.Context, pod *v1.Pod) error {
 	uid := string(pod.UID)
+	m.mu.Lock()
+	delete(m.restored, uid) // the pod is back: Release frees its devices
+	m.mu.Unlock()
 	// Devices of finished init containers are handed on to later containers;
 	// restartable (sidecar) init containers keep theirs.
 	reusable := map[string]map[string]bool{}
@@ -417,32 +420,43 @@ func (m *Manager) PreStart(ctx context.Context, pod *v1.Pod, c *v1.Container) er
 // Release frees a removed pod's devices.
 func (m *Manager) Release(uid types.UID) {
 	m.mu.Lock()
-	if _, ok := m.allocs[string(uid)]; !ok {
-		m.mu.Unlock()
-		return
+	released := m.releaseLocked(string(uid))
+	m.mu.Unlock()
+	if released {
+		m.log.Info("devices released", "pod", uid)
 	}
-	for _, resources := range m.allocs[string(uid)] {
+}
+
+func (m *Manager) releaseLocked(uid string) bool {
+	delete(m.restored, uid)
+	if _, ok := m.allocs[uid]; !ok {
+		return false
+	}
+	for _, resources := range m.allocs[uid] {
 		for name, al := range resources {
 			m.markUsedLocked(name, al.ids(), false)
 		}
 	}
-	delete(m.allocs, string(uid))
+	delete(m.allocs, uid)
 	m.dirtyLocked()
-	m.mu.Unlock()
-	m.log.Info("devices released", "pod", uid)
+	return true
 }
 
-// Retain frees the devices of every pod not in keep: pods deleted while knode was down.
+// Retain frees the devices of pods not in keep: pods deleted while knode
+// was down. Only pods restored from the checkpoint that have not asked for
+// their devices since are candidates, decided and freed under the lock:
+// keep is computed before Retain runs, and a pod allocated in between
+// would lose a device its containers use to the next pod.
 func (m *Manager) Retain(keep map[types.UID]bool) {
 	m.mu.Lock()
 	var gone []string
-	for uid := range m.allocs {
-		if !keep[types.UID(uid)] {
+	for uid := range m.restored {
+		if !keep[types.UID(uid)] && m.releaseLocked(uid) {
 			gone = append(gone, uid)
 		}
 	}
 	m.mu.Unlock()
 	for _, uid := range gone {
-		m.Release(types.UID(uid))
+		m.log.Info("devices released", "pod", uid)
 	}
 }

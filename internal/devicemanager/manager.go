@@ -55,6 +55,11 @@ type Manager struct {
 	allocs    allocations
 	// used[resource][device] is kept with allocs, so allocation never rescans every pod.
 	used map[string]map[string]bool
+	// restored are the pods whose devices came from the checkpoint and
+	// that have not asked for them since: the only ones Retain may free
+	// (its keep set is computed before it runs; a pod allocated since is
+	// freed by Release when it goes).
+	restored map[string]bool
 	// changed is closed and replaced whenever capacity or health changes.
 	changed chan struct{}
 	// failed keeps registrations that never succeeded, for diagnosis.
@@ -112,12 +117,13 @@ func New(opts Options) (*Manager, error) {
 		return nil, fmt.Errorf("create device plugins directory: %w", err)
 	}
 	m := &Manager{opts: opts, log: opts.Log, resources: map[string]*resource{}, allocs: allocations{}, changed: make(chan struct{}),
-		failed: map[string]*resource{}, used: map[string]map[string]bool{}, writeKick: make(chan struct{}, 1), flushed: make(chan struct{})}
+		failed: map[string]*resource{}, used: map[string]map[string]bool{}, restored: map[string]bool{}, writeKick: make(chan struct{}, 1), flushed: make(chan struct{})}
 	entries, registered, err := checkpoint.Read(m.checkpointPath())
 	switch {
 	case err == nil:
 		m.allocs.load(entries)
 		for _, e := range entries {
+			m.restored[e.PodUID] = true
 			for _, ids := range e.DeviceIDs {
 				m.markUsedLocked(e.ResourceName, ids, true)
 			}
