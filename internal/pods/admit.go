@@ -25,14 +25,20 @@ func (m *Manager) admit(uid types.UID, pod *v1.Pod) (ok bool, reason, message st
 }
 
 // admittedOthers are the admitted pods other than uid that have not
-// finished, each with the resources allocated to it (a resize that waits
-// does not count), as the kubelet's allocated pods.
+// finished, those whose deletion is being carried out included (their
+// containers run until stopped, as the kubelet's active pods), each with
+// the resources allocated to it (a resize that waits does not count), as
+// the kubelet's allocated pods.
 func (m *Manager) admittedOthers(uid types.UID) []*v1.Pod {
 	m.mu.RLock()
 	var others []*v1.Pod
 	var allocs []*podAllocation
 	for ouid, r := range m.records {
 		p := r.desired()
+		if p == nil && r.worker != nil {
+			// Being stopped: what it holds is not free before it stops.
+			p = r.stopping
+		}
 		if ouid == uid || p == nil || !r.admitted {
 			continue
 		}

@@ -128,8 +128,11 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 		next[p.UID] = p
 	}
 	for uid, r := range m.records {
-		if _, was := r.declared[source]; was && next[uid] == nil {
+		if old, was := r.declared[source]; was && next[uid] == nil {
 			delete(r.declared, source)
+			if r.desired() == nil {
+				r.stopping = old
+			}
 			if r.worker != nil {
 				r.worker.wake()
 			}
@@ -147,6 +150,7 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 			changed = append(changed, uid)
 		}
 		r.declared[source] = p
+		r.stopping = nil
 	}
 	m.sourcesReady[source] = true
 	m.podsChangedLocked()

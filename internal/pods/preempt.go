@@ -54,6 +54,12 @@ func (m *Manager) Preempt(pod *v1.Pod, reason, message, condition string) error 
 		m.mu.Unlock()
 		return fmt.Errorf("pod %s/%s (%s) has no worker", pod.Namespace, pod.Name, pod.UID)
 	}
+	if m.records[pod.UID].desired() == nil {
+		// Already being stopped (no source declares it): its worker stops
+		// it with the grace period it was given and takes no order.
+		m.mu.Unlock()
+		return nil
+	}
 	m.records[pod.UID].eviction = &evictOrder{waiting: waiting{reason: reason, message: message, disruption: condition}, graceful: true, done: done}
 	w.wake()
 	m.mu.Unlock()
