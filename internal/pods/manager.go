@@ -109,6 +109,7 @@ func (m *Manager) Run(ctx context.Context) {
 func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 	podsource.Stamp(source, pods)
 	next := make(map[types.UID]*v1.Pod, len(pods))
+	deleting := map[types.UID]*v1.Pod{}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, p := range pods {
@@ -123,19 +124,26 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 				g := *p.DeletionGracePeriodSeconds
 				m.recordLocked(p.UID).deletionGrace = &g
 			}
+			deleting[p.UID] = p
 			continue
 		}
 		next[p.UID] = p
 	}
 	for uid, r := range m.records {
-		if old, was := r.declared[source]; was && next[uid] == nil {
+		if _, was := r.declared[source]; was && next[uid] == nil {
 			delete(r.declared, source)
-			if r.desired() == nil {
-				r.stopping = old
-			}
 			if r.worker != nil {
 				r.worker.wake()
 			}
+		}
+		// A pod the source still lists, with its deletion requested, holds
+		// what it was admitted with until its worker has stopped it (the
+		// kubelet's pod manager keeps it); one no source lists does not.
+		switch d := deleting[uid]; {
+		case d != nil && r.desired() == nil:
+			r.stopping, r.stoppingSource = d, source
+		case r.stoppingSource == source:
+			r.stopping, r.stoppingSource = nil, ""
 		}
 	}
 	// Only the workers of pods this update adds or changes sync now, as the
@@ -150,7 +158,7 @@ func (m *Manager) SetPods(source string, pods []*v1.Pod) {
 			changed = append(changed, uid)
 		}
 		r.declared[source] = p
-		r.stopping = nil
+		r.stopping, r.stoppingSource = nil, ""
 	}
 	m.sourcesReady[source] = true
 	m.podsChangedLocked()

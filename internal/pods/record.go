@@ -44,12 +44,13 @@ type podRecord struct {
 	// running, or allocated before a restart): it then counts against the
 	// node's resources and ports.
 	admitted bool
-	// stopping is the spec the last source declared before it removed the
-	// pod (an API deletion, a manifest gone): its containers still run
-	// until its worker has stopped them, and it counts against the node
-	// until then, as the kubelet's active pods include a pod whose
-	// termination was requested until it is known terminated.
-	stopping *v1.Pod
+	// stopping is the pod as a source (stoppingSource) still lists it with
+	// its deletion requested: its containers run until its worker has
+	// stopped them, and it counts against the node until then, as the
+	// kubelet's active pods include a pod whose termination was requested
+	// until it is known terminated.
+	stopping       *v1.Pod
+	stoppingSource string
 }
 
 // recordLocked returns uid's record, making it if there is none.
