@@ -19,20 +19,14 @@ CONTAINERD_DIR="$TOOLS_DIR/containerd-$CONTAINERD_VERSION/bin"
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
-need_pkgs=()
+# shellcheck source=hack/debs.sh
+. hack/debs.sh
 # criu is Debian 12's own 3.17: the tests show what it says on this kernel;
 # checkpoints use CRIU 4.1 from hack/setup-criu.sh.
 pairs="runc:/usr/sbin/runc containernetworking-plugins:/usr/lib/cni/bridge busybox-static:/bin/busybox iproute2:/sbin/ip"
 [ "$MODE" = run ] || pairs="$pairs criu:/usr/sbin/criu"
-for pair in $pairs; do
-  pkg=${pair%%:*}; file=${pair#*:}
-  [ -e "$file" ] || need_pkgs+=("$pkg")
-done
-if [ ${#need_pkgs[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need_pkgs[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-fi
+# shellcheck disable=SC2086 # pairs is a word list
+install_debs $pairs
 
 build_containerd() {
   local version=$1 dir="$TOOLS_DIR/containerd-$1/bin"

@@ -18,15 +18,9 @@ if [ -x "$DIR/runc" ] && "$DIR/runc" --version >/dev/null 2>&1; then
   exit 0
 fi
 
-need=()
-for pair in gcc:/usr/bin/gcc pkg-config:/usr/bin/pkg-config libseccomp-dev:/usr/include/seccomp.h; do
-  [ -e "${pair#*:}" ] || need+=("${pair%%:*}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing Debian packages: ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-fi
+# shellcheck source=hack/debs.sh
+. "$(dirname "$0")/debs.sh"
+install_debs gcc:/usr/bin/gcc pkg-config:/usr/bin/pkg-config libseccomp-dev:/usr/include/seccomp.h
 
 log "building runc $RUNC_VERSION with the Go command (about 2.5 minutes with cold Go caches)"
 mkdir -p "$DIR"
