@@ -45,6 +45,9 @@ func TestEmptyDirOverItsSizeLimitIsEvicted(t *testing.T) {
 	if uid := m.Synchronize(t.Context(), pods, fakeUsage{}); uid != "over" {
 		t.Fatalf("evicted %q, want over (evictions: %v)", uid, pods.evicted)
 	}
+	if len(pods.disruptions) != 0 {
+		t.Fatalf("a local-storage eviction asked for a DisruptionTarget condition (the kubelet sets none): %v", pods.disruptions)
+	}
 	if msg := pods.evicted["over"]; msg != `Usage of EmptyDir volume "scratch" exceeds the limit "1Mi". ` {
 		t.Fatalf("message %q", msg)
 	}

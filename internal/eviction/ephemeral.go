@@ -71,7 +71,7 @@ func (m *Manager) ephemeralOverLimit(ctx context.Context, pods Pods, layers Writ
 		if podLimit.Sign() > 0 && podUsed > uint64(podLimit.Value()) {
 			message = fmt.Sprintf("Pod ephemeral local storage usage exceeds the total limit of containers %s. ", podLimit.String())
 		}
-		if message != "" && pods.Evict(p.UID, message) {
+		if message != "" && pods.Evict(p.UID, message, "") {
 			m.log.Warn("evicting a pod over its ephemeral-storage limit", "pod", p.Namespace+"/"+p.Name, "message", message)
 			return p.UID
 		}

@@ -161,7 +161,11 @@ func Measure(proc, rootDir string) (map[string]Observation, error) {
 // Pods is the pod manager as eviction sees it.
 type Pods interface {
 	Pods() []*v1.Pod
-	Evict(uid types.UID, message string) bool
+	// Evict stops the pod: it ends Failed, reason Evicted, with message.
+	// disruption, when not empty, is the message of the DisruptionTarget
+	// condition (reason TerminationByKubelet) the pod gets: the kubelet
+	// sets it on node-pressure evictions, not on local-storage limits.
+	Evict(uid types.UID, message, disruption string) bool
 }
 
 // Usage reports each pod's memory working set.
@@ -290,7 +294,7 @@ func (m *Manager) Synchronize(ctx context.Context, pods Pods, usage Usage) (evic
 	o := obs[MemoryAvailable]
 	message := fmt.Sprintf("The node was low on resource: memory. Threshold quantity: %s, available: %s. The pod was using %s, request is %s.",
 		quantity(memory.limit(o.Capacity)), quantity(o.Available), quantity(used), quantity(requested))
-	if pods.Evict(victim.UID, message) {
+	if pods.Evict(victim.UID, message, message) {
 		m.log.Warn("evicting a pod under memory pressure", "pod", victim.Namespace+"/"+victim.Name, "message", message)
 		return victim.UID
 	}
@@ -336,7 +340,7 @@ func (m *Manager) emptyDirOverLimit(pods Pods) types.UID {
 			default:
 				continue
 			}
-			if pods.Evict(p.UID, message) {
+			if pods.Evict(p.UID, message, "") {
 				m.log.Warn("evicting a pod over its emptyDir sizeLimit", "pod", p.Namespace+"/"+p.Name, "message", message)
 				return p.UID
 			}

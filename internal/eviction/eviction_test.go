@@ -83,12 +83,20 @@ func TestPressure(t *testing.T) {
 type fakePods struct {
 	pods    []*v1.Pod
 	evicted map[types.UID]string
+	// disruptions are the DisruptionTarget messages asked for.
+	disruptions map[types.UID]string
 }
 
 func (f *fakePods) Pods() []*v1.Pod { return f.pods }
 
-func (f *fakePods) Evict(uid types.UID, message string) bool {
+func (f *fakePods) Evict(uid types.UID, message, disruption string) bool {
 	f.evicted[uid] = message
+	if disruption != "" {
+		if f.disruptions == nil {
+			f.disruptions = map[types.UID]string{}
+		}
+		f.disruptions[uid] = disruption
+	}
 	return true
 }
 
@@ -136,6 +144,11 @@ func TestEvictionOrder(t *testing.T) {
 			}
 			if tt.want != "" && (len(pods.evicted) != 1 || !strings.HasPrefix(pods.evicted[tt.want], "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi.")) {
 				t.Fatalf("evictions %v", pods.evicted)
+			}
+			// A node-pressure eviction gives the pod the kubelet's
+			// DisruptionTarget condition with the eviction's message.
+			if tt.want != "" && pods.disruptions[tt.want] != pods.evicted[tt.want] {
+				t.Fatalf("disruption condition %q, want the eviction message %q", pods.disruptions[tt.want], pods.evicted[tt.want])
 			}
 		})
 	}

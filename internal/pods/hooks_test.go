@@ -76,13 +76,13 @@ func TestEvictedPodStopsAndFails(t *testing.T) {
 	pod := testPod(v1.RestartPolicyAlways)
 	w := f.worker(pod)
 	f.sync(w)
-	if f.m.Evict(pod.UID, "low on memory") {
+	if f.m.Evict(pod.UID, "low on memory", "low on memory") {
 		t.Fatal("a pod without a registered worker was evicted")
 	}
 	f.m.mu.Lock()
 	f.m.recordLocked(pod.UID).worker = w
 	f.m.mu.Unlock()
-	if !f.m.Evict(pod.UID, "The node was low on resource: memory.") {
+	if !f.m.Evict(pod.UID, "The node was low on resource: memory.", "The node was low on resource: memory.") {
 		t.Fatal("Evict did not know the pod")
 	}
 	st := f.sync(w)
@@ -91,6 +91,9 @@ func TestEvictedPodStopsAndFails(t *testing.T) {
 	}
 	if st.Phase != v1.PodFailed || st.Reason != "Evicted" || st.Message != "The node was low on resource: memory." {
 		t.Fatalf("status %s %s %q", st.Phase, st.Reason, st.Message)
+	}
+	if c := conditionOf(st, v1.DisruptionTarget); c.Status != v1.ConditionTrue || c.Reason != v1.PodReasonTerminationByKubelet || c.Message != "The node was low on resource: memory." {
+		t.Fatalf("DisruptionTarget condition %+v, want the kubelet's (TerminationByKubelet, the eviction message)", c)
 	}
 	// It stays failed: the restart policy does not bring it back.
 	f.sync(w)

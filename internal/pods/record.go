@@ -225,15 +225,17 @@ func (m *Manager) statusOf(uid types.UID) *v1.PodStatus {
 
 // Evict stops a pod because the node is short of a resource: its worker
 // kills it at once and the pod ends Failed with reason Evicted and message,
-// as with the kubelet's hard eviction. It reports whether the pod was known.
-func (m *Manager) Evict(uid types.UID, message string) bool {
+// as with the kubelet's hard eviction, and with a DisruptionTarget
+// condition of message disruption unless that is empty. It reports whether
+// the pod was known.
+func (m *Manager) Evict(uid types.UID, message, disruption string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.workerLocked(uid)
 	if w == nil {
 		return false
 	}
-	m.records[uid].eviction = &evictOrder{waiting: waiting{reason: "Evicted", message: message}}
+	m.records[uid].eviction = &evictOrder{waiting: waiting{reason: "Evicted", message: message, disruption: disruption}}
 	w.wake()
 	return true
 }

@@ -623,6 +623,20 @@ func TestClusterEviction(t *testing.T) {
 	}
 	n.eventually(60*time.Second, "the BestEffort pod refused", failed("refused", "The node had condition: [MemoryPressure]."))
 	n.eventually(60*time.Second, "the Burstable pod evicted", failed("victim", "The node was low on resource: memory."))
+	// With the kubelet's DisruptionTarget condition, as node-pressure
+	// evictions have it (the refused pod was never started: none).
+	n.eventually(30*time.Second, "the evicted pod's DisruptionTarget condition", func() bool {
+		p, err := cp.core.Pods("default").Get(ctx, "victim", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == v1.DisruptionTarget {
+				return c.Status == v1.ConditionTrue && c.Reason == v1.PodReasonTerminationByKubelet && c.Message == p.Status.Message
+			}
+		}
+		return false
+	})
 	// Its container runs no more.
 	n.eventually(30*time.Second, "the evicted pod's container stopped", func() bool {
 		cs, err := n.cri.ListContainers(ctx, &runtimeapi.ContainerFilter{LabelSelector: map[string]string{"io.kubernetes.pod.name": "victim"}})
