@@ -161,7 +161,7 @@ func benchPodStart() error {
 	if err := e.removeAll(ctx); err != nil {
 		return err
 	}
-	fmt.Printf("bare CRI (RunPodSandbox+CreateContainer+StartContainer), %d pods one at a time: p50 %s  p95 %s\n", n, ms(bare.pct(.5)), ms(bare.pct(.95)))
+	fmt.Printf("bare CRI (RunPodSandbox+CreateContainer+StartContainer until the poll sees it running), %d pods one at a time: p50 %s  p95 %s\n", n, ms(bare.pct(.5)), ms(bare.pct(.95)))
 	fmt.Printf("knode manifest written -> Running, %d pods one at a time:       p50 %s  p95 %s\n", n, ms(seq.pct(.5)), ms(seq.pct(.95)))
 	fmt.Printf("knode overhead at p50: %s\n", ms(seq.pct(.5)-bare.pct(.5)))
 

@@ -23,14 +23,19 @@ fi
 install_debs gcc:/usr/bin/gcc pkg-config:/usr/bin/pkg-config libseccomp-dev:/usr/include/seccomp.h
 
 log "building runc $RUNC_VERSION with the Go command (about 2.5 minutes with cold Go caches)"
-mkdir -p "$DIR"
+# Built aside and put in place only once it passes the check below: the
+# cache check above trusts whatever binary is in place.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 # The tags and version of runc's own Makefile.
-GOBIN="$DIR" CGO_ENABLED=1 GOFLAGS=-buildvcs=false go install -tags "seccomp urfave_cli_no_docs" \
+GOBIN="$tmp" CGO_ENABLED=1 GOFLAGS=-buildvcs=false go install -tags "seccomp urfave_cli_no_docs" \
   -ldflags "-X main.version=${RUNC_VERSION#v}" "github.com/opencontainers/runc@$RUNC_VERSION"
 # The idmapped mounts containerd needs for user namespaces.
-if ! "$DIR/runc" features | tr -d " \n" | grep -q '"idmap":{"enabled":true}'; then
+if ! "$tmp/runc" features | tr -d " \n" | grep -q '"idmap":{"enabled":true}'; then
   log "runc $RUNC_VERSION reports no idmap mount support"
   exit 1
 fi
+mkdir -p "$DIR"
+mv "$tmp/runc" "$DIR/runc"
 log "runc: $("$DIR/runc" --version | head -1)"
 echo "$DIR/runc"

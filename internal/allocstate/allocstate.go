@@ -20,11 +20,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
-	"time"
 
-	"golang.org/x/sys/unix"
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/types"
@@ -184,23 +181,7 @@ func (f *File) Write(pods Pods) error {
 		return fmt.Errorf("write %s: %w", f.name, err)
 	}
 	defer d.Close()
-	tmp := "." + f.name + ".tmp-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	out, err := d.OpenFile(tmp, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600, safefs.NoSymlinks)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", f.name, err)
-	}
-	_, err = out.Write(blob)
-	if err == nil {
-		err = out.Sync()
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = d.Rename(tmp, f.name)
-	}
-	if err != nil {
-		_ = d.Remove(tmp)
+	if err := d.WriteFileSync(f.name, blob, 0o600); err != nil {
 		return fmt.Errorf("write %s: %w", f.name, err)
 	}
 	f.last, f.written = blob, true

@@ -217,8 +217,14 @@ func nodeName(override string) (string, error) {
 // checkReserved accepts the kubelet's reservable resources with quantities.
 func checkReserved(m map[string]string) error {
 	for name, value := range m {
-		if name != "cpu" && name != "memory" && name != "ephemeral-storage" && name != "pid" && !strings.HasPrefix(name, "hugepages-") {
-			return fmt.Errorf("resource %q cannot be reserved: want cpu, memory, ephemeral-storage, pid or hugepages-<size>", name)
+		if name == "pid" {
+			// The kubelet limits the pods' process IDs by it (pids.max of
+			// kubepods); knode sets no pids limit, so it is refused rather
+			// than taken and dropped.
+			return fmt.Errorf("resource %q cannot be reserved: knode does not limit the pods' process IDs (the kubepods cgroup's pids.max)", name)
+		}
+		if name != "cpu" && name != "memory" && name != "ephemeral-storage" && !strings.HasPrefix(name, "hugepages-") {
+			return fmt.Errorf("resource %q cannot be reserved: want cpu, memory, ephemeral-storage or hugepages-<size>", name)
 		}
 		q, err := resource.ParseQuantity(value)
 		if err != nil || q.Sign() < 0 {

@@ -93,6 +93,7 @@ func TestLoad(t *testing.T) {
 			file:     standalone + "registryBurst: 50\nauthentication:\n  webhook:\n    enabled: false\n    cacheTTL: 2m\n  anonymous:\n    enabled: false\nevictionSoft:\n  memory.available: 200Mi\n",
 			warnings: []string{`"authentication.webhook.cacheTTL"`, `"evictionSoft"`, `"registryBurst"`},
 		},
+		{name: "a pid reservation is refused, not dropped", args: []string{"--kube-reserved", "cpu=100m,pid=1000"}, err: "knode does not limit the pods' process IDs"},
 		{name: "unknown feature gate", args: []string{"--feature-gates", "NoSuchGate=true"}, err: "unrecognized feature gate"},
 		{name: "UserNamespacesSupport is locked on", args: []string{"--feature-gates", "UserNamespacesSupport=false"}, err: "UserNamespacesSupport"},
 		{name: "UserNamespacesSupport named on", args: []string{"--feature-gates", "UserNamespacesSupport=true"},

@@ -3,6 +3,7 @@ package pods
 import (
 	"slices"
 	"testing"
+	"time"
 
 	v1 "k8s.io/api/core/v1"
 )
@@ -34,7 +35,11 @@ func TestPreemptedPodStopsAndFails(t *testing.T) {
 	go func() {
 		errc <- f.m.Preempt(pod, "Preempting", "Preempted in order to admit critical pod", "preempted")
 	}()
-	<-w.wakeCh // the order is given
+	select {
+	case <-w.wakeCh: // the order is given
+	case <-time.After(30 * time.Second):
+		t.Fatal("Preempt did not wake the pod's worker")
+	}
 	st := f.sync(w)
 	if err := <-errc; err != nil {
 		t.Fatalf("Preempt: %v", err)

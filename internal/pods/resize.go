@@ -33,21 +33,6 @@ func allocatableCPUMemory(opts Options) func() (int64, int64) {
 	}
 }
 
-// resizable lists the containers a resize may change: app containers and
-// restartable (sidecar) init containers.
-func resizable(pod *v1.Pod) []*v1.Container {
-	var out []*v1.Container
-	for i := range pod.Spec.InitContainers {
-		if podsource.IsSidecar(&pod.Spec.InitContainers[i]) {
-			out = append(out, &pod.Spec.InitContainers[i])
-		}
-	}
-	for i := range pod.Spec.Containers {
-		out = append(out, &pod.Spec.Containers[i])
-	}
-	return out
-}
-
 // podRequests is the pod's effective CPU (milli) and memory requests as the
 // scheduler counts them: app and sidecar containers add up, a regular init
 // container counts alone (with the sidecars started before it), plus
@@ -90,7 +75,7 @@ func (a *allocations) admit(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 		pa.sized = true
 	}
 	changed := false
-	for _, c := range resizable(pod) {
+	for _, c := range podsource.RunningContainers(pod) {
 		if alloc, ok := pa.containers[c.Name]; !ok || !apiequality.Semantic.DeepEqual(alloc, c.Resources) {
 			changed = true
 		}
@@ -131,7 +116,7 @@ func (a *allocations) view(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 	if !pa.allocated {
 		return pod
 	}
-	for _, c := range resizable(pod) {
+	for _, c := range podsource.RunningContainers(pod) {
 		if alloc, ok := pa.containers[c.Name]; ok && !apiequality.Semantic.DeepEqual(alloc, c.Resources) {
 			return a.allocatedPod(pa, pod)
 		}
@@ -141,7 +126,7 @@ func (a *allocations) view(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 
 func (a *allocations) allocate(pa *podAllocation, pod *v1.Pod) {
 	pa.containers = map[string]v1.ResourceRequirements{}
-	for _, c := range resizable(pod) {
+	for _, c := range podsource.RunningContainers(pod) {
 		pa.containers[c.Name] = *c.Resources.DeepCopy()
 	}
 	pa.cpu, pa.mem = podRequests(pod)
@@ -151,7 +136,7 @@ func (a *allocations) allocate(pa *podAllocation, pod *v1.Pod) {
 // allocatedPod is a copy of pod with the allocated resources.
 func (a *allocations) allocatedPod(pa *podAllocation, pod *v1.Pod) *v1.Pod {
 	out := pod.DeepCopy()
-	for _, c := range resizable(out) {
+	for _, c := range podsource.RunningContainers(out) {
 		if alloc, ok := pa.containers[c.Name]; ok {
 			c.Resources = *alloc.DeepCopy()
 		}
@@ -307,7 +292,7 @@ func (s *podSync) syncResize(ctx context.Context) {
 		want v1.ResourceRequirements
 	}
 	var shrinking, growing []update
-	for _, c := range resizable(s.pod) {
+	for _, c := range podsource.RunningContainers(s.pod) {
 		ct := first(s.rp.instances(c.Name, s.sb.Id))
 		if ct == nil || ct.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 			continue
@@ -389,7 +374,7 @@ func (w *worker) resizeStatus(pod *v1.Pod, rp *runtimePod, st *v1.PodStatus, pre
 			statuses[list[i].Name] = &list[i]
 		}
 	}
-	for _, c := range resizable(pod) {
+	for _, c := range podsource.RunningContainers(pod) {
 		cs := statuses[c.Name]
 		alloc, ok := pa.containers[c.Name]
 		if cs == nil || !ok {

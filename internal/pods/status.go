@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"knode.io/knode/internal/podsource"
+	"knode.io/knode/internal/qos"
 )
 
 // buildStatus derives the pod's v1.PodStatus from the runtime's state and
@@ -19,7 +20,7 @@ import (
 func (w *worker) buildStatus(ctx context.Context, pod *v1.Pod, rp *runtimePod) *v1.PodStatus {
 	st := &v1.PodStatus{
 		HostIP:   w.d.node.HostIP,
-		QOSClass: qosClass(pod),
+		QOSClass: qos.Class(pod),
 	}
 	if w.d.node.HostIP != "" {
 		st.HostIPs = []v1.HostIP{{IP: w.d.node.HostIP}}
@@ -290,32 +291,4 @@ func condition(prev *v1.PodStatus, t v1.PodConditionType, ok bool, falseReason s
 		}
 	}
 	return c
-}
-
-// qosClass follows the API's rule: Guaranteed when every container's requests
-// equal its limits for cpu and memory, BestEffort when none are set.
-func qosClass(pod *v1.Pod) v1.PodQOSClass {
-	any, guaranteed := false, true
-	for _, list := range [][]v1.Container{pod.Spec.InitContainers, pod.Spec.Containers} {
-		for _, c := range list {
-			for _, r := range []v1.ResourceName{v1.ResourceCPU, v1.ResourceMemory} {
-				lim, hasLim := c.Resources.Limits[r]
-				req, hasReq := c.Resources.Requests[r]
-				if hasLim || hasReq {
-					any = true
-				}
-				if !hasLim || (hasReq && req.Cmp(lim) != 0) {
-					guaranteed = false
-				}
-			}
-		}
-	}
-	switch {
-	case !any:
-		return v1.PodQOSBestEffort
-	case guaranteed:
-		return v1.PodQOSGuaranteed
-	default:
-		return v1.PodQOSBurstable
-	}
 }

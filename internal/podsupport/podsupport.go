@@ -105,6 +105,7 @@ var Refused = []Field{
 	{Path: "spec.evictionResponders", Why: notBuilt},
 	{Path: "spec.securityContext.seLinuxChangePolicy", Why: "volumes are not relabelled for SELinux"},
 	{Path: "spec.containers[*].restartPolicyRules", Why: notBuilt},
+	{Path: "spec.containers[*].lifecycle.stopSignal", Why: "the kubelet's ContainerStopSignals (alpha, off by default) is not implemented"},
 	{Path: "spec.containers[*].volumeDevices", Why: "block volumes are not supported"},
 	{Path: "spec.volumes[*].persistentVolumeClaim", Why: "persistent volumes are not supported", Volumes: true},
 	{Path: "spec.volumes[*].ephemeral", Why: "persistent volumes are not supported", Volumes: true},

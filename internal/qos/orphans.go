@@ -4,16 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"regexp"
+	"strings"
 
 	v1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
-)
 
-// podCgroupName is a pod cgroup's name as the kubelet makes it: "pod"
-// and the pod's UID. Anything else beneath the QoS cgroups is not a pod's
-// and is left alone.
-var podCgroupName = regexp.MustCompile(`^pod([a-z0-9][a-z0-9-]{0,62})$`)
+	"knode.io/knode/internal/podpath"
+)
 
 // RemoveOrphans removes the cgroups of pods that are not known (keep),
 // found beneath kubepods, kubepods/burstable and kubepods/besteffort in
@@ -33,11 +30,14 @@ func (c *Cgroups) RemoveOrphans(keep map[types.UID]bool) ([]types.UID, error) {
 			continue
 		}
 		for _, name := range children {
-			m := podCgroupName.FindStringSubmatch(name)
-			if m == nil {
+			// A pod cgroup is "pod" and the pod's UID, of the form every
+			// pod's UID is checked against (podpath); anything else beneath
+			// the QoS cgroups is not a pod's and is left alone.
+			id, ok := strings.CutPrefix(name, "pod")
+			if !ok || len(podpath.UID(id)) > 0 {
 				continue
 			}
-			uid := types.UID(m[1])
+			uid := types.UID(id)
 			if keep[uid] {
 				continue
 			}

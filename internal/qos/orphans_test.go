@@ -38,12 +38,15 @@ func TestRemoveOrphansChoosesOnlyUnknownPodCgroups(t *testing.T) {
 	}
 	// Left in one hierarchy alone: found too.
 	mk("memory", "root/kubepods/besteffort/podstale-e")
+	// Any UID a pod may have (podpath's form: upper case, dots, up to 128
+	// characters), not only the API server's lower-case ones.
+	mk("cpu", "root/kubepods/burstable/podStatic_Pod.UID")
 	removed, err := c.RemoveOrphans(map[types.UID]bool{"kept": true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	slices.Sort(removed)
-	if want := []types.UID{"0b6c9b0e-1a2b-4c3d-8e9f-0123456789ab", "stale-b", "stale-e"}; !slices.Equal(removed, want) {
+	if want := []types.UID{"0b6c9b0e-1a2b-4c3d-8e9f-0123456789ab", "Static_Pod.UID", "stale-b", "stale-e"}; !slices.Equal(removed, want) {
 		t.Fatalf("removed %v, want %v", removed, want)
 	}
 	for _, h := range []string{"cpu", "memory"} {

@@ -86,18 +86,7 @@ func TestSetGroupOwnershipAsTheKubelet(t *testing.T) {
 // A mount below the tree (a bind of the same file system) is not the
 // volume's: the walk leaves it and what it shows alone.
 func TestSetGroupOwnershipStopsAtMounts(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	d, volPath, host := tree(t)
-	mnt := filepath.Join(volPath, "sub", "bound")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(host, mnt, "", unix.MS_BIND, ""); err != nil {
-		t.Skipf("cannot bind-mount here: %v", err)
-	}
-	t.Cleanup(func() { unmountForTest(mnt) })
+	d, volPath, host, _ := treeWithBoundHost(t)
 	fileMnt := filepath.Join(volPath, "over")
 	if err := os.WriteFile(fileMnt, nil, 0o644); err != nil {
 		t.Fatal(err)

@@ -14,18 +14,7 @@ import (
 // the tree is removed (its unmount failed or was missed), RemoveAll must
 // refuse it all the same, not empty the host's directory it shows.
 func TestRemoveAllStopsAtABindOfTheSameFileSystem(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount")
-	}
-	d, volPath, host := tree(t)
-	mnt := filepath.Join(volPath, "sub", "bound")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Mount(host, mnt, "", unix.MS_BIND, ""); err != nil {
-		t.Skipf("cannot bind-mount here: %v", err)
-	}
-	t.Cleanup(func() { unmountForTest(mnt) })
+	d, volPath, host, mnt := treeWithBoundHost(t)
 	var a, b unix.Stat_t
 	if err := unix.Stat(mnt, &a); err != nil {
 		t.Fatal(err)
@@ -42,4 +31,23 @@ func TestRemoveAllStopsAtABindOfTheSameFileSystem(t *testing.T) {
 	if data, err := os.ReadFile(filepath.Join(host, "secret")); err != nil || string(data) != "host" {
 		t.Fatalf("a host file shown by the bind was removed: %q %v", data, err)
 	}
+}
+
+// treeWithBoundHost is tree with the host directory bind-mounted at
+// sub/bound inside the volume: a mount of the same file system below it.
+func treeWithBoundHost(t *testing.T) (d *Dir, volPath, host, mnt string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount")
+	}
+	d, volPath, host = tree(t)
+	mnt = filepath.Join(volPath, "sub", "bound")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(host, mnt, "", unix.MS_BIND, ""); err != nil {
+		t.Skipf("cannot bind-mount here: %v", err)
+	}
+	t.Cleanup(func() { unmountForTest(mnt) })
+	return d, volPath, host, mnt
 }

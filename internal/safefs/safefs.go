@@ -509,6 +509,19 @@ func (r *remover) moveUp(dirfd int, name, display string) error {
 // reader sees the old or the new content and a planted link at rel is
 // replaced, never written through.
 func (d *Dir) WriteFile(rel string, data []byte, perm os.FileMode) error {
+	return d.writeFile(rel, data, perm, false)
+}
+
+// WriteFileSync is WriteFile made durable: the new content is synced before
+// it replaces the old, and the directory after, so a crash leaves either
+// the old file or the whole new one, never an empty one. For state knode
+// must not forget (which user-namespace range a pod holds, what it was
+// allocated).
+func (d *Dir) WriteFileSync(rel string, data []byte, perm os.FileMode) error {
+	return d.writeFile(rel, data, perm, true)
+}
+
+func (d *Dir) writeFile(rel string, data []byte, perm os.FileMode, durable bool) error {
 	p, base, err := d.parent(rel)
 	if err != nil {
 		return err
@@ -524,6 +537,9 @@ func (d *Dir) WriteFile(rel string, data []byte, perm os.FileMode) error {
 	if werr == nil {
 		werr = f.Chmod(perm.Perm())
 	}
+	if werr == nil && durable {
+		werr = f.Sync()
+	}
 	if cerr := f.Close(); werr == nil {
 		werr = cerr
 	}
@@ -533,6 +549,18 @@ func (d *Dir) WriteFile(rel string, data []byte, perm os.FileMode) error {
 	if werr != nil {
 		_ = unix.Unlinkat(p.Fd(), tmp, 0)
 		return &os.PathError{Op: "write", Path: d.join(rel), Err: werr}
+	}
+	if durable {
+		// p is an O_PATH descriptor, which cannot be synced: the
+		// directory itself is opened for it.
+		fd, err := unix.Openat(int(p.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			err = unix.Fsync(fd)
+			unix.Close(fd)
+		}
+		if err != nil {
+			return &os.PathError{Op: "sync", Path: d.join(rel), Err: err}
+		}
 	}
 	return nil
 }

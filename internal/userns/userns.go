@@ -439,7 +439,7 @@ func (m *Manager) read(uid types.UID) (*mapping, error) {
 	}
 	defer d.Close()
 	content, _, err := d.ReadFile(MappingsFile, maxFileSize)
-	if errors.Is(err, os.ErrNotExist) || (err == nil && len(content) == 0) {
+	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
@@ -474,21 +474,7 @@ func (m *Manager) write(uid types.UID, from uint32) error {
 	if err != nil {
 		return err
 	}
-	if err := d.WriteFile(MappingsFile, data, 0o644); err != nil {
-		return err
-	}
-	for _, rel := range []string{MappingsFile, "."} {
-		f, err := d.OpenFile(rel, os.O_RDONLY, 0, safefs.NoSymlinks)
-		if err != nil {
-			return err
-		}
-		err = f.Sync()
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("sync %s: %w", f.Name(), err)
-		}
-	}
-	return nil
+	return d.WriteFileSync(MappingsFile, data, 0o644)
 }
 
 // bitmap marks the ranges in use; n ranges, at most 65535 (8 KiB).

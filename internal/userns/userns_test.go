@@ -194,6 +194,9 @@ func TestNewRefusesBadFiles(t *testing.T) {
 	good := `{"uidMappings":[{"hostId":65536,"containerId":0,"length":65536}],"gidMappings":[{"hostId":65536,"containerId":0,"length":65536}]}`
 	for _, tc := range []struct{ name, content, err string }{
 		{"not json", "{", "invalid user namespace mappings file"},
+		// Written durably, the file is never empty after a crash: empty,
+		// it was tampered with, and its range must not be handed out again.
+		{"empty", "", "invalid user namespace mappings file"},
 		{"two mappings", `{"uidMappings":[{"hostId":65536,"length":65536},{"hostId":131072,"length":65536}],"gidMappings":[]}`, "no more than one mapping allowed"},
 		{"uid and gid differ", `{"uidMappings":[{"hostId":65536,"length":65536}],"gidMappings":[{"hostId":131072,"length":65536}]}`, "GID and UID mapping should be identical"},
 		{"root not mapped", `{"uidMappings":[{"hostId":65536,"containerId":1,"length":65536}],"gidMappings":[{"hostId":65536,"containerId":1,"length":65536}]}`, "UID 0 must be mapped"},

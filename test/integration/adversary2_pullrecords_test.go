@@ -25,7 +25,7 @@ func TestAdversary2PrivateImageAcrossNamespaces(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	reg.trust(t, n)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc)
 	ctx := context.Background()
 	for _, ns := range []string{"owner", "tenant"} {

@@ -20,13 +20,8 @@ import (
 // delete-and-recreate would stack another pod's worth on the node.
 func TestAdversary3DeletedPodHoldsItsPlace(t *testing.T) {
 	t.Parallel()
-	cp := newControlPlane(t)
-	n := newNode(t)
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"), "--max-pods", "1")
+	cp, n := newClusterNode(t, "--max-pods", "1")
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	newPod := func(name string) *v1.Pod {
 		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: ptr.To[int64](3600),

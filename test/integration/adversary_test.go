@@ -77,13 +77,11 @@ func TestAPIPodClaimingToBeStatic(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	n.writeManifest("victim.yaml", podManifest("victim", "default", "Always", "exec sleep 3600"))
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"),
+	n.startKnode("--kubeconfig", cp.nodeKubeconfig(t, n),
 		"--feature-gates", "ContainerCheckpoint=false")
 	n.waitRunning("default", "victim", "main")
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	victimManifest := filepath.Join(n.manifests, "victim.yaml")
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "tenant", Namespace: "default", Annotations: map[string]string{
 		"kubernetes.io/config.source":      "file",
@@ -127,13 +125,8 @@ func TestAPIPodClaimingToBeStatic(t *testing.T) {
 // (the kubelet evicts such a pod); knode accepted it and ignored it.
 func TestEmptyDirSizeLimitEvicts(t *testing.T) {
 	t.Parallel()
-	cp := newControlPlane(t)
-	n := newNode(t)
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+	cp, n := newClusterNode(t)
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	limit := resource.MustParse("1Mi")
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: new(int64),

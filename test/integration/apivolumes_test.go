@@ -192,13 +192,11 @@ func TestAPIObjectVolumesAreReadOnlyOnTmpfsAndRepaired(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc, "--sync-frequency", "2s")
 	ctx := context.Background()
 	// (No controller-manager runs: the default ServiceAccount is made here.)
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	if _, err := cp.core.ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"},
 		Data: map[string]string{"a": "first", "b": "nested"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

@@ -95,11 +95,38 @@ func (cp *controlPlane) kubeconfig(t *testing.T, name, user string, groups ...st
 	return path
 }
 
+// nodeKubeconfig is a kubeconfig with node n's own identity
+// (system:node:<name> in system:nodes), as the kubelet's.
+func (cp *controlPlane) nodeKubeconfig(t *testing.T, n *node) string {
+	return cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+}
+
+// defaultServiceAccount makes the "default" ServiceAccount of namespace
+// default, which kube-controller-manager would (none runs in these tests).
+func (cp *controlPlane) defaultServiceAccount(t *testing.T) {
+	t.Helper()
+	_, err := cp.core.ServiceAccounts("default").Create(context.Background(), &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+}
+
+// newClusterNode is a control plane with knode running as its node (extra
+// flags added) and the default ServiceAccount made.
+func newClusterNode(t *testing.T, extra ...string) (*controlPlane, *node) {
+	t.Helper()
+	cp := newControlPlane(t)
+	n := newNode(t)
+	n.startKnode(append([]string{"--kubeconfig", cp.nodeKubeconfig(t, n)}, extra...)...)
+	cp.defaultServiceAccount(t)
+	return cp, n
+}
+
 func TestClusterNodeRegistration(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc, "--node-labels", "example.com/role=test", "--device-plugin-grace-period", "3s", "--sync-frequency", "2s")
 	ctx := context.Background()
 	var node *v1.Node
@@ -184,9 +211,7 @@ func TestClusterNodeRegistration(t *testing.T) {
 
 	// Pods bound to the node run, report status, and are deleted with grace.
 	// (No controller-manager runs: the default ServiceAccount is made here.)
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	// ConfigMap and Secret volumes, and the projected service account token
 	// the API server adds (kube-root-ca.crt is published by the
 	// controller-manager, which does not run here: the test makes it).
@@ -316,7 +341,7 @@ func TestClusterAuthenticationAndAuthorization(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	n := newNodeWithCRIU(t, criu41(t))
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	nodeIP := routableIP(t)
 	srvCrt, srvKey := issue(t, cp.PKI, n.name+"-serving", n.name, []net.IP{net.ParseIP("127.0.0.1"), nodeIP})
 	n.startKnode("--kubeconfig", kc, "--address", "0.0.0.0", "--node-ip", nodeIP.String(),
@@ -490,7 +515,7 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 	a, b := newNode(t), newNode(t)
 	var kubeconfigs []string
 	for _, n := range []*node{a, b} {
-		kubeconfigs = append(kubeconfigs, cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+		kubeconfigs = append(kubeconfigs, cp.nodeKubeconfig(t, n))
 		n.startKnode("--kubeconfig", kubeconfigs[len(kubeconfigs)-1])
 	}
 	// Two agents on one machine are two nodes.
@@ -498,9 +523,7 @@ func TestClusterOutagesAndSeveralNodes(t *testing.T) {
 		n.eventually(60*time.Second, n.name+" Ready", func() bool { ok, _ := nodeReady(cp, n.name); return ok })
 	}
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "survivor", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: a.name, AutomountServiceAccountToken: new(bool),
 			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}
@@ -581,7 +604,7 @@ func TestClusterEviction(t *testing.T) {
 	cp := newControlPlane(t)
 	n := newNode(t)
 	n.writeManifest("static.yaml", podManifest("static", "default", "Always", "exec sleep 3600"))
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"),
+	n.startKnode("--kubeconfig", cp.nodeKubeconfig(t, n),
 		"--eviction-hard", "memory.available<100Ti")
 	ctx := context.Background()
 	n.eventually(60*time.Second, "MemoryPressure True in the node status", func() bool {
@@ -596,9 +619,7 @@ func TestClusterEviction(t *testing.T) {
 		}
 		return false
 	})
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	// A Burstable pod (it requests CPU) is admitted, then evicted: it uses
 	// more memory than it requests. (A memory request would not fit: the
 	// threshold leaves no allocatable memory, and admission says OutOfmemory.)

@@ -96,7 +96,7 @@ func TestClusterWorkloadEnvironment(t *testing.T) {
 		return err == nil
 	})
 
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc, "--sync-frequency", "5m", "--cluster-dns", "10.0.0.10", "--cluster-domain", "cluster.local")
 
 	grace := int64(1)

@@ -45,7 +45,7 @@ spec:
     image: `+busybox+`
     command: ["sh", "-c", "exec sleep 3600"]
 `)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	srvCrt, srvKey := issue(t, cp.PKI, n.name+"-serving", n.name, controlplane.Loopback())
 	n.startKnode("--kubeconfig", kc, "--authentication-token-webhook", "--authorization-mode", "Webhook",
 		"--client-ca-file", cp.PKI.CAFile, "--tls-cert-file", srvCrt, "--tls-private-key-file", srvKey)

@@ -22,12 +22,10 @@ func TestEnvSourcesFromTheAPIServer(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc, "--sync-frequency", "2s")
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	if _, err := cp.core.ConfigMaps("default").Create(ctx, &v1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "settings"},
 		Data:       map[string]string{"MODE": "fast", "LEVEL": "3", "OVERRIDDEN": "from-cm"},
 		BinaryData: map[string][]byte{"BLOB": []byte("binary")}}, metav1.CreateOptions{}); err != nil {

@@ -15,13 +15,8 @@ import (
 // reason Evicted with its message.
 func TestClusterEphemeralStorageLimit(t *testing.T) {
 	t.Parallel()
-	cp := newControlPlane(t)
-	n := newNode(t)
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
+	cp, n := newClusterNode(t)
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	pod := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "filler", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: ptr.To[int64](1),
 			Containers: []v1.Container{{Name: "main", Image: busybox,

@@ -72,7 +72,7 @@ func TestClusterAdmissionAndLifecycle(t *testing.T) {
 	t.Parallel()
 	cp := newControlPlane(t)
 	n := newNode(t)
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"),
+	n.startKnode("--kubeconfig", cp.nodeKubeconfig(t, n),
 		"--kube-reserved", "cpu=500m,memory=1Gi", "--system-reserved", "memory=512Mi,ephemeral-storage=1Gi",
 		"--eviction-hard", "memory.available<100Mi,nodefs.available<10%", "--max-pods", "20")
 	ctx := context.Background()
@@ -102,9 +102,7 @@ func TestClusterAdmissionAndLifecycle(t *testing.T) {
 	if alloc.Cpu().Cmp(wantCPU) != 0 || alloc.Memory().Cmp(wantMem) != 0 || eph.IsZero() || allocEph.Cmp(wantEph) != 0 || alloc.Pods().Value() != 20 || capa.Pods().Value() != 20 {
 		t.Fatalf("capacity %v allocatable %v; want cpu %s memory %s ephemeral-storage %s pods 20", capa, alloc, wantCPU.String(), wantMem.String(), wantEph.String())
 	}
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	mk := func(name string, mutate func(*v1.Pod)) {
 		p := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: ptr.To[int64](1),

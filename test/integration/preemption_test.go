@@ -95,13 +95,8 @@ func TestCriticalStaticPodPreemptsLowerQoS(t *testing.T) {
 // condition, and the Preempting event from the kubelet.
 func TestClusterStaticPodPreemptsAPIPod(t *testing.T) {
 	t.Parallel()
-	cp := newControlPlane(t)
-	n := newNode(t)
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"), "--max-pods", "1")
+	cp, n := newClusterNode(t, "--max-pods", "1")
 	ctx := context.Background()
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	victim := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "victim", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), TerminationGracePeriodSeconds: ptr.To[int64](1),
 			Containers: []v1.Container{{Name: "main", Image: busybox, Command: []string{"sleep", "3600"}}}}}

@@ -262,7 +262,7 @@ func TestPullFromPrivateRegistry(t *testing.T) {
 		dockerConfigJSON(reg.host+"/private/node", registryUser, registryPassword), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kc)
 	ctx := context.Background()
 	for _, s := range []*v1.Secret{

@@ -30,13 +30,11 @@ func newResizeCluster(t *testing.T) *resizeCluster {
 	root := testCgroupRoot(t)
 	cp := newControlPlane(t)
 	n := newNode(t)
-	kc := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kc := cp.nodeKubeconfig(t, n)
 	c := &resizeCluster{t: t, ctx: context.Background(), cp: cp, n: n, root: root,
 		args: []string{"--kubeconfig", kc, "--sync-frequency", "3s", "--cgroup-root", root}}
 	n.startKnode(c.args...)
-	if _, err := cp.core.ServiceAccounts("default").Create(c.ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	return c
 }
 

@@ -85,9 +85,7 @@ func TestClusterRestorePeersAndGate(t *testing.T) {
 	}
 
 	// API pods with the gate off: refused, the spoofed source included.
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	for _, name := range []string{"api-restore", "api-claims-static"} {
 		ann := map[string]string{"checkpoint.knode.io/restore-main": archive}
 		if name == "api-claims-static" {

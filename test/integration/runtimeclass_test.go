@@ -28,10 +28,8 @@ func TestRuntimeClassHandler(t *testing.T) {
 		&nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "heavy"}, Handler: "runc",
 			Overhead: &nodev1.Overhead{PodFixed: v1.ResourceList{v1.ResourceCPU: resource.MustParse("1000")}}})
 	n.writeManifest("static-class.yaml", securityPod("static-class", busybox, "  runtimeClassName: runc-class\n", ""))
-	n.startKnode("--kubeconfig", cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes"))
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	n.startKnode("--kubeconfig", cp.nodeKubeconfig(t, n))
+	cp.defaultServiceAccount(t)
 	pod := func(name, class string) *v1.Pod {
 		return &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
 			Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), RuntimeClassName: &class,

@@ -129,11 +129,9 @@ func TestUserNamespaces(t *testing.T) {
 	ctx := context.Background()
 	cp.createRuntimeClasses(t, &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "userns"}, Handler: usernsHandler})
 	n.writeManifest("userns.yaml", usernsPodManifest("userns"))
-	kubeconfig := cp.kubeconfig(t, n.name, "system:node:"+n.name, "system:nodes")
+	kubeconfig := cp.nodeKubeconfig(t, n)
 	n.startKnode("--kubeconfig", kubeconfig)
-	if _, err := cp.core.ServiceAccounts("default").Create(ctx, &v1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	cp.defaultServiceAccount(t)
 	no := false
 	refused := &v1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "default-handler", Namespace: "default"},
 		Spec: v1.PodSpec{NodeName: n.name, AutomountServiceAccountToken: new(bool), HostUsers: &no, TerminationGracePeriodSeconds: new(int64),
